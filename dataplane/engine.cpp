@@ -1,0 +1,119 @@
+#include "engine.hpp"
+
+#include <rte_prefetch.h>
+
+#include "eth_output.hpp"
+#include "parse.hpp"
+#include "rewrite.hpp"
+
+namespace tp {
+namespace {
+
+// Packets ahead of the one being parsed whose first cache line is prefetched.
+constexpr uint16_t kPrefetchAhead = 4;
+
+}  // namespace
+
+void Engine::except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r) {
+  c_.reasons[static_cast<std::size_t>(r)].add(1);
+  if (is_drop(r)) {
+    port.dropped.add(1);
+    out.drop.push(m, r);
+  } else {
+    port.punted.add(1);
+    out.punt.push(m, r);
+  }
+}
+
+void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now, EngineOutput& out) {
+  const Topology& topo = *t_.topology->get();
+  const PortInfo& port_info = topo.ports[in_port % kMaxPorts];
+  PortCounters& in = c_.ports[in_port % kMaxPorts];
+
+  // 1. Classify: parse every packet, build the keys of the fast-path candidates.
+  Parsed meta[kMaxBurst];
+  Reason verdict[kMaxBurst];
+  const FlowKey4* keys4[kMaxBurst];
+  const FlowKey6* keys6[kMaxBurst];
+  uint16_t at4[kMaxBurst], at6[kMaxBurst];
+  uint16_t n4 = 0, n6 = 0;
+  uint64_t rx_bytes = 0;
+  for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  for (uint16_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
+    verdict[i] = port_info.enabled ? parse(pkts[i], in_port, port_info, meta[i]) : Reason::port_disabled;
+    rx_bytes += meta[i].ip_bytes;
+    if (verdict[i] != kCandidate) continue;
+    if (meta[i].version == 4) {
+      keys4[n4] = &meta[i].k4;
+      at4[n4++] = i;
+    } else {
+      keys6[n6] = &meta[i].k6;
+      at6[n6++] = i;
+    }
+  }
+  in.rx_packets.add(n);
+  in.rx_ip_bytes.add(rx_bytes);
+
+  // 2. Look up: one bulk lookup per family; rte_hash prefetches its own buckets.
+  FlowAction* found4[kMaxBurst];
+  FlowAction* found6[kMaxBurst];
+  FlowAction* action[kMaxBurst];
+  const uint64_t hit4 = n4 ? t_.v4->lookup_bulk(keys4, n4, found4) : 0;
+  const uint64_t hit6 = n6 ? t_.v6->lookup_bulk(keys6, n6, found6) : 0;
+  for (uint16_t j = 0; j < n4; ++j) action[at4[j]] = (hit4 >> j) & 1 ? found4[j] : nullptr;
+  for (uint16_t j = 0; j < n6; ++j) action[at6[j]] = (hit6 >> j) & 1 ? found6[j] : nullptr;
+  for (uint16_t i = 0; i < n; ++i)
+    if (verdict[i] == kCandidate && action[i]) rte_prefetch0(action[i]);
+
+  // 3. Rewrite and 4. output, in arrival order so that each flow keeps its packet order.
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (verdict[i] != kCandidate) {
+      except(out, in, m, verdict[i]);
+      continue;
+    }
+    FlowAction* a = action[i];
+    if (!a) {
+      except(out, in, m, meta[i].to_local ? Reason::local : Reason::unknown_flow);
+      continue;
+    }
+    const NextHop& nh = topo.nexthops[a->nexthop.load(std::memory_order_relaxed) % kMaxNextHops];
+    if (!nh.valid || !topo.ports[nh.port % kMaxPorts].enabled) {
+      except(out, in, m, Reason::no_nexthop);
+      continue;
+    }
+    const Parsed& p = meta[i];
+    if (p.ip_bytes > nh.mtu) {
+      except(out, in, m, Reason::too_big);
+      continue;
+    }
+    if (!eth_output_fits(m, p, nh)) {
+      except(out, in, m, Reason::no_headroom);
+      continue;
+    }
+    uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+    if (p.version == 4)
+      rewrite_ipv4(frame, p, *a);
+    else
+      rewrite_ipv6(frame, p);
+    eth_output(m, p, nh);
+
+    a->packets.store(a->packets.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    a->bytes.store(a->bytes.load(std::memory_order_relaxed) + p.ip_bytes, std::memory_order_relaxed);
+    a->last_seen.store(now, std::memory_order_relaxed);
+    in.fwd_rx_packets.add(1);
+    in.fwd_rx_bytes.add(p.ip_bytes);
+    PortCounters& eg = c_.ports[nh.port % kMaxPorts];
+    eg.fwd_tx_packets.add(1);
+    eg.fwd_tx_bytes.add(p.ip_bytes);
+
+    EngineOutput::List& q = out.tx[nh.port % kMaxPorts];
+    if (q.n == 0) out.tx_ports[out.n_tx_ports++] = static_cast<uint8_t>(nh.port % kMaxPorts);
+    q.pkts[q.n++] = m;
+  }
+  c_.bursts.add(1);
+  c_.packets.add(n);
+}
+
+}  // namespace tp

@@ -1,0 +1,77 @@
+// What the engine needs to know about ports and next hops, published by the control plane as an
+// immutable snapshot: it builds a new one, swaps the pointer, waits for a QSBR grace period, then
+// frees the old one (grout's policy tables). Workers load the pointer once per burst.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_rcu_qsbr.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace tp {
+
+inline constexpr uint16_t kMaxPorts = 16;
+inline constexpr uint16_t kMaxNextHops = 4096;
+inline constexpr uint16_t kMaxLocalAddrs = 8;
+
+struct PortInfo {
+  bool enabled = false;
+  rte_ether_addr mac{};
+  uint16_t mtu = 1500;
+  // The box's own addresses on this port: traffic to them is punted (Reason::local).
+  uint8_t n_local4 = 0;
+  uint8_t n_local6 = 0;
+  std::array<uint32_t, kMaxLocalAddrs> local4{};  // network order
+  std::array<std::array<uint8_t, 16>, kMaxLocalAddrs> local6{};
+};
+
+// Where a flow direction leaves: egress port, the MACs to write, the VLAN tag to carry (0: none)
+// and the MTU above which the kernel must handle the packet.
+struct NextHop {
+  rte_ether_addr dst_mac{};
+  rte_ether_addr src_mac{};
+  uint16_t port = 0;
+  uint16_t mtu = 1500;
+  uint16_t vlan = 0;
+  bool valid = false;
+};
+
+struct Topology {
+  std::array<PortInfo, kMaxPorts> ports{};
+  std::array<NextHop, kMaxNextHops> nexthops{};
+};
+
+// Single-writer (control thread) RCU publication of a Topology.
+class TopologyPublisher {
+ public:
+  explicit TopologyPublisher(rte_rcu_qsbr* qsv) : qsv_(qsv), current_(new Topology{}) {}
+  ~TopologyPublisher() { delete current_.load(std::memory_order_relaxed); }
+  TopologyPublisher(const TopologyPublisher&) = delete;
+  TopologyPublisher& operator=(const TopologyPublisher&) = delete;
+
+  // Worker side: valid until the worker's next quiescent-state report.
+  const Topology* get() const { return current_.load(std::memory_order_acquire); }
+
+  // Control side: a copy to edit and hand back to publish().
+  std::unique_ptr<Topology> edit() const {
+    return std::make_unique<Topology>(*current_.load(std::memory_order_relaxed));
+  }
+
+  // Release-store orders the new snapshot's contents before the pointer; the grace period
+  // guarantees no worker still reads the old one when it is freed. Blocks until every online
+  // worker has reported a quiescent state (one loop iteration).
+  void publish(std::unique_ptr<Topology> next) {
+    Topology* old = current_.exchange(next.release(), std::memory_order_acq_rel);
+    rte_rcu_qsbr_synchronize(qsv_, RTE_QSBR_THRID_INVALID);
+    delete old;
+  }
+
+ private:
+  rte_rcu_qsbr* qsv_;
+  std::atomic<Topology*> current_;
+};
+
+}  // namespace tp

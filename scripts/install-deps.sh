@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything tetherpath needs to build, test and run its lab on Debian 12.
+# Idempotent: packages already present are skipped, so both README commands call it every time.
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev clang-format
+  # libraries
+  libdpdk-dev dpdk libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
+  libyaml-cpp-dev libboost-dev libgtest-dev libbenchmark-dev
+  # lab and tests: real kernel, real clients
+  iproute2 nftables conntrack iperf3 curl dnsutils dnsmasq-base tcpdump xdp-tools ethtool procps
+  python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

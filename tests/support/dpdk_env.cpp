@@ -1,0 +1,57 @@
+#include "dpdk_env.hpp"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace tp::test {
+namespace {
+rte_mempool* g_pool = nullptr;
+}
+
+void init_eal(unsigned memory_mb) {
+  static bool done = false;
+  if (done) return;
+  std::string mem = std::to_string(memory_mb);
+  std::vector<std::string> args = {"tp-test", "--no-huge", "-m", mem, "--no-pci", "--no-shconf",
+                                   "--no-telemetry", "-l", "0", "--log-level=*:warning"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+    std::fprintf(stderr, "tests: rte_eal_init failed: %s\n", rte_strerror(rte_errno));
+    std::exit(1);
+  }
+  g_pool = rte_pktmbuf_pool_create("tp_test", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  if (!g_pool) {
+    std::fprintf(stderr, "tests: mbuf pool: %s\n", rte_strerror(rte_errno));
+    std::exit(1);
+  }
+  done = true;
+}
+
+rte_mempool* mbuf_pool() { return g_pool; }
+
+rte_mbuf* to_mbuf(const Bytes& frame) {
+  rte_mbuf* m = rte_pktmbuf_alloc(g_pool);
+  if (!m) return nullptr;
+  char* p = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));
+  if (!p) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  if (!frame.empty()) std::memcpy(p, frame.data(), frame.size());
+  return m;
+}
+
+Bytes from_mbuf(const rte_mbuf* m) {
+  auto* p = rte_pktmbuf_mtod(m, const uint8_t*);
+  return Bytes(p, p + m->data_len);
+}
+
+}  // namespace tp::test

@@ -1,0 +1,18 @@
+// DPDK for tests, the fuzzer and benchmarks: EAL on one lcore without hugepages or PCI, and
+// helpers to move bytes in and out of mbufs.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include "packet_builder.hpp"
+
+namespace tp::test {
+
+// Idempotent. `memory_mb` is the --no-huge heap; aborts with a message if EAL cannot start.
+void init_eal(unsigned memory_mb = 512);
+rte_mempool* mbuf_pool();
+
+rte_mbuf* to_mbuf(const Bytes& frame);
+Bytes from_mbuf(const rte_mbuf* m);
+
+}  // namespace tp::test
