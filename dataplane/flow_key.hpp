@@ -10,7 +10,8 @@
 
 namespace tp {
 
-struct FlowKey4 {
+// 8-byte aligned: rte_hash_crc reads keys 8 bytes at a time.
+struct alignas(8) FlowKey4 {
   uint32_t src;
   uint32_t dst;
   uint16_t sport;  // ICMP echo: the identifier
@@ -22,7 +23,7 @@ struct FlowKey4 {
 };
 static_assert(sizeof(FlowKey4) == 16 && std::has_unique_object_representations_v<FlowKey4>);
 
-struct FlowKey6 {
+struct alignas(8) FlowKey6 {
   std::array<uint8_t, 16> src;
   std::array<uint8_t, 16> dst;
   uint16_t sport;

@@ -4,6 +4,7 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <new>
 #include <string>
@@ -11,12 +12,9 @@
 namespace tp {
 namespace {
 
-// What the defer queue holds for one deleted direction.
-struct Deferred {
-  int32_t key_position;
-  uint32_t action_index;
-};
-static_assert(sizeof(Deferred) % 4 == 0, "rte_rcu_qsbr_dq element size must be a multiple of 4");
+// Deletes queued for reclaim at once. A full queue makes the control thread wait one grace
+// period (a worker loop) instead, so this bounds memory, not correctness.
+constexpr uint32_t kDeferQueueSize = 64 * 1024;
 
 std::size_t heap_used(int socket_id) {
   rte_malloc_socket_stats st{};
@@ -46,32 +44,30 @@ std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t ca
   t->hash_ = rte_hash_create(&hp);
   if (!t->hash_) return nullptr;
 
+  const uint32_t slots = static_cast<uint32_t>(rte_hash_max_key_id(t->hash_)) + 1;
   t->actions_ = static_cast<FlowAction*>(
-      rte_zmalloc_socket("flow_actions", sizeof(FlowAction) * capacity, 64, socket_id));
+      rte_zmalloc_socket("flow_actions", sizeof(FlowAction) * slots, RTE_CACHE_LINE_SIZE, socket_id));
   if (!t->actions_) {
     rte_errno = ENOMEM;
     return nullptr;
   }
-  for (uint32_t i = 0; i < capacity; ++i) new (&t->actions_[i]) FlowAction();
+  for (uint32_t i = 0; i < slots; ++i) new (&t->actions_[i]) FlowAction();
   t->capacity_ = capacity;
+  t->qsv_ = qsv;
 
-  std::string dq_name = std::string(name) + "_dq";
+  const std::string dq_name = std::string(name) + "_dq";
   rte_rcu_qsbr_dq_parameters dp{};
   dp.name = dq_name.c_str();
   dp.flags = RTE_RCU_QSBR_DQ_MT_UNSAFE;  // single writer
-  dp.size = capacity;
-  dp.esize = sizeof(Deferred);
-  dp.trigger_reclaim_limit = 0;  // try a non-blocking reclaim on every delete
+  dp.size = std::min(capacity, kDeferQueueSize);
+  dp.esize = sizeof(int32_t);            // the deleted key's position
+  dp.trigger_reclaim_limit = 0;          // try a non-blocking reclaim on every delete
   dp.max_reclaim_size = 32;
   dp.free_fn = &FlowTable::free_deferred;
   dp.p = t.get();
   dp.v = qsv;
-  t->qsv_ = qsv;
   t->dq_ = rte_rcu_qsbr_dq_create(&dp);
   if (!t->dq_) return nullptr;
-
-  t->free_actions_.reserve(capacity);
-  for (uint32_t i = capacity; i-- > 0;) t->free_actions_.push_back(i);
   t->memory_bytes_ = heap_used(socket_id) - before;
   return t;
 }
@@ -86,74 +82,78 @@ FlowTable<F>::~FlowTable() {
 template <class F>
 void FlowTable<F>::free_deferred(void* self, void* elems, unsigned int n) {
   auto* t = static_cast<FlowTable*>(self);
-  auto* d = static_cast<Deferred*>(elems);
-  for (unsigned int i = 0; i < n; ++i) {
-    rte_hash_free_key_with_position(t->hash_, d[i].key_position);
-    t->free_actions_.push_back(d[i].action_index);
-  }
+  auto* positions = static_cast<int32_t*>(elems);
+  for (unsigned int i = 0; i < n; ++i) rte_hash_free_key_with_position(t->hash_, positions[i]);
 }
 
 template <class F>
 void FlowTable<F>::reclaim() {
   unsigned int freed, pending, available;
-  rte_rcu_qsbr_dq_reclaim(dq_, capacity_, &freed, &pending, &available);
+  rte_rcu_qsbr_dq_reclaim(dq_, UINT32_MAX, &freed, &pending, &available);
 }
 
+// Every online worker reports a quiescent state once per loop, so this waits microseconds.
 template <class F>
-int FlowTable<F>::alloc_action(const FlowAction& a, FlowAction** out) {
-  if (free_actions_.empty()) reclaim();
-  if (free_actions_.empty() && size_ < capacity_) {
-    // Everything free is still in its grace period: wait for one (every online worker reports a
-    // quiescent state once per loop) rather than refuse the flow.
-    rte_rcu_qsbr_synchronize(qsv_, RTE_QSBR_THRID_INVALID);
-    reclaim();
+void FlowTable<F>::wait_grace_period() {
+  rte_rcu_qsbr_synchronize(qsv_, RTE_QSBR_THRID_INVALID);
+  reclaim();
+}
+
+// Adds `key` with no action yet (workers treat it as a miss) and writes its action into the
+// slot rte_hash chose. Returns the position or a negative errno.
+template <class F>
+int FlowTable<F>::add_key(const Key& key, const FlowAction& action) {
+  int32_t pos = rte_hash_add_key(hash_, &key);
+  if (pos == -ENOSPC) {
+    // Free slots may all be waiting out a grace period.
+    wait_grace_period();
+    pos = rte_hash_add_key(hash_, &key);
   }
-  if (free_actions_.empty()) return -ENOSPC;
-  FlowAction* slot = &actions_[free_actions_.back()];
-  free_actions_.pop_back();
-  *slot = a;  // counters start at zero
-  *out = slot;
-  return 0;
+  if (pos < 0) return pos;
+  actions_[pos] = action;  // counters start at zero
+  return pos;
+}
+
+// The action was fully written before this store; add_key_data on a present key replaces its
+// data with a release store, so a worker that sees the pointer sees the action.
+template <class F>
+void FlowTable<F>::publish(const Key& key, int32_t position) {
+  rte_hash_add_key_data(hash_, &key, &actions_[position]);
 }
 
 template <class F>
 int FlowTable<F>::insert(const Key& orig, const FlowAction& orig_action, const Key& reply,
                          const FlowAction& reply_action) {
-  if (rte_hash_lookup(hash_, &orig) >= 0 || rte_hash_lookup(hash_, &reply) >= 0) return -EEXIST;
   if (orig == reply) return -EINVAL;
-  FlowAction* a = nullptr;
-  FlowAction* b = nullptr;
-  if (int rc = alloc_action(orig_action, &a); rc < 0) return rc;
-  if (int rc = alloc_action(reply_action, &b); rc < 0) {
-    free_actions_.push_back(static_cast<uint32_t>(a - actions_));
-    return rc;
+  if (rte_hash_lookup(hash_, &orig) >= 0 || rte_hash_lookup(hash_, &reply) >= 0) return -EEXIST;
+  const int a = add_key(orig, orig_action);
+  if (a < 0) return a;
+  const int b = add_key(reply, reply_action);
+  if (b < 0) {
+    // Never published, but a worker may have found the key (with no action): defer the free.
+    rte_hash_del_key(hash_, &orig);
+    defer_free(a);
+    return b;
   }
-  // The action is fully written before add_key_data, which publishes the entry with release
-  // ordering; a worker that finds the key therefore sees the action's contents.
-  if (int rc = rte_hash_add_key_data(hash_, &orig, a); rc < 0) {
-    free_actions_.push_back(static_cast<uint32_t>(a - actions_));
-    free_actions_.push_back(static_cast<uint32_t>(b - actions_));
-    return rc;
-  }
-  ++size_;
-  if (int rc = rte_hash_add_key_data(hash_, &reply, b); rc < 0) {
-    remove_one(orig);  // `a` may already be in use by a worker: it goes through the defer queue
-    free_actions_.push_back(static_cast<uint32_t>(b - actions_));
-    return rc;
-  }
-  ++size_;
+  publish(orig, a);
+  publish(reply, b);
+  size_ += 2;
   return 0;
 }
 
 template <class F>
+void FlowTable<F>::defer_free(int32_t position) {
+  if (rte_rcu_qsbr_dq_enqueue(dq_, &position) != 0) {
+    wait_grace_period();
+    rte_rcu_qsbr_dq_enqueue(dq_, &position);  // the queue was just drained
+  }
+}
+
+template <class F>
 int FlowTable<F>::remove_one(const Key& key) {
-  void* data = nullptr;
-  if (rte_hash_lookup_data(hash_, &key, &data) < 0) return -ENOENT;
   const int32_t pos = rte_hash_del_key(hash_, &key);
   if (pos < 0) return pos;
-  Deferred d{pos, static_cast<uint32_t>(static_cast<FlowAction*>(data) - actions_)};
-  // The queue has one place per key slot and a slot is queued at most once, so this cannot fail.
-  rte_rcu_qsbr_dq_enqueue(dq_, &d);
+  defer_free(pos);
   --size_;
   return 0;
 }

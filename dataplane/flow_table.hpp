@@ -1,10 +1,12 @@
 // The fast-path flow table of one address family: an rte_hash with lock-free reader concurrency
-// mapping each flow direction's key to a FlowAction in a preallocated array.
+// mapping each flow direction's key to a FlowAction. Actions live in an array indexed by the
+// key's rte_hash position, so a key slot and its action are allocated and freed together and no
+// second allocator exists.
 //
 // Threads: any number of workers call lookup_bulk(); exactly one control thread calls everything
-// else. Workers never block. A deleted entry's key slot and action are reclaimed only after every
-// registered worker has reported a quiescent state (rte_rcu_qsbr defer queue), so a worker that
-// found an action before the delete can finish its burst with it.
+// else. Workers never block. A deleted entry's key slot (and so its action) is reused only after
+// every registered worker has reported a quiescent state (rte_rcu_qsbr defer queue), so a worker
+// that found an action before the delete can finish its burst with it.
 #pragma once
 
 #include <rte_hash.h>
@@ -12,7 +14,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 #include "flow_action.hpp"
 #include "flow_key.hpp"
@@ -32,11 +33,16 @@ class FlowTable {
   FlowTable& operator=(const FlowTable&) = delete;
 
   // Worker side. `n` <= RTE_HASH_LOOKUP_BULK_MAX. Bit i of the returned mask is set when keys[i]
-  // was found; actions[i] is then valid until the caller's next quiescent-state report.
+  // was found; actions[i] is then valid until the caller's next quiescent-state report. A key
+  // still being installed has no action yet and counts as a miss.
   uint64_t lookup_bulk(const Key** keys, uint32_t n, FlowAction** actions) const {
     uint64_t hits = 0;
     rte_hash_lookup_bulk_data(hash_, reinterpret_cast<const void**>(keys), n, &hits,
                               reinterpret_cast<void**>(actions));
+    for (uint64_t m = hits; m; m &= m - 1) {
+      const int i = __builtin_ctzll(m);
+      if (!actions[i]) hits &= ~(uint64_t{1} << i);
+    }
     return hits;
   }
 
@@ -71,14 +77,16 @@ class FlowTable {
 
  private:
   FlowTable() = default;
-  int alloc_action(const FlowAction& a, FlowAction** out);
+  int add_key(const Key& key, const FlowAction& action);
+  void publish(const Key& key, int32_t position);
+  void defer_free(int32_t position);
+  void wait_grace_period();
   static void free_deferred(void* self, void* elems, unsigned int n);
 
   rte_hash* hash_ = nullptr;
   rte_rcu_qsbr* qsv_ = nullptr;
   rte_rcu_qsbr_dq* dq_ = nullptr;
-  FlowAction* actions_ = nullptr;
-  std::vector<uint32_t> free_actions_;  // control thread only
+  FlowAction* actions_ = nullptr;  // indexed by rte_hash key position
   uint32_t capacity_ = 0;
   uint32_t size_ = 0;
   std::size_t memory_bytes_ = 0;

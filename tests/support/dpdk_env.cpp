@@ -37,6 +37,12 @@ void init_eal(unsigned memory_mb) {
 
 rte_mempool* mbuf_pool() { return g_pool; }
 
+void shutdown_eal() {
+  rte_mempool_free(g_pool);
+  g_pool = nullptr;
+  rte_eal_cleanup();
+}
+
 rte_mbuf* to_mbuf(const Bytes& frame) {
   rte_mbuf* m = rte_pktmbuf_alloc(g_pool);
   if (!m) return nullptr;

@@ -11,6 +11,8 @@ namespace tp::test {
 // Idempotent. `memory_mb` is the --no-huge heap; aborts with a message if EAL cannot start.
 void init_eal(unsigned memory_mb = 512);
 rte_mempool* mbuf_pool();
+// Frees the pool and EAL's memory, so LeakSanitizer sees only the project's own leaks.
+void shutdown_eal();
 
 rte_mbuf* to_mbuf(const Bytes& frame);
 Bytes from_mbuf(const rte_mbuf* m);
