@@ -19,7 +19,8 @@ constexpr uint32_t word_delta(uint16_t old_word, uint16_t new_word) {
 }
 
 constexpr uint32_t addr_delta(uint32_t old_addr, uint32_t new_addr) {
-  return word_delta(old_addr >> 16, new_addr >> 16) + word_delta(old_addr & 0xffff, new_addr & 0xffff);
+  return word_delta(old_addr >> 16, new_addr >> 16) +
+         word_delta(old_addr & 0xffff, new_addr & 0xffff);
 }
 
 // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). `delta` is a folded sum of word_delta() terms.

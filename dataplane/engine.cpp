@@ -25,7 +25,8 @@ void Engine::except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r
   }
 }
 
-void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now, EngineOutput& out) {
+void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
+                     EngineOutput& out) {
   const Topology& topo = *t_.topology->get();
   const PortInfo& port_info = topo.ports[in_port % kMaxPorts];
   PortCounters& in = c_.ports[in_port % kMaxPorts];
@@ -38,10 +39,12 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   uint16_t at4[kMaxBurst], at6[kMaxBurst];
   uint16_t n4 = 0, n6 = 0;
   uint64_t rx_bytes = 0;
-  for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
+  for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i)
+    rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetchAhead], void*));
-    verdict[i] = port_info.enabled ? parse(pkts[i], in_port, port_info, meta[i]) : Reason::port_disabled;
+    verdict[i] =
+        port_info.enabled ? parse(pkts[i], in_port, port_info, meta[i]) : Reason::port_disabled;
     rx_bytes += meta[i].ip_bytes;
     if (verdict[i] != kCandidate) continue;
     if (meta[i].version == 4) {
@@ -100,7 +103,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
     eth_output(m, p, nh);
 
     a->packets.store(a->packets.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    a->bytes.store(a->bytes.load(std::memory_order_relaxed) + p.ip_bytes, std::memory_order_relaxed);
+    a->bytes.store(a->bytes.load(std::memory_order_relaxed) + p.ip_bytes,
+                   std::memory_order_relaxed);
     a->last_seen.store(now, std::memory_order_relaxed);
     in.fwd_rx_packets.add(1);
     in.fwd_rx_bytes.add(p.ip_bytes);

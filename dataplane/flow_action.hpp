@@ -34,12 +34,16 @@ struct FlowAction {
   // one queue), read by the control plane: single writer, so plain relaxed load+store, no RMW.
   std::atomic<uint32_t> last_seen{0};  // the worker's coarse clock at the last packet
   std::atomic<uint64_t> packets{0};
-  std::atomic<uint64_t> bytes{0};      // IP bytes (total length), link-layer headers excluded
+  std::atomic<uint64_t> bytes{0};  // IP bytes (total length), link-layer headers excluded
 
   FlowAction() = default;
   FlowAction(const FlowAction& o)
-      : nat_addr(o.nat_addr), nat_port(o.nat_port), l3_delta(o.l3_delta), l4_delta(o.l4_delta),
-        rewrite(o.rewrite), nexthop(o.nexthop.load(std::memory_order_relaxed)) {}
+      : nat_addr(o.nat_addr),
+        nat_port(o.nat_port),
+        l3_delta(o.l3_delta),
+        l4_delta(o.l4_delta),
+        rewrite(o.rewrite),
+        nexthop(o.nexthop.load(std::memory_order_relaxed)) {}
   FlowAction& operator=(const FlowAction& o) {
     nat_addr = o.nat_addr;
     nat_port = o.nat_port;

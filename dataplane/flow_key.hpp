@@ -17,8 +17,8 @@ struct alignas(8) FlowKey4 {
   uint16_t sport;  // ICMP echo: the identifier
   uint16_t dport;  // ICMP echo: the type (8 request, 0 reply), so requests and replies differ
   uint8_t proto;
-  uint8_t port;    // ingress port index
-  uint16_t vlan;   // 0: untagged
+  uint8_t port;   // ingress port index
+  uint16_t vlan;  // 0: untagged
   bool operator==(const FlowKey4&) const = default;
 };
 static_assert(sizeof(FlowKey4) == 16 && std::has_unique_object_representations_v<FlowKey4>);

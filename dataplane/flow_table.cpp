@@ -45,8 +45,8 @@ std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t ca
   if (!t->hash_) return nullptr;
 
   const uint32_t slots = static_cast<uint32_t>(rte_hash_max_key_id(t->hash_)) + 1;
-  t->actions_ = static_cast<FlowAction*>(
-      rte_zmalloc_socket("flow_actions", sizeof(FlowAction) * slots, RTE_CACHE_LINE_SIZE, socket_id));
+  t->actions_ = static_cast<FlowAction*>(rte_zmalloc_socket(
+      "flow_actions", sizeof(FlowAction) * slots, RTE_CACHE_LINE_SIZE, socket_id));
   if (!t->actions_) {
     rte_errno = ENOMEM;
     return nullptr;
@@ -60,8 +60,8 @@ std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t ca
   dp.name = dq_name.c_str();
   dp.flags = RTE_RCU_QSBR_DQ_MT_UNSAFE;  // single writer
   dp.size = std::min(capacity, kDeferQueueSize);
-  dp.esize = sizeof(int32_t);            // the deleted key's position
-  dp.trigger_reclaim_limit = 0;          // try a non-blocking reclaim on every delete
+  dp.esize = sizeof(int32_t);    // the deleted key's position
+  dp.trigger_reclaim_limit = 0;  // try a non-blocking reclaim on every delete
   dp.max_reclaim_size = 32;
   dp.free_fn = &FlowTable::free_deferred;
   dp.p = t.get();

@@ -59,7 +59,8 @@ inline Reason parse_l4(const uint8_t* l4, uint32_t avail, uint8_t proto, uint16_
       if (avail < sizeof(rte_tcp_hdr)) return Reason::malformed;
       const uint8_t doff = l4[12] >> 4;
       if (doff < 5 || doff * 4u > avail) return Reason::malformed;
-      if (l4[13] & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG)) return Reason::tcp_control;
+      if (l4[13] & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG))
+        return Reason::tcp_control;
       sport = load16(l4);
       dport = load16(l4 + 2);
       return kCandidate;
@@ -151,8 +152,14 @@ inline Reason ipv6_ext_reason(const uint8_t* ext, uint32_t avail, uint8_t next) 
     switch (next) {
       case IPPROTO_FRAGMENT:
         return avail < 8 ? Reason::malformed : Reason::fragment;
-      case IPPROTO_HOPOPTS: case IPPROTO_ROUTING: case IPPROTO_DSTOPTS: case 135: case 139:
-      case 140: case 253: case 254:
+      case IPPROTO_HOPOPTS:
+      case IPPROTO_ROUTING:
+      case IPPROTO_DSTOPTS:
+      case 135:
+      case 139:
+      case 140:
+      case 253:
+      case 254:
         if (avail < 8) return Reason::malformed;
         len = (ext[1] + 1u) * 8;
         break;
@@ -173,8 +180,16 @@ inline Reason ipv6_ext_reason(const uint8_t* ext, uint32_t avail, uint8_t next) 
 
 inline bool ipv6_is_ext_header(uint8_t next) {
   switch (next) {
-    case IPPROTO_HOPOPTS: case IPPROTO_ROUTING: case IPPROTO_FRAGMENT: case IPPROTO_DSTOPTS:
-    case IPPROTO_AH: case 135: case 139: case 140: case 253: case 254:
+    case IPPROTO_HOPOPTS:
+    case IPPROTO_ROUTING:
+    case IPPROTO_FRAGMENT:
+    case IPPROTO_DSTOPTS:
+    case IPPROTO_AH:
+    case 135:
+    case 139:
+    case 140:
+    case 253:
+    case 254:
       return true;
     default:
       return false;
@@ -192,7 +207,8 @@ inline Reason parse_ipv6(const uint8_t* ip, uint32_t avail, const PortInfo& port
   if (ipv6_non_global(h->src_addr) || ipv6_non_global(h->dst_addr)) return Reason::ipv6_non_global;
   p.to_local = ipv6_is_local(port, h->dst_addr);
   const uint32_t payload = total - sizeof(rte_ipv6_hdr);
-  if (ipv6_is_ext_header(h->proto)) return ipv6_ext_reason(ip + sizeof(rte_ipv6_hdr), payload, h->proto);
+  if (ipv6_is_ext_header(h->proto))
+    return ipv6_ext_reason(ip + sizeof(rte_ipv6_hdr), payload, h->proto);
   p.proto = h->proto;
   p.l4_off = static_cast<uint16_t>(p.l3_off + sizeof(rte_ipv6_hdr));
   std::memcpy(p.k6.src.data(), h->src_addr, 16);

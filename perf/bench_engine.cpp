@@ -35,18 +35,25 @@ struct Fixture {
     templates.resize(size_t{flows} * kFrameLen);
     for (uint32_t i = 0; i < flows; ++i) {
       const uint32_t client = 0x0a000000u + i;  // 10.0.0.0/8: one client address per flow
-      const std::string client_s = std::to_string(client >> 24) + "." + std::to_string(client >> 16 & 255) +
-                                   "." + std::to_string(client >> 8 & 255) + "." + std::to_string(client & 255);
-      // NAT ports repeat every 60000 flows; the server address changes then, keeping replies unique.
+      const std::string client_s =
+          std::to_string(client >> 24) + "." + std::to_string(client >> 16 & 255) + "." +
+          std::to_string(client >> 8 & 255) + "." + std::to_string(client & 255);
+      // NAT ports repeat every 60000 flows; the server address changes then, keeping replies
+      // unique.
       const uint32_t server = 0xcb007100u + i / 60000;
-      const std::string server_s = "203.0." + std::to_string(server >> 8 & 255) + "." + std::to_string(server & 255);
+      const std::string server_s =
+          "203.0." + std::to_string(server >> 8 & 255) + "." + std::to_string(server & 255);
       const uint16_t nat_port = static_cast<uint16_t>(1024 + i % 60000);
       if (h->add_masquerade4(17, client_s, 40000, server_s, 443, nat_port) != 0) {
         ok = false;
         return;
       }
-      const Bytes f = PacketBuilder().eth(lab::kWifiClientMac, lab::kWifiMac).ipv4(client_s, server_s)
-                          .udp(40000, 443).payload(kFrameLen - 42).build();
+      const Bytes f = PacketBuilder()
+                          .eth(lab::kWifiClientMac, lab::kWifiMac)
+                          .ipv4(client_s, server_s)
+                          .udp(40000, 443)
+                          .payload(kFrameLen - 42)
+                          .build();
       std::memcpy(&templates[size_t{i} * kFrameLen], f.data(), kFrameLen);
     }
     std::mt19937 rng(42);
@@ -63,7 +70,8 @@ struct Fixture {
       rte_mbuf* m = mbufs[j];
       m->data_off = RTE_PKTMBUF_HEADROOM;
       m->data_len = m->pkt_len = kFrameLen;
-      std::memcpy(rte_pktmbuf_mtod(m, void*), &templates[size_t{sequence[cursor]} * kFrameLen], kFrameLen);
+      std::memcpy(rte_pktmbuf_mtod(m, void*), &templates[size_t{sequence[cursor]} * kFrameLen],
+                  kFrameLen);
       cursor = (cursor + 1) & (kSequence - 1);
     }
   }
@@ -101,7 +109,11 @@ void BM_EngineNat44(benchmark::State& state) {
   state.counters["bytes/flow"] = static_cast<double>(fx.h->v4->memory_bytes()) / fx.n;
   state.counters["flows"] = fx.n;
 }
-BENCHMARK(BM_EngineNat44)->Arg(1000)->Arg(64 * 1024)->Arg(1000 * 1000)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_EngineNat44)
+    ->Arg(1000)
+    ->Arg(64 * 1024)
+    ->Arg(1000 * 1000)
+    ->Unit(benchmark::kNanosecond);
 
 void BM_TemplateCopyOnly(benchmark::State& state) {
   init_eal(4096);

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "dpdk_env.hpp"
 #include "checksum.hpp"
+#include "dpdk_env.hpp"
 #include "engine_harness.hpp"
 
 using namespace tp;

@@ -16,9 +16,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
     return 2;
   }
-  auto up4 = [] { return PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer); };
+  auto up4 = [] {
+    return PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer);
+  };
   auto down4 = [] { return PacketBuilder().eth(kGatewayMac, kModemMac).ipv4(kServer, kModemAddr); };
-  auto up6 = [] { return PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv6(kWifiClient6, kServer6); };
+  auto up6 = [] {
+    return PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv6(kWifiClient6, kServer6);
+  };
   const std::vector<std::pair<uint8_t, Bytes>> frames = {
       {kWifi, up4().tcp(40000, 80).payload(20).build()},
       {kModem, down4().tcp(80, 61000).payload(20).build()},
@@ -29,11 +33,20 @@ int main(int argc, char** argv) {
       {kModem, down4().icmp(3, 3).payload(28).build()},
       {kWifi, up4().ipv4_options({1, 1, 1, 1}).tcp(40000, 80).build()},
       {kWifi, up4().frag(true, 0).udp(1, 2).build()},
-      {kWifi, PacketBuilder().eth(kWifiClientMac, kWifiMac).vlan(20).ipv4(kWifiClient, kServer).udp(5353, 53).build()},
+      {kWifi, PacketBuilder()
+                  .eth(kWifiClientMac, kWifiMac)
+                  .vlan(20)
+                  .ipv4(kWifiClient, kServer)
+                  .udp(5353, 53)
+                  .build()},
       {kWifi, up6().tcp(40000, 443).payload(20).build()},
       {kWifi, up6().ipv6_ext(0).ipv6_ext(44).udp(1, 2).build()},
       {kWifi, up6().icmp6(135, 0).payload(16).build()},
-      {kWifi, PacketBuilder().eth(kWifiClientMac, "ff:ff:ff:ff:ff:ff").ethertype(0x0806).payload(28).build()},
+      {kWifi, PacketBuilder()
+                  .eth(kWifiClientMac, "ff:ff:ff:ff:ff:ff")
+                  .ethertype(0x0806)
+                  .payload(28)
+                  .build()},
   };
   int n = 0;
   for (const auto& [port, frame] : frames) {
@@ -41,7 +54,8 @@ int main(int argc, char** argv) {
     std::ofstream f(std::string(argv[1]) + "/seed-" + std::to_string(n++), std::ios::binary);
     f.put(static_cast<char>(port | 0x04));  // bit 2: repair the IPv4 header checksum
     f.put(static_cast<char>(frame.size()));
-    f.write(reinterpret_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
+    f.write(reinterpret_cast<const char*>(frame.data()),
+            static_cast<std::streamsize>(frame.size()));
   }
   std::printf("wrote %d seeds to %s\n", n, argv[1]);
   return 0;

@@ -19,15 +19,17 @@ void init_eal(unsigned memory_mb) {
   static bool done = false;
   if (done) return;
   std::string mem = std::to_string(memory_mb);
-  std::vector<std::string> args = {"tp-test", "--no-huge", "-m", mem, "--no-pci", "--no-shconf",
-                                   "--no-telemetry", "-l", "0", "--log-level=*:warning"};
+  std::vector<std::string> args = {
+      "tp-test",     "--no-huge",      "-m", mem, "--no-pci",
+      "--no-shconf", "--no-telemetry", "-l", "0", "--log-level=*:warning"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
     std::fprintf(stderr, "tests: rte_eal_init failed: %s\n", rte_strerror(rte_errno));
     std::exit(1);
   }
-  g_pool = rte_pktmbuf_pool_create("tp_test", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  g_pool =
+      rte_pktmbuf_pool_create("tp_test", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   if (!g_pool) {
     std::fprintf(stderr, "tests: mbuf pool: %s\n", rte_strerror(rte_errno));
     std::exit(1);

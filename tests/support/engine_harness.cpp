@@ -19,8 +19,8 @@ rte_ether_addr ether(const std::string& s) {
   return a;
 }
 
-void set_port(PortInfo& p, const std::string& mac_text, const std::string& v4, const std::string& v6,
-              uint16_t mtu) {
+void set_port(PortInfo& p, const std::string& mac_text, const std::string& v4,
+              const std::string& v6, uint16_t mtu) {
   p.enabled = true;
   p.mac = ether(mac_text);
   p.mtu = mtu;
@@ -86,9 +86,15 @@ int EngineHarness::add_masquerade4(uint8_t proto, const std::string& client, uin
   const bool icmp = proto == 1;
   // ICMP echo: ports carry (identifier, type); the reply's identifier is the mapped one.
   FlowKey4 orig{ip4(client), ip4(server), be16(cport), be16(icmp ? 8 : sport), proto, down_port, 0};
-  FlowKey4 reply{ip4(server), ip4(lab::kModemAddr), be16(icmp ? nat_port : sport),
-                 be16(icmp ? 0 : nat_port), proto, lab::kModem, 0};
-  FlowAction up = make_nat44_action(orig, Rewrite::snat, ip4(lab::kModemAddr), be16(nat_port), up_nh);
+  FlowKey4 reply{ip4(server),
+                 ip4(lab::kModemAddr),
+                 be16(icmp ? nat_port : sport),
+                 be16(icmp ? 0 : nat_port),
+                 proto,
+                 lab::kModem,
+                 0};
+  FlowAction up =
+      make_nat44_action(orig, Rewrite::snat, ip4(lab::kModemAddr), be16(nat_port), up_nh);
   FlowAction down = make_nat44_action(reply, Rewrite::dnat, ip4(client), be16(cport), down_nh);
   return v4->insert(orig, up, reply, down);
 }
@@ -96,9 +102,15 @@ int EngineHarness::add_masquerade4(uint8_t proto, const std::string& client, uin
 int EngineHarness::add_route6(uint8_t proto, const std::string& client, uint16_t cport,
                               const std::string& server, uint16_t sport) {
   const bool icmp = proto == 58;
-  FlowKey6 orig{ip6(client), ip6(server), be16(cport), be16(icmp ? 128 : sport), proto, lab::kWifi, 0};
-  FlowKey6 reply{ip6(server), ip6(client), be16(icmp ? cport : sport), be16(icmp ? 129 : cport),
-                 proto, lab::kModem, 0};
+  FlowKey6 orig{
+      ip6(client), ip6(server), be16(cport), be16(icmp ? 128 : sport), proto, lab::kWifi, 0};
+  FlowKey6 reply{ip6(server),
+                 ip6(client),
+                 be16(icmp ? cport : sport),
+                 be16(icmp ? 129 : cport),
+                 proto,
+                 lab::kModem,
+                 0};
   FlowAction up, down;
   up.nexthop.store(lab::kNhGateway);
   down.nexthop.store(lab::kNhWifiClient);

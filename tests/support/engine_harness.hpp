@@ -41,8 +41,8 @@ class EngineHarness {
                       const std::string& server, uint16_t sport, uint16_t nat_port,
                       uint8_t down_port = lab::kWifi, uint16_t down_nh = lab::kNhWifiClient,
                       uint16_t up_nh = lab::kNhGateway);
-  int add_route6(uint8_t proto, const std::string& client, uint16_t cport, const std::string& server,
-                 uint16_t sport);
+  int add_route6(uint8_t proto, const std::string& client, uint16_t cport,
+                 const std::string& server, uint16_t sport);
 
   // Runs one burst through the engine.
   EngineOutput& run(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now = 1);

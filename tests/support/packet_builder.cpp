@@ -19,7 +19,9 @@ void set16(Bytes& b, std::size_t at, uint16_t v) {
   b[at] = static_cast<uint8_t>(v >> 8);
   b[at + 1] = static_cast<uint8_t>(v);
 }
-uint16_t get16(const Bytes& b, std::size_t at) { return static_cast<uint16_t>(b[at] << 8 | b[at + 1]); }
+uint16_t get16(const Bytes& b, std::size_t at) {
+  return static_cast<uint16_t>(b[at] << 8 | b[at + 1]);
+}
 void append(Bytes& b, const void* p, std::size_t n) {
   auto* c = static_cast<const uint8_t*>(p);
   b.insert(b.end(), c, c + n);
@@ -49,7 +51,8 @@ uint32_t ip4(const std::string& text) {
 
 std::array<uint8_t, 16> ip6(const std::string& text) {
   std::array<uint8_t, 16> a{};
-  if (inet_pton(AF_INET6, text.c_str(), a.data()) != 1) throw std::invalid_argument("bad IPv6 " + text);
+  if (inet_pton(AF_INET6, text.c_str(), a.data()) != 1)
+    throw std::invalid_argument("bad IPv6 " + text);
   return a;
 }
 
@@ -58,8 +61,14 @@ PacketBuilder& PacketBuilder::eth(const std::string& src, const std::string& dst
   dst_mac_ = mac(dst);
   return *this;
 }
-PacketBuilder& PacketBuilder::ethertype(uint16_t t) { raw_ethertype_ = t; return *this; }
-PacketBuilder& PacketBuilder::vlan(uint16_t id, uint8_t pcp) { vlans_.push_back({id, pcp}); return *this; }
+PacketBuilder& PacketBuilder::ethertype(uint16_t t) {
+  raw_ethertype_ = t;
+  return *this;
+}
+PacketBuilder& PacketBuilder::vlan(uint16_t id, uint8_t pcp) {
+  vlans_.push_back({id, pcp});
+  return *this;
+}
 PacketBuilder& PacketBuilder::vlan2(uint16_t id) { return vlan(id); }
 PacketBuilder& PacketBuilder::ipv4(const std::string& s, const std::string& d) {
   version_ = 4;
@@ -67,30 +76,57 @@ PacketBuilder& PacketBuilder::ipv4(const std::string& s, const std::string& d) {
   dst4_ = ip4(d);
   return *this;
 }
-PacketBuilder& PacketBuilder::ttl(uint8_t v) { ttl_ = v; return *this; }
-PacketBuilder& PacketBuilder::ip_id(uint16_t v) { ip_id_ = v; return *this; }
+PacketBuilder& PacketBuilder::ttl(uint8_t v) {
+  ttl_ = v;
+  return *this;
+}
+PacketBuilder& PacketBuilder::ip_id(uint16_t v) {
+  ip_id_ = v;
+  return *this;
+}
 PacketBuilder& PacketBuilder::frag(bool mf, uint16_t off) {
   frag_ = static_cast<uint16_t>((frag_ & 0x4000) | (mf ? 0x2000 : 0) | (off & 0x1fff));
   return *this;
 }
-PacketBuilder& PacketBuilder::dont_fragment() { frag_ |= 0x4000; return *this; }
+PacketBuilder& PacketBuilder::dont_fragment() {
+  frag_ |= 0x4000;
+  return *this;
+}
 PacketBuilder& PacketBuilder::ipv4_options(const Bytes& o) {
   options_ = o;
   while (options_.size() % 4) options_.push_back(0);
   return *this;
 }
-PacketBuilder& PacketBuilder::ihl(uint8_t v) { ihl_ = v; return *this; }
-PacketBuilder& PacketBuilder::ip_total_length(uint16_t v) { total_length_ = v; return *this; }
-PacketBuilder& PacketBuilder::bad_ip_checksum() { bad_ip_csum_ = true; return *this; }
+PacketBuilder& PacketBuilder::ihl(uint8_t v) {
+  ihl_ = v;
+  return *this;
+}
+PacketBuilder& PacketBuilder::ip_total_length(uint16_t v) {
+  total_length_ = v;
+  return *this;
+}
+PacketBuilder& PacketBuilder::bad_ip_checksum() {
+  bad_ip_csum_ = true;
+  return *this;
+}
 PacketBuilder& PacketBuilder::ipv6(const std::string& s, const std::string& d) {
   version_ = 6;
   src6_ = ip6(s);
   dst6_ = ip6(d);
   return *this;
 }
-PacketBuilder& PacketBuilder::hop_limit(uint8_t v) { ttl_ = v; return *this; }
-PacketBuilder& PacketBuilder::ipv6_ext(uint8_t type, uint8_t len) { ext_.push_back({type, len}); return *this; }
-PacketBuilder& PacketBuilder::ipv6_payload_length(uint16_t v) { total_length_ = v; return *this; }
+PacketBuilder& PacketBuilder::hop_limit(uint8_t v) {
+  ttl_ = v;
+  return *this;
+}
+PacketBuilder& PacketBuilder::ipv6_ext(uint8_t type, uint8_t len) {
+  ext_.push_back({type, len});
+  return *this;
+}
+PacketBuilder& PacketBuilder::ipv6_payload_length(uint16_t v) {
+  total_length_ = v;
+  return *this;
+}
 PacketBuilder& PacketBuilder::tcp(uint16_t s, uint16_t d, uint8_t flags) {
   proto_ = 6;
   sport_ = s;
@@ -98,14 +134,20 @@ PacketBuilder& PacketBuilder::tcp(uint16_t s, uint16_t d, uint8_t flags) {
   tcp_flags_ = flags;
   return *this;
 }
-PacketBuilder& PacketBuilder::tcp_data_offset(uint8_t w) { tcp_doff_ = w; return *this; }
+PacketBuilder& PacketBuilder::tcp_data_offset(uint8_t w) {
+  tcp_doff_ = w;
+  return *this;
+}
 PacketBuilder& PacketBuilder::udp(uint16_t s, uint16_t d) {
   proto_ = 17;
   sport_ = s;
   dport_ = d;
   return *this;
 }
-PacketBuilder& PacketBuilder::udp_no_checksum() { udp_no_csum_ = true; return *this; }
+PacketBuilder& PacketBuilder::udp_no_checksum() {
+  udp_no_csum_ = true;
+  return *this;
+}
 PacketBuilder& PacketBuilder::icmp(uint8_t type, uint8_t code, uint16_t id, uint16_t seq) {
   proto_ = 1;
   icmp_type_ = type;
@@ -119,9 +161,18 @@ PacketBuilder& PacketBuilder::icmp6(uint8_t type, uint8_t code, uint16_t id, uin
   proto_ = 58;
   return *this;
 }
-PacketBuilder& PacketBuilder::l4_proto(uint8_t p) { proto_ = p; return *this; }
-PacketBuilder& PacketBuilder::payload(const Bytes& d) { payload_ = d; return *this; }
-PacketBuilder& PacketBuilder::payload(std::size_t n, uint8_t fill) { payload_.assign(n, fill); return *this; }
+PacketBuilder& PacketBuilder::l4_proto(uint8_t p) {
+  proto_ = p;
+  return *this;
+}
+PacketBuilder& PacketBuilder::payload(const Bytes& d) {
+  payload_ = d;
+  return *this;
+}
+PacketBuilder& PacketBuilder::payload(std::size_t n, uint8_t fill) {
+  payload_.assign(n, fill);
+  return *this;
+}
 
 // The transport header and payload with its checksum; `pseudo` is src+dst addresses (may be
 // empty for ICMPv4, which has no pseudo-header).
@@ -133,8 +184,10 @@ Bytes PacketBuilder::l4_bytes(const Bytes& pseudo) const {
     case 6:
       put16(l4, sport_);
       put16(l4, dport_);
-      put16(l4, 0x0102); put16(l4, 0x0304);  // seq
-      put16(l4, 0x0506); put16(l4, 0x0708);  // ack
+      put16(l4, 0x0102);
+      put16(l4, 0x0304);  // seq
+      put16(l4, 0x0506);
+      put16(l4, 0x0708);  // ack
       l4.push_back(static_cast<uint8_t>((tcp_doff_.value_or(5)) << 4));
       l4.push_back(tcp_flags_);
       put16(l4, 0xffff);  // window
@@ -150,7 +203,8 @@ Bytes PacketBuilder::l4_bytes(const Bytes& pseudo) const {
       csum_at = 6;
       has_csum = !udp_no_csum_;
       break;
-    case 1: case 58:
+    case 1:
+    case 58:
       l4.push_back(icmp_type_);
       l4.push_back(icmp_code_);
       put16(l4, 0);
@@ -254,7 +308,8 @@ std::string verify_checksums(const Bytes& f) {
   uint32_t pseudo = 0;
   if (type == 0x0800) {
     const std::size_t hlen = (f[l3] & 0x0f) * 4u;
-    if (csum::fold(csum::sum_bytes(f.data() + l3, hlen)) != 0xffff) return "bad IPv4 header checksum";
+    if (csum::fold(csum::sum_bytes(f.data() + l3, hlen)) != 0xffff)
+      return "bad IPv4 header checksum";
     proto = f[l3 + 9];
     l4 = l3 + hlen;
     l4_len = get16(f, l3 + 2) - hlen;

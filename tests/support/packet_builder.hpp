@@ -14,8 +14,8 @@ namespace tp::test {
 using Bytes = std::vector<uint8_t>;
 using Mac = std::array<uint8_t, 6>;
 
-Mac mac(const std::string& text);        // "02:00:00:00:00:01"
-uint32_t ip4(const std::string& text);   // network order
+Mac mac(const std::string& text);       // "02:00:00:00:00:01"
+uint32_t ip4(const std::string& text);  // network order
 std::array<uint8_t, 16> ip6(const std::string& text);
 
 class PacketBuilder {
@@ -38,7 +38,7 @@ class PacketBuilder {
   PacketBuilder& ipv6(const std::string& src, const std::string& dst);
   PacketBuilder& hop_limit(uint8_t v);
   PacketBuilder& ipv6_ext(uint8_t type, uint8_t len_8byte_units = 0);  // appended in order
-  PacketBuilder& ipv6_payload_length(uint16_t v);                       // override
+  PacketBuilder& ipv6_payload_length(uint16_t v);                      // override
 
   PacketBuilder& tcp(uint16_t sport, uint16_t dport, uint8_t flags = 0x10 /* ACK */);
   PacketBuilder& tcp_data_offset(uint8_t words);  // override

@@ -44,8 +44,8 @@ TEST(Checksum, Rfc1624Example) {
 }
 
 TEST(Checksum, TtlDecrementDelta) {
-  std::vector<uint16_t> hdr = {0x4500, 0x0073, 0x0000, 0x4000, 0x4011, 0x0000,
-                               0xc0a8, 0x0001, 0xc0a8, 0x00c7};
+  std::vector<uint16_t> hdr = {0x4500, 0x0073, 0x0000, 0x4000, 0x4011,
+                               0x0000, 0xc0a8, 0x0001, 0xc0a8, 0x00c7};
   const uint16_t before = full(hdr);
   EXPECT_EQ(before, 0xb861);
   hdr[4] = 0x3f11;

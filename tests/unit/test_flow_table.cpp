@@ -19,7 +19,8 @@ namespace {
 
 struct Qsbr {
   explicit Qsbr(uint32_t threads) {
-    v = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tp_qsbr_test", rte_rcu_qsbr_get_memsize(threads), 64));
+    v = static_cast<rte_rcu_qsbr*>(
+        rte_zmalloc("tp_qsbr_test", rte_rcu_qsbr_get_memsize(threads), 64));
     rte_rcu_qsbr_init(v, threads);
   }
   ~Qsbr() { rte_free(v); }

@@ -42,18 +42,49 @@ class MalformedTest : public ::testing::Test {
 
   uint64_t total_outcomes() const {
     uint64_t n = 0;
-    for (const auto& p : h->counters->ports) n += p.fwd_rx_packets.get() + p.punted.get() + p.dropped.get();
+    for (const auto& p : h->counters->ports)
+      n += p.fwd_rx_packets.get() + p.punted.get() + p.dropped.get();
     return n;
   }
 
   std::vector<Bytes> valid_frames() const {
     return {
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer).tcp(40000, 80).payload(60).build(),
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).vlan(5).ipv4(kWifiClient, kServer).udp(5353, 53).payload(20).build(),
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv6(kWifiClient6, kServer6).ipv6_ext(0).ipv6_ext(44).udp(1, 2).build(),
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv6(kWifiClient6, kServer6).tcp(40000, 443).payload(30).build(),
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer).icmp(8, 0, 1, 1).build(),
-        PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv6(kWifiClient6, kServer6).icmp6(128, 0, 1, 1).build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .ipv4(kWifiClient, kServer)
+            .tcp(40000, 80)
+            .payload(60)
+            .build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .vlan(5)
+            .ipv4(kWifiClient, kServer)
+            .udp(5353, 53)
+            .payload(20)
+            .build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .ipv6(kWifiClient6, kServer6)
+            .ipv6_ext(0)
+            .ipv6_ext(44)
+            .udp(1, 2)
+            .build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .ipv6(kWifiClient6, kServer6)
+            .tcp(40000, 443)
+            .payload(30)
+            .build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .ipv4(kWifiClient, kServer)
+            .icmp(8, 0, 1, 1)
+            .build(),
+        PacketBuilder()
+            .eth(kWifiClientMac, kWifiMac)
+            .ipv6(kWifiClient6, kServer6)
+            .icmp6(128, 0, 1, 1)
+            .build(),
     };
   }
 
@@ -121,11 +152,15 @@ TEST_F(MalformedTest, RandomGarbage) {
 }
 
 TEST_F(MalformedTest, JumboFramesArePuntedAsTooBig) {
-  rte_mempool* big = rte_pktmbuf_pool_create("tp_jumbo", 63, 0, 0, 10000 + RTE_PKTMBUF_HEADROOM,
-                                             SOCKET_ID_ANY);
+  rte_mempool* big =
+      rte_pktmbuf_pool_create("tp_jumbo", 63, 0, 0, 10000 + RTE_PKTMBUF_HEADROOM, SOCKET_ID_ANY);
   ASSERT_NE(big, nullptr) << rte_strerror(rte_errno);
-  const Bytes f = PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer)
-                      .tcp(40000, 80).payload(9000 - 40).build();
+  const Bytes f = PacketBuilder()
+                      .eth(kWifiClientMac, kWifiMac)
+                      .ipv4(kWifiClient, kServer)
+                      .tcp(40000, 80)
+                      .payload(9000 - 40)
+                      .build();
   rte_mbuf* m = rte_pktmbuf_alloc(big);
   std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(f.size())), f.data(), f.size());
   EngineOutput& out = h->run(kWifi, &m, 1);
@@ -136,8 +171,12 @@ TEST_F(MalformedTest, JumboFramesArePuntedAsTooBig) {
 }
 
 TEST_F(MalformedTest, HeadersSplitAcrossSegmentsAreMalformed) {
-  const Bytes f = PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer)
-                      .tcp(40000, 80).payload(100).build();
+  const Bytes f = PacketBuilder()
+                      .eth(kWifiClientMac, kWifiMac)
+                      .ipv4(kWifiClient, kServer)
+                      .tcp(40000, 80)
+                      .payload(100)
+                      .build();
   rte_mbuf* head = to_mbuf(Bytes(f.begin(), f.begin() + 30));  // cut inside the IPv4 header
   rte_mbuf* tail = to_mbuf(Bytes(f.begin() + 30, f.end()));
   ASSERT_EQ(rte_pktmbuf_chain(head, tail), 0);

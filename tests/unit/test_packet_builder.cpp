@@ -38,10 +38,10 @@ TEST(PacketBuilder, LayoutOfEveryLayer) {
   EXPECT_EQ(f[15], 20);
   EXPECT_EQ(f[16], 0x86);
   const size_t l3 = 18;
-  EXPECT_EQ(f[l3 + 6], 0);                  // next header: hop-by-hop
-  EXPECT_EQ(f[l3 + 40], 60);                // then destination options
-  EXPECT_EQ(f[l3 + 48], 6);                 // then TCP
-  EXPECT_EQ(f[l3 + 49], 1);                 // 16-byte destination options
+  EXPECT_EQ(f[l3 + 6], 0);    // next header: hop-by-hop
+  EXPECT_EQ(f[l3 + 40], 60);  // then destination options
+  EXPECT_EQ(f[l3 + 48], 6);   // then TCP
+  EXPECT_EQ(f[l3 + 49], 1);   // 16-byte destination options
   EXPECT_EQ(f[l3 + 4] << 8 | f[l3 + 5], 8 + 16 + 20 + 3);
   EXPECT_EQ(f.size(), l3 + 40 + 8 + 16 + 20 + 3);
   EXPECT_EQ(verify_checksums(f), "");  // extension headers are skipped by payload length only
@@ -66,10 +66,15 @@ TEST(PacketBuilder, VerifierCatchesEveryCorruptedByte) {
 TEST(PacketBuilder, ChecksumsOfEveryTransport) {
   auto base = [] { return PacketBuilder().eth("02:00:00:00:00:01", "02:00:00:00:00:02"); };
   EXPECT_EQ(verify_checksums(base().ipv4("1.2.3.4", "5.6.7.8").udp(9, 10).payload(5).build()), "");
-  EXPECT_EQ(verify_checksums(base().ipv4("1.2.3.4", "5.6.7.8").icmp(8, 0, 1, 2).payload(5).build()), "");
-  EXPECT_EQ(verify_checksums(base().ipv6("2001:db8::1", "2001:db8::2").udp(9, 10).payload(5).build()), "");
-  EXPECT_EQ(verify_checksums(base().ipv6("2001:db8::1", "2001:db8::2").icmp6(128, 0, 1, 2).build()), "");
-  const Bytes zero = base().ipv4("1.2.3.4", "5.6.7.8").udp(9, 10).udp_no_checksum().payload(5).build();
+  EXPECT_EQ(verify_checksums(base().ipv4("1.2.3.4", "5.6.7.8").icmp(8, 0, 1, 2).payload(5).build()),
+            "");
+  EXPECT_EQ(
+      verify_checksums(base().ipv6("2001:db8::1", "2001:db8::2").udp(9, 10).payload(5).build()),
+      "");
+  EXPECT_EQ(verify_checksums(base().ipv6("2001:db8::1", "2001:db8::2").icmp6(128, 0, 1, 2).build()),
+            "");
+  const Bytes zero =
+      base().ipv4("1.2.3.4", "5.6.7.8").udp(9, 10).udp_no_checksum().payload(5).build();
   EXPECT_EQ(zero[14 + 20 + 6], 0);
   EXPECT_EQ(zero[14 + 20 + 7], 0);
   EXPECT_EQ(verify_checksums(zero), "");

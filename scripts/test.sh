@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The whole test suite (the README's second command; .ci/run calls it). Installs what it needs,
+# then: format check, -Werror build, unit tests, unit tests under ASan+UBSan, a short libFuzzer
+# run, a benchmark smoke run, and the namespace lab tests (root only; skipped with a message
+# otherwise). Ends with one line "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+logs=$root/build-logs
+mkdir -p "$logs"
+
+bash scripts/install-deps.sh || { echo "test: dependency install failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+failures=()
+
+# step NAME COMMAND...: runs a step, logs its output, counts it. gtest steps add their test count.
+step() {
+  local name=$1; shift
+  local log="$logs/${name// /_}.log"
+  local t0=$SECONDS
+  printf '== %-40s ' "$name"
+  if "$@" >"$log" 2>&1; then
+    local n
+    n=$(grep -Eo '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    [ "$n" -gt 0 ] || n=1
+    passed=$((passed + n))
+    printf 'ok (%ds%s)\n' $((SECONDS - t0)) "$([ "$n" -gt 1 ] && echo ", $n tests")"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    printf 'FAILED (%ds), last lines of %s:\n' $((SECONDS - t0)) "$log"
+    tail -n 25 "$log" | sed 's/^/    /'
+  fi
+  grep -E '^(stress|fuzz|bench):' "$log" | sed 's/^/    /' || true
+}
+
+configure() {  # configure DIR [meson options...]
+  local dir=$1; shift
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+}
+
+format_check() {
+  clang-format --dry-run --Werror $(git ls-files '*.cpp' '*.hpp' 2>/dev/null || find . -name '*.[ch]pp' -not -path './build*')
+}
+
+build_release() { configure build && ninja -C build; }
+build_asan() { configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug && ninja -C build-asan; }
+build_fuzz() {
+  CXX=clang++ configure build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false && ninja -C build-fuzz
+}
+
+run_fuzz() {
+  local corpus out rc
+  corpus=$(mktemp -d)
+  out=$(mktemp)
+  build-fuzz/tests/fuzz/fuzz_seeds "$corpus" &&
+    build-fuzz/tests/fuzz/fuzz_engine -max_total_time="${TP_FUZZ_SECONDS:-30}" -max_len=4096 \
+      -print_final_stats=1 "$corpus" >"$out" 2>&1
+  rc=$?
+  cat "$out"
+  awk '/stat::number_of_executed_units/ {print "fuzz: " $2 " inputs executed"}' "$out"
+  rm -rf "$corpus" "$out"
+  return "$rc"
+}
+
+bench_smoke() {
+  local out rc
+  out=$(mktemp)
+  build/perf/bench_engine --benchmark_filter='BM_EngineNat44/1000$' --benchmark_min_time=0.05 >"$out" 2>&1
+  rc=$?
+  cat "$out"
+  grep -q ERROR "$out" && rc=1
+  awk '/^BM_/ {print "bench: " $0}' "$out"
+  rm -f "$out"
+  return "$rc"
+}
+
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+step "format check" format_check
+step "build (gcc, -Werror)" build_release
+step "unit tests" build/tests/unit_tests
+step "build (ASan+UBSan)" build_asan
+step "unit tests (ASan+UBSan)" build-asan/tests/unit_tests
+step "build fuzzer (clang)" build_fuzz
+step "fuzz engine ${TP_FUZZ_SECONDS:-30}s" run_fuzz
+step "engine benchmark smoke" bench_smoke
+
+if [ -d tests/lab ]; then
+  for t in tests/lab/test_*.sh; do
+    [ -e "$t" ] || continue
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "== $(basename "$t"): skipped, needs root for network namespaces"
+      continue
+    fi
+    step "lab $(basename "$t" .sh)" bash "$t"
+  done
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
