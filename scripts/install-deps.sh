@@ -10,7 +10,8 @@ packages=(
   libdpdk-dev dpdk libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
   libyaml-cpp-dev libboost-dev libgtest-dev libbenchmark-dev
   # lab and tests: real kernel, real clients
-  iproute2 nftables conntrack iperf3 curl dnsutils dnsmasq-base tcpdump xdp-tools ethtool procps
+  iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base tcpdump xdp-tools ethtool
+  procps psmisc
   python3
 )
 

@@ -1,0 +1,212 @@
+#include "config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tp::conf {
+namespace {
+
+// A node with the dotted path that leads to it, so every error can say where it is.
+struct Field {
+  YAML::Node node;  // a handle: cheap to copy
+  std::string key;
+  const std::string& file;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    const YAML::Mark m = node.Mark();
+    std::ostringstream s;
+    s << file;
+    if (!m.is_null()) s << ':' << m.line + 1 << ':' << m.column + 1;
+    s << ": " << key << ": " << what;
+    throw ConfigError(s.str());
+  }
+
+  std::string scalar(const char* expected) const {
+    if (!node.IsScalar()) fail(std::string("expected ") + expected);
+    return node.Scalar();
+  }
+
+  std::string string() const { return scalar("a string"); }
+
+  template <class T>
+  T integer(T min, T max) const {
+    const std::string s = scalar("an integer");
+    long long v = 0;
+    std::size_t used = 0;
+    try {
+      v = std::stoll(s, &used, 0);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != s.size() || s.empty()) fail("expected an integer, got '" + s + "'");
+    if (v < static_cast<long long>(min) || v > static_cast<long long>(max))
+      fail("expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+           ", got " + s);
+    return static_cast<T>(v);
+  }
+
+  template <class E>
+  E choice(std::initializer_list<std::pair<const char*, E>> options) const {
+    const std::string s = scalar("a string");
+    std::string names;
+    for (const auto& [name, value] : options) {
+      if (s == name) return value;
+      names += names.empty() ? name : std::string(", ") + name;
+    }
+    fail("expected one of " + names + ", got '" + s + "'");
+  }
+
+  // Every key present must be a known one: a typo is an error, not a silent default.
+  void only_keys(std::initializer_list<const char*> known) const {
+    if (!node.IsMap()) fail("expected a mapping");
+    for (const auto& kv : node) {
+      const std::string k = kv.first.as<std::string>();
+      bool ok = false;
+      for (const char* n : known) ok = ok || k == n;
+      if (!ok) {
+        std::string list;
+        for (const char* n : known) list += list.empty() ? n : std::string(", ") + n;
+        Field{kv.first, key.empty() ? k : key + "." + k, file}.fail("unknown key (known: " + list + ")");
+      }
+    }
+  }
+
+  std::optional<Field> child(const char* name) const {
+    YAML::Node c = node[name];
+    if (!c.IsDefined() || c.IsNull()) return std::nullopt;
+    return Field{c, key.empty() ? name : key + "." + name, file};
+  }
+
+  Field element(std::size_t i) const { return Field{node[i], key + "[" + std::to_string(i) + "]", file}; }
+};
+
+std::array<uint8_t, 6> parse_mac(const Field& f) {
+  const std::string s = f.string();
+  std::array<uint8_t, 6> mac{};
+  unsigned v[6];
+  char extra;
+  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &extra) != 6)
+    f.fail("expected a MAC address like 02:00:00:00:00:01, got '" + s + "'");
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+  if (mac[0] & 1) f.fail("expected a unicast MAC address, got '" + s + "'");
+  return mac;
+}
+
+bool valid_ifname(const std::string& n) {
+  if (n.empty() || n.size() > 15) return false;
+  for (char c : n)
+    if (c == '/' || c == ':' || c == ' ' || c == '\0') return false;
+  return true;
+}
+
+PortConfig parse_port(const Field& f) {
+  f.only_keys({"name", "role", "device", "queues", "mtu", "mac"});
+  PortConfig p;
+  auto name = f.child("name");
+  if (!name) f.fail("missing key 'name'");
+  p.name = name->string();
+  if (!valid_ifname(p.name)) name->fail("expected an interface name of 1 to 15 characters, got '" + p.name + "'");
+  auto role = f.child("role");
+  if (!role) f.fail("missing key 'role'");
+  p.role = role->choice<Role>({{"upstream", Role::upstream}, {"downstream", Role::downstream}});
+  auto device = f.child("device");
+  if (!device) f.fail("missing key 'device'");
+  p.device = device->string();
+  if (p.device.empty()) device->fail("expected a PCI address or a DPDK vdev string");
+  if (auto q = f.child("queues")) p.queues = q->integer<uint16_t>(1, 16);
+  if (auto m = f.child("mtu")) p.mtu = m->integer<uint16_t>(576, 9000);
+  if (auto m = f.child("mac")) p.mac = parse_mac(*m);
+  return p;
+}
+
+DataplaneConfig parse_dataplane(const Field& f) {
+  f.only_keys({"main_lcore", "worker_lcores", "burst", "memory_mb", "hugepages", "flow_capacity",
+               "idle_sleep_max_us", "exception_ring_size"});
+  DataplaneConfig d;
+  if (auto v = f.child("main_lcore")) d.main_lcore = v->integer<unsigned>(0, 127);
+  if (auto v = f.child("worker_lcores")) {
+    if (!v->node.IsSequence() || v->node.size() == 0) v->fail("expected a non-empty list of lcore numbers");
+    d.worker_lcores.clear();
+    for (std::size_t i = 0; i < v->node.size(); ++i) {
+      const Field e = v->element(i);
+      const unsigned lc = e.integer<unsigned>(0, 127);
+      for (unsigned seen : d.worker_lcores)
+        if (seen == lc) e.fail("lcore " + std::to_string(lc) + " is listed twice");
+      d.worker_lcores.push_back(lc);
+    }
+  }
+  for (unsigned lc : d.worker_lcores)
+    if (lc == d.main_lcore) f.fail("main_lcore " + std::to_string(lc) + " cannot also be a worker lcore");
+  if (auto v = f.child("burst")) d.burst = v->integer<uint16_t>(1, 64);
+  if (auto v = f.child("memory_mb")) d.memory_mb = v->integer<unsigned>(64, 65536);
+  if (auto v = f.child("hugepages"))
+    d.hugepages = v->choice<Hugepages>({{"auto", Hugepages::automatic}, {"on", Hugepages::on}, {"off", Hugepages::off}});
+  if (auto v = f.child("flow_capacity")) d.flow_capacity = v->integer<uint32_t>(64, 16u << 20);
+  if (auto v = f.child("idle_sleep_max_us")) d.idle_sleep_max_us = v->integer<uint32_t>(0, 100000);
+  if (auto v = f.child("exception_ring_size")) {
+    d.exception_ring_size = v->integer<uint32_t>(64, 65536);
+    if (d.exception_ring_size & (d.exception_ring_size - 1)) v->fail("expected a power of two");
+  }
+  return d;
+}
+
+Config parse(const YAML::Node& root, const std::string& file) {
+  Field top{root, "", file};
+  if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
+  top.only_keys({"ports", "dataplane", "state_dir"});
+  Config c;
+  c.source = file;
+  auto ports = top.child("ports");
+  if (!ports) top.fail("missing key 'ports'");
+  if (!ports->node.IsSequence() || ports->node.size() == 0) ports->fail("expected a non-empty list of ports");
+  if (ports->node.size() > 16) ports->fail("at most 16 ports are supported");
+  std::set<std::string> names, devices;
+  int upstreams = 0;
+  for (std::size_t i = 0; i < ports->node.size(); ++i) {
+    const Field pf = ports->element(i);
+    PortConfig p = parse_port(pf);
+    if (!names.insert(p.name).second) pf.fail("duplicate port name '" + p.name + "'");
+    if (!devices.insert(p.device).second) pf.fail("device '" + p.device + "' is used by two ports");
+    upstreams += p.role == Role::upstream;
+    c.ports.push_back(std::move(p));
+  }
+  if (upstreams == 0) ports->fail("expected at least one port with role upstream");
+  if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
+  if (auto s = top.child("state_dir")) {
+    c.state_dir = s->string();
+    if (c.state_dir.empty() || c.state_dir[0] != '/') s->fail("expected an absolute path");
+  }
+  return c;
+}
+
+}  // namespace
+
+Config load_string(const std::string& yaml, const std::string& source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    std::ostringstream s;
+    s << source_name << ':' << e.mark.line + 1 << ':' << e.mark.column + 1 << ": " << e.msg;
+    throw ConfigError(s.str());
+  }
+  return parse(root, source_name);
+}
+
+Config load_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return load_string(buf.str(), path);
+}
+
+std::string to_string(Role r) { return r == Role::upstream ? "upstream" : "downstream"; }
+
+}  // namespace tp::conf

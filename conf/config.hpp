@@ -1,0 +1,56 @@
+// tetherpath's configuration: the YAML schema as C++ types, and a loader whose every error names
+// the file, line, column and key and says what was expected. Loading never changes anything that
+// runs: the caller gets a complete Config or a ConfigError.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tp::conf {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class Role { upstream, downstream };
+
+struct PortConfig {
+  std::string name;    // the kernel-visible name of its TAP (modem0, wifi0, usb0)
+  Role role = Role::downstream;
+  std::string device;  // a PCI address or a DPDK vdev string (net_af_packet0,iface=eth1)
+  uint16_t queues = 1;
+  uint16_t mtu = 1500;
+  std::optional<std::array<uint8_t, 6>> mac;  // default: the device's own
+};
+
+enum class Hugepages { automatic, on, off };
+
+struct DataplaneConfig {
+  unsigned main_lcore = 0;
+  std::vector<unsigned> worker_lcores = {1};
+  uint16_t burst = 32;
+  unsigned memory_mb = 512;
+  Hugepages hugepages = Hugepages::automatic;
+  uint32_t flow_capacity = 65536;  // flows (two directions each)
+  uint32_t idle_sleep_max_us = 900;
+  uint32_t exception_ring_size = 1024;
+};
+
+struct Config {
+  std::string source;  // the file it came from
+  std::vector<PortConfig> ports;
+  DataplaneConfig dataplane;
+  std::string state_dir = "/run/tetherpath";
+};
+
+// Throws ConfigError.
+Config load_file(const std::string& path);
+Config load_string(const std::string& yaml, const std::string& source_name);
+
+std::string to_string(Role r);
+
+}  // namespace tp::conf

@@ -1,0 +1,124 @@
+// tetherpath: the daemon. Loads and validates the configuration, takes the instance lock,
+// initialises EAL, builds the runtime and serves on a Boost.Asio loop on the main lcore:
+// signals (SIGTERM/SIGINT stop, SIGUSR1 prints counters) and the link-state timer.
+#include <rte_eal.h>
+
+#include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "eal_args.hpp"
+#include "instance_lock.hpp"
+#include "runtime.hpp"
+
+namespace {
+
+constexpr auto kLinkPollInterval = std::chrono::milliseconds(100);
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: tetherpath --config FILE     run the daemon\n"
+               "       tetherpath --check-config FILE  validate a configuration and exit\n");
+}
+
+void poll_links(boost::asio::steady_timer& timer, tp::Runtime& rt) {
+  timer.expires_after(kLinkPollInterval);
+  timer.async_wait([&timer, &rt](const boost::system::error_code& ec) {
+    if (ec) return;
+    rt.poll_links();
+    poll_links(timer, rt);
+  });
+}
+
+int run(const tp::conf::Config& cfg, const char* program) {
+  tp::InstanceLock lock(cfg.state_dir);
+  std::vector<std::string> args = tp::eal_args(cfg, program);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::string line;
+  for (const auto& a : args) line += " " + a;
+  std::fprintf(stderr, "tetherpath: EAL%s\n", line.c_str());
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+    std::fprintf(stderr, "tetherpath: EAL initialisation failed (see above)\n");
+    return 1;
+  }
+  int rc = 0;
+  try {
+    tp::Runtime rt(cfg);
+    rt.start();
+    std::fprintf(stderr, "tetherpath: running with %zu ports, %zu workers\n", cfg.ports.size(),
+                 cfg.dataplane.worker_lcores.size());
+
+    boost::asio::io_context io;
+    boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+    stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
+      std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);
+      io.stop();
+    });
+    boost::asio::signal_set report_signal(io, SIGUSR1);
+    std::function<void()> wait_report = [&] {
+      report_signal.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        rt.report(std::cout);
+        std::cout.flush();
+        wait_report();
+      });
+    };
+    wait_report();
+    boost::asio::steady_timer link_timer(io);
+    poll_links(link_timer, rt);
+    io.run();
+
+    rt.stop();
+    rt.report(std::cout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    rc = 1;
+  }
+  rte_eal_cleanup();
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--config" || a == "--check-config") && i + 1 < argc) {
+      config_path = argv[++i];
+      check_only = a == "--check-config";
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    usage();
+    return 2;
+  }
+  tp::conf::Config cfg;
+  try {
+    cfg = tp::conf::load_file(config_path);
+  } catch (const tp::conf::ConfigError& e) {
+    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    return 2;
+  }
+  if (check_only) {
+    std::printf("%s: valid (%zu ports)\n", config_path.c_str(), cfg.ports.size());
+    return 0;
+  }
+  try {
+    return run(cfg, argv[0]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    return 1;
+  }
+}

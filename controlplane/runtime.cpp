@@ -1,0 +1,255 @@
+#include "runtime.hpp"
+
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <cstring>
+#include <iomanip>
+
+namespace tp {
+namespace {
+
+constexpr uint32_t kPoolCache = 256;
+
+uint16_t data_room_for(uint16_t mtu) {
+  const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
+  return static_cast<uint16_t>(std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
+}
+
+int worker_main(void* arg) {
+  auto* w = static_cast<std::pair<Worker*, std::atomic<bool>*>*>(arg);
+  w->first->run(*w->second);
+  delete w;
+  return 0;
+}
+
+}  // namespace
+
+Runtime::Runtime(const conf::Config& cfg) : cfg_(cfg) {
+  try {
+    build();
+  } catch (...) {
+    release();  // nothing is left behind: TAPs, devices, rings, memory
+    throw;
+  }
+}
+
+void Runtime::build() {
+  const auto& dp = cfg_.dataplane;
+  const unsigned n_workers = static_cast<unsigned>(dp.worker_lcores.size());
+  for (unsigned lc : dp.worker_lcores)
+    if (!rte_lcore_is_enabled(lc)) throw RuntimeError("worker lcore " + std::to_string(lc) + " is not enabled in EAL");
+
+  uint16_t max_mtu = 0;
+  for (const auto& p : cfg_.ports) max_mtu = std::max(max_mtu, p.mtu);
+  const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
+  // RX and TX descriptors of every port, the rings, and bursts in flight.
+  const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
+  pool_ = rte_pktmbuf_pool_create("tp_pkts", n_mbufs, kPoolCache, 0, data_room_for(max_mtu), rte_socket_id());
+  exception_pool_ = rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
+  if (!pool_ || !exception_pool_)
+    throw RuntimeError("cannot allocate packet buffers (" + std::to_string(n_mbufs) +
+                       " mbufs); raise dataplane.memory_mb");
+
+  const size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
+  qsv_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tp_qsv", qsz, RTE_CACHE_LINE_SIZE));
+  if (!qsv_ || rte_rcu_qsbr_init(qsv_, n_workers) != 0) throw RuntimeError("cannot create the RCU state");
+  // Two directions per flow, ~3% headroom for cuckoo placement.
+  const uint32_t capacity = dp.flow_capacity * 2 + dp.flow_capacity / 16;
+  v4_ = FlowTable4::create("tp_flows4", capacity, qsv_, rte_socket_id());
+  v6_ = FlowTable6::create("tp_flows6", capacity, qsv_, rte_socket_id());
+  if (!v4_ || !v6_)
+    throw RuntimeError("cannot allocate flow tables for " + std::to_string(dp.flow_capacity) +
+                       " flows; raise dataplane.memory_mb or lower dataplane.flow_capacity");
+  topology_ = std::make_unique<TopologyPublisher>(qsv_);
+
+  auto topo = topology_->edit();
+  ports_.reserve(n_ports);
+  for (unsigned i = 0; i < n_ports; ++i) {
+    const conf::PortConfig& pc = cfg_.ports[i];
+    PortState ps;
+    ps.cfg = pc;
+    std::string error;
+    hw::PortSpec spec{pc.name, pc.device, pc.queues, static_cast<uint16_t>(n_workers), pc.mtu, pc.mac};
+    ps.port = hw::Port::open(spec, pool_, error);
+    if (!ps.port) throw RuntimeError(error);
+    ps.tap = hw::Tap::create(pc.name, ps.port->mac(), pc.mtu, error);
+    if (!ps.tap) throw RuntimeError("port " + pc.name + ": " + error);
+    ps.link_up = ps.port->link_up();
+    ps.tap->set_carrier(ps.link_up);
+
+    PortInfo& info = topo->ports[i];
+    info.enabled = true;
+    std::memcpy(info.mac.addr_bytes, ps.port->mac().data(), 6);
+    info.mtu = pc.mtu;
+    port_rt_[i].eth_port = ps.port->id();
+    const std::string ring_name = "tp_inject_" + std::to_string(i);
+    port_rt_[i].inject = rte_ring_create(ring_name.c_str(), dp.exception_ring_size, rte_socket_id(),
+                                         RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!port_rt_[i].inject) throw RuntimeError("cannot create the exception rings");
+    ports_.push_back(std::move(ps));
+  }
+  topology_->publish(std::move(topo));
+
+  punt_rings_.resize(n_workers);
+  for (unsigned w = 0; w < n_workers; ++w)
+    for (unsigned p = 0; p < n_ports; ++p) {
+      const std::string name = "tp_punt_" + std::to_string(w) + "_" + std::to_string(p);
+      punt_rings_[w][p] = rte_ring_create(name.c_str(), dp.exception_ring_size, rte_socket_id(),
+                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!punt_rings_[w][p]) throw RuntimeError("cannot create the exception rings");
+    }
+
+  // RX queues round-robin over workers; each port's inject ring goes to one worker.
+  std::vector<WorkerConfig> wcfg(n_workers);
+  unsigned next = 0;
+  for (unsigned p = 0; p < n_ports; ++p) {
+    for (uint16_t q = 0; q < cfg_.ports[p].queues; ++q) wcfg[next++ % n_workers].rx.push_back({p, q});
+    wcfg[p % n_workers].inject.push_back(static_cast<uint8_t>(p));
+  }
+  for (auto& wc : wcfg)
+    for (const auto& [port, queue] : wc.rx) wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
+  const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get()};
+  for (unsigned w = 0; w < n_workers; ++w) {
+    wcfg[w].id = w;
+    wcfg[w].burst = dp.burst;
+    wcfg[w].idle_sleep_max_us = dp.idle_sleep_max_us;
+    workers_.push_back(std::make_unique<Worker>(wcfg[w], tables, qsv_, port_rt_,
+                                                static_cast<uint16_t>(n_ports), punt_rings_[w]));
+  }
+
+  std::vector<hw::ExceptionPath::PortLink> links;
+  for (unsigned p = 0; p < n_ports; ++p) {
+    hw::ExceptionPath::PortLink l{ports_[p].tap.get(), {}, port_rt_[p].inject,
+                                  &workers_[p % n_workers]->doorbell};
+    for (unsigned w = 0; w < n_workers; ++w) l.punt_rings.push_back(punt_rings_[w][p]);
+    links.push_back(std::move(l));
+  }
+  exception_ = std::make_unique<hw::ExceptionPath>(std::move(links), exception_pool_);
+  for (auto& w : workers_) w->exception_doorbell = &exception_->doorbell;
+}
+
+Runtime::~Runtime() { release(); }
+
+void Runtime::release() {
+  stop();
+  exception_.reset();
+  workers_.clear();
+  for (auto& rings : punt_rings_)
+    for (rte_ring*& r : rings) {
+      rte_ring_free(r);
+      r = nullptr;
+    }
+  punt_rings_.clear();
+  for (auto& pr : port_rt_) {
+    void* m;
+    while (pr.inject && rte_ring_dequeue(pr.inject, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(pr.inject);
+    pr.inject = nullptr;
+  }
+  ports_.clear();  // closes the TAPs (the kernel removes them) and the devices
+  topology_.reset();
+  v4_.reset();
+  v6_.reset();
+  rte_free(qsv_);
+  qsv_ = nullptr;
+  rte_mempool_free(exception_pool_);
+  exception_pool_ = nullptr;
+  rte_mempool_free(pool_);
+  pool_ = nullptr;
+}
+
+void Runtime::start() {
+  exception_->start();
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    auto* arg = new std::pair<Worker*, std::atomic<bool>*>(workers_[w].get(), &stop_workers_);
+    if (rte_eal_remote_launch(worker_main, arg, cfg_.dataplane.worker_lcores[w]) != 0) {
+      delete arg;
+      stop();
+      throw RuntimeError("cannot launch a worker on lcore " + std::to_string(cfg_.dataplane.worker_lcores[w]));
+    }
+  }
+  running_ = true;
+}
+
+void Runtime::stop() {
+  stop_workers_ = true;
+  for (auto& w : workers_) w->doorbell.ring();
+  if (running_) {
+    for (unsigned lc : cfg_.dataplane.worker_lcores) rte_eal_wait_lcore(lc);
+    running_ = false;
+  }
+  if (exception_) exception_->stop();
+}
+
+void Runtime::poll_links() {
+  bool topology_changed = false;
+  for (std::size_t i = 0; i < ports_.size(); ++i) {
+    PortState& ps = ports_[i];
+    const bool admin = ps.tap->admin_up();
+    if (admin != ps.admin_up) {
+      ps.admin_up = admin;
+      port_rt_[i].active.store(admin, std::memory_order_relaxed);
+      ps.port->set_admin(admin);
+      topology_changed = true;
+    }
+    const bool link = ps.port->link_up();
+    if (link != ps.link_up) {
+      ps.link_up = link;
+      ps.tap->set_carrier(link);
+    }
+  }
+  if (topology_changed) {
+    auto t = topology_->edit();
+    for (std::size_t i = 0; i < ports_.size(); ++i) t->ports[i].enabled = ports_[i].admin_up;
+    topology_->publish(std::move(t));
+  }
+}
+
+void Runtime::report(std::ostream& out) const {
+  out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx" << std::setw(12)
+      << "fast rx" << std::setw(12) << "fast tx" << std::setw(12) << "punted" << std::setw(12)
+      << "to kernel" << std::setw(12) << "from kernel" << std::setw(12) << "exc drops" << std::setw(12)
+      << "pmd tx" << std::setw(10) << "link" << '\n';
+  for (std::size_t i = 0; i < ports_.size(); ++i) {
+    uint64_t rx = 0, frx = 0, ftx = 0, punted = 0;
+    for (const auto& w : workers_) {
+      const PortCounters& c = w->counters.ports[i];
+      rx += c.rx_packets.get();
+      frx += c.fwd_rx_packets.get();
+      ftx += c.fwd_tx_packets.get();
+      punted += c.punted.get();
+    }
+    const auto& ex = exception_->stats[i];
+    rte_eth_stats es{};
+    rte_eth_stats_get(ports_[i].port->id(), &es);
+    out << std::left << std::setw(10) << ports_[i].cfg.name << std::right << std::setw(12) << rx
+        << std::setw(12) << frx << std::setw(12) << ftx << std::setw(12) << punted << std::setw(12)
+        << ex.to_kernel.get() << std::setw(12) << ex.from_kernel.get() << std::setw(12)
+        << ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get() << std::setw(12) << es.opackets
+        << std::setw(10) << (ports_[i].admin_up ? (ports_[i].link_up ? "up" : "no-carrier") : "down")
+        << '\n';
+  }
+  for (std::size_t w = 0; w < workers_.size(); ++w) {
+    const Worker& wk = *workers_[w];
+    const uint64_t busy = wk.stats.busy_cycles.get(), idle = wk.stats.idle_cycles.get();
+    const uint64_t pkts = wk.counters.packets.get() + wk.stats.injected.get();
+    out << "worker " << w << " (lcore " << cfg_.dataplane.worker_lcores[w] << "): busy " << busy
+        << " idle " << idle << " cycles, " << (pkts ? busy / pkts : 0) << " clocks/packet, "
+        << wk.stats.sleeps.get() << " sleeps, punt ring full " << wk.stats.punt_ring_full.get()
+        << ", tx dropped " << wk.stats.tx_dropped.get() << '\n';
+  }
+  out << "exceptions:";
+  for (std::size_t r = 0; r < kReasonCount; ++r) {
+    uint64_t n = 0;
+    for (const auto& w : workers_) n += w->counters.reasons[r].get();
+    if (n) out << ' ' << name(static_cast<Reason>(r)) << '=' << n;
+  }
+  out << '\n';
+}
+
+}  // namespace tp

@@ -1,0 +1,62 @@
+// Wakes a thread that sleeps when idle, without a syscall on the busy path: the sleeper raises
+// a flag before it sleeps and re-checks its queues; a producer rings (one eventfd write) only when
+// it sees the flag, i.e. at most once per sleep. The seq_cst fences make the two "store, then
+// load" sequences a Dekker pair, so a wake-up cannot be lost between the re-check and the sleep.
+#pragma once
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+
+namespace tp {
+
+class Doorbell {
+ public:
+  Doorbell() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~Doorbell() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Doorbell(const Doorbell&) = delete;
+  Doorbell& operator=(const Doorbell&) = delete;
+
+  int fd() const { return fd_; }
+
+  // Producer side, after making work visible (e.g. a ring enqueue).
+  void ring() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false)) {
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof one);
+    }
+  }
+
+  // Sleeper side: announce(), re-check for work, then wait() (or cancel() if work appeared).
+  void announce() {
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  void cancel() { sleeping_.store(false, std::memory_order_relaxed); }
+
+  // Sleeps until rung, until one of `extra` is readable, or for `timeout_us`.
+  void wait(uint32_t timeout_us, pollfd* extra = nullptr, nfds_t n_extra = 0) {
+    pollfd fds[17];
+    nfds_t n = 0;
+    fds[n++] = {fd_, POLLIN, 0};
+    for (nfds_t i = 0; i < n_extra && n < 17; ++i) fds[n++] = extra[i];
+    const timespec ts{static_cast<time_t>(timeout_us / 1000000), static_cast<long>(timeout_us % 1000000) * 1000};
+    ppoll(fds, n, &ts, nullptr);
+    sleeping_.store(false, std::memory_order_relaxed);
+    uint64_t drained;
+    [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
+  }
+
+ private:
+  int fd_;
+  std::atomic<bool> sleeping_{false};
+};
+
+}  // namespace tp

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The lab topology: network namespaces and veths standing in for the cellular network, the
+# connection box and two tethered clients. Idempotent and safe to re-run after a crash.
+#
+#   tp-net  (internet + cellular network)       servers 203.0.113.10, .11, 2001:db8:ffff::10
+#     tp-net-modem 100.64.0.1/24 2001:db8:100::1/64
+#        |  veth
+#   tp-box  tp-modem-raw  (bound by tetherpath)  -> TAP modem0 100.64.0.2/24 2001:db8:100::2/64
+#           tp-wifi-raw                          -> TAP wifi0 192.168.50.1/24 2001:db8:50::1/64
+#           tp-usb-raw                           -> TAP usb0  192.168.60.1/24 2001:db8:60::1/64
+#        |  veth
+#   tp-wifi tp-wifi-c 192.168.50.10/24 2001:db8:50::10/64
+#   tp-usb  tp-usb-c  192.168.60.10/24 2001:db8:60::10/64
+#
+# Usage: topology.sh up | down | box [daemon pid to wait for TAPs]
+#   up    namespaces, veths, servers (HTTP, iperf3) in tp-net, clients' addresses
+#   box   the box's kernel side, once tetherpath has created its TAPs: addresses, routes,
+#         forwarding, nftables masquerade out of modem0
+#   down  everything above, and any process left in the namespaces
+set -euo pipefail
+
+NS=(tp-net tp-box tp-wifi tp-usb)
+LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "topology: needs root (network namespaces, veths, nftables)" >&2
+    exit 77
+  fi
+}
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# veth offloads off: frames must reach AF_PACKET as the wire would carry them (no GSO super-
+# packets, no partial checksums).
+plain_veth() {
+  local ns=$1 dev=$2
+  nsx "$ns" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+down() {
+  for ns in "${NS[@]}"; do
+    if ip netns list | grep -qw "$ns"; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$LAB_DIR"
+}
+
+up() {
+  down
+  mkdir -p "$LAB_DIR/www"
+  for ns in "${NS[@]}"; do
+    ip netns add "$ns"
+    nsx "$ns" ip link set lo up
+  done
+
+  ip link add tp-net-modem netns tp-net type veth peer name tp-modem-raw netns tp-box
+  ip link add tp-wifi-c netns tp-wifi type veth peer name tp-wifi-raw netns tp-box
+  ip link add tp-usb-c netns tp-usb type veth peer name tp-usb-raw netns tp-box
+
+  # The box's raw ports belong to tetherpath: the kernel gets no address on them, no IPv6, and
+  # drops what arrives there (AF_PACKET has its copy before the ingress hook runs).
+  nsx tp-box nft -f - <<'NFT'
+table netdev tp_raw {
+  chain modem { type filter hook ingress device "tp-modem-raw" priority -500; policy drop; }
+  chain wifi { type filter hook ingress device "tp-wifi-raw" priority -500; policy drop; }
+  chain usb { type filter hook ingress device "tp-usb-raw" priority -500; policy drop; }
+}
+NFT
+  for dev in tp-modem-raw tp-wifi-raw tp-usb-raw; do
+    nsx tp-box sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+    plain_veth tp-box "$dev"
+    nsx tp-box ip link set "$dev" up
+  done
+
+  # The network side: modem link, server addresses, routes back to the box's IPv6 prefixes.
+  nsx tp-net sysctl -qw net.ipv6.conf.all.forwarding=1
+  plain_veth tp-net tp-net-modem
+  nsx tp-net ip addr add 100.64.0.1/24 dev tp-net-modem
+  nsx tp-net ip addr add 2001:db8:100::1/64 dev tp-net-modem nodad
+  nsx tp-net ip link set tp-net-modem up
+  nsx tp-net ip addr add 203.0.113.10/32 dev lo
+  nsx tp-net ip addr add 203.0.113.11/32 dev lo
+  nsx tp-net ip addr add 2001:db8:ffff::10/128 dev lo
+  nsx tp-net ip -6 route add 2001:db8:50::/64 via 2001:db8:100::2
+  nsx tp-net ip -6 route add 2001:db8:60::/64 via 2001:db8:100::2
+
+  # Clients.
+  for c in wifi:50 usb:60; do
+    local name=${c%%:*} net=${c##*:}
+    plain_veth "tp-$name" "tp-$name-c"
+    nsx "tp-$name" ip addr add "192.168.$net.10/24" dev "tp-$name-c"
+    nsx "tp-$name" ip addr add "2001:db8:$net::10/64" dev "tp-$name-c" nodad
+    nsx "tp-$name" ip link set "tp-$name-c" up
+    nsx "tp-$name" ip route add default via "192.168.$net.1"
+    nsx "tp-$name" ip -6 route add default via "2001:db8:$net::1"
+  done
+
+  # Servers: HTTP (files in $LAB_DIR/www) and iperf3, on every server address.
+  nsx tp-net python3 -m http.server 80 --bind :: --directory "$LAB_DIR/www" >"$LAB_DIR/http.log" 2>&1 &
+  # iperf3 bound per address: a wildcard UDP socket would answer from 100.64.0.1, which the box's
+  # conntrack rightly does not match to the flow.
+  local addr
+  for addr in 203.0.113.10 203.0.113.11 2001:db8:ffff::10; do
+    nsx tp-net iperf3 -s -D -B "$addr" -p 5201 --logfile "$LAB_DIR/iperf3-$addr.log"
+  done
+  wait_port tp-net 80
+}
+
+wait_port() {
+  local ns=$1 port=$2
+  for _ in $(seq 50); do
+    nsx "$ns" ss -ltn "sport = :$port" | grep -q LISTEN && return 0
+    sleep 0.1
+  done
+  echo "topology: nothing listens on port $port in $ns" >&2
+  return 1
+}
+
+wait_taps() {
+  for _ in $(seq 100); do
+    if nsx tp-box ip link show modem0 >/dev/null 2>&1 && nsx tp-box ip link show wifi0 >/dev/null 2>&1 &&
+      nsx tp-box ip link show usb0 >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "topology: tetherpath's TAPs (modem0, wifi0, usb0) did not appear in tp-box" >&2
+  return 1
+}
+
+box() {
+  wait_taps
+  nsx tp-box sysctl -qw net.ipv4.ip_forward=1
+  nsx tp-box sysctl -qw net.ipv6.conf.all.forwarding=1
+  local a
+  for a in "modem0 100.64.0.2/24 2001:db8:100::2/64" "wifi0 192.168.50.1/24 2001:db8:50::1/64" \
+    "usb0 192.168.60.1/24 2001:db8:60::1/64"; do
+    set -- $a
+    nsx tp-box ip addr replace "$2" dev "$1"
+    nsx tp-box ip addr replace "$3" dev "$1" nodad
+    nsx tp-box ip link set "$1" up
+  done
+  nsx tp-box ip route replace default via 100.64.0.1 dev modem0
+  nsx tp-box ip -6 route replace default via 2001:db8:100::1 dev modem0
+  nsx tp-box nft -f - <<'NFT'
+table ip tp_nat
+delete table ip tp_nat
+table ip tp_nat {
+  chain post { type nat hook postrouting priority srcnat; oifname "modem0" masquerade; }
+}
+NFT
+}
+
+need_root
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  box) box ;;
+  *) echo "usage: $0 up|down|box" >&2; exit 2 ;;
+esac
