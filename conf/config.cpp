@@ -22,7 +22,9 @@ struct Field {
     std::ostringstream s;
     s << file;
     if (!m.is_null()) s << ':' << m.line + 1 << ':' << m.column + 1;
-    s << ": " << key << ": " << what;
+    s << ": ";
+    if (!key.empty()) s << key << ": ";
+    s << what;
     throw ConfigError(s.str());
   }
 
@@ -71,7 +73,8 @@ struct Field {
       if (!ok) {
         std::string list;
         for (const char* n : known) list += list.empty() ? n : std::string(", ") + n;
-        Field{kv.first, key.empty() ? k : key + "." + k, file}.fail("unknown key (known: " + list + ")");
+        Field{kv.first, key.empty() ? k : key + "." + k, file}.fail("unknown key (known: " + list +
+                                                                    ")");
       }
     }
   }
@@ -82,7 +85,9 @@ struct Field {
     return Field{c, key.empty() ? name : key + "." + name, file};
   }
 
-  Field element(std::size_t i) const { return Field{node[i], key + "[" + std::to_string(i) + "]", file}; }
+  Field element(std::size_t i) const {
+    return Field{node[i], key + "[" + std::to_string(i) + "]", file};
+  }
 };
 
 std::array<uint8_t, 6> parse_mac(const Field& f) {
@@ -111,7 +116,8 @@ PortConfig parse_port(const Field& f) {
   auto name = f.child("name");
   if (!name) f.fail("missing key 'name'");
   p.name = name->string();
-  if (!valid_ifname(p.name)) name->fail("expected an interface name of 1 to 15 characters, got '" + p.name + "'");
+  if (!valid_ifname(p.name))
+    name->fail("expected an interface name of 1 to 15 characters, got '" + p.name + "'");
   auto role = f.child("role");
   if (!role) f.fail("missing key 'role'");
   p.role = role->choice<Role>({{"upstream", Role::upstream}, {"downstream", Role::downstream}});
@@ -131,7 +137,8 @@ DataplaneConfig parse_dataplane(const Field& f) {
   DataplaneConfig d;
   if (auto v = f.child("main_lcore")) d.main_lcore = v->integer<unsigned>(0, 127);
   if (auto v = f.child("worker_lcores")) {
-    if (!v->node.IsSequence() || v->node.size() == 0) v->fail("expected a non-empty list of lcore numbers");
+    if (!v->node.IsSequence() || v->node.size() == 0)
+      v->fail("expected a non-empty list of lcore numbers");
     d.worker_lcores.clear();
     for (std::size_t i = 0; i < v->node.size(); ++i) {
       const Field e = v->element(i);
@@ -142,11 +149,13 @@ DataplaneConfig parse_dataplane(const Field& f) {
     }
   }
   for (unsigned lc : d.worker_lcores)
-    if (lc == d.main_lcore) f.fail("main_lcore " + std::to_string(lc) + " cannot also be a worker lcore");
+    if (lc == d.main_lcore)
+      f.fail("main_lcore " + std::to_string(lc) + " cannot also be a worker lcore");
   if (auto v = f.child("burst")) d.burst = v->integer<uint16_t>(1, 64);
   if (auto v = f.child("memory_mb")) d.memory_mb = v->integer<unsigned>(64, 65536);
   if (auto v = f.child("hugepages"))
-    d.hugepages = v->choice<Hugepages>({{"auto", Hugepages::automatic}, {"on", Hugepages::on}, {"off", Hugepages::off}});
+    d.hugepages = v->choice<Hugepages>(
+        {{"auto", Hugepages::automatic}, {"on", Hugepages::on}, {"off", Hugepages::off}});
   if (auto v = f.child("flow_capacity")) d.flow_capacity = v->integer<uint32_t>(64, 16u << 20);
   if (auto v = f.child("idle_sleep_max_us")) d.idle_sleep_max_us = v->integer<uint32_t>(0, 100000);
   if (auto v = f.child("exception_ring_size")) {
@@ -164,7 +173,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
   c.source = file;
   auto ports = top.child("ports");
   if (!ports) top.fail("missing key 'ports'");
-  if (!ports->node.IsSequence() || ports->node.size() == 0) ports->fail("expected a non-empty list of ports");
+  if (!ports->node.IsSequence() || ports->node.size() == 0)
+    ports->fail("expected a non-empty list of ports");
   if (ports->node.size() > 16) ports->fail("at most 16 ports are supported");
   std::set<std::string> names, devices;
   int upstreams = 0;

@@ -19,7 +19,7 @@ struct ConfigError : std::runtime_error {
 enum class Role { upstream, downstream };
 
 struct PortConfig {
-  std::string name;    // the kernel-visible name of its TAP (modem0, wifi0, usb0)
+  std::string name;  // the kernel-visible name of its TAP (modem0, wifi0, usb0)
   Role role = Role::downstream;
   std::string device;  // a PCI address or a DPDK vdev string (net_af_packet0,iface=eth1)
   uint16_t queues = 1;
@@ -37,7 +37,7 @@ struct DataplaneConfig {
   Hugepages hugepages = Hugepages::automatic;
   uint32_t flow_capacity = 65536;  // flows (two directions each)
   uint32_t idle_sleep_max_us = 900;
-  uint32_t exception_ring_size = 1024;
+  uint32_t exception_ring_size = 4096;
 };
 
 struct Config {

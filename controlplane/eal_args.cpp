@@ -10,7 +10,8 @@ unsigned hugepages_free_mb() {
   std::ifstream mounts("/proc/mounts");
   std::string line;
   bool mounted = false;
-  while (std::getline(mounts, line)) mounted = mounted || line.find(" hugetlbfs ") != std::string::npos;
+  while (std::getline(mounts, line))
+    mounted = mounted || line.find(" hugetlbfs ") != std::string::npos;
   if (!mounted) return 0;
   std::ifstream meminfo("/proc/meminfo");
   unsigned long free_pages = 0, page_kb = 0;
@@ -28,11 +29,19 @@ std::vector<std::string> eal_args(const conf::Config& cfg, const std::string& pr
   const auto& dp = cfg.dataplane;
   std::string lcores = std::to_string(dp.main_lcore);
   for (unsigned lc : dp.worker_lcores) lcores += "," + std::to_string(lc);
-  std::vector<std::string> a = {program, "-l", lcores, "--main-lcore", std::to_string(dp.main_lcore),
-                                "-m", std::to_string(dp.memory_mb), "--no-telemetry",
-                                "--log-level=*:notice", "--file-prefix=tetherpath"};
-  const bool huge = dp.hugepages == conf::Hugepages::on ||
-                    (dp.hugepages == conf::Hugepages::automatic && hugepages_free_mb() >= dp.memory_mb);
+  std::vector<std::string> a = {program,
+                                "-l",
+                                lcores,
+                                "--main-lcore",
+                                std::to_string(dp.main_lcore),
+                                "-m",
+                                std::to_string(dp.memory_mb),
+                                "--no-telemetry",
+                                "--log-level=*:notice",
+                                "--file-prefix=tetherpath"};
+  const bool huge =
+      dp.hugepages == conf::Hugepages::on ||
+      (dp.hugepages == conf::Hugepages::automatic && hugepages_free_mb() >= dp.memory_mb);
   if (huge) {
     a.push_back("--in-memory");
   } else {

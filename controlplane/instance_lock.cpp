@@ -15,7 +15,8 @@ namespace tp {
 InstanceLock::InstanceLock(const std::string& state_dir) : path_(state_dir + "/tetherpath.lock") {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
-  if (ec) throw std::runtime_error("cannot create state directory " + state_dir + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot create state directory " + state_dir + ": " + ec.message());
   fd_ = open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + std::strerror(errno));
   if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {

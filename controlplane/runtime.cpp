@@ -17,7 +17,8 @@ constexpr uint32_t kPoolCache = 256;
 
 uint16_t data_room_for(uint16_t mtu) {
   const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
-  return static_cast<uint16_t>(std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
+  return static_cast<uint16_t>(
+      std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
 }
 
 int worker_main(void* arg) {
@@ -42,22 +43,26 @@ void Runtime::build() {
   const auto& dp = cfg_.dataplane;
   const unsigned n_workers = static_cast<unsigned>(dp.worker_lcores.size());
   for (unsigned lc : dp.worker_lcores)
-    if (!rte_lcore_is_enabled(lc)) throw RuntimeError("worker lcore " + std::to_string(lc) + " is not enabled in EAL");
+    if (!rte_lcore_is_enabled(lc))
+      throw RuntimeError("worker lcore " + std::to_string(lc) + " is not enabled in EAL");
 
   uint16_t max_mtu = 0;
   for (const auto& p : cfg_.ports) max_mtu = std::max(max_mtu, p.mtu);
   const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
   // RX and TX descriptors of every port, the rings, and bursts in flight.
   const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
-  pool_ = rte_pktmbuf_pool_create("tp_pkts", n_mbufs, kPoolCache, 0, data_room_for(max_mtu), rte_socket_id());
-  exception_pool_ = rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
+  pool_ = rte_pktmbuf_pool_create("tp_pkts", n_mbufs, kPoolCache, 0, data_room_for(max_mtu),
+                                  rte_socket_id());
+  exception_pool_ =
+      rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
   if (!pool_ || !exception_pool_)
     throw RuntimeError("cannot allocate packet buffers (" + std::to_string(n_mbufs) +
                        " mbufs); raise dataplane.memory_mb");
 
   const size_t qsz = rte_rcu_qsbr_get_memsize(n_workers);
   qsv_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tp_qsv", qsz, RTE_CACHE_LINE_SIZE));
-  if (!qsv_ || rte_rcu_qsbr_init(qsv_, n_workers) != 0) throw RuntimeError("cannot create the RCU state");
+  if (!qsv_ || rte_rcu_qsbr_init(qsv_, n_workers) != 0)
+    throw RuntimeError("cannot create the RCU state");
   // Two directions per flow, ~3% headroom for cuckoo placement.
   const uint32_t capacity = dp.flow_capacity * 2 + dp.flow_capacity / 16;
   v4_ = FlowTable4::create("tp_flows4", capacity, qsv_, rte_socket_id());
@@ -74,7 +79,8 @@ void Runtime::build() {
     PortState ps;
     ps.cfg = pc;
     std::string error;
-    hw::PortSpec spec{pc.name, pc.device, pc.queues, static_cast<uint16_t>(n_workers), pc.mtu, pc.mac};
+    hw::PortSpec spec{pc.name, pc.device, pc.queues, static_cast<uint16_t>(n_workers),
+                      pc.mtu,  pc.mac};
     ps.port = hw::Port::open(spec, pool_, error);
     if (!ps.port) throw RuntimeError(error);
     ps.tap = hw::Tap::create(pc.name, ps.port->mac(), pc.mtu, error);
@@ -108,11 +114,13 @@ void Runtime::build() {
   std::vector<WorkerConfig> wcfg(n_workers);
   unsigned next = 0;
   for (unsigned p = 0; p < n_ports; ++p) {
-    for (uint16_t q = 0; q < cfg_.ports[p].queues; ++q) wcfg[next++ % n_workers].rx.push_back({p, q});
+    for (uint16_t q = 0; q < cfg_.ports[p].queues; ++q)
+      wcfg[next++ % n_workers].rx.push_back({p, q});
     wcfg[p % n_workers].inject.push_back(static_cast<uint8_t>(p));
   }
   for (auto& wc : wcfg)
-    for (const auto& [port, queue] : wc.rx) wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
+    for (const auto& [port, queue] : wc.rx)
+      wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
   const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get()};
   for (unsigned w = 0; w < n_workers; ++w) {
     wcfg[w].id = w;
@@ -124,8 +132,8 @@ void Runtime::build() {
 
   std::vector<hw::ExceptionPath::PortLink> links;
   for (unsigned p = 0; p < n_ports; ++p) {
-    hw::ExceptionPath::PortLink l{ports_[p].tap.get(), {}, port_rt_[p].inject,
-                                  &workers_[p % n_workers]->doorbell};
+    hw::ExceptionPath::PortLink l{
+        ports_[p].tap.get(), {}, port_rt_[p].inject, &workers_[p % n_workers]->doorbell};
     for (unsigned w = 0; w < n_workers; ++w) l.punt_rings.push_back(punt_rings_[w][p]);
     links.push_back(std::move(l));
   }
@@ -147,7 +155,8 @@ void Runtime::release() {
   punt_rings_.clear();
   for (auto& pr : port_rt_) {
     void* m;
-    while (pr.inject && rte_ring_dequeue(pr.inject, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    while (pr.inject && rte_ring_dequeue(pr.inject, &m) == 0)
+      rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     rte_ring_free(pr.inject);
     pr.inject = nullptr;
   }
@@ -170,7 +179,8 @@ void Runtime::start() {
     if (rte_eal_remote_launch(worker_main, arg, cfg_.dataplane.worker_lcores[w]) != 0) {
       delete arg;
       stop();
-      throw RuntimeError("cannot launch a worker on lcore " + std::to_string(cfg_.dataplane.worker_lcores[w]));
+      throw RuntimeError("cannot launch a worker on lcore " +
+                         std::to_string(cfg_.dataplane.worker_lcores[w]));
     }
   }
   running_ = true;
@@ -211,10 +221,10 @@ void Runtime::poll_links() {
 }
 
 void Runtime::report(std::ostream& out) const {
-  out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx" << std::setw(12)
-      << "fast rx" << std::setw(12) << "fast tx" << std::setw(12) << "punted" << std::setw(12)
-      << "to kernel" << std::setw(12) << "from kernel" << std::setw(12) << "exc drops" << std::setw(12)
-      << "pmd tx" << std::setw(10) << "link" << '\n';
+  out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx"
+      << std::setw(12) << "fast rx" << std::setw(12) << "fast tx" << std::setw(12) << "punted"
+      << std::setw(12) << "to kernel" << std::setw(12) << "from kernel" << std::setw(12)
+      << "exc drops" << std::setw(12) << "pmd tx" << std::setw(10) << "link" << '\n';
   for (std::size_t i = 0; i < ports_.size(); ++i) {
     uint64_t rx = 0, frx = 0, ftx = 0, punted = 0;
     for (const auto& w : workers_) {
@@ -231,8 +241,8 @@ void Runtime::report(std::ostream& out) const {
         << std::setw(12) << frx << std::setw(12) << ftx << std::setw(12) << punted << std::setw(12)
         << ex.to_kernel.get() << std::setw(12) << ex.from_kernel.get() << std::setw(12)
         << ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get() << std::setw(12) << es.opackets
-        << std::setw(10) << (ports_[i].admin_up ? (ports_[i].link_up ? "up" : "no-carrier") : "down")
-        << '\n';
+        << std::setw(10)
+        << (ports_[i].admin_up ? (ports_[i].link_up ? "up" : "no-carrier") : "down") << '\n';
   }
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     const Worker& wk = *workers_[w];

@@ -47,7 +47,8 @@ class Doorbell {
     nfds_t n = 0;
     fds[n++] = {fd_, POLLIN, 0};
     for (nfds_t i = 0; i < n_extra && n < 17; ++i) fds[n++] = extra[i];
-    const timespec ts{static_cast<time_t>(timeout_us / 1000000), static_cast<long>(timeout_us % 1000000) * 1000};
+    const timespec ts{static_cast<time_t>(timeout_us / 1000000),
+                      static_cast<long>(timeout_us % 1000000) * 1000};
     ppoll(fds, n, &ts, nullptr);
     sleeping_.store(false, std::memory_order_relaxed);
     uint64_t drained;

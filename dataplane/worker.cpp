@@ -47,11 +47,13 @@ void Worker::send(uint8_t port, rte_mbuf** pkts, uint16_t n) {
     rte_pktmbuf_free_bulk(pkts, n);
     return;
   }
-  for (uint16_t i = 0; i < n; ++i) rte_eth_tx_buffer(pr.eth_port, cfg_.id, tx_buffers_[port], pkts[i]);
+  for (uint16_t i = 0; i < n; ++i)
+    rte_eth_tx_buffer(pr.eth_port, cfg_.id, tx_buffers_[port], pkts[i]);
 }
 
 void Worker::flush_all() {
-  for (uint16_t p = 0; p < n_ports_; ++p) rte_eth_tx_buffer_flush(ports_[p].eth_port, cfg_.id, tx_buffers_[p]);
+  for (uint16_t p = 0; p < n_ports_; ++p)
+    rte_eth_tx_buffer_flush(ports_[p].eth_port, cfg_.id, tx_buffers_[p]);
 }
 
 // One pass over every RX queue and inject ring this worker owns. True if anything moved.
@@ -83,8 +85,8 @@ bool Worker::poll_once(uint32_t now) {
     out_.clear();
   }
   for (uint8_t port : cfg_.inject) {
-    const unsigned n = rte_ring_sc_dequeue_burst(ports_[port].inject, reinterpret_cast<void**>(pkts),
-                                                 cfg_.burst, nullptr);
+    const unsigned n = rte_ring_sc_dequeue_burst(
+        ports_[port].inject, reinterpret_cast<void**>(pkts), cfg_.burst, nullptr);
     if (n == 0) continue;
     moved = true;
     stats.injected.add(n);

@@ -20,7 +20,9 @@ ExceptionPath::ExceptionPath(std::vector<PortLink> ports, rte_mempool* pool)
 
 ExceptionPath::~ExceptionPath() { stop(); }
 
-void ExceptionPath::start() { thread_ = std::thread([this] { run(); }); }
+void ExceptionPath::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void ExceptionPath::stop() {
   stop_ = true;
@@ -40,7 +42,8 @@ bool ExceptionPath::pump(std::size_t i) {
   bool moved = false;
   rte_mbuf* pkts[kBurst];
   for (rte_ring* ring : p.punt_rings) {
-    const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+    const unsigned n =
+        rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), kBurst, nullptr);
     for (unsigned k = 0; k < n; ++k) {
       rte_mbuf* m = pkts[k];
       // A TAP write takes one contiguous frame.

@@ -20,9 +20,9 @@
 namespace tp::hw {
 
 struct alignas(64) ExceptionStats {
-  Counter to_kernel;          // frames written to a TAP
-  Counter to_kernel_dropped;  // the TAP would not take them (kernel queue full, TAP down)
-  Counter from_kernel;        // frames read from a TAP and queued for the port
+  Counter to_kernel;            // frames written to a TAP
+  Counter to_kernel_dropped;    // the TAP would not take them (kernel queue full, TAP down)
+  Counter from_kernel;          // frames read from a TAP and queued for the port
   Counter from_kernel_dropped;  // inject ring full or no mbuf
 };
 

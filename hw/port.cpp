@@ -19,10 +19,12 @@ constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
 std::string devargs_value(const std::string& device, const std::string& key) {
   const std::string needle = key + "=";
   std::size_t at = device.find(needle);
-  while (at != std::string::npos && at > 0 && device[at - 1] != ',') at = device.find(needle, at + 1);
+  while (at != std::string::npos && at > 0 && device[at - 1] != ',')
+    at = device.find(needle, at + 1);
   if (at == std::string::npos) return "";
   const std::size_t end = device.find(',', at);
-  return device.substr(at + needle.size(), end == std::string::npos ? std::string::npos : end - at - needle.size());
+  return device.substr(at + needle.size(),
+                       end == std::string::npos ? std::string::npos : end - at - needle.size());
 }
 
 }  // namespace
@@ -57,7 +59,8 @@ std::unique_ptr<Port> Port::open(const PortSpec& spec, rte_mempool* pool, std::s
   rte_eth_conf conf{};
   conf.rxmode.mtu = spec.mtu;
   if (spec.rx_queues > 1) {
-    const uint64_t hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    const uint64_t hf =
+        info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
     if (hf) {
       conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
       conf.rx_adv_conf.rss_conf.rss_hf = hf;
@@ -131,7 +134,8 @@ int Port::rx_wait_fd(uint16_t q) const {
   const int fd = *static_cast<const int*>(rxq);
   int domain = 0;
   socklen_t len = sizeof domain;
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET) return -1;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
+    return -1;
   sockaddr_ll sll{};
   len = sizeof sll;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&sll), &len) != 0) return -1;

@@ -64,7 +64,8 @@ std::unique_ptr<Tap> Tap::create(const std::string& name, const std::array<uint8
   ifr = request(name);
   ifr.ifr_mtu = mtu;
   if (ioctl(s.fd, SIOCSIFMTU, &ifr) < 0) {
-    error = "cannot set the MTU of " + name + " to " + std::to_string(mtu) + ": " + std::strerror(errno);
+    error = "cannot set the MTU of " + name + " to " + std::to_string(mtu) + ": " +
+            std::strerror(errno);
     return nullptr;
   }
   ifr = request(name);

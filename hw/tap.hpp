@@ -25,7 +25,8 @@ class Tap {
 
   // Carrier as the kernel shows it (NO-CARRIER when off), mirroring the port's link.
   bool set_carrier(bool up);
-  // The administrative state someone set with `ip link set NAME up|down`; nullopt-like false on error.
+  // The administrative state someone set with `ip link set NAME up|down`; nullopt-like false on
+  // error.
   bool admin_up() const;
 
   // Non-blocking frame I/O. read_frame returns the length, 0 when nothing is waiting, -1 on error.

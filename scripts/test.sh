@@ -23,7 +23,8 @@ step() {
   printf '== %-40s ' "$name"
   if "$@" >"$log" 2>&1; then
     local n
-    n=$(grep -Eo '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    # gtest's "[  PASSED  ] N tests" or a lab script's "name: N passed, M failed".
+    n=$(awk '/^\[  PASSED  \] [0-9]+ test/ {s += $4} /^[a-z_]+: [0-9]+ passed, [0-9]+ failed$/ {s += $2} END {print s + 0}' "$log")
     [ "$n" -gt 0 ] || n=1
     passed=$((passed + n))
     printf 'ok (%ds%s)\n' $((SECONDS - t0)) "$([ "$n" -gt 1 ] && echo ", $n tests")"
@@ -33,7 +34,7 @@ step() {
     printf 'FAILED (%ds), last lines of %s:\n' $((SECONDS - t0)) "$log"
     tail -n 25 "$log" | sed 's/^/    /'
   fi
-  grep -E '^(stress|fuzz|bench):' "$log" | sed 's/^/    /' || true
+  grep -E '^(stress|fuzz|bench):|measured:' "$log" | sed 's/^ */    /' || true
 }
 
 configure() {  # configure DIR [meson options...]

@@ -1,0 +1,116 @@
+# Shared helpers for the namespace lab tests. Source it, call lab_begin, then checks, then
+# lab_end. Everything the test starts is torn down on exit, even on failure or Ctrl-C.
+# shellcheck shell=bash
+set -uo pipefail
+
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TETHERPATH=${TETHERPATH:-$LAB_ROOT/build/controlplane/tetherpath}
+TOPOLOGY=$LAB_ROOT/tests/lab/topology.sh
+export TP_LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
+TP_LOG=$TP_LAB_DIR/tetherpath.log
+TP_PID=
+checks_passed=0
+checks_failed=0
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+lab_cleanup() {
+  stop_daemon >/dev/null 2>&1
+  bash "$TOPOLOGY" down >/dev/null 2>&1
+}
+
+lab_begin() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP $(basename "$0"): needs root for network namespaces"
+    exit 0
+  fi
+  if [ ! -x "$TETHERPATH" ]; then
+    echo "FAIL: $TETHERPATH is not built"
+    exit 1
+  fi
+  trap lab_cleanup EXIT
+  trap 'exit 130' INT TERM
+  bash "$TOPOLOGY" up || { echo "FAIL: lab topology"; exit 1; }
+}
+
+lab_end() {
+  echo "$(basename "$0" .sh): $checks_passed passed, $checks_failed failed"
+  [ "$checks_failed" -eq 0 ]
+}
+
+# check DESCRIPTION COMMAND...: the command's success is the check.
+check() {
+  local desc=$1; shift
+  if "$@" >>"$TP_LAB_DIR/checks.log" 2>&1; then
+    echo "  ok    $desc"
+    checks_passed=$((checks_passed + 1))
+  else
+    echo "  FAIL  $desc"
+    checks_failed=$((checks_failed + 1))
+  fi
+}
+
+# measure NAME VALUE: a figure the test measured, printed for the record.
+measure() { echo "  measured: $1 = $2"; }
+
+# eventually SECONDS COMMAND...: retries until the command succeeds or the time is up.
+eventually() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.1
+  done
+}
+
+start_daemon() {
+  local config=${1:-$LAB_ROOT/conf/lab.yaml}
+  # Not through nsx (a function would run in a subshell): $! must be the daemon itself.
+  ip netns exec tp-box "$TETHERPATH" --config "$config" >>"$TP_LOG" 2>&1 &
+  TP_PID=$!
+  bash "$TOPOLOGY" box || { echo "FAIL: tetherpath did not come up; log:"; tail -20 "$TP_LOG"; exit 1; }
+}
+
+stop_daemon() {
+  [ -n "$TP_PID" ] || return 0
+  kill -TERM "$TP_PID" 2>/dev/null
+  for _ in $(seq 50); do
+    kill -0 "$TP_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$TP_PID" 2>/dev/null
+  wait "$TP_PID" 2>/dev/null
+  TP_PID=
+}
+
+# The daemon's counter report (SIGUSR1 prints it to the log).
+daemon_report() {
+  local before
+  before=$(wc -l <"$TP_LOG")
+  kill -USR1 "$TP_PID"
+  sleep 0.3
+  tail -n +$((before + 1)) "$TP_LOG"
+}
+
+# CPU time (ticks of 10 ms) the daemon used over SECONDS.
+daemon_cpu_percent() {
+  local secs=$1 a b
+  a=$(awk '{print $14 + $15}' "/proc/$TP_PID/stat")
+  sleep "$secs"
+  b=$(awk '{print $14 + $15}' "/proc/$TP_PID/stat")
+  awk -v t=$((b - a)) -v s="$secs" 'BEGIN {printf "%.2f", t / s}'
+}
+
+make_file() {  # make_file NAME MEGABYTES: random content served by the lab's HTTP server
+  head -c $(($2 * 1000 * 1000)) /dev/urandom >"$TP_LAB_DIR/www/$1"
+}
+
+# download NS URL NAME: fetches and compares the sha256 with the served file.
+download_ok() {
+  local ns=$1 url=$2 name=$3 out
+  out=$(mktemp -p "$TP_LAB_DIR")
+  nsx "$ns" curl -sf --max-time 60 -o "$out" "$url" || return 1
+  [ "$(sha256sum <"$out" | cut -d' ' -f1)" = "$(sha256sum <"$TP_LAB_DIR/www/$name" | cut -d' ' -f1)" ]
+  local rc=$?
+  rm -f "$out"
+  return $rc
+}

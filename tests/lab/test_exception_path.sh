@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The daemon's runtime with no flow offloaded: everything crosses the exception path (port ->
+# worker -> TAP -> kernel -> TAP -> worker -> port). Real clients: ping, curl, iperf3; IPv4 and
+# IPv6; ARP and ND through the TAPs; link state both ways; lifecycle.
+source "$(dirname "$0")/lib.sh"
+lab_begin
+start_daemon
+
+echo "traffic through the exception path"
+check "ping IPv4 wifi -> server" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
+check "ping IPv4 usb -> second server" nsx tp-usb ping -c 3 -i 0.2 -W 2 203.0.113.11
+check "ping IPv6 wifi -> server" nsx tp-wifi ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::10
+check "ARP: the box resolved the wifi client" sh -c "ip -n tp-box neigh show 192.168.50.10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
+check "ND: the box resolved the wifi client" sh -c "ip -n tp-box -6 neigh show 2001:db8:50::10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
+check "ARP: the client resolved the box" sh -c "ip -n tp-wifi neigh show 192.168.50.1 | grep -Eq 'REACHABLE|STALE|DELAY'"
+make_file 20M.bin 20
+check "HTTP download over IPv4, sha256 matches" download_ok tp-wifi http://203.0.113.10/20M.bin 20M.bin
+check "HTTP download over IPv6, sha256 matches" download_ok tp-usb "http://[2001:db8:ffff::10]/20M.bin" 20M.bin
+for c in "tp-wifi 203.0.113.10 TCP" "tp-usb 2001:db8:ffff::10 TCP" "tp-wifi 203.0.113.10 UDP" "tp-usb 2001:db8:ffff::10 UDP"; do
+  set -- $c
+  udp=()
+  [ "$3" = UDP ] && udp=(-u -b 100M)
+  out=$(nsx "$1" iperf3 -c "$2" -t 2 "${udp[@]}" --json 2>&1)
+  check "iperf3 $3 $1 -> $2" sh -c "echo '$out' | grep -q '\"sum_received\"'"
+  bps=$(echo "$out" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))' 2>/dev/null || echo "?")
+  measure "iperf3 $3 $2 through the exception path (Mbit/s)" "$bps"
+done
+report=$(daemon_report)
+echo "$report" | sed 's/^/    /'
+check "everything was punted, nothing offloaded" sh -c "echo '$report' | awk '/^wifi0/ {exit !(\$2 > 1000 && \$3 == 0 && \$5 > 1000)}'"
+
+echo "idle power and first-packet latency"
+sleep 2
+measure "idle CPU (% of one core over 5 s)" "$(daemon_cpu_percent 5)"
+sleep 1
+rtt=$(nsx tp-wifi ping -c 1 -W 2 203.0.113.10 | grep -o 'time=[0-9.]*' | cut -d= -f2)
+measure "first ping RTT after 1 s idle, 4 exception-path crossings (ms)" "${rtt:-lost}"
+
+echo "link state"
+nsx tp-net ip link set tp-net-modem down
+check "pulling the modem cable shows NO-CARRIER on modem0" eventually 3 sh -c "ip -n tp-box link show modem0 | grep -q NO-CARRIER"
+nsx tp-net ip link set tp-net-modem up
+check "plugging it back clears NO-CARRIER" eventually 3 sh -c "ip -n tp-box link show modem0 | grep -q LOWER_UP"
+nsx tp-box ip link set modem0 down
+sleep 0.5
+check "ip link set modem0 down stops traffic" sh -c "! ip netns exec tp-wifi ping -c 2 -i 0.3 -W 1 203.0.113.10"
+nsx tp-box ip link set modem0 up
+bash "$TOPOLOGY" box >/dev/null  # routes via modem0 went with it, as on a real box
+check "ip link set modem0 up resumes it" eventually 5 nsx tp-wifi ping -c 1 -W 1 203.0.113.10
+
+echo "lifecycle"
+second=$(nsx tp-box "$TETHERPATH" --config "$LAB_ROOT/conf/lab.yaml" 2>&1)
+check "a second instance refuses to start" sh -c "echo '$second' | grep -q 'already running'"
+check "the first instance still serves" nsx tp-wifi ping -c 1 -W 2 203.0.113.10
+pid=$TP_PID
+stop_daemon
+check "SIGTERM stops the daemon" sh -c "! kill -0 $pid 2>/dev/null"
+check "no TAP is left" sh -c "! ip -n tp-box link show modem0 && ! ip -n tp-box link show wifi0 && ! ip -n tp-box link show usb0"
+check "no hugepage file is left" sh -c "! ls /dev/hugepages 2>/dev/null | grep -q tetherpath"
+check "the lock file is gone" test ! -e /run/tetherpath-lab/tetherpath.lock
+
+bad=$TP_LAB_DIR/bad.yaml
+sed 's/iface=tp-usb-raw/iface=tp-no-such-if/' "$LAB_ROOT/conf/lab.yaml" >"$bad"
+out=$(nsx tp-box "$TETHERPATH" --config "$bad" 2>&1)
+rc=$?
+check "a port that cannot be opened fails the start" test "$rc" -ne 0
+check "the error names the port" sh -c "echo '$out' | grep -q 'port usb0'"
+check "and nothing is left behind" sh -c "! ip -n tp-box link show modem0 && ! ip -n tp-box link show wifi0"
+lab_end
