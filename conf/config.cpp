@@ -165,10 +165,37 @@ DataplaneConfig parse_dataplane(const Field& f) {
   return d;
 }
 
+OffloadConfig parse_offload(const Field& f) {
+  f.only_keys({"enabled", "protocols", "keepalive_interval_s", "no_offload_mark", "no_offload_mask",
+               "conntrack_rcvbuf_kb", "conntrack_rcvbuf_max_kb"});
+  OffloadConfig o;
+  if (auto v = f.child("enabled")) o.enabled = v->choice<bool>({{"true", true}, {"false", false}});
+  if (auto v = f.child("protocols")) {
+    if (!v->node.IsSequence()) v->fail("expected a list of tcp, udp, icmp");
+    o.tcp = o.udp = o.icmp = false;
+    for (std::size_t i = 0; i < v->node.size(); ++i) {
+      const Field e = v->element(i);
+      const int p = e.choice<int>({{"tcp", 0}, {"udp", 1}, {"icmp", 2}});
+      (p == 0 ? o.tcp : p == 1 ? o.udp : o.icmp) = true;
+    }
+  }
+  if (auto v = f.child("keepalive_interval_s"))
+    o.keepalive_interval_s = v->integer<uint32_t>(1, 3600);
+  if (auto v = f.child("no_offload_mark")) o.no_offload_mark = v->integer<uint32_t>(0, UINT32_MAX);
+  if (auto v = f.child("no_offload_mask")) o.no_offload_mask = v->integer<uint32_t>(0, UINT32_MAX);
+  if (auto v = f.child("conntrack_rcvbuf_kb"))
+    o.conntrack_rcvbuf_kb = v->integer<uint32_t>(4, 1 << 20);
+  if (auto v = f.child("conntrack_rcvbuf_max_kb"))
+    o.conntrack_rcvbuf_max_kb = v->integer<uint32_t>(4, 1 << 20);
+  if (o.conntrack_rcvbuf_max_kb < o.conntrack_rcvbuf_kb)
+    f.fail("conntrack_rcvbuf_max_kb must be at least conntrack_rcvbuf_kb");
+  return o;
+}
+
 Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
-  top.only_keys({"ports", "dataplane", "state_dir"});
+  top.only_keys({"ports", "dataplane", "offload", "state_dir"});
   Config c;
   c.source = file;
   auto ports = top.child("ports");
@@ -188,6 +215,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   }
   if (upstreams == 0) ports->fail("expected at least one port with role upstream");
   if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
+  if (auto o = top.child("offload")) c.offload = parse_offload(*o);
   if (auto s = top.child("state_dir")) {
     c.state_dir = s->string();
     if (c.state_dir.empty() || c.state_dir[0] != '/') s->fail("expected an absolute path");

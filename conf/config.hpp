@@ -40,10 +40,22 @@ struct DataplaneConfig {
   uint32_t exception_ring_size = 4096;
 };
 
+struct OffloadConfig {
+  bool enabled = true;
+  bool tcp = true, udp = true, icmp = true;
+  uint32_t keepalive_interval_s = 60;
+  // Flows whose conntrack mark matches (mark & mask == value) stay in the kernel; mask 0: off.
+  uint32_t no_offload_mark = 0;
+  uint32_t no_offload_mask = 0;
+  uint32_t conntrack_rcvbuf_kb = 4096;
+  uint32_t conntrack_rcvbuf_max_kb = 65536;
+};
+
 struct Config {
   std::string source;  // the file it came from
   std::vector<PortConfig> ports;
   DataplaneConfig dataplane;
+  OffloadConfig offload;
   std::string state_dir = "/run/tetherpath";
 };
 

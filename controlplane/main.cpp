@@ -3,37 +3,25 @@
 // signals (SIGTERM/SIGINT stop, SIGUSR1 prints counters) and the link-state timer.
 #include <rte_eal.h>
 
-#include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without it
-
-#include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "asio.hpp"
 #include "config.hpp"
+#include "control_plane.hpp"
 #include "eal_args.hpp"
 #include "instance_lock.hpp"
 #include "runtime.hpp"
 
 namespace {
 
-constexpr auto kLinkPollInterval = std::chrono::milliseconds(100);
-
 void usage() {
   std::fprintf(stderr,
                "usage: tetherpath --config FILE     run the daemon\n"
                "       tetherpath --check-config FILE  validate a configuration and exit\n");
-}
-
-void poll_links(boost::asio::steady_timer& timer, tp::Runtime& rt) {
-  timer.expires_after(kLinkPollInterval);
-  timer.async_wait([&timer, &rt](const boost::system::error_code& ec) {
-    if (ec) return;
-    rt.poll_links();
-    poll_links(timer, rt);
-  });
 }
 
 int run(const tp::conf::Config& cfg, const char* program) {
@@ -56,6 +44,7 @@ int run(const tp::conf::Config& cfg, const char* program) {
                  cfg.dataplane.worker_lcores.size());
 
     boost::asio::io_context io;
+    tp::ControlPlane cp(io, rt, cfg);
     boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
     stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
       std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);
@@ -66,15 +55,16 @@ int run(const tp::conf::Config& cfg, const char* program) {
       report_signal.async_wait([&](const boost::system::error_code& ec, int) {
         if (ec) return;
         rt.report(std::cout);
+        cp.report(std::cout);
         std::cout.flush();
         wait_report();
       });
     };
     wait_report();
-    boost::asio::steady_timer link_timer(io);
-    poll_links(link_timer, rt);
     io.run();
-
+    // Flows go back to the kernel (TCP marked liberal) before the workers stop forwarding them.
+    cp.stop_offload();
+    cp.report(std::cout);
     rt.stop();
     rt.report(std::cout);
   } catch (const std::exception& e) {

@@ -212,6 +212,9 @@ void Runtime::poll_links() {
       ps.link_up = link;
       ps.tap->set_carrier(link);
     }
+    if ((!admin || !link) && (topology_changed || link != ps.link_reported) && on_port_down)
+      on_port_down(static_cast<uint8_t>(i));
+    ps.link_reported = link;
   }
   if (topology_changed) {
     auto t = topology_->edit();

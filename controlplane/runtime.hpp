@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <stdexcept>
@@ -40,6 +41,8 @@ class Runtime {
 
   // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port.
   void poll_links();
+  // Called from poll_links when a port loses its carrier or is set down.
+  std::function<void(uint8_t port)> on_port_down;
   // Human-readable counters: ports, exception path, workers (clocks per packet), reasons.
   void report(std::ostream& out) const;
 
@@ -57,6 +60,7 @@ class Runtime {
     std::unique_ptr<hw::Port> port;
     std::unique_ptr<hw::Tap> tap;
     bool link_up = true;
+    bool link_reported = true;
     bool admin_up = true;
   };
 

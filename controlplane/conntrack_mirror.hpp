@@ -1,0 +1,56 @@
+// Mirrors the kernel's conntrack table: an event socket (NEW/UPDATE/DESTROY) opened first with a
+// large receive buffer, then a full dump; both feed idempotent upserts. When the kernel drops
+// events (ENOBUFS) the buffer grows, up to a cap, and the table is resynchronised by a dump whose
+// end purges what the kernel no longer has (conntrackd's recovery).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "conntrack_entry.hpp"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace tp {
+
+class ConntrackMirror {
+ public:
+  struct Sink {
+    std::function<void(const CtEntry&)> upsert;     // NEW, UPDATE, or seen in a dump
+    std::function<void(const CtEntry&)> destroyed;  // DESTROY
+    std::function<void()> resync_begin;             // a dump that replaces everything starts
+    std::function<void()> resync_end;               // ...and ended: purge what it did not upsert
+  };
+
+  // Throws std::runtime_error (no permission, no conntrack in this kernel).
+  ConntrackMirror(Sink sink, int rcvbuf_bytes, int rcvbuf_max_bytes);
+  ~ConntrackMirror();
+  ConntrackMirror(const ConntrackMirror&) = delete;
+  ConntrackMirror& operator=(const ConntrackMirror&) = delete;
+
+  int event_fd() const;
+  void on_readable();  // drains pending events; handles ENOBUFS
+  void resync();       // resync_begin, dump, resync_end
+
+  uint64_t events = 0, overruns = 0, resyncs = 0;
+  int rcvbuf_bytes() const { return rcvbuf_; }
+
+ private:
+  void dump();
+  void handle(const nlmsghdr* nlh, bool from_dump);
+
+  Sink sink_;
+  mnl_socket* events_ = nullptr;
+  mnl_socket* dump_ = nullptr;
+  int rcvbuf_;
+  int rcvbuf_max_;
+  uint32_t seq_ = 1;
+};
+
+// Sets net.netfilter.nf_conntrack_events to 1 (with the default 2 the kernel sends no DESTROY for
+// entries created while no listener existed). Returns what it found and set, for the log.
+std::string enable_conntrack_events();
+
+}  // namespace tp

@@ -1,0 +1,50 @@
+// Changes the kernel's conntrack entries on the fast path's behalf: NAT keepalives (refresh the
+// timeout of flows only the fast path still sees) and the liberal hand-back of TCP flows. Updates
+// go out many to a datagram; each gets its own acknowledgement, mapped back to its entry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conntrack_entry.hpp"
+
+struct mnl_socket;
+
+namespace tp {
+
+// The kernel's own timeouts, read from the nf_conntrack_*_timeout_* sysctls (never hard-coded).
+struct ConntrackTimeouts {
+  uint32_t tcp_established = 432000;
+  uint32_t udp = 30;
+  uint32_t udp_stream = 120;
+  uint32_t icmp = 30;
+  uint32_t icmpv6 = 30;
+  static ConntrackTimeouts read_sysctls();
+  uint32_t for_entry(const CtEntry& e) const;
+};
+
+class ConntrackWriter {
+ public:
+  ConntrackWriter();  // throws std::runtime_error
+  ~ConntrackWriter();
+  ConntrackWriter(const ConntrackWriter&) = delete;
+  ConntrackWriter& operator=(const ConntrackWriter&) = delete;
+
+  struct Update {
+    CtEntry entry;
+    uint32_t timeout = 0;  // seconds; 0 leaves it
+    bool liberal = false;  // TCP: stop window checking in both directions
+  };
+  // Sends all updates batched; returns one result per update: 0, or the negative errno the
+  // kernel answered (-ENOENT: the entry no longer exists).
+  std::vector<int> apply(const std::vector<Update>& updates);
+
+  uint64_t messages = 0, datagrams = 0;
+
+ private:
+  mnl_socket* nl_ = nullptr;
+  uint32_t seq_ = 1;
+};
+
+}  // namespace tp

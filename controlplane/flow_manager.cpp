@@ -1,0 +1,273 @@
+#include "flow_manager.hpp"
+
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace tp {
+namespace {
+
+// Waiting for a neighbour is bounded; the kernel resolves it while it still forwards the flow.
+constexpr std::size_t kMaxPending = 65536;
+
+template <class Key>
+Key make_key(const CtTuple& t, uint8_t proto, uint8_t port) {
+  Key k{};
+  if constexpr (std::is_same_v<Key, FlowKey4>) {
+    k.src = t.src.v4_be();
+    k.dst = t.dst.v4_be();
+  } else {
+    std::memcpy(k.src.data(), t.src.bytes.data(), 16);
+    std::memcpy(k.dst.data(), t.dst.bytes.data(), 16);
+  }
+  k.sport = t.sport;
+  k.dport = t.dport;
+  k.proto = proto;
+  k.port = port;
+  k.vlan = 0;
+  return k;
+}
+
+FlowAction make_action(const FlowKey4& key, const Direction& d, uint16_t nh) {
+  if (d.rewrite == Rewrite::route) return make_route_action(nh);
+  return make_nat44_action(key, d.rewrite, d.nat_addr.v4_be(), d.nat_port, nh);
+}
+
+}  // namespace
+
+FlowManager::FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo,
+                         const KernelView& kernel, PolicyConfig cfg, ConntrackWriter* writer)
+    : v4_(v4), v6_(v6), topo_(topo), kernel_(kernel), cfg_(std::move(cfg)), writer_(writer) {}
+
+FlowManager::~FlowManager() = default;
+
+bool FlowManager::same_plan(const Decision& a, const Decision& b) {
+  auto same = [](const Direction& x, const Direction& y) {
+    // The MAC is not part of it: a MAC change updates the shared next hop in place.
+    return x.in_port == y.in_port && x.out_port == y.out_port && x.next_hop == y.next_hop &&
+           x.rewrite == y.rewrite && x.nat_addr == y.nat_addr && x.nat_port == y.nat_port;
+  };
+  return same(a.orig, b.orig) && same(a.reply, b.reply);
+}
+
+bool FlowManager::install(const CtEntry& e, const Decision& d) {
+  Flow f;
+  f.ct = e;
+  f.plan = d;
+  f.nh_orig = topo_.acquire(d.orig.out_port, d.orig.next_hop, d.orig.next_hop_mac);
+  f.nh_reply = topo_.acquire(d.reply.out_port, d.reply.next_hop, d.reply.next_hop_mac);
+  int rc = -ENOSPC;
+  if (f.nh_orig && f.nh_reply) {
+    if (e.family == AF_INET) {
+      const auto ko = make_key<FlowKey4>(e.orig, e.proto, d.orig.in_port);
+      const auto kr = make_key<FlowKey4>(e.reply, e.proto, d.reply.in_port);
+      rc = v4_.insert(ko, make_action(ko, d.orig, f.nh_orig), kr,
+                      make_action(kr, d.reply, f.nh_reply));
+      if (rc == 0) {
+        f.a_orig = v4_.find(ko);
+        f.a_reply = v4_.find(kr);
+      }
+    } else {
+      const auto ko = make_key<FlowKey6>(e.orig, e.proto, d.orig.in_port);
+      const auto kr = make_key<FlowKey6>(e.reply, e.proto, d.reply.in_port);
+      FlowAction ao, ar;
+      ao.nexthop.store(f.nh_orig, std::memory_order_relaxed);
+      ar.nexthop.store(f.nh_reply, std::memory_order_relaxed);
+      rc = v6_.insert(ko, ao, kr, ar);
+      if (rc == 0) {
+        f.a_orig = v6_.find(ko);
+        f.a_reply = v6_.find(kr);
+      }
+    }
+  }
+  if (rc != 0) {
+    topo_.release(f.nh_orig);
+    topo_.release(f.nh_reply);
+    ++stats_.install_failed;
+    return false;
+  }
+  ++stats_.installed;
+  // From now on the kernel sees only this flow's FIN/RST and other punts, not the window updates
+  // in between: its TCP tracking must be liberal or it would mark them INVALID and skip NAT
+  // (nft_flow_offload_eval does the same when it offloads a flow).
+  if (e.proto == IPPROTO_TCP && writer_) liberal_queue_.push_back({e, 0, true});
+  flows_.insert_or_assign(CtKey::of(e), std::move(f));
+  return true;
+}
+
+void FlowManager::remove(Map::iterator it, bool give_back) {
+  const Flow& f = it->second;
+  const CtEntry& e = f.ct;
+  if (e.family == AF_INET)
+    v4_.remove(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
+               make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+  else
+    v6_.remove(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
+               make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+  topo_.release(f.nh_orig);
+  topo_.release(f.nh_reply);
+  ++stats_.removed;
+  if (give_back && e.proto == IPPROTO_TCP) hand_back({e});
+  flows_.erase(it);
+}
+
+// The kernel missed the window updates of everything the fast path carried: without this its
+// TCP tracking would mark the next packets INVALID (conntrackd does the same on commit). Flows
+// are already liberal from their install; this covers entries a restart found offloaded by a
+// previous instance and keeps hand-back correct on its own.
+void FlowManager::hand_back(const std::vector<CtEntry>& tcp_entries) {
+  if (!writer_ || tcp_entries.empty()) return;
+  std::vector<ConntrackWriter::Update> updates;
+  for (const CtEntry& e : tcp_entries) updates.push_back({e, 0, true});
+  writer_->apply(updates);
+  stats_.handed_back += tcp_entries.size();
+}
+
+void FlowManager::upsert(const CtEntry& e) {
+  ++stats_.upserts;
+  const CtKey key = CtKey::of(e);
+  const Decision d = decide(e, kernel_, cfg_);
+  auto it = flows_.find(key);
+  if (it != flows_.end()) {
+    it->second.seen = true;
+    if (d.verdict == Decision::offload && same_plan(d, it->second.plan)) {
+      it->second.ct = e;  // status and state move on (our own keepalives end up here too)
+      it->second.plan = d;
+      ++stats_.unchanged;
+      return;
+    }
+    // Leaving the fast path while alive needs a hand-back, unless it is reinstalled right away or
+    // the kernel already saw the FIN/RST that moved TCP past ESTABLISHED.
+    remove(it, d.verdict != Decision::offload && d.reason != "tcp_not_established");
+  }
+  if (d.verdict == Decision::offload) {
+    pending_.erase(key);
+    install(e, d);
+    return;
+  }
+  if (d.verdict == Decision::wait_neighbour && pending_.size() < kMaxPending)
+    pending_[key] = e;
+  else
+    pending_.erase(key);
+  ++stats_.refused[std::string(d.reason)];
+}
+
+void FlowManager::destroyed(const CtEntry& e) {
+  ++stats_.destroys;
+  const CtKey key = CtKey::of(e);
+  pending_.erase(key);
+  if (auto it = flows_.find(key); it != flows_.end()) remove(it, false);
+}
+
+void FlowManager::resync_begin() {
+  resyncing_ = true;
+  for (auto& [k, f] : flows_) f.seen = false;
+  pending_.clear();
+}
+
+void FlowManager::resync_end() {
+  resyncing_ = false;
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    auto next = std::next(it);
+    if (!it->second.seen) remove(it, false);  // the kernel no longer has it
+    it = next;
+  }
+}
+
+void FlowManager::neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac) {
+  if (mac) {
+    ++stats_.neighbour_updates;
+    for (const auto& [port_if, role] : cfg_.ports)
+      if (port_if == ifindex) topo_.update_mac(role.port, addr, *mac);
+    // Flows that were waiting for this neighbour can go now.
+    std::vector<CtEntry> ready;
+    for (const auto& [k, e] : pending_) ready.push_back(e);
+    for (const CtEntry& e : ready) upsert(e);
+    return;
+  }
+  // Gone: its flows go back to the kernel, which will resolve it again or drop them.
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    auto next = std::next(it);
+    const Decision& p = it->second.plan;
+    if ((p.orig.out_ifindex == ifindex && p.orig.next_hop == addr) ||
+        (p.reply.out_ifindex == ifindex && p.reply.next_hop == addr))
+      remove(it, true);
+    it = next;
+  }
+}
+
+void FlowManager::reevaluate_all() {
+  std::vector<CtEntry> all;
+  all.reserve(flows_.size() + pending_.size());
+  for (const auto& [k, f] : flows_) all.push_back(f.ct);
+  for (const auto& [k, e] : pending_) all.push_back(e);
+  for (const CtEntry& e : all) upsert(e);
+}
+
+void FlowManager::port_down(uint8_t port) {
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    auto next = std::next(it);
+    const Decision& p = it->second.plan;
+    if (p.orig.in_port == port || p.orig.out_port == port) remove(it, true);
+    it = next;
+  }
+}
+
+void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts) {
+  ++stats_.keepalive_rounds;
+  std::vector<ConntrackWriter::Update> updates;
+  std::vector<CtKey> keys;
+  for (auto& [k, f] : flows_) {
+    const uint64_t packets = f.a_orig->packets.load(std::memory_order_relaxed) +
+                             f.a_reply->packets.load(std::memory_order_relaxed);
+    if (packets == f.packets_at_last_round) continue;  // idle: let the kernel's timeout run
+    f.packets_at_last_round = packets;
+    updates.push_back({f.ct, timeouts.for_entry(f.ct), false});
+    keys.push_back(k);
+  }
+  if (updates.empty()) return;
+  const std::vector<int> results = writer.apply(updates);
+  stats_.keepalives += updates.size();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i] != -ENOENT) continue;
+    ++stats_.keepalive_gone;  // the kernel dropped it meanwhile (its DESTROY may be lost)
+    if (auto it = flows_.find(keys[i]); it != flows_.end()) remove(it, false);
+  }
+}
+
+void FlowManager::release_all() {
+  std::vector<CtEntry> tcp;
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    auto next = std::next(it);
+    if (it->second.ct.proto == IPPROTO_TCP) tcp.push_back(it->second.ct);
+    remove(it, false);
+    it = next;
+  }
+  hand_back(tcp);
+  pending_.clear();
+}
+
+void FlowManager::flush() {
+  if (liberal_queue_.empty() || !writer_) return;
+  writer_->apply(liberal_queue_);
+  liberal_queue_.clear();
+}
+
+void FlowManager::set_config(PolicyConfig cfg) {
+  cfg_ = std::move(cfg);
+  reevaluate_all();
+}
+
+void FlowManager::for_each(const std::function<void(const FlowView&)>& fn) const {
+  for (const auto& [k, f] : flows_) {
+    const auto ld = [](const std::atomic<uint64_t>& a) {
+      return a.load(std::memory_order_relaxed);
+    };
+    fn(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, ld(f.a_orig->packets),
+                ld(f.a_orig->bytes), ld(f.a_reply->packets), ld(f.a_reply->bytes),
+                std::max(f.a_orig->last_seen.load(std::memory_order_relaxed),
+                         f.a_reply->last_seen.load(std::memory_order_relaxed))});
+  }
+}
+
+}  // namespace tp

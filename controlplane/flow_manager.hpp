@@ -1,0 +1,100 @@
+// The offload lifecycle: turns the conntrack mirror's upserts and destroys into fast-path flows,
+// follows next-hop changes, runs NAT keepalive rounds and hands flows back to the kernel.
+// Control thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "conntrack_entry.hpp"
+#include "conntrack_writer.hpp"
+#include "flow_table.hpp"
+#include "offload_policy.hpp"
+#include "topology_sync.hpp"
+
+namespace tp {
+
+struct FlowStats {
+  uint64_t installed = 0, removed = 0, install_failed = 0, handed_back = 0;
+  uint64_t upserts = 0, unchanged = 0, destroys = 0;
+  uint64_t keepalive_rounds = 0, keepalives = 0, keepalive_gone = 0;
+  uint64_t neighbour_updates = 0;
+  std::map<std::string, uint64_t, std::less<>> refused;  // by policy reason
+};
+
+struct FlowView {
+  const CtEntry* ct;
+  uint8_t orig_in, reply_in;
+  uint64_t orig_packets, orig_bytes, reply_packets, reply_bytes;
+  uint32_t last_seen;
+};
+
+class FlowManager {
+ public:
+  // `writer` may be null (tests): no hand-back updates are sent then.
+  FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo, const KernelView& kernel,
+              PolicyConfig cfg, ConntrackWriter* writer);
+  ~FlowManager();
+
+  void upsert(const CtEntry& e);
+  void destroyed(const CtEntry& e);
+  void resync_begin();
+  void resync_end();
+  // Neighbour appeared, changed or went away (mac empty).
+  void neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac);
+  // Routes or addresses changed: every flow is decided again.
+  void reevaluate_all();
+  // A port went down (carrier or administratively): its flows go back to the kernel.
+  void port_down(uint8_t port);
+
+  // Keepalive round: flows that carried traffic since the previous round get their conntrack
+  // timeout refreshed to the kernel's own value; entries the kernel no longer has are removed.
+  void keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts);
+  // Every flow goes back to the kernel (shutdown, offload stopped).
+  void release_all();
+  // Sends the conntrack updates queued by installs (TCP liberal marks), batched. The control
+  // loop calls it after each burst of events.
+  void flush();
+
+  void set_config(PolicyConfig cfg);
+  const PolicyConfig& config() const { return cfg_; }
+  std::size_t size() const { return flows_.size(); }
+  std::size_t pending() const { return pending_.size(); }
+  const FlowStats& stats() const { return stats_; }
+  void for_each(const std::function<void(const FlowView&)>& fn) const;
+
+ private:
+  struct Flow {
+    CtEntry ct;
+    Decision plan;
+    uint16_t nh_orig = 0, nh_reply = 0;
+    FlowAction* a_orig = nullptr;
+    FlowAction* a_reply = nullptr;
+    uint64_t packets_at_last_round = 0;
+    bool seen = true;  // in the current resync
+  };
+  using Map = std::unordered_map<CtKey, Flow, CtKeyHash>;
+
+  bool install(const CtEntry& e, const Decision& d);
+  void remove(Map::iterator it, bool hand_back);
+  void hand_back(const std::vector<CtEntry>& tcp_entries);
+  std::vector<ConntrackWriter::Update> liberal_queue_;
+  static bool same_plan(const Decision& a, const Decision& b);
+
+  FlowTable4& v4_;
+  FlowTable6& v6_;
+  TopologySync& topo_;
+  const KernelView& kernel_;
+  PolicyConfig cfg_;
+  ConntrackWriter* writer_;
+  Map flows_;
+  std::unordered_map<CtKey, CtEntry, CtKeyHash> pending_;  // waiting for a neighbour
+  bool resyncing_ = false;
+  FlowStats stats_;
+};
+
+}  // namespace tp

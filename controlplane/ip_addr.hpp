@@ -1,0 +1,76 @@
+// An IPv4 or IPv6 address as the control plane handles it: family plus 16 bytes in network order
+// (IPv4 in the first four). Comparable and hashable, for the kernel-state mirrors' maps.
+#pragma once
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace tp {
+
+struct IpAddr {
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  std::array<uint8_t, 16> bytes{};
+
+  static IpAddr v4(uint32_t be) {
+    IpAddr a;
+    a.family = AF_INET;
+    std::memcpy(a.bytes.data(), &be, 4);
+    return a;
+  }
+  static IpAddr v6(const void* p) {
+    IpAddr a;
+    a.family = AF_INET6;
+    std::memcpy(a.bytes.data(), p, 16);
+    return a;
+  }
+  static std::optional<IpAddr> parse(const std::string& s) {
+    IpAddr a;
+    if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) {
+      a.family = AF_INET;
+      return a;
+    }
+    if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
+      a.family = AF_INET6;
+      return a;
+    }
+    return std::nullopt;
+  }
+  uint32_t v4_be() const {
+    uint32_t v;
+    std::memcpy(&v, bytes.data(), 4);
+    return v;
+  }
+  int length() const { return family == AF_INET ? 4 : 16; }
+  std::string str() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family, bytes.data(), buf, sizeof buf);
+    return buf;
+  }
+  // True when the first `len` bits equal those of `prefix`.
+  bool in(const IpAddr& prefix, int len) const {
+    if (family != prefix.family) return false;
+    int full = len / 8, rest = len % 8;
+    if (std::memcmp(bytes.data(), prefix.bytes.data(), full) != 0) return false;
+    if (!rest) return true;
+    const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+    return (bytes[full] & mask) == (prefix.bytes[full] & mask);
+  }
+  bool operator==(const IpAddr&) const = default;
+  auto operator<=>(const IpAddr&) const = default;
+};
+
+struct IpAddrHash {
+  std::size_t operator()(const IpAddr& a) const {
+    std::size_t h = a.family;
+    for (uint8_t b : a.bytes) h = h * 131 + b;
+    return h;
+  }
+};
+
+}  // namespace tp

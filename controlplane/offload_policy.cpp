@@ -1,0 +1,113 @@
+#include "offload_policy.hpp"
+
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
+#include <netinet/in.h>
+
+namespace tp {
+namespace {
+
+Decision refuse(std::string_view why) {
+  Decision d;
+  d.verdict = Decision::no;
+  d.reason = why;
+  return d;
+}
+
+bool in_any(const IpAddr& a, const std::vector<Prefix>& prefixes) {
+  for (const Prefix& p : prefixes)
+    if (a.in(p.addr, p.len)) return true;
+  return false;
+}
+
+}  // namespace
+
+Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& cfg) {
+  const bool icmp = e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6;
+  if (!(e.status & IPS_CONFIRMED)) return refuse("not_confirmed");
+  if (!(e.status & IPS_SEEN_REPLY)) return refuse("no_reply_yet");
+  // The kernel never marks ICMP echo assured; a seen reply is its only sign of a live exchange.
+  if (!icmp && !(e.status & IPS_ASSURED)) return refuse("not_assured");
+  switch (e.proto) {
+    case IPPROTO_TCP:
+      if (!cfg.tcp) return refuse("protocol_disabled");
+      if (e.tcp_state != TCP_CONNTRACK_ESTABLISHED) return refuse("tcp_not_established");
+      break;
+    case IPPROTO_UDP:
+      if (!cfg.udp) return refuse("protocol_disabled");
+      break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+      if (!cfg.icmp) return refuse("protocol_disabled");
+      if (ntohs(e.orig.dport) != (e.proto == IPPROTO_ICMP ? 8 : 128))
+        return refuse("icmp_not_echo");
+      break;
+    default:
+      return refuse("protocol");
+  }
+  if (e.has_helper) return refuse("helper");
+  if (cfg.no_offload_mask && (e.mark & cfg.no_offload_mask) == cfg.no_offload_mark)
+    return refuse("marked_no_offload");
+  if (kernel.is_local(e.orig.src) || kernel.is_local(e.orig.dst)) return refuse("local");
+  if (in_any(e.orig.src, cfg.local_prefixes) || in_any(e.orig.dst, cfg.local_prefixes))
+    return refuse("local_prefix");
+
+  // ICMP carries its identifier in the port slots, which NAT may remap without translating the
+  // address in that direction: only addresses say which side is translated.
+  const bool do_snat = !(e.reply.dst == e.orig.src) || (!icmp && e.reply.dport != e.orig.sport);
+  const bool do_dnat = !(e.reply.src == e.orig.dst) || (!icmp && e.reply.sport != e.orig.dport);
+  if (do_snat && do_dnat) return refuse("double_nat");
+  if ((do_snat || do_dnat) && e.family == AF_INET6) return refuse("ipv6_nat");
+
+  // The original direction enters where its source lives and leaves toward its (translated)
+  // destination; the reply direction takes the opposite ports.
+  const auto to_src = kernel.route(e.orig.src);
+  const auto to_dst = kernel.route(e.reply.src);
+  if (!to_src || !to_dst) return refuse("no_route");
+  const auto in_it = cfg.ports.find(to_src->oif);
+  const auto out_it = cfg.ports.find(to_dst->oif);
+  if (in_it == cfg.ports.end() || out_it == cfg.ports.end()) return refuse("not_our_ports");
+  if (in_it->second.upstream == out_it->second.upstream)
+    return refuse("not_between_upstream_and_downstream");
+
+  Decision d;
+  d.orig.in_port = in_it->second.port;
+  d.orig.out_port = out_it->second.port;
+  d.orig.out_ifindex = to_dst->oif;
+  d.orig.next_hop = to_dst->next_hop;
+  d.reply.in_port = out_it->second.port;
+  d.reply.out_port = in_it->second.port;
+  d.reply.out_ifindex = to_src->oif;
+  d.reply.next_hop = to_src->next_hop;
+  const auto mac_out = kernel.neighbour(to_dst->oif, to_dst->next_hop);
+  const auto mac_in = kernel.neighbour(to_src->oif, to_src->next_hop);
+  if (!mac_out || !mac_in) {
+    d.verdict = Decision::wait_neighbour;
+    d.reason = "neighbour_unresolved";
+    return d;
+  }
+  d.orig.next_hop_mac = *mac_out;
+  d.reply.next_hop_mac = *mac_in;
+
+  if (do_snat) {
+    // Original: source becomes the reply's destination; reply: destination becomes the original
+    // source. ICMP's identifier sits in sport in both tuples.
+    d.orig.rewrite = Rewrite::snat;
+    d.orig.nat_addr = e.reply.dst;
+    d.orig.nat_port = icmp ? e.reply.sport : e.reply.dport;
+    d.reply.rewrite = Rewrite::dnat;
+    d.reply.nat_addr = e.orig.src;
+    d.reply.nat_port = e.orig.sport;
+  } else if (do_dnat) {
+    d.orig.rewrite = Rewrite::dnat;
+    d.orig.nat_addr = e.reply.src;
+    d.orig.nat_port = e.reply.sport;
+    d.reply.rewrite = Rewrite::snat;
+    d.reply.nat_addr = e.orig.dst;
+    d.reply.nat_port = icmp ? e.orig.sport : e.orig.dport;
+  }
+  d.verdict = Decision::offload;
+  return d;
+}
+
+}  // namespace tp

@@ -1,0 +1,58 @@
+// Which conntrack entries the fast path takes, and how: a pure function of the entry, the
+// kernel's routes/neighbours/addresses and the configuration. The rewrite of each direction is
+// read off the original and reply tuples exactly as the kernel's flowtable does
+// (nf_flow_offload_ip: SNAT when the reply is addressed elsewhere than the original source, DNAT
+// when it comes from elsewhere than the original destination): the fast path copies the kernel's
+// NAT decision, it never chooses a mapping.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "conntrack_entry.hpp"
+#include "flow_action.hpp"
+#include "rtnl_mirror.hpp"
+
+namespace tp {
+
+struct PortRole {
+  uint8_t port = 0;  // the engine's port index
+  bool upstream = false;
+};
+
+struct Prefix {
+  IpAddr addr;
+  int len = 0;
+};
+
+struct PolicyConfig {
+  bool tcp = true, udp = true, icmp = true;
+  uint32_t no_offload_mark = 0, no_offload_mask = 0;
+  std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
+  std::map<int, PortRole> ports;       // TAP ifindex -> port
+};
+
+// Where one direction enters and leaves.
+struct Direction {
+  uint8_t in_port = 0;
+  uint8_t out_port = 0;
+  int out_ifindex = 0;
+  IpAddr next_hop;
+  MacAddr next_hop_mac{};
+  Rewrite rewrite = Rewrite::route;
+  IpAddr nat_addr;
+  uint16_t nat_port = 0;  // network order
+};
+
+struct Decision {
+  enum Verdict { offload, no, wait_neighbour } verdict = no;
+  std::string_view reason;  // why not (a stable name, counted)
+  Direction orig, reply;
+};
+
+Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& cfg);
+
+}  // namespace tp

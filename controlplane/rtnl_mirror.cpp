@@ -1,0 +1,278 @@
+#include "rtnl_mirror.hpp"
+
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace tp {
+namespace {
+
+// Netlink datagrams are at most this large when we read them (libmnl suggests 8 KiB; dumps and
+// event bursts come in bigger chunks on large pages).
+constexpr std::size_t kNetlinkBuffer = 64 * 1024;
+
+constexpr int kRcvBuf = 4 << 20;
+
+// Neighbour states whose link-layer address can be used to send.
+constexpr uint16_t kUsableNud =
+    NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP;
+
+// libmnl's mnl_attr_for_each relies on C's implicit void* conversion.
+template <class Fn>
+void for_each_attr(const nlmsghdr* nlh, std::size_t offset, Fn&& fn) {
+  const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+  for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
+       mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
+       a = mnl_attr_next(a))
+    fn(a);
+}
+
+IpAddr addr_from(const nlattr* a, int family) {
+  return family == AF_INET ? IpAddr::v4(mnl_attr_get_u32(a)) : IpAddr::v6(mnl_attr_get_payload(a));
+}
+
+}  // namespace
+
+RtnlMirror::RtnlMirror() {
+  events_ = mnl_socket_open(NETLINK_ROUTE);
+  query_ = mnl_socket_open(NETLINK_ROUTE);
+  if (!events_ || !query_) throw std::runtime_error("rtnetlink: cannot open a socket");
+  const unsigned groups = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
+                          RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (mnl_socket_bind(events_, groups, MNL_SOCKET_AUTOPID) < 0 ||
+      mnl_socket_bind(query_, 0, MNL_SOCKET_AUTOPID) < 0)
+    throw std::runtime_error("rtnetlink: cannot bind: " + std::string(std::strerror(errno)));
+  const int fd = mnl_socket_get_fd(events_);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBuf, sizeof kRcvBuf);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  dump_all();
+}
+
+RtnlMirror::~RtnlMirror() {
+  if (events_) mnl_socket_close(events_);
+  if (query_) mnl_socket_close(query_);
+}
+
+int RtnlMirror::event_fd() const { return mnl_socket_get_fd(events_); }
+
+void RtnlMirror::dump_all() {
+  routes_.clear();
+  neighbours_.clear();
+  addrs_.clear();
+  local_.clear();
+  links_.clear();
+  dump(RTM_GETLINK, AF_UNSPEC);
+  dump(RTM_GETADDR, AF_UNSPEC);
+  dump(RTM_GETROUTE, AF_INET);
+  dump(RTM_GETROUTE, AF_INET6);
+  dump(RTM_GETNEIGH, AF_UNSPEC);
+  if (on_change) on_change();
+}
+
+// Synchronous dump on the query socket; used at start and after lost events.
+void RtnlMirror::dump(int type, int family) {
+  static char buf[kNetlinkBuffer];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = static_cast<uint16_t>(type);
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = ++seq_;
+  auto* rt = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rt->rtgen_family = static_cast<unsigned char>(family);
+  if (mnl_socket_sendto(query_, nlh, nlh->nlmsg_len) < 0)
+    throw std::runtime_error("rtnetlink: dump request failed: " +
+                             std::string(std::strerror(errno)));
+  const unsigned portid = mnl_socket_get_portid(query_);
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(query_, buf, sizeof buf);
+    if (n <= 0) break;
+    auto cb = [](const nlmsghdr* m, void* self) {
+      static_cast<RtnlMirror*>(self)->handle(m, true);
+      return MNL_CB_OK;
+    };
+    const int rc = mnl_cb_run(buf, static_cast<size_t>(n), seq_, portid, cb, this);
+    if (rc <= MNL_CB_STOP) break;
+  }
+}
+
+void RtnlMirror::on_readable() {
+  static char buf[kNetlinkBuffer];
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(events_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == ENOBUFS) {  // events were lost: start over from a dump
+        ++overruns;
+        dump_all();
+        continue;
+      }
+      return;  // EAGAIN: drained
+    }
+    auto cb = [](const nlmsghdr* m, void* self) {
+      static_cast<RtnlMirror*>(self)->handle(m, false);
+      return MNL_CB_OK;
+    };
+    mnl_cb_run(buf, static_cast<size_t>(n), 0, 0, cb, this);
+  }
+}
+
+void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
+  if (!from_dump) ++events;
+  switch (nlh->nlmsg_type) {
+    case RTM_NEWROUTE:
+    case RTM_DELROUTE:
+      handle_route(nlh, nlh->nlmsg_type == RTM_NEWROUTE);
+      break;
+    case RTM_NEWNEIGH:
+    case RTM_DELNEIGH:
+      handle_neigh(nlh, nlh->nlmsg_type == RTM_NEWNEIGH, from_dump);
+      return;  // neighbour callbacks are precise; no general change
+    case RTM_NEWADDR:
+    case RTM_DELADDR:
+      handle_addr(nlh, nlh->nlmsg_type == RTM_NEWADDR);
+      break;
+    case RTM_NEWLINK:
+    case RTM_DELLINK:
+      handle_link(nlh, nlh->nlmsg_type == RTM_NEWLINK);
+      break;
+    default:
+      return;
+  }
+  if (!from_dump && on_change) on_change();
+}
+
+void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
+  const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (rtm->rtm_type != RTN_UNICAST) return;
+  Route r;
+  r.len = rtm->rtm_dst_len;
+  r.prefix.family = rtm->rtm_family;
+  uint32_t table = rtm->rtm_table;
+  for_each_attr(nlh, sizeof(rtmsg), [&](const nlattr* a) {
+    switch (mnl_attr_get_type(a)) {
+      case RTA_DST:
+        r.prefix = addr_from(a, rtm->rtm_family);
+        break;
+      case RTA_OIF:
+        r.oif = static_cast<int>(mnl_attr_get_u32(a));
+        break;
+      case RTA_GATEWAY:
+        r.gateway = addr_from(a, rtm->rtm_family);
+        break;
+      case RTA_PRIORITY:
+        r.priority = mnl_attr_get_u32(a);
+        break;
+      case RTA_TABLE:
+        table = mnl_attr_get_u32(a);
+        break;
+    }
+  });
+  if (table != RT_TABLE_MAIN) return;
+  for (auto it = routes_.begin(); it != routes_.end(); ++it) {
+    if (it->prefix == r.prefix && it->len == r.len && it->priority == r.priority &&
+        it->oif == r.oif) {
+      routes_.erase(it);
+      break;
+    }
+  }
+  if (add) routes_.push_back(r);
+}
+
+void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {
+  const auto* nd = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6) return;
+  std::optional<IpAddr> ip;
+  std::optional<MacAddr> mac;
+  for_each_attr(nlh, sizeof(ndmsg), [&](const nlattr* a) {
+    if (mnl_attr_get_type(a) == NDA_DST) ip = addr_from(a, nd->ndm_family);
+    if (mnl_attr_get_type(a) == NDA_LLADDR && mnl_attr_get_payload_len(a) == 6) {
+      MacAddr m;
+      std::memcpy(m.data(), mnl_attr_get_payload(a), 6);
+      mac = m;
+    }
+  });
+  if (!ip) return;
+  const NeighKey key{nd->ndm_ifindex, *ip};
+  const bool usable = add && mac && (nd->ndm_state & kUsableNud);
+  auto it = neighbours_.find(key);
+  std::optional<MacAddr> before;
+  if (it != neighbours_.end()) before = it->second;
+  if (usable)
+    neighbours_[key] = *mac;
+  else if (it != neighbours_.end())
+    neighbours_.erase(it);
+  const std::optional<MacAddr> after = usable ? mac : std::nullopt;
+  if (!from_dump && before != after && on_neighbour) on_neighbour(key.ifindex, key.addr, after);
+}
+
+void RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
+  const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+  std::optional<IpAddr> ip;
+  for_each_attr(nlh, sizeof(ifaddrmsg), [&](const nlattr* a) {
+    // IFA_LOCAL is the interface's own address on point-to-point links; IFA_ADDRESS otherwise.
+    if (mnl_attr_get_type(a) == IFA_LOCAL || (mnl_attr_get_type(a) == IFA_ADDRESS && !ip))
+      ip = addr_from(a, ifa->ifa_family);
+  });
+  if (!ip) return;
+  const int idx = static_cast<int>(ifa->ifa_index);
+  for (auto [it, end] = addrs_.equal_range(idx); it != end; ++it)
+    if (it->second == *ip) {
+      addrs_.erase(it);
+      break;
+    }
+  if (add) {
+    addrs_.emplace(idx, *ip);
+    local_.insert(*ip);
+  } else {
+    local_.erase(*ip);
+    for (const auto& [i, other] : addrs_)
+      if (other == *ip) local_.insert(other);
+  }
+}
+
+void RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
+  const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  for_each_attr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
+    if (mnl_attr_get_type(a) != IFLA_IFNAME) return;
+    const std::string name = mnl_attr_get_str(a);
+    if (add)
+      links_[name] = ifi->ifi_index;
+    else
+      links_.erase(name);
+  });
+}
+
+std::optional<RouteResult> RtnlMirror::route(const IpAddr& dst) const {
+  const Route* best = nullptr;
+  for (const Route& r : routes_) {
+    if (r.prefix.family != dst.family || !dst.in(r.prefix, r.len)) continue;
+    if (!best || r.len > best->len || (r.len == best->len && r.priority < best->priority))
+      best = &r;
+  }
+  if (!best || best->oif == 0) return std::nullopt;
+  return RouteResult{best->oif, best->gateway.value_or(dst)};
+}
+
+std::optional<MacAddr> RtnlMirror::neighbour(int ifindex, const IpAddr& addr) const {
+  auto it = neighbours_.find({ifindex, addr});
+  if (it == neighbours_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<IpAddr> RtnlMirror::addresses_of(int ifindex) const {
+  std::vector<IpAddr> out;
+  for (auto [it, end] = addrs_.equal_range(ifindex); it != end; ++it) out.push_back(it->second);
+  return out;
+}
+
+int RtnlMirror::ifindex(const std::string& name) const {
+  auto it = links_.find(name);
+  return it == links_.end() ? 0 : it->second;
+}
+
+}  // namespace tp

@@ -1,0 +1,101 @@
+// A live copy of the kernel's routing, neighbour, address and link tables (rtnetlink), so the
+// control plane answers "which port and which MAC does this address leave through" without a
+// syscall per flow. Dumped at start, then followed by events; on lost events (ENOBUFS) the whole
+// state is dumped again.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ip_addr.hpp"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace tp {
+
+using MacAddr = std::array<uint8_t, 6>;
+
+struct RouteResult {
+  int oif = 0;
+  IpAddr next_hop;  // the gateway, or the destination itself when it is on-link
+};
+
+// What the offload policy needs to know of the kernel; RtnlMirror provides it, tests give tables.
+class KernelView {
+ public:
+  virtual ~KernelView() = default;
+  virtual std::optional<RouteResult> route(const IpAddr& dst) const = 0;
+  virtual std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const = 0;
+  virtual bool is_local(const IpAddr& addr) const = 0;
+};
+
+struct Route {
+  IpAddr prefix;
+  int len = 0;
+  int oif = 0;
+  std::optional<IpAddr> gateway;
+  uint32_t priority = 0;
+};
+
+class RtnlMirror : public KernelView {
+ public:
+  // Called when a neighbour appears, changes MAC or goes away (mac empty).
+  using NeighbourChanged = std::function<void(int ifindex, const IpAddr&, std::optional<MacAddr>)>;
+  // Called when routes, addresses or links change (flows may need re-evaluation).
+  using Changed = std::function<void()>;
+
+  RtnlMirror();  // throws std::runtime_error
+  ~RtnlMirror();
+  RtnlMirror(const RtnlMirror&) = delete;
+  RtnlMirror& operator=(const RtnlMirror&) = delete;
+
+  int event_fd() const;
+  // Reads and applies every pending event (non-blocking). Re-dumps everything after ENOBUFS.
+  void on_readable();
+  void dump_all();
+
+  std::optional<RouteResult> route(const IpAddr& dst) const override;
+  std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const override;
+  bool is_local(const IpAddr& addr) const override { return local_.count(addr) > 0; }
+  std::vector<IpAddr> addresses_of(int ifindex) const;
+  int ifindex(const std::string& name) const;
+
+  NeighbourChanged on_neighbour;
+  Changed on_change;
+
+  uint64_t events = 0, overruns = 0;
+
+ private:
+  void dump(int type, int family);
+  void handle(const nlmsghdr* nlh, bool from_dump);
+  void handle_route(const nlmsghdr* nlh, bool add);
+  void handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump);
+  void handle_addr(const nlmsghdr* nlh, bool add);
+  void handle_link(const nlmsghdr* nlh, bool add);
+
+  mnl_socket* events_ = nullptr;
+  mnl_socket* query_ = nullptr;
+  uint32_t seq_ = 1;
+  std::vector<Route> routes_;
+  struct NeighKey {
+    int ifindex;
+    IpAddr addr;
+    bool operator<(const NeighKey& o) const {
+      return ifindex != o.ifindex ? ifindex < o.ifindex : addr < o.addr;
+    }
+  };
+  std::map<NeighKey, MacAddr> neighbours_;  // usable (resolved) entries only
+  std::multimap<int, IpAddr> addrs_;        // ifindex -> address
+  std::set<IpAddr> local_;
+  std::map<std::string, int> links_;
+};
+
+}  // namespace tp

@@ -1,0 +1,71 @@
+#include "topology_sync.hpp"
+
+#include <cstring>
+#include <functional>
+
+namespace tp {
+
+void TopologySync::publish(const std::function<void(Topology&)>& edit) {
+  auto t = pub_.edit();
+  edit(*t);
+  pub_.publish(std::move(t));
+}
+
+uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
+  const Key key{port, addr};
+  if (auto it = by_key_.find(key); it != by_key_.end()) {
+    ++entries_[it->second].refs;
+    return it->second;
+  }
+  uint16_t index = 0;
+  for (uint16_t i = 1; i < kMaxNextHops && !index;
+       ++i)  // 0 stays invalid: a zeroed action points nowhere
+    if (entries_[i].refs == 0) index = i;
+  if (!index) return 0;
+  entries_[index] = {key, 1};
+  by_key_[key] = index;
+  publish([&](Topology& t) {
+    NextHop& nh = t.nexthops[index];
+    std::memcpy(nh.dst_mac.addr_bytes, mac.data(), 6);
+    nh.src_mac = t.ports[port].mac;
+    nh.port = port;
+    nh.mtu = t.ports[port].mtu;
+    nh.vlan = 0;
+    nh.valid = true;
+  });
+  return index;
+}
+
+void TopologySync::release(uint16_t index) {
+  if (index == 0 || entries_[index].refs == 0) return;
+  if (--entries_[index].refs > 0) return;
+  by_key_.erase(entries_[index].key);
+  // No flow references it any more; it is reused only after a later publish, so no worker can be
+  // holding it by then. Leaving `valid` as it was costs nothing.
+}
+
+bool TopologySync::update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
+  auto it = by_key_.find({port, addr});
+  if (it == by_key_.end()) return false;
+  const uint16_t index = it->second;
+  publish([&](Topology& t) { std::memcpy(t.nexthops[index].dst_mac.addr_bytes, mac.data(), 6); });
+  return true;
+}
+
+void TopologySync::set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs) {
+  publish([&](Topology& t) {
+    PortInfo& p = t.ports[port];
+    p.n_local4 = p.n_local6 = 0;
+    for (const IpAddr& a : addrs) {
+      if (a.family == AF_INET && p.n_local4 < kMaxLocalAddrs) p.local4[p.n_local4++] = a.v4_be();
+      if (a.family == AF_INET6 && p.n_local6 < kMaxLocalAddrs)
+        std::memcpy(p.local6[p.n_local6++].data(), a.bytes.data(), 16);
+    }
+  });
+}
+
+void TopologySync::set_port_enabled(uint8_t port, bool enabled) {
+  publish([&](Topology& t) { t.ports[port].enabled = enabled; });
+}
+
+}  // namespace tp

@@ -1,0 +1,48 @@
+// Keeps the dataplane's published Topology in step with the kernel: next hops (egress port,
+// neighbour MAC, port MAC, MTU) shared by the flows that use them, and the box's own addresses
+// on each port. Next hops are reference-counted and keyed by (port, neighbour address); a MAC
+// change updates one entry and every flow using it follows.
+#pragma once
+
+#include <array>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "ip_addr.hpp"
+#include "rtnl_mirror.hpp"
+#include "topology.hpp"
+
+namespace tp {
+
+class TopologySync {
+ public:
+  explicit TopologySync(TopologyPublisher& publisher) : pub_(publisher) {}
+
+  // A next hop for (port, address) with this MAC: an existing one (reference added) or a new one.
+  // 0 when the table is full.
+  uint16_t acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac);
+  void release(uint16_t index);
+  // The neighbour's MAC changed: update its entries. Returns true if any existed.
+  bool update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac);
+  // The box's own addresses on a port, for the engine's "local" punt.
+  void set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs);
+  // A port's administrative state, for the engine's port_disabled/no_nexthop punts.
+  void set_port_enabled(uint8_t port, bool enabled);
+
+  std::size_t size() const { return by_key_.size(); }
+
+ private:
+  using Key = std::pair<uint8_t, IpAddr>;
+  struct Entry {
+    Key key;
+    uint32_t refs = 0;
+  };
+  void publish(const std::function<void(Topology&)>& edit);
+
+  TopologyPublisher& pub_;
+  std::map<Key, uint16_t> by_key_;
+  std::array<Entry, kMaxNextHops> entries_{};
+};
+
+}  // namespace tp
