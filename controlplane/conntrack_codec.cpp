@@ -56,9 +56,19 @@ bool parse_conntrack(const nlmsghdr* nlh, CtEntry& e) {
     e.reply.sport = nfct_get_attr_u16(c, ATTR_REPL_PORT_SRC);
     e.reply.dport = nfct_get_attr_u16(c, ATTR_REPL_PORT_DST);
   }
-  e.status = nfct_attr_is_set(c, ATTR_STATUS) ? nfct_get_attr_u32(c, ATTR_STATUS) : 0;
-  e.tcp_state = nfct_attr_is_set(c, ATTR_TCP_STATE) ? nfct_get_attr_u8(c, ATTR_TCP_STATE) : 0;
-  e.mark = nfct_attr_is_set(c, ATTR_MARK) ? nfct_get_attr_u32(c, ATTR_MARK) : 0;
+  e.present = 0;
+  if (nfct_attr_is_set(c, ATTR_STATUS)) {
+    e.status = nfct_get_attr_u32(c, ATTR_STATUS);
+    e.present |= CtEntry::kStatus;
+  }
+  if (nfct_attr_is_set(c, ATTR_TCP_STATE)) {
+    e.tcp_state = nfct_get_attr_u8(c, ATTR_TCP_STATE);
+    e.present |= CtEntry::kTcpState;
+  }
+  if (nfct_attr_is_set(c, ATTR_MARK)) {
+    e.mark = nfct_get_attr_u32(c, ATTR_MARK);
+    e.present |= CtEntry::kMark;
+  }
   e.zone = nfct_attr_is_set(c, ATTR_ZONE) ? nfct_get_attr_u16(c, ATTR_ZONE) : 0;
   e.has_helper = nfct_attr_is_set(c, ATTR_HELPER_NAME) && nfct_get_attr(c, ATTR_HELPER_NAME) &&
                  static_cast<const char*>(nfct_get_attr(c, ATTR_HELPER_NAME))[0] != '\0';

@@ -26,6 +26,10 @@ struct CtEntry {
   uint32_t mark = 0;
   bool has_helper = false;
   uint32_t id = 0;
+  // Which of the above an event carried: UPDATE events hold only what changed (a timeout refresh
+  // brings no status or TCP state), so absent fields must not read as zero.
+  enum : uint8_t { kStatus = 1, kTcpState = 2, kMark = 4 };
+  uint8_t present = 0;
 };
 
 // Identity of an entry across events: the original tuple, protocol and zone.

@@ -123,11 +123,34 @@ void FlowManager::hand_back(const std::vector<CtEntry>& tcp_entries) {
   stats_.handed_back += tcp_entries.size();
 }
 
-void FlowManager::upsert(const CtEntry& e) {
+// Fields an event did not carry keep the values last seen for the entry.
+CtEntry FlowManager::complete(const CtEntry& e, const CtEntry* known) {
+  CtEntry out = e;
+  if (!known) return out;
+  if (!(e.present & CtEntry::kStatus)) out.status = known->status;
+  if (!(e.present & CtEntry::kTcpState)) out.tcp_state = known->tcp_state;
+  if (!(e.present & CtEntry::kMark)) out.mark = known->mark;
+  out.present = known->present | e.present;
+  return out;
+}
+
+void FlowManager::upsert(const CtEntry& event) {
   ++stats_.upserts;
-  const CtKey key = CtKey::of(e);
-  const Decision d = decide(e, kernel_, cfg_);
+  const CtKey key = CtKey::of(event);
   auto it = flows_.find(key);
+  const auto pit = pending_.find(key);
+  const CtEntry* known = it != flows_.end()      ? &it->second.ct
+                         : pit != pending_.end() ? &pit->second
+                                                 : nullptr;
+  const CtEntry e = complete(event, known);
+  // Without its status (or a TCP entry without its state) an unknown entry cannot be judged; the
+  // event that sets ASSURED carries both.
+  if (!(e.present & CtEntry::kStatus) ||
+      (e.proto == IPPROTO_TCP && !(e.present & CtEntry::kTcpState))) {
+    ++stats_.incomplete;
+    return;
+  }
+  const Decision d = decide(e, kernel_, cfg_);
   if (it != flows_.end()) {
     it->second.seen = true;
     if (d.verdict == Decision::offload && same_plan(d, it->second.plan)) {

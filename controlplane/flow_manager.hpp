@@ -20,7 +20,7 @@ namespace tp {
 
 struct FlowStats {
   uint64_t installed = 0, removed = 0, install_failed = 0, handed_back = 0;
-  uint64_t upserts = 0, unchanged = 0, destroys = 0;
+  uint64_t upserts = 0, unchanged = 0, destroys = 0, incomplete = 0;
   uint64_t keepalive_rounds = 0, keepalives = 0, keepalive_gone = 0;
   uint64_t neighbour_updates = 0;
   std::map<std::string, uint64_t, std::less<>> refused;  // by policy reason
@@ -84,6 +84,7 @@ class FlowManager {
   void hand_back(const std::vector<CtEntry>& tcp_entries);
   std::vector<ConntrackWriter::Update> liberal_queue_;
   static bool same_plan(const Decision& a, const Decision& b);
+  static CtEntry complete(const CtEntry& e, const CtEntry* known);
 
   FlowTable4& v4_;
   FlowTable6& v6_;

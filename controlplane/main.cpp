@@ -4,6 +4,7 @@
 #include <rte_eal.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -78,6 +79,9 @@ int run(const tp::conf::Config& cfg, const char* program) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Until the control loop installs its handlers, a status request (SIGUSR1) must not kill the
+  // daemon; its default action would.
+  std::signal(SIGUSR1, SIG_IGN);
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

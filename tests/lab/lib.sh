@@ -47,17 +47,24 @@ check() {
   else
     echo "  FAIL  $desc"
     checks_failed=$((checks_failed + 1))
+    if [ -n "${TP_LAB_PAUSE_ON_FAIL:-}" ]; then
+      echo "  (TP_LAB_PAUSE_ON_FAIL: the lab stays up for ${TP_LAB_PAUSE_ON_FAIL} s to be looked at)"
+      sleep "$TP_LAB_PAUSE_ON_FAIL"
+    fi
   fi
 }
 
 # measure NAME VALUE: a figure the test measured, printed for the record.
 measure() { echo "  measured: $1 = $2"; }
 
-# eventually SECONDS COMMAND...: retries until the command succeeds or the time is up.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# eventually SECONDS COMMAND...: retries until the command (or shell function) succeeds or the
+# time is up.
 eventually() {
-  local deadline=$((SECONDS + $1)); shift
+  local deadline=$(($(now_ms) + ${1%.*} * 1000)); shift
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -ge $deadline ] && return 1
+    [ "$(now_ms)" -ge $deadline ] && return 1
     sleep 0.1
   done
 }
@@ -65,9 +72,17 @@ eventually() {
 start_daemon() {
   local config=${1:-$LAB_ROOT/conf/lab.yaml}
   # Not through nsx (a function would run in a subshell): $! must be the daemon itself.
+  local lines
+  lines=$(cat "$TP_LOG" 2>/dev/null | wc -l)
   ip netns exec tp-box "$TETHERPATH" --config "$config" >>"$TP_LOG" 2>&1 &
   TP_PID=$!
-  bash "$TOPOLOGY" box || { echo "FAIL: tetherpath did not come up; log:"; tail -20 "$TP_LOG"; exit 1; }
+  # Ready when it says so (TAPs left by a killed instance exist before the new one is up).
+  if ! eventually 20 sh -c "tail -n +$((lines + 1)) '$TP_LOG' | grep -q 'tetherpath: running'"; then
+    echo "FAIL: tetherpath did not come up; log:"
+    tail -20 "$TP_LOG"
+    exit 1
+  fi
+  bash "$TOPOLOGY" box || { echo "FAIL: the box's kernel side could not be configured"; exit 1; }
 }
 
 stop_daemon() {
@@ -113,4 +128,37 @@ download_ok() {
   local rc=$?
   rm -f "$out"
   return $rc
+}
+
+# Fast-path counters of the flows matching a pattern, from the daemon's report:
+# prints "ORIG_PACKETS REPLY_PACKETS" summed over matching flows.
+flow_packets() {
+  daemon_report | awk -v pat="$1" '$1 == "flow" && index($0, pat) {o += $(NF-8); r += $(NF-3)} END {print o + 0, r + 0}'
+}
+
+# Predicates for eventually/check: no fast-path packets for the pattern (the flow is gone), or
+# some in the given direction.
+flow_gone() { [ "$(flow_packets "$1")" = "0 0" ]; }
+flow_carries() {  # flow_carries PATTERN orig|reply MIN
+  local o r
+  read -r o r < <(flow_packets "$1")
+  [ "$([ "$2" = orig ] && echo "$o" || echo "$r")" -ge "$3" ]
+}
+offloaded_at_least() { [ "$(offloaded_flows)" -ge "$1" ]; }
+
+# Offloaded flow count from the daemon's report.
+offloaded_flows() {
+  daemon_report | awk '/^offload:/ {gsub(",", "", $3); print $3}'
+}
+
+# The kernel's packet counters (both directions) of conntrack entries matching the filter args.
+kernel_packets() {
+  nsx tp-box conntrack -L "$@" 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^packets=/) {split($i, a, "="); s += a[2]}} END {print s + 0}'
+}
+
+# A copy of the lab configuration with sed expressions applied.
+lab_config() {
+  local out=$TP_LAB_DIR/config-$RANDOM.yaml
+  sed "$@" "$LAB_ROOT/conf/lab.yaml" >"$out"
+  echo "$out"
 }

@@ -46,7 +46,8 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
   const Bad cases[] = {
       {"", "bad.yaml: the file is empty"},
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
-      {"portz: []\n", "bad.yaml:1:1: portz: unknown key (known: ports, dataplane, offload, state_dir)"},
+      {"portz: []\n",
+       "bad.yaml:1:1: portz: unknown key (known: ports, dataplane, offload, state_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},

@@ -1,0 +1,193 @@
+// Control-plane throughput. Three figures the targets name:
+//  - BM_FlowInstall: conntrack event messages (built and parsed with libnetfilter_conntrack, as
+//    they come off the socket) through the offload policy into the flow tables: flows/s, and the
+//    per-event latency percentiles (event read -> both directions in the fast path).
+//  - BM_FlowInstallPaced: the same at a fixed 10k events/s, reporting p50/p99 latency.
+//  - BM_KeepaliveRound: one NAT keepalive round for N real kernel conntrack entries (needs root:
+//    it creates them in a private network namespace), in seconds of control-thread time.
+#include <benchmark/benchmark.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "conntrack_codec.hpp"
+#include "conntrack_writer.hpp"
+#include "dpdk_env.hpp"
+#include "engine_harness.hpp"
+#include "fake_kernel.hpp"
+#include "flow_manager.hpp"
+
+namespace tp::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A masqueraded TCP entry from the Wi-Fi client, flow i, as a ctnetlink message.
+std::vector<char> event_message(uint32_t i) {
+  std::vector<char> buf(1024);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfh->nfgen_family = AF_INET;
+  nfh->version = NFNETLINK_V0;
+  nf_conntrack* ct = nfct_new();
+  nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
+  nfct_set_attr_u8(ct, ATTR_L4PROTO, IPPROTO_TCP);
+  nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, ip("192.168.50.10").v4_be());
+  nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST,
+                    htonl(0xcb000000u + i));  // 203.x.y.z: one server per flow
+  nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC, htons(static_cast<uint16_t>(1024 + i % 60000)));
+  nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(443));
+  nfct_set_attr_u32(ct, ATTR_REPL_IPV4_SRC, htonl(0xcb000000u + i));
+  nfct_set_attr_u32(ct, ATTR_REPL_IPV4_DST, ip("100.64.0.2").v4_be());
+  nfct_set_attr_u16(ct, ATTR_REPL_PORT_SRC, htons(443));
+  nfct_set_attr_u16(ct, ATTR_REPL_PORT_DST, htons(static_cast<uint16_t>(1024 + i % 60000)));
+  nfct_set_attr_u32(ct, ATTR_STATUS, IPS_CONFIRMED | IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT);
+  nfct_set_attr_u8(ct, ATTR_TCP_STATE, 3);
+  nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
+  nfct_nlmsg_build(nlh, ct);
+  nfct_destroy(ct);
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
+struct Fixture {
+  explicit Fixture(uint32_t flows) : h(static_cast<uint32_t>(flows * 2.2) + 64) {
+    sync = std::make_unique<TopologySync>(*h.topology);
+    fm = std::make_unique<FlowManager>(*h.v4, *h.v6, *sync, kernel, config(), nullptr);
+    for (uint32_t i = 0; i < flows; ++i) events.push_back(event_message(i));
+  }
+  FakeKernel kernel;
+  EngineHarness h;
+  std::unique_ptr<TopologySync> sync;
+  std::unique_ptr<FlowManager> fm;
+  std::vector<std::vector<char>> events;
+};
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+void BM_FlowInstall(benchmark::State& state) {
+  init_eal(2048);
+  const auto n = static_cast<uint32_t>(state.range(0));
+  std::vector<double> latency_us;
+  for (auto _ : state) {
+    state.PauseTiming();
+    Fixture fx(n);
+    latency_us.clear();
+    latency_us.reserve(n);
+    state.ResumeTiming();
+    for (const auto& msg : fx.events) {
+      const auto t0 = Clock::now();
+      CtEntry e;
+      parse_conntrack(reinterpret_cast<const nlmsghdr*>(msg.data()), e);
+      fx.fm->upsert(e);
+      latency_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    if (fx.fm->size() != n) state.SkipWithError("not every flow was installed");
+    state.PauseTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.counters["p50_us"] = percentile(latency_us, 0.50);
+  state.counters["p99_us"] = percentile(latency_us, 0.99);
+}
+BENCHMARK(BM_FlowInstall)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void BM_FlowInstallPaced(benchmark::State& state) {
+  init_eal(2048);
+  const uint32_t n = 20000;  // two seconds at 10k events/s
+  const auto gap = std::chrono::microseconds(100);
+  std::vector<double> latency_us;
+  for (auto _ : state) {
+    state.PauseTiming();
+    Fixture fx(n);
+    state.ResumeTiming();
+    auto next = Clock::now();
+    for (const auto& msg : fx.events) {
+      while (Clock::now() < next) {
+      }
+      next += gap;
+      const auto t0 = Clock::now();
+      CtEntry e;
+      parse_conntrack(reinterpret_cast<const nlmsghdr*>(msg.data()), e);
+      fx.fm->upsert(e);
+      latency_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    state.PauseTiming();
+  }
+  state.counters["p50_us"] = percentile(latency_us, 0.50);
+  state.counters["p99_us"] = percentile(latency_us, 0.99);
+  state.counters["max_us"] = latency_us.empty() ? 0 : latency_us.back();
+}
+BENCHMARK(BM_FlowInstallPaced)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+// Creates N conntrack entries in this (private) network namespace through ctnetlink.
+bool create_entries(uint32_t n, std::vector<CtEntry>& out) {
+  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
+  if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) return false;
+  std::vector<char> buf(64 * 1024);
+  uint32_t i = 0;
+  while (i < n) {
+    mnl_nlmsg_batch* b = mnl_nlmsg_batch_start(buf.data(), 32 * 1024);
+    uint32_t in_batch = 0;
+    for (; i < n; ++i, ++in_batch) {
+      const std::vector<char> msg = event_message(i);
+      auto* nlh = static_cast<nlmsghdr*>(mnl_nlmsg_batch_current(b));
+      std::memcpy(nlh, msg.data(), msg.size());
+      nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE;
+      if (!mnl_nlmsg_batch_next(b)) break;
+      CtEntry e;
+      parse_conntrack(reinterpret_cast<const nlmsghdr*>(msg.data()), e);
+      out.push_back(e);
+    }
+    mnl_socket_sendto(nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b));
+    mnl_nlmsg_batch_stop(b);
+  }
+  mnl_socket_close(nl);
+  return true;
+}
+
+void BM_KeepaliveRound(benchmark::State& state) {
+  if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0) {
+    state.SkipWithError("needs root (creates conntrack entries in a private network namespace)");
+    return;
+  }
+  const auto n = static_cast<uint32_t>(state.range(0));
+  std::vector<CtEntry> entries;
+  entries.reserve(n);
+  if (!create_entries(n, entries)) {
+    state.SkipWithError("cannot create conntrack entries");
+    return;
+  }
+  ConntrackWriter writer;
+  std::vector<ConntrackWriter::Update> updates;
+  for (const CtEntry& e : entries) updates.push_back({e, 600, false});
+  uint64_t failed = 0;
+  for (auto _ : state) {
+    const std::vector<int> rc = writer.apply(updates);
+    failed =
+        static_cast<uint64_t>(std::count_if(rc.begin(), rc.end(), [](int r) { return r != 0; }));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * updates.size()));
+  state.counters["entries"] = static_cast<double>(updates.size());
+  state.counters["failed"] = static_cast<double>(failed);
+  state.counters["datagrams"] =
+      static_cast<double>(writer.datagrams) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_KeepaliveRound)->Arg(100000)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+}  // namespace
+}  // namespace tp::test
+
+BENCHMARK_MAIN();

@@ -1,0 +1,71 @@
+// The lab box's kernel state as plain tables, for control-plane unit tests: connected subnets on
+// the TAPs, a default route via the modem's gateway, resolved neighbours, the box's addresses.
+#pragma once
+
+#include <map>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <netinet/in.h>
+
+#include "conntrack_entry.hpp"
+#include "offload_policy.hpp"
+
+namespace tp::test {
+
+constexpr int kModemIf = 10, kWifiIf = 11, kUsbIf = 12, kOtherIf = 13;
+
+inline IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+inline uint16_t be(uint16_t v) { return htons(v); }
+
+// A box like the lab's: connected subnets on the TAPs, default route via the modem gateway.
+class FakeKernel : public KernelView {
+ public:
+  std::optional<RouteResult> route(const IpAddr& dst) const override {
+    for (const auto& [prefix, len, oif] : connected)
+      if (dst.in(ip(prefix), len)) return RouteResult{oif, dst};
+    if (dst.family == AF_INET) return RouteResult{kModemIf, ip("100.64.0.1")};
+    return RouteResult{kModemIf, ip("2001:db8:100::1")};
+  }
+  std::optional<MacAddr> neighbour(int ifindex, const IpAddr& a) const override {
+    auto it = neigh.find({ifindex, a});
+    if (it == neigh.end()) return std::nullopt;
+    return it->second;
+  }
+  bool is_local(const IpAddr& a) const override { return local.count(a) > 0; }
+
+  std::vector<std::tuple<const char*, int, int>> connected = {
+      {"100.64.0.0", 24, kModemIf},   {"192.168.50.0", 24, kWifiIf},
+      {"192.168.60.0", 24, kUsbIf},   {"2001:db8:100::", 64, kModemIf},
+      {"2001:db8:50::", 64, kWifiIf}, {"10.9.0.0", 16, kOtherIf}};
+  std::map<std::pair<int, IpAddr>, MacAddr> neigh = {
+      {{kModemIf, ip("100.64.0.1")}, {2, 0, 0, 0, 0, 0xfe}},
+      {{kWifiIf, ip("192.168.50.10")}, {2, 0, 0, 0, 1, 0x0a}},
+      {{kModemIf, ip("2001:db8:100::1")}, {2, 0, 0, 0, 0, 0xfe}},
+      {{kWifiIf, ip("2001:db8:50::10")}, {2, 0, 0, 0, 1, 0x0a}},
+  };
+  std::set<IpAddr> local = {ip("100.64.0.2"), ip("192.168.50.1"), ip("2001:db8:50::1")};
+};
+
+inline PolicyConfig config() {
+  PolicyConfig c;
+  c.ports = {{kModemIf, {0, true}}, {kWifiIf, {1, false}}, {kUsbIf, {2, false}}};
+  return c;
+}
+
+// Client 192.168.50.10:40000 -> 203.0.113.10:80, masqueraded to 100.64.0.2:61000.
+inline CtEntry masqueraded_tcp(uint16_t cport = 40000, uint16_t nat_port = 61000) {
+  CtEntry e;
+  e.family = AF_INET;
+  e.proto = IPPROTO_TCP;
+  e.orig = {ip("192.168.50.10"), ip("203.0.113.10"), be(cport), be(80)};
+  e.reply = {ip("203.0.113.10"), ip("100.64.0.2"), be(80), be(nat_port)};
+  e.status = IPS_CONFIRMED | IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT;
+  e.tcp_state = 3;  // ESTABLISHED
+  e.present = CtEntry::kStatus | CtEntry::kTcpState | CtEntry::kMark;
+  return e;
+}
+
+}  // namespace tp::test
