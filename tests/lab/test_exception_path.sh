@@ -4,7 +4,8 @@
 # IPv6; ARP and ND through the TAPs; link state both ways; lifecycle.
 source "$(dirname "$0")/lib.sh"
 lab_begin
-start_daemon
+# Offload off: this test is about the path every packet takes before (and without) offload.
+start_daemon "$(lab_config -e 's/^  enabled: true/  enabled: false/')"
 
 echo "traffic through the exception path"
 check "ping IPv4 wifi -> server" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
