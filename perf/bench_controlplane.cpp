@@ -46,6 +46,8 @@ std::vector<char> event_message(uint32_t i) {
                     htonl(0xcb000000u + i));  // 203.x.y.z: one server per flow
   nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC, htons(static_cast<uint16_t>(1024 + i % 60000)));
   nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(443));
+  nfct_set_attr_u8(ct, ATTR_REPL_L3PROTO, AF_INET);  // without them the reply tuple is not built
+  nfct_set_attr_u8(ct, ATTR_REPL_L4PROTO, IPPROTO_TCP);
   nfct_set_attr_u32(ct, ATTR_REPL_IPV4_SRC, htonl(0xcb000000u + i));
   nfct_set_attr_u32(ct, ATTR_REPL_IPV4_DST, ip("100.64.0.2").v4_be());
   nfct_set_attr_u16(ct, ATTR_REPL_PORT_SRC, htons(443));
@@ -53,7 +55,7 @@ std::vector<char> event_message(uint32_t i) {
   nfct_set_attr_u32(ct, ATTR_STATUS, IPS_CONFIRMED | IPS_SEEN_REPLY | IPS_ASSURED | IPS_SRC_NAT);
   nfct_set_attr_u8(ct, ATTR_TCP_STATE, 3);
   nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
-  nfct_nlmsg_build(nlh, ct);
+  if (nfct_nlmsg_build(nlh, ct) < 0) std::abort();
   nfct_destroy(ct);
   buf.resize(nlh->nlmsg_len);
   return buf;
@@ -81,13 +83,10 @@ double percentile(std::vector<double>& v, double p) {
 void BM_FlowInstall(benchmark::State& state) {
   init_eal(2048);
   const auto n = static_cast<uint32_t>(state.range(0));
+  Fixture fx(n);
   std::vector<double> latency_us;
+  latency_us.reserve(n);
   for (auto _ : state) {
-    state.PauseTiming();
-    Fixture fx(n);
-    latency_us.clear();
-    latency_us.reserve(n);
-    state.ResumeTiming();
     for (const auto& msg : fx.events) {
       const auto t0 = Clock::now();
       CtEntry e;
@@ -95,10 +94,16 @@ void BM_FlowInstall(benchmark::State& state) {
       fx.fm->upsert(e);
       latency_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }
-    if (fx.fm->size() != n) state.SkipWithError("not every flow was installed");
-    state.PauseTiming();
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  if (fx.fm->size() != n) {
+    std::string why = "not every flow was installed:";
+    for (const auto& [reason, count] : fx.fm->stats().refused)
+      why += " " + reason + "=" + std::to_string(count);
+    why += " failed=" + std::to_string(fx.fm->stats().install_failed) +
+           " incomplete=" + std::to_string(fx.fm->stats().incomplete);
+    state.SkipWithError(why.c_str());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(n));
   state.counters["p50_us"] = percentile(latency_us, 0.50);
   state.counters["p99_us"] = percentile(latency_us, 0.99);
 }
@@ -108,11 +113,9 @@ void BM_FlowInstallPaced(benchmark::State& state) {
   init_eal(2048);
   const uint32_t n = 20000;  // two seconds at 10k events/s
   const auto gap = std::chrono::microseconds(100);
+  Fixture fx(n);
   std::vector<double> latency_us;
   for (auto _ : state) {
-    state.PauseTiming();
-    Fixture fx(n);
-    state.ResumeTiming();
     auto next = Clock::now();
     for (const auto& msg : fx.events) {
       while (Clock::now() < next) {
@@ -124,7 +127,6 @@ void BM_FlowInstallPaced(benchmark::State& state) {
       fx.fm->upsert(e);
       latency_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }
-    state.PauseTiming();
   }
   state.counters["p50_us"] = percentile(latency_us, 0.50);
   state.counters["p99_us"] = percentile(latency_us, 0.99);
@@ -174,14 +176,19 @@ void BM_KeepaliveRound(benchmark::State& state) {
   std::vector<ConntrackWriter::Update> updates;
   for (const CtEntry& e : entries) updates.push_back({e, 600, false});
   uint64_t failed = 0;
+  int first_error = 0;
   for (auto _ : state) {
     const std::vector<int> rc = writer.apply(updates);
     failed =
         static_cast<uint64_t>(std::count_if(rc.begin(), rc.end(), [](int r) { return r != 0; }));
+    for (int r : rc)
+      if (r != 0 && !first_error) first_error = r;
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * updates.size()));
   state.counters["entries"] = static_cast<double>(updates.size());
   state.counters["failed"] = static_cast<double>(failed);
+  if (failed)
+    state.SkipWithError(("updates failed, first error " + std::to_string(first_error)).c_str());
   state.counters["datagrams"] =
       static_cast<double>(writer.datagrams) / static_cast<double>(state.iterations());
 }
