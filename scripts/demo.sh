@@ -1,11 +1,82 @@
 #!/usr/bin/env bash
-# The README's first command. Until the daemon and the lab topology exist, the main job builds
-# tetherpath and runs the packet-engine benchmark: real rte_hash flow tables, real NAT44 rewrites.
-set -euo pipefail
+# The README's first command: installs what is missing, builds, brings the lab topology up
+# (a modem network with servers, the connection box, two tethered clients), starts tetherpath
+# with conf/lab.yaml, runs a short real workload from both clients and shows, while it runs,
+# what the fast path carries; then a summary and a report file. Ctrl-C or the end tears it down.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-[ -f build/build.ninja ] || meson setup build
-ninja -C build
+ROOT=$PWD
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: run as root: it creates network namespaces, veths, TAPs and nftables rules" >&2
+  exit 1
+fi
+for need in /proc/sys/net/netfilter /dev/net/tun; do
+  if [ ! -e "$need" ]; then
+    modprobe nf_conntrack 2>/dev/null; modprobe tun 2>/dev/null
+    [ -e "$need" ] || { echo "demo: this kernel lacks $need (conntrack or TUN/TAP support)" >&2; exit 1; }
+  fi
+done
+
+bash scripts/install-deps.sh || exit 1
+[ -f build/build.ninja ] || meson setup build >/dev/null || exit 1
+ninja -C build >/dev/null || { echo "demo: build failed; run 'ninja -C build' to see why" >&2; exit 1; }
+
+export TP_LAB_DIR=/tmp/tp-lab
+source tests/lab/lib.sh
+REPORT=$ROOT/tetherpath-demo-report.txt
+lab_begin
+echo "lab up: tp-net (modem network, servers), tp-box (tetherpath), tp-wifi and tp-usb (clients)"
+start_daemon "$ROOT/conf/lab.yaml"
+echo "tetherpath running (pid $TP_PID), log $TP_LOG"
+make_file 100M.bin 100
+
+# The workload: both clients at once, IPv4 and IPv6, several kinds of traffic.
+work() {
+  nsx tp-wifi ping -c 20 -i 0.5 -q 203.0.113.10 >/dev/null 2>&1 &
+  nsx tp-usb ping -6 -c 20 -i 0.5 -q 2001:db8:ffff::10 >/dev/null 2>&1 &
+  nsx tp-wifi dig +short +time=2 +tries=2 @203.0.113.10 example.lab >"$TP_LAB_DIR/demo-dns.txt" 2>&1 &
+  nsx tp-wifi curl -s -o "$TP_LAB_DIR/demo-dl4.bin" http://203.0.113.10/100M.bin &
+  nsx tp-usb curl -s -o "$TP_LAB_DIR/demo-dl6.bin" "http://[2001:db8:ffff::10]/100M.bin" &
+  nsx tp-wifi iperf3 -c 203.0.113.11 -t 8 -b 300M >/dev/null 2>&1 &
+  nsx tp-usb iperf3 -6 -c 2001:db8:ffff::10 -u -b 50M -t 8 >/dev/null 2>&1 &
+  wait
+}
+work &
+work_pid=$!
+
+prev_fast=0 prev_slow=0
 echo
-echo "tetherpath packet engine: IPv4 NAPT upstream, bursts of 32 x 64-byte frames, one core"
-build/perf/bench_engine --benchmark_filter='BM_EngineNat44' 2>&1 | grep -v '^EAL\|^TELEMETRY'
+printf '%5s %8s %12s %12s %12s %10s\n' "time" "offloaded" "fast-path pkt" "kernel pkt" "fast Mbit/s" "fast %"
+for t in $(seq 1 12); do
+  sleep 1
+  report=$(daemon_report)
+  flows=$(echo "$report" | awk '/^offload:/ {gsub(",", "", $3); print $3}')
+  read -r fast slow bytes < <(echo "$report" | awk '$1 ~ /0$/ && NF == 10 {f += $3; s += $5} END {print f + 0, s + 0, 0}')
+  fbytes=$(echo "$report" | awk '$1 == "flow" {b += $(NF-6) + $(NF-1)} END {print b + 0}')
+  df=$((fast - prev_fast)) ds=$((slow - prev_slow))
+  pct=$(awk -v f=$df -v s=$ds 'BEGIN {printf "%.1f", (f + s) ? 100 * f / (f + s) : 0}')
+  mbps=$(awk -v p=$df 'BEGIN {printf "%.0f", p * 1400 * 8 / 1e6}')
+  printf '%4ss %8s %12s %12s %12s %9s%%\n' "$t" "${flows:-0}" "$df" "$ds" "~$mbps" "$pct"
+  prev_fast=$fast prev_slow=$slow
+  kill -0 "$work_pid" 2>/dev/null || break
+done
+wait "$work_pid"
+
+final=$(daemon_report)
+{
+  echo "tetherpath demo report, $(date -u +%FT%TZ)"
+  echo
+  echo "$final"
+} >"$REPORT"
+echo
+echo "summary"
+ok4=$(cmp -s "$TP_LAB_DIR/demo-dl4.bin" "$TP_LAB_DIR/www/100M.bin" && echo "intact" || echo "CORRUPT")
+ok6=$(cmp -s "$TP_LAB_DIR/demo-dl6.bin" "$TP_LAB_DIR/www/100M.bin" && echo "intact" || echo "CORRUPT")
+echo "  100 MB download over IPv4 (wifi client): $ok4"
+echo "  100 MB download over IPv6 (usb client):  $ok6"
+echo "  DNS example.lab from the wifi client:      $(tr '\n' ' ' <"$TP_LAB_DIR/demo-dns.txt")"
+echo "$final" | grep -E '^(port|modem0|wifi0|usb0|offload|conntrack|not offloaded|exceptions)' | sed 's/^/  /'
+echo "  full report: $REPORT"
+lab_cleanup
+trap - EXIT

@@ -11,6 +11,8 @@ echo "traffic through the exception path"
 check "ping IPv4 wifi -> server" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
 check "ping IPv4 usb -> second server" nsx tp-usb ping -c 3 -i 0.2 -W 2 203.0.113.11
 check "ping IPv6 wifi -> server" nsx tp-wifi ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::10
+check "DNS through the box (dig)" sh -c "ip netns exec tp-wifi dig +short +time=2 @203.0.113.10 example.lab | grep -q 203.0.113.11"
+check "DNS over IPv6 through the box (dig)" sh -c "ip netns exec tp-usb dig +short +time=2 AAAA @2001:db8:ffff::10 example.lab | grep -q 2001:db8:ffff::10"
 check "ARP: the box resolved the wifi client" sh -c "ip -n tp-box neigh show 192.168.50.10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
 check "ND: the box resolved the wifi client" sh -c "ip -n tp-box -6 neigh show 2001:db8:50::10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
 check "ARP: the client resolved the box" sh -c "ip -n tp-wifi neigh show 192.168.50.1 | grep -Eq 'REACHABLE|STALE|DELAY'"

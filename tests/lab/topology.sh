@@ -2,7 +2,8 @@
 # The lab topology: network namespaces and veths standing in for the cellular network, the
 # connection box and two tethered clients. Idempotent and safe to re-run after a crash.
 #
-#   tp-net  (internet + cellular network)       servers 203.0.113.10, .11, 2001:db8:ffff::10
+#   tp-net  (internet + cellular network)       servers 203.0.113.10, .11, 2001:db8:ffff::10:
+#                                               HTTP (port 80), iperf3 (5201), DNS (53, example.lab)
 #     tp-net-modem 100.64.0.1/24 2001:db8:100::1/64
 #        |  veth
 #   tp-box  tp-modem-raw  (bound by tetherpath)  -> TAP modem0 100.64.0.2/24 2001:db8:100::2/64
@@ -100,6 +101,11 @@ NFT
 
   # Servers: HTTP (files in $LAB_DIR/www) and iperf3, on every server address.
   nsx tp-net python3 -m http.server 80 --bind :: --directory "$LAB_DIR/www" >"$LAB_DIR/http.log" 2>&1 &
+  # DNS: example.lab and its AAAA, answered by the network's resolver on the first server.
+  nsx tp-net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address=203.0.113.10 --listen-address=2001:db8:ffff::10 --port=53 \
+    --address=/example.lab/203.0.113.11 --address=/example.lab/2001:db8:ffff::10 \
+    --pid-file="$LAB_DIR/dnsmasq.pid" >"$LAB_DIR/dnsmasq.log" 2>&1 &
   # iperf3 bound per address: a wildcard UDP socket would answer from 100.64.0.1, which the box's
   # conntrack rightly does not match to the flow.
   local addr
