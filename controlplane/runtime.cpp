@@ -244,7 +244,7 @@ void Runtime::report(std::ostream& out) const {
         << std::setw(12) << frx << std::setw(12) << ftx << std::setw(12) << punted << std::setw(12)
         << ex.to_kernel.get() << std::setw(12) << ex.from_kernel.get() << std::setw(12)
         << ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get() << std::setw(12) << es.opackets
-        << std::setw(10)
+        << std::setw(12) << es.imissed << std::setw(12)
         << (ports_[i].admin_up ? (ports_[i].link_up ? "up" : "no-carrier") : "down") << '\n';
   }
   for (std::size_t w = 0; w < workers_.size(); ++w) {
