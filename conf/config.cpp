@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -192,10 +193,39 @@ OffloadConfig parse_offload(const Field& f) {
   return o;
 }
 
+// Board profiles (hw/boards/*.yaml) map slot names to devices, so a configuration can say
+// "board:modem" and stay the same across boards.
+std::map<std::string, std::string> load_board(const Field& f, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    f.fail("cannot open board profile " + path);
+  } catch (const YAML::ParserException& e) {
+    f.fail("board profile " + path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  Field top{root, "", path};
+  top.only_keys({"name", "description", "devices"});
+  auto devices = top.child("devices");
+  if (!devices || !devices->node.IsMap()) top.fail("missing key 'devices' (a map of slot: device)");
+  std::map<std::string, std::string> out;
+  for (const auto& kv : devices->node) {
+    const Field d{kv.second, "devices." + kv.first.as<std::string>(), path};
+    out[kv.first.as<std::string>()] = d.string();
+  }
+  return out;
+}
+
+std::string sibling_path(const std::string& file, const std::string& rel) {
+  if (!rel.empty() && rel[0] == '/') return rel;
+  const std::size_t slash = file.rfind('/');
+  return slash == std::string::npos ? rel : file.substr(0, slash + 1) + rel;
+}
+
 Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
-  top.only_keys({"ports", "dataplane", "offload", "state_dir"});
+  top.only_keys({"board", "ports", "dataplane", "offload", "state_dir"});
   Config c;
   c.source = file;
   auto ports = top.child("ports");
@@ -203,11 +233,29 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (!ports->node.IsSequence() || ports->node.size() == 0)
     ports->fail("expected a non-empty list of ports");
   if (ports->node.size() > 16) ports->fail("at most 16 ports are supported");
+  std::map<std::string, std::string> board;
+  if (auto b = top.child("board")) {
+    c.board = sibling_path(file, b->string());
+    board = load_board(*b, c.board);
+  }
   std::set<std::string> names, devices;
   int upstreams = 0;
   for (std::size_t i = 0; i < ports->node.size(); ++i) {
     const Field pf = ports->element(i);
     PortConfig p = parse_port(pf);
+    if (p.device.rfind("board:", 0) == 0) {
+      const Field dev = *pf.child("device");
+      const std::string slot = p.device.substr(6);
+      if (c.board.empty()) dev.fail("'" + p.device + "' needs a top-level 'board' profile");
+      auto it = board.find(slot);
+      if (it == board.end()) {
+        std::string have;
+        for (const auto& [k, v] : board) have += have.empty() ? k : ", " + k;
+        dev.fail("board profile " + c.board + " has no device '" + slot + "' (it has: " + have +
+                 ")");
+      }
+      p.device = it->second;
+    }
     if (!names.insert(p.name).second) pf.fail("duplicate port name '" + p.name + "'");
     if (!devices.insert(p.device).second) pf.fail("device '" + p.device + "' is used by two ports");
     upstreams += p.role == Role::upstream;

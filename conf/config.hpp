@@ -53,6 +53,7 @@ struct OffloadConfig {
 
 struct Config {
   std::string source;  // the file it came from
+  std::string board;   // the board profile the ports' "board:SLOT" devices came from, if any
   std::vector<PortConfig> ports;
   DataplaneConfig dataplane;
   OffloadConfig offload;

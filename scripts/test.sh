@@ -24,7 +24,7 @@ step() {
   if "$@" >"$log" 2>&1; then
     local n
     # gtest's "[  PASSED  ] N tests" or a lab script's "name: N passed, M failed".
-    n=$(awk '/^\[  PASSED  \] [0-9]+ test/ {s += $4} /^[a-z_]+: [0-9]+ passed, [0-9]+ failed$/ {s += $2} END {print s + 0}' "$log")
+    n=$(awk '/^\[  PASSED  \] [0-9]+ test/ {s += $4} /^[a-z0-9_]+: [0-9]+ passed, [0-9]+ failed$/ {s += $2} END {print s + 0}' "$log")
     [ "$n" -gt 0 ] || n=1
     passed=$((passed + n))
     printf 'ok (%ds%s)\n' $((SECONDS - t0)) "$([ "$n" -gt 1 ] && echo ", $n tests")"

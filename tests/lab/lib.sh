@@ -16,6 +16,7 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 lab_cleanup() {
   stop_daemon >/dev/null 2>&1
+  disown -a 2>/dev/null  # the topology's teardown kills the rest; no "Killed" job reports
   bash "$TOPOLOGY" down >/dev/null 2>&1
 }
 
@@ -159,6 +160,7 @@ kernel_packets() {
 # A copy of the lab configuration with sed expressions applied.
 lab_config() {
   local out=$TP_LAB_DIR/config-$RANDOM.yaml
-  sed "$@" "$LAB_ROOT/conf/lab.yaml" >"$out"
+  # The copy lives elsewhere: its board profile path must not be relative.
+  sed -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab.yaml|" "$@" "$LAB_ROOT/conf/lab.yaml" >"$out"
   echo "$out"
 }

@@ -62,8 +62,7 @@ check "no TAP is left" sh -c "! ip -n tp-box link show modem0 && ! ip -n tp-box 
 check "no hugepage file is left" sh -c "! ls /dev/hugepages 2>/dev/null | grep -q tetherpath"
 check "the lock file is gone" test ! -e /run/tetherpath-lab/tetherpath.lock
 
-bad=$TP_LAB_DIR/bad.yaml
-sed 's/iface=tp-usb-raw/iface=tp-no-such-if/' "$LAB_ROOT/conf/lab.yaml" >"$bad"
+bad=$(lab_config -e 's|device: board:usb|device: net_af_packet2,iface=tp-no-such-if|')
 out=$(nsx tp-box "$TETHERPATH" --config "$bad" 2>&1)
 rc=$?
 check "a port that cannot be opened fails the start" test "$rc" -ne 0

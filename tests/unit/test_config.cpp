@@ -1,6 +1,8 @@
 // Bad configurations get one exact message naming file, line, column and key; good ones load.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "config.hpp"
 
 namespace tp::conf {
@@ -47,7 +49,7 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"", "bad.yaml: the file is empty"},
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
-       "bad.yaml:1:1: portz: unknown key (known: ports, dataplane, offload, state_dir)"},
+       "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, offload, state_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},
@@ -88,6 +90,33 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       EXPECT_EQ(std::string(e.what()), b.message);
     }
   }
+}
+
+TEST(Config, BoardProfilesNameTheDevices) {
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream b(dir + "/board.yaml");
+    b << "name: t\ndevices:\n  modem: net_null0\n  wifi: net_null1\n";
+  }
+  const Config c =
+      load_string("board: " + dir +
+                      "/board.yaml\nports:\n  - {name: m, role: upstream, device: board:modem}\n"
+                      "  - {name: w, role: downstream, device: board:wifi}\n",
+                  "cfg.yaml");
+  EXPECT_EQ(c.ports[0].device, "net_null0");
+  EXPECT_EQ(c.ports[1].device, "net_null1");
+  try {
+    load_string(
+        "board: " + dir + "/board.yaml\nports:\n  - {name: m, role: upstream, device: board:usb}\n",
+        "cfg.yaml");
+    ADD_FAILURE() << "accepted an unknown slot";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "cfg.yaml:3:39: ports[0].device: board profile " + dir +
+                                         "/board.yaml has no device 'usb' (it has: modem, wifi)");
+  }
+  EXPECT_THROW(
+      load_string("ports:\n  - {name: m, role: upstream, device: board:modem}\n", "cfg.yaml"),
+      ConfigError);
 }
 
 TEST(Config, MissingFileIsAnError) {
