@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The same box on AF_XDP ports (hw/boards/lab-xdp.yaml: DPDK's net_af_xdp over libxdp, copy mode
+# on veth): traffic through the exception path and the fast path, IPv4 and IPv6.
+source "$(dirname "$0")/lib.sh"
+lab_begin
+start_daemon "$(lab_config -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab-xdp.yaml|")"
+check "ping IPv4 through AF_XDP ports" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
+check "ping IPv6 through AF_XDP ports" nsx tp-usb ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::10
+make_file 50M.bin 50
+check "HTTP download over IPv4, sha256 matches" download_ok tp-wifi http://203.0.113.10/50M.bin 50M.bin
+check "HTTP download over IPv6, sha256 matches" download_ok tp-usb "http://[2001:db8:ffff::10]/50M.bin" 50M.bin
+nsx tp-wifi iperf3 -c 203.0.113.10 -t 4 --json >"$TP_LAB_DIR/xdp-iperf.json" 2>&1 &
+pid=$!
+check "an iperf3 TCP stream is offloaded" eventually 4 flow_carries "203.0.113.10:5201 " orig 1000
+wait "$pid"
+measure "iperf3 TCP over AF_XDP ports, offloaded (Mbit/s)" \
+  "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$TP_LAB_DIR/xdp-iperf.json" 2>/dev/null || echo '?')"
+sleep 2
+measure "idle CPU with AF_XDP ports, timed sleeps (% of one core over 5 s)" "$(daemon_cpu_percent 5)"
+lab_end
