@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "conntrack_codec.hpp"
+#include "netlink_dump.hpp"
 
 namespace tp {
 namespace {
@@ -90,19 +91,8 @@ void ConntrackMirror::dump() {
     nfh->nfgen_family = static_cast<uint8_t>(family);
     nfh->version = NFNETLINK_V0;
     nfh->res_id = 0;
-    if (mnl_socket_sendto(dump_, nlh, nlh->nlmsg_len) < 0)
-      throw std::runtime_error("conntrack: dump request failed: " +
-                               std::string(std::strerror(errno)));
-    const unsigned portid = mnl_socket_get_portid(dump_);
-    for (;;) {
-      const ssize_t n = mnl_socket_recvfrom(dump_, buf, sizeof buf);
-      if (n <= 0) break;
-      auto cb = [](const nlmsghdr* m, void* self) {
-        static_cast<ConntrackMirror*>(self)->handle(m, true);
-        return MNL_CB_OK;
-      };
-      if (mnl_cb_run(buf, static_cast<size_t>(n), seq_, portid, cb, this) <= MNL_CB_STOP) break;
-    }
+    if (!netlink_dump(dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
+      throw std::runtime_error("conntrack: dump request failed: " + std::string(std::strerror(errno)));
   }
 }
 

@@ -1,5 +1,7 @@
 #include "rtnl_mirror.hpp"
 
+#include "netlink_dump.hpp"
+
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
@@ -85,20 +87,8 @@ void RtnlMirror::dump(int type, int family) {
   nlh->nlmsg_seq = ++seq_;
   auto* rt = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rt->rtgen_family = static_cast<unsigned char>(family);
-  if (mnl_socket_sendto(query_, nlh, nlh->nlmsg_len) < 0)
-    throw std::runtime_error("rtnetlink: dump request failed: " +
-                             std::string(std::strerror(errno)));
-  const unsigned portid = mnl_socket_get_portid(query_);
-  for (;;) {
-    const ssize_t n = mnl_socket_recvfrom(query_, buf, sizeof buf);
-    if (n <= 0) break;
-    auto cb = [](const nlmsghdr* m, void* self) {
-      static_cast<RtnlMirror*>(self)->handle(m, true);
-      return MNL_CB_OK;
-    };
-    const int rc = mnl_cb_run(buf, static_cast<size_t>(n), seq_, portid, cb, this);
-    if (rc <= MNL_CB_STOP) break;
-  }
+  if (!netlink_dump(query_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
+    throw std::runtime_error("rtnetlink: dump request failed: " + std::string(std::strerror(errno)));
 }
 
 void RtnlMirror::on_readable() {

@@ -17,30 +17,30 @@ by_fd = {s.fileno(): s for s in socks}
 poller = select.poll()  # select() stops at descriptor 1024
 for s in socks:
     poller.register(s, select.POLLIN)
-end = time.time() + seconds
-answered = set()
-while time.time() < end:
-    answered.clear()
-    for s in socks:
-        s.sendto(b"ping", (addr, port))
-    deadline = time.time() + 0.5
-    while time.time() < deadline:
+
+
+def collect(answered, until, want=None):
+    """Reads answers until the deadline, or until `want` sockets have answered."""
+    while time.time() < until and (want is None or len(answered) < want):
         for fd, _ in poller.poll(50):
             try:
                 by_fd[fd].recv(64)
                 answered.add(fd)
             except BlockingIOError:
                 pass
+
+
+def send_all():
+    for s in socks:
+        s.sendto(b"ping", (addr, port))
+
+
+end = time.time() + seconds
+while time.time() < end:
+    send_all()
+    collect(set(), time.time() + 0.5)
 # Last round: every flow must answer; give the answers time to arrive.
-answered.clear()
-for s in socks:
-    s.sendto(b"ping", (addr, port))
-deadline = time.time() + 3
-while len(answered) < count and time.time() < deadline:
-    for fd, _ in poller.poll(50):
-        try:
-            by_fd[fd].recv(64)
-            answered.add(fd)
-        except BlockingIOError:
-            pass
+answered = set()
+send_all()
+collect(answered, time.time() + 3, count)
 print(f"answered {len(answered)}", flush=True)
