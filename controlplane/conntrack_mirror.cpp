@@ -92,7 +92,8 @@ void ConntrackMirror::dump() {
     nfh->version = NFNETLINK_V0;
     nfh->res_id = 0;
     if (!netlink_dump(dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
-      throw std::runtime_error("conntrack: dump request failed: " + std::string(std::strerror(errno)));
+      throw std::runtime_error("conntrack: dump request failed: " +
+                               std::string(std::strerror(errno)));
   }
 }
 

@@ -1,5 +1,6 @@
 #include "control_plane.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -148,15 +149,20 @@ void ControlPlane::report(std::ostream& out) const {
   out << "not offloaded:";
   for (const auto& [reason, n] : s.refused) out << ' ' << reason << '=' << n;
   out << '\n';
-  int shown = 0;
-  flows_->for_each([&](const FlowView& f) {
-    if (shown++ >= 50) return;
+  // The most recently active flows first: what an operator (or a test) looks for among thousands.
+  std::vector<FlowView> views;
+  flows_->for_each([&](const FlowView& f) { views.push_back(f); });
+  const std::size_t shown = std::min<std::size_t>(views.size(), 50);
+  std::partial_sort(views.begin(), views.begin() + static_cast<long>(shown), views.end(),
+                    [](const FlowView& a, const FlowView& b) { return a.last_seen > b.last_seen; });
+  for (std::size_t i = 0; i < shown; ++i) {
+    const FlowView& f = views[i];
     const CtEntry& e = *f.ct;
     out << "flow proto " << int(e.proto) << ' ' << e.orig.src.str() << ':' << ntohs(e.orig.sport)
         << " -> " << e.orig.dst.str() << ':' << ntohs(e.orig.dport) << " orig " << f.orig_packets
         << " pkts " << f.orig_bytes << " bytes, reply " << f.reply_packets << " pkts "
         << f.reply_bytes << " bytes\n";
-  });
+  }
 }
 
 }  // namespace tp

@@ -21,7 +21,8 @@ bool netlink_dump(mnl_socket* sock, nlmsghdr* request, char* buf, std::size_t le
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(sock, buf, len);
     if (n <= 0) return true;
-    if (mnl_cb_run(buf, static_cast<std::size_t>(n), seq, portid, trampoline, &handle) <= MNL_CB_STOP)
+    if (mnl_cb_run(buf, static_cast<std::size_t>(n), seq, portid, trampoline, &handle) <=
+        MNL_CB_STOP)
       return true;
   }
 }

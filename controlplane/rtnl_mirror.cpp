@@ -88,7 +88,8 @@ void RtnlMirror::dump(int type, int family) {
   auto* rt = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rt->rtgen_family = static_cast<unsigned char>(family);
   if (!netlink_dump(query_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
-    throw std::runtime_error("rtnetlink: dump request failed: " + std::string(std::strerror(errno)));
+    throw std::runtime_error("rtnetlink: dump request failed: " +
+                             std::string(std::strerror(errno)));
 }
 
 void RtnlMirror::on_readable() {
