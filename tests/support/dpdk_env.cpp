@@ -19,9 +19,17 @@ void init_eal(unsigned memory_mb) {
   static bool done = false;
   if (done) return;
   std::string mem = std::to_string(memory_mb);
-  std::vector<std::string> args = {
-      "tp-test",     "--no-huge",      "-m", mem, "--no-pci",
-      "--no-shconf", "--no-telemetry", "-l", "0", "--log-level=*:warning"};
+  std::vector<std::string> args = {"tp-test",        "-m", mem, "--no-pci",
+                                   "--no-telemetry", "-l", "0", "--log-level=*:warning"};
+  // TP_HUGEPAGES=1 (benchmarks): a mounted hugetlbfs, used in memory so no file is left;
+  // otherwise no hugepages at all, which every test machine has.
+  const char* huge = std::getenv("TP_HUGEPAGES");
+  if (huge && std::string(huge) == "1") {
+    args.push_back("--in-memory");
+  } else {
+    args.push_back("--no-huge");
+    args.push_back("--no-shconf");
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
