@@ -183,13 +183,11 @@ void FlowManager::destroyed(const CtEntry& e) {
 }
 
 void FlowManager::resync_begin() {
-  resyncing_ = true;
   for (auto& [k, f] : flows_) f.seen = false;
   pending_.clear();
 }
 
 void FlowManager::resync_end() {
-  resyncing_ = false;
   for (auto it = flows_.begin(); it != flows_.end();) {
     auto next = std::next(it);
     if (!it->second.seen) remove(it, false);  // the kernel no longer has it

@@ -94,7 +94,6 @@ class FlowManager {
   ConntrackWriter* writer_;
   Map flows_;
   std::unordered_map<CtKey, CtEntry, CtKeyHash> pending_;  // waiting for a neighbour
-  bool resyncing_ = false;
   FlowStats stats_;
 };
 

@@ -253,8 +253,9 @@ void Runtime::report(std::ostream& out) const {
     const uint64_t pkts = wk.counters.packets.get() + wk.stats.injected.get();
     out << "worker " << w << " (lcore " << cfg_.dataplane.worker_lcores[w] << "): busy " << busy
         << " idle " << idle << " cycles, " << (pkts ? busy / pkts : 0) << " clocks/packet, "
-        << wk.stats.sleeps.get() << " sleeps, punt ring full " << wk.stats.punt_ring_full.get()
-        << ", tx dropped " << wk.stats.tx_dropped.get() << '\n';
+        << (wk.counters.bursts.get() ? wk.counters.packets.get() / wk.counters.bursts.get() : 0)
+        << " packets/burst, " << wk.stats.sleeps.get() << " sleeps, punt ring full "
+        << wk.stats.punt_ring_full.get() << ", tx dropped " << wk.stats.tx_dropped.get() << '\n';
   }
   out << "exceptions:";
   for (std::size_t r = 0; r < kReasonCount; ++r) {

@@ -64,8 +64,4 @@ void TopologySync::set_local_addresses(uint8_t port, const std::vector<IpAddr>& 
   });
 }
 
-void TopologySync::set_port_enabled(uint8_t port, bool enabled) {
-  publish([&](Topology& t) { t.ports[port].enabled = enabled; });
-}
-
 }  // namespace tp

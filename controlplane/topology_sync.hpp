@@ -27,8 +27,6 @@ class TopologySync {
   bool update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac);
   // The box's own addresses on a port, for the engine's "local" punt.
   void set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs);
-  // A port's administrative state, for the engine's port_disabled/no_nexthop punts.
-  void set_port_enabled(uint8_t port, bool enabled);
 
   std::size_t size() const { return by_key_.size(); }
 

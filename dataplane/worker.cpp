@@ -138,7 +138,6 @@ void Worker::run(const std::atomic<bool>& stop) {
       last_drain = t0;
     }
     rte_rcu_qsbr_quiescent(qsv_, cfg_.id);
-    stats.loops.add(1);
     if (moved) {
       empty_polls = 0;
       backoff_us = 10;

@@ -30,7 +30,6 @@ struct PortRuntime {
 struct alignas(64) WorkerStats {
   Counter busy_cycles;  // TSC cycles in iterations that moved packets
   Counter idle_cycles;  // TSC cycles in iterations that did not, sleeping included
-  Counter loops;
   Counter sleeps;
   Counter punt_ring_full;  // punted packets dropped because the exception ring was full
   Counter tx_dropped;      // packets the PMD would not take

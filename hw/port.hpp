@@ -33,9 +33,6 @@ class Port {
 
   uint16_t id() const { return id_; }
   const std::array<uint8_t, 6>& mac() const { return mac_; }
-  // For AF_PACKET/AF_XDP devices, the kernel interface under the port (whose carrier is the
-  // port's link); empty otherwise.
-  const std::string& kernel_iface() const { return kernel_iface_; }
 
   // Link as the port sees it: the kernel interface's carrier if there is one, else the PMD's.
   bool link_up() const;

@@ -52,8 +52,8 @@ for t in $(seq 1 12); do
   sleep 1
   report=$(daemon_report)
   flows=$(echo "$report" | awk '/^offload:/ {gsub(",", "", $3); print $3}')
-  read -r fast slow bytes < <(echo "$report" | awk '$1 ~ /0$/ && NF == 10 {f += $3; s += $5} END {print f + 0, s + 0, 0}')
-  fbytes=$(echo "$report" | awk '$1 == "flow" {b += $(NF-6) + $(NF-1)} END {print b + 0}')
+  # Port rows: fast-path RX is column 3, punted column 5.
+  read -r fast slow < <(echo "$report" | awk '$1 ~ /0$/ && NF == 11 {f += $3; s += $5} END {print f + 0, s + 0}')
   df=$((fast - prev_fast)) ds=$((slow - prev_slow))
   pct=$(awk -v f=$df -v s=$ds 'BEGIN {printf "%.1f", (f + s) ? 100 * f / (f + s) : 0}')
   mbps=$(awk -v p=$df 'BEGIN {printf "%.0f", p * 1400 * 8 / 1e6}')
