@@ -121,7 +121,7 @@ void Runtime::build() {
   for (auto& wc : wcfg)
     for (const auto& [port, queue] : wc.rx)
       wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
-  const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get()};
+  const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get(), limits_.get()};
   for (unsigned w = 0; w < n_workers; ++w) {
     wcfg[w].id = w;
     wcfg[w].burst = dp.burst;

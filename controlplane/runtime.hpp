@@ -50,6 +50,7 @@ class Runtime {
   FlowTable6& flows6() { return *v6_; }
   TopologyPublisher& topology() { return *topology_; }
   rte_rcu_qsbr* qsv() { return qsv_; }
+  DataLimits& limits() { return *limits_; }
 
  private:
   void build();
@@ -71,6 +72,7 @@ class Runtime {
   std::unique_ptr<FlowTable4> v4_;
   std::unique_ptr<FlowTable6> v6_;
   std::unique_ptr<TopologyPublisher> topology_;
+  std::unique_ptr<DataLimits> limits_ = std::make_unique<DataLimits>();
   std::vector<PortState> ports_;
   std::array<PortRuntime, kMaxPorts> port_rt_;
   std::vector<std::array<rte_ring*, kMaxPorts>> punt_rings_;  // [worker][port], nullptr-filled

@@ -31,6 +31,7 @@ struct PortCounters {
   Counter fwd_rx_bytes;
   Counter fwd_tx_packets;  // forwarded by the fast path, counted on the egress port
   Counter fwd_tx_bytes;
+  Counter injected_ip_bytes;  // frames from the kernel out this port (the exception path's tx)
   Counter punted;
   Counter dropped;
 };

@@ -30,6 +30,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   const Topology& topo = *t_.topology->get();
   const PortInfo& port_info = topo.ports[in_port % kMaxPorts];
   PortCounters& in = c_.ports[in_port % kMaxPorts];
+  // Read once: a limit reached during this burst takes effect from the next one.
+  const uint32_t blocked = t_.limits->blocked();
 
   // 1. Classify: parse every packet, build the keys of the fast-path candidates.
   Parsed meta[kMaxBurst];
@@ -39,6 +41,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   uint16_t at4[kMaxBurst], at6[kMaxBurst];
   uint16_t n4 = 0, n6 = 0;
   uint64_t rx_bytes = 0;
+  std::array<uint64_t, kMaxPorts> tx_bytes{};  // this burst's, for the data limits
   for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i)
     rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
   for (uint16_t i = 0; i < n; ++i) {
@@ -86,6 +89,10 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
       except(out, in, m, Reason::no_nexthop);
       continue;
     }
+    if (((blocked >> (in_port % kMaxPorts)) | (blocked >> (nh.port % kMaxPorts))) & 1) {
+      except(out, in, m, Reason::data_limit);
+      continue;
+    }
     const Parsed& p = meta[i];
     if (p.ip_bytes > nh.mtu) {
       except(out, in, m, Reason::too_big);
@@ -115,7 +122,11 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
     EngineOutput::List& q = out.tx[nh.port % kMaxPorts];
     if (q.n == 0) out.tx_ports[out.n_tx_ports++] = static_cast<uint8_t>(nh.port % kMaxPorts);
     q.pkts[q.n++] = m;
+    tx_bytes[nh.port % kMaxPorts] += p.ip_bytes;
   }
+  t_.limits->charge(in_port, rx_bytes);
+  for (uint16_t j = 0; j < out.n_tx_ports; ++j)
+    t_.limits->charge(out.tx_ports[j], tx_bytes[out.tx_ports[j]]);
   c_.bursts.add(1);
   c_.packets.add(n);
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "counters.hpp"
+#include "data_limits.hpp"
 #include "flow_table.hpp"
 #include "reason.hpp"
 #include "topology.hpp"
@@ -52,6 +53,7 @@ class Engine {
     const FlowTable4* v4;
     const FlowTable6* v6;
     const TopologyPublisher* topology;
+    DataLimits* limits;
   };
 
   Engine(const Tables& tables, WorkerCounters& counters) : t_(tables), c_(counters) {}

@@ -258,4 +258,24 @@ inline Reason parse(const rte_mbuf* m, uint8_t port_id, const PortInfo& port, Pa
   return Reason::not_ip;
 }
 
+// The IP bytes a frame carries by its own header (0 for non-IP or too short), for charging the
+// kernel's frames to a data limit without a full parse.
+inline uint32_t frame_ip_bytes(const rte_mbuf* m) {
+  const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = m->data_len;
+  uint32_t l3 = sizeof(rte_ether_hdr);
+  if (len < l3) return 0;
+  uint16_t ether_type = reinterpret_cast<const rte_ether_hdr*>(frame)->ether_type;
+  if (ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN)) {
+    if (len < l3 + sizeof(rte_vlan_hdr)) return 0;
+    ether_type = reinterpret_cast<const rte_vlan_hdr*>(frame + l3)->eth_proto;
+    l3 += sizeof(rte_vlan_hdr);
+  }
+  if (ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) && len >= l3 + sizeof(rte_ipv4_hdr))
+    return rte_be_to_cpu_16(detail::load16(frame + l3 + 2));
+  if (ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) && len >= l3 + sizeof(rte_ipv6_hdr))
+    return rte_be_to_cpu_16(detail::load16(frame + l3 + 4)) + uint32_t{sizeof(rte_ipv6_hdr)};
+  return 0;
+}
+
 }  // namespace tp

@@ -35,6 +35,7 @@ namespace tp {
   X(no_nexthop)      /* the flow's next hop was withdrawn or its egress port is down */         \
   X(no_headroom)     /* a VLAN tag must be pushed and the buffer has no room in front */        \
   X(port_disabled)   /* the ingress port is not (yet) part of the published topology */         \
+  X(data_limit)      /* the upstream's data limit is reached: the kernel's policy applies */    \
   /* Drops: not even a frame the kernel could account for. */                                   \
   X(runt) /* shorter than an Ethernet header */
 

@@ -3,6 +3,8 @@
 #include <rte_cycles.h>
 #include <rte_malloc.h>
 
+#include "parse.hpp"
+
 namespace tp {
 namespace {
 
@@ -26,6 +28,7 @@ Worker::Worker(const WorkerConfig& cfg, const Engine::Tables& tables, rte_rcu_qs
                std::array<rte_ring*, kMaxPorts> punt_rings)
     : cfg_(cfg),
       engine_(tables, counters),
+      limits_(tables.limits),
       qsv_(qsv),
       ports_(ports),
       n_ports_(n_ports),
@@ -90,6 +93,10 @@ bool Worker::poll_once(uint32_t now) {
     if (n == 0) continue;
     moved = true;
     stats.injected.add(n);
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < n; ++i) bytes += frame_ip_bytes(pkts[i]);
+    counters.ports[port].injected_ip_bytes.add(bytes);
+    limits_->charge(port, bytes);
     send(port, pkts, static_cast<uint16_t>(n));
   }
   return moved;

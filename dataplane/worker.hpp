@@ -76,6 +76,7 @@ class Worker {
 
   WorkerConfig cfg_;
   Engine engine_;
+  DataLimits* limits_;
   rte_rcu_qsbr* qsv_;
   std::array<PortRuntime, kMaxPorts>& ports_;
   uint16_t n_ports_;

@@ -8,7 +8,7 @@ packages=(
   meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev clang-format
   # libraries
   libdpdk-dev dpdk libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
-  libyaml-cpp-dev libboost-dev libgtest-dev libbenchmark-dev
+  libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   # lab and tests: real kernel, real clients
   iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base tcpdump xdp-tools ethtool
   procps psmisc

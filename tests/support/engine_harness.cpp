@@ -69,7 +69,8 @@ EngineHarness::EngineHarness(uint32_t capacity, uint32_t reader_threads) {
   set_nexthop(t->nexthops[kNhGatewayVlan], kModem, kModemMac, kGatewayMac, kModemMtu, 30);
   topology->publish(std::move(t));
   counters = std::make_unique<WorkerCounters>();
-  engine = std::make_unique<Engine>(Engine::Tables{v4.get(), v6.get(), topology.get()}, *counters);
+  engine = std::make_unique<Engine>(
+      Engine::Tables{v4.get(), v6.get(), topology.get(), limits.get()}, *counters);
 }
 
 EngineHarness::~EngineHarness() {

@@ -52,6 +52,7 @@ class EngineHarness {
   std::unique_ptr<FlowTable6> v6;
   std::unique_ptr<TopologyPublisher> topology;
   std::unique_ptr<WorkerCounters> counters;
+  std::unique_ptr<DataLimits> limits = std::make_unique<DataLimits>();
   std::unique_ptr<Engine> engine;
   EngineOutput out;
 };

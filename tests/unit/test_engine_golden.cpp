@@ -325,6 +325,7 @@ TEST_F(GoldenTest, EveryReasonIsCovered) {
   std::array<bool, kReasonCount> seen{};
   for (const auto& g : exception_cases()) seen[static_cast<size_t>(g.reason)] = true;
   seen[static_cast<size_t>(Reason::no_headroom)] = true;  // NoHeadroomPuntsUntouched below
+  seen[static_cast<size_t>(Reason::data_limit)] = true;   // DataLimit* below
   for (size_t r = 0; r < kReasonCount; ++r) EXPECT_TRUE(seen[r]) << name(static_cast<Reason>(r));
 }
 
@@ -393,6 +394,62 @@ TEST_F(GoldenTest, BurstKeepsOrderAndSplitsByEgress) {
   for (uint16_t i = 0; i < out.tx[kModem].n; ++i) got.push_back(out.tx[kModem].pkts[i]->data_len);
   EXPECT_EQ(got, want);
   for (rte_mbuf* m : burst) rte_pktmbuf_free(m);
+}
+
+// The burst that crosses a limit is still forwarded; from the next burst on, everything through
+// the port is punted (overshoot: at most that one burst), both directions, until disarmed.
+TEST_F(GoldenTest, DataLimitPuntsFromTheBurstAfterTheCrossing) {
+  auto burst_of = [](int n, const PacketBuilder& b) {
+    std::vector<rte_mbuf*> v;
+    for (int i = 0; i < n; ++i) v.push_back(to_mbuf(b.build()));
+    return v;
+  };
+  auto run = [&](uint8_t port, std::vector<rte_mbuf*>& v) -> EngineOutput& {
+    return h->run(port, v.data(), static_cast<uint16_t>(v.size()));
+  };
+  h->limits->arm(kModem, 1000, 0);
+  auto b1 = burst_of(5, up4().tcp(kCport, 80).payload(100));  // 5 x 140 IP bytes
+  EXPECT_EQ(run(kWifi, b1).tx[kModem].n, 5);
+  EXPECT_EQ(h->limits->used(kModem), 700u);
+  EXPECT_FALSE(h->limits->is_blocked(kModem));
+  auto b2 = burst_of(5, up4().tcp(kCport, 80).payload(100));
+  EXPECT_EQ(run(kWifi, b2).tx[kModem].n, 5);  // read the limit before crossing it
+  EXPECT_TRUE(h->limits->is_blocked(kModem));
+  EXPECT_EQ(h->limits->used(kModem), 1400u);  // the overshoot: one burst
+
+  auto b3 = burst_of(3, up4().tcp(kCport, 80).payload(100));
+  EngineOutput& o3 = run(kWifi, b3);
+  ASSERT_EQ(o3.punt.n, 3);
+  EXPECT_EQ(o3.n_tx_ports, 0);
+  EXPECT_EQ(o3.punt.reasons[0], Reason::data_limit);
+  EXPECT_EQ(h->limits->used(kModem), 1400u);  // punted upstream traffic is charged when injected
+
+  auto b4 = burst_of(2, down4().tcp(80, kNatPort).payload(60));
+  EngineOutput& o4 = run(kModem, b4);
+  ASSERT_EQ(o4.punt.n, 2);
+  EXPECT_EQ(o4.punt.reasons[1], Reason::data_limit);
+  EXPECT_EQ(h->limits->used(kModem), 1400u + 2 * 100);  // received bytes count, punted or not
+
+  h->limits->disarm(kModem);
+  auto b5 = burst_of(1, up4().tcp(kCport, 80));
+  EXPECT_EQ(run(kWifi, b5).tx[kModem].n, 1);
+  for (auto* v : {&b1, &b2, &b3, &b4, &b5})
+    for (rte_mbuf* m : *v) rte_pktmbuf_free(m);
+}
+
+TEST_F(GoldenTest, DataLimitOfZeroBlocksAtOnce) {
+  h->limits->arm(kModem, 0, 0);
+  rte_mbuf* m = to_mbuf(up4().tcp(kCport, 80).build());
+  EngineOutput& out = h->run(kWifi, &m, 1);
+  ASSERT_EQ(out.punt.n, 1);
+  EXPECT_EQ(out.punt.reasons[0], Reason::data_limit);
+  rte_pktmbuf_free(m);
+  // Limits on other ports leave this one alone.
+  h->limits->disarm(kModem);
+  h->limits->arm(kUsb, 0, 0);
+  m = to_mbuf(up4().tcp(kCport, 80).build());
+  EXPECT_EQ(h->run(kWifi, &m, 1).tx[kModem].n, 1);
+  rte_pktmbuf_free(m);
 }
 
 }  // namespace
