@@ -89,7 +89,52 @@ struct Field {
   Field element(std::size_t i) const {
     return Field{node[i], key + "[" + std::to_string(i) + "]", file};
   }
+
+  // Calls f(element) for each element of a list (an absent key is an empty list).
+  template <class F>
+  void each(F&& f) const {
+    if (!node.IsSequence()) fail("expected a list");
+    for (std::size_t i = 0; i < node.size(); ++i) f(element(i));
+  }
+
+  IpAddr address(int family = 0) const {
+    const std::string s = scalar("an IP address");
+    auto a = IpAddr::parse(s);
+    if (!a) fail("expected an IP address, got '" + s + "'");
+    if (family && a->family != family)
+      fail(std::string("expected an ") + (family == AF_INET ? "IPv4" : "IPv6") + " address, got '" +
+           s + "'");
+    return *a;
+  }
+
+  Prefix prefix() const {
+    const std::string s = scalar("an address/length prefix");
+    auto p = Prefix::parse(s);
+    if (!p) fail("expected an address/length prefix like 192.168.50.0/24, got '" + s + "'");
+    return *p;
+  }
+
+  bool boolean() const { return choice<bool>({{"true", true}, {"false", false}}); }
+
+  // The name of a configured port with the given role.
+  std::string port_name(const std::vector<PortConfig>& ports, Role role) const {
+    const std::string s = string();
+    for (const PortConfig& p : ports) {
+      if (p.name != s) continue;
+      if (p.role != role)
+        fail("port '" + s + "' is not " + (role == Role::upstream ? "an" : "a") + " " +
+             to_string(role) + " port");
+      return s;
+    }
+    std::string names;
+    for (const PortConfig& p : ports)
+      if (p.role == role) names += names.empty() ? p.name : ", " + p.name;
+    fail(std::string("expected the name of ") + (role == Role::upstream ? "an " : "a ") +
+         to_string(role) + " port (" + names + "), got '" + s + "'");
+  }
 };
+
+constexpr uint64_t kMaxBytes = uint64_t{1} << 60;
 
 std::array<uint8_t, 6> parse_mac(const Field& f) {
   const std::string s = f.string();
@@ -170,7 +215,7 @@ OffloadConfig parse_offload(const Field& f) {
   f.only_keys({"enabled", "protocols", "keepalive_interval_s", "no_offload_mark", "no_offload_mask",
                "conntrack_rcvbuf_kb", "conntrack_rcvbuf_max_kb"});
   OffloadConfig o;
-  if (auto v = f.child("enabled")) o.enabled = v->choice<bool>({{"true", true}, {"false", false}});
+  if (auto v = f.child("enabled")) o.enabled = v->boolean();
   if (auto v = f.child("protocols")) {
     if (!v->node.IsSequence()) v->fail("expected a list of tcp, udp, icmp");
     o.tcp = o.udp = o.icmp = false;
@@ -191,6 +236,89 @@ OffloadConfig parse_offload(const Field& f) {
   if (o.conntrack_rcvbuf_max_kb < o.conntrack_rcvbuf_kb)
     f.fail("conntrack_rcvbuf_max_kb must be at least conntrack_rcvbuf_kb");
   return o;
+}
+
+UpstreamConfig parse_upstream(const Field& f, const std::vector<PortConfig>& ports) {
+  f.only_keys({"iface", "ipv4_addr", "ipv4_gateway", "ipv6_gateways"});
+  UpstreamConfig u;
+  auto iface = f.child("iface");
+  if (!iface) f.fail("missing key 'iface'");
+  u.iface = iface->port_name(ports, Role::upstream);
+  if (auto v = f.child("ipv4_addr")) u.ipv4_addr = v->address(AF_INET);
+  if (auto v = f.child("ipv4_gateway")) u.ipv4_gateway = v->address(AF_INET);
+  if (auto v = f.child("ipv6_gateways"))
+    v->each([&](const Field& e) { u.ipv6_gateways.push_back(e.address(AF_INET6)); });
+  if (!u.ipv4_addr && !u.ipv4_gateway && u.ipv6_gateways.empty())
+    f.fail("expected ipv4_addr and ipv4_gateway, ipv6_gateways, or both");
+  return u;
+}
+
+std::vector<DownstreamConfig> parse_downstreams(const Field& f,
+                                                const std::vector<PortConfig>& ports) {
+  std::vector<DownstreamConfig> out;
+  f.each([&](const Field& e) {
+    e.only_keys({"iface", "prefix"});
+    auto iface = e.child("iface");
+    auto prefix = e.child("prefix");
+    if (!iface) e.fail("missing key 'iface'");
+    if (!prefix) e.fail("missing key 'prefix'");
+    DownstreamConfig d{iface->port_name(ports, Role::downstream), prefix->prefix()};
+    for (const auto& seen : out)
+      if (seen == d) e.fail("downstream " + d.iface + " " + d.prefix.str() + " is listed twice");
+    out.push_back(d);
+  });
+  return out;
+}
+
+LimitsConfig parse_limits(const Field& f, const std::vector<PortConfig>& ports) {
+  f.only_keys({"persist_interval_s", "upstreams"});
+  LimitsConfig l;
+  if (auto v = f.child("persist_interval_s")) l.persist_interval_s = v->integer<uint32_t>(1, 3600);
+  if (auto v = f.child("upstreams"))
+    v->each([&](const Field& e) {
+      e.only_keys({"iface", "warning_bytes", "limit_bytes"});
+      auto iface = e.child("iface");
+      auto limit = e.child("limit_bytes");
+      if (!iface) e.fail("missing key 'iface'");
+      if (!limit) e.fail("missing key 'limit_bytes'");
+      LimitConfig c;
+      c.iface = iface->port_name(ports, Role::upstream);
+      c.limit_bytes = limit->integer<uint64_t>(0, kMaxBytes);
+      c.warning_bytes = c.limit_bytes;
+      if (auto w = e.child("warning_bytes")) c.warning_bytes = w->integer<uint64_t>(0, kMaxBytes);
+      for (const auto& seen : l.upstreams)
+        if (seen.iface == c.iface) iface->fail("a limit for " + c.iface + " is already set");
+      l.upstreams.push_back(c);
+    });
+  return l;
+}
+
+ApiConfig parse_api(const Field& f) {
+  f.only_keys({"socket", "group", "mode", "max_clients"});
+  ApiConfig a;
+  if (auto v = f.child("socket")) {
+    a.socket = v->string();
+    if (a.socket.empty() || a.socket[0] != '/' || a.socket.size() >= 108)
+      v->fail("expected an absolute path shorter than 108 characters");
+  }
+  if (auto v = f.child("group")) a.group = v->string();
+  if (auto v = f.child("mode")) a.mode = v->integer<uint32_t>(0, 0777);
+  if (auto v = f.child("max_clients")) a.max_clients = v->integer<uint32_t>(1, 1024);
+  return a;
+}
+
+MetricsConfig parse_metrics(const Field& f) {
+  f.only_keys({"enabled", "address", "port"});
+  MetricsConfig m;
+  if (auto v = f.child("enabled")) m.enabled = v->boolean();
+  if (auto v = f.child("address")) {
+    m.address = v->address();
+    const bool loopback = m.address.family == AF_INET ? m.address.bytes[0] == 127
+                                                      : m.address == *IpAddr::parse("::1");
+    if (!loopback) v->fail("expected a loopback address (metrics are not served off the box)");
+  }
+  if (auto v = f.child("port")) m.port = v->integer<uint16_t>(1, 65535);
+  return m;
 }
 
 // Board profiles (hw/boards/*.yaml) map slot names to devices, so a configuration can say
@@ -225,7 +353,8 @@ std::string sibling_path(const std::string& file, const std::string& rel) {
 Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
-  top.only_keys({"board", "ports", "dataplane", "offload", "state_dir"});
+  top.only_keys({"board", "ports", "dataplane", "offload", "upstream", "downstreams",
+                 "local_prefixes", "limits", "api", "metrics", "state_dir"});
   Config c;
   c.source = file;
   auto ports = top.child("ports");
@@ -264,10 +393,18 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (upstreams == 0) ports->fail("expected at least one port with role upstream");
   if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
   if (auto o = top.child("offload")) c.offload = parse_offload(*o);
+  if (auto u = top.child("upstream")) c.upstream = parse_upstream(*u, c.ports);
+  if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);
+  if (auto l = top.child("local_prefixes"))
+    l->each([&](const Field& e) { c.local_prefixes.push_back(e.prefix()); });
+  if (auto l = top.child("limits")) c.limits = parse_limits(*l, c.ports);
+  if (auto a = top.child("api")) c.api = parse_api(*a);
+  if (auto m = top.child("metrics")) c.metrics = parse_metrics(*m);
   if (auto s = top.child("state_dir")) {
     c.state_dir = s->string();
     if (c.state_dir.empty() || c.state_dir[0] != '/') s->fail("expected an absolute path");
   }
+  if (c.api.socket.empty()) c.api.socket = c.state_dir + "/api.sock";
   return c;
 }
 
@@ -291,6 +428,20 @@ Config load_file(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   return load_string(buf.str(), path);
+}
+
+std::string live_change_refusal(const Config& running, const Config& next) {
+  if (running.ports != next.ports) return "ports cannot change while running: restart tetherpath";
+  if (running.dataplane != next.dataplane)
+    return "dataplane settings (lcores, burst, memory, capacity) cannot change while running: "
+           "restart tetherpath";
+  if (running.state_dir != next.state_dir) return "state_dir cannot change while running";
+  if (running.api != next.api) return "the api section cannot change while running";
+  if (running.metrics != next.metrics) return "the metrics section cannot change while running";
+  if (running.offload.conntrack_rcvbuf_kb != next.offload.conntrack_rcvbuf_kb ||
+      running.offload.conntrack_rcvbuf_max_kb != next.offload.conntrack_rcvbuf_max_kb)
+    return "conntrack receive buffer sizes cannot change while running";
+  return "";
 }
 
 std::string to_string(Role r) { return r == Role::upstream ? "upstream" : "downstream"; }

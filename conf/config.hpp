@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "ip_addr.hpp"
+
 namespace tp::conf {
 
 struct ConfigError : std::runtime_error {
@@ -25,6 +27,7 @@ struct PortConfig {
   uint16_t queues = 1;
   uint16_t mtu = 1500;
   std::optional<std::array<uint8_t, 6>> mac;  // default: the device's own
+  bool operator==(const PortConfig&) const = default;
 };
 
 enum class Hugepages { automatic, on, off };
@@ -38,6 +41,7 @@ struct DataplaneConfig {
   uint32_t flow_capacity = 65536;  // flows (two directions each)
   uint32_t idle_sleep_max_us = 900;
   uint32_t exception_ring_size = 4096;
+  bool operator==(const DataplaneConfig&) const = default;
 };
 
 struct OffloadConfig {
@@ -51,14 +55,72 @@ struct OffloadConfig {
   uint32_t conntrack_rcvbuf_max_kb = 65536;
 };
 
+// What the connection manager would say with set_upstream, applied at start.
+struct UpstreamConfig {
+  std::string iface;
+  std::optional<IpAddr> ipv4_addr, ipv4_gateway;
+  std::vector<IpAddr> ipv6_gateways;
+  bool operator==(const UpstreamConfig&) const = default;
+};
+
+struct DownstreamConfig {
+  std::string iface;
+  Prefix prefix;
+  bool operator==(const DownstreamConfig&) const = default;
+};
+
+struct LimitConfig {
+  std::string iface;  // an upstream port
+  uint64_t warning_bytes = 0;
+  uint64_t limit_bytes = 0;
+  bool operator==(const LimitConfig&) const = default;
+};
+
+struct LimitsConfig {
+  uint32_t persist_interval_s = 10;  // a crash loses at most this much accounting
+  std::vector<LimitConfig> upstreams;
+  bool operator==(const LimitsConfig&) const = default;
+};
+
+struct ApiConfig {
+  std::string socket;  // default: <state_dir>/api.sock
+  std::string group;   // callers in this group may use it; empty: root only
+  uint32_t mode = 0660;
+  uint32_t max_clients = 32;
+  bool operator==(const ApiConfig&) const = default;
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  IpAddr address = *IpAddr::parse("127.0.0.1");  // loopback only
+  uint16_t port = 9464;
+  bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // the file it came from
   std::string board;   // the board profile the ports' "board:SLOT" devices came from, if any
   std::vector<PortConfig> ports;
   DataplaneConfig dataplane;
   OffloadConfig offload;
+  std::optional<UpstreamConfig> upstream;
+  std::vector<DownstreamConfig> downstreams;
+  std::vector<Prefix> local_prefixes;
+  LimitsConfig limits;
+  ApiConfig api;
+  MetricsConfig metrics;
   std::string state_dir = "/run/tetherpath";
+
+  const PortConfig* port(const std::string& name) const {
+    for (const PortConfig& p : ports)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
 };
+
+// Why `next` cannot replace `running` without a restart (ports, dataplane, state directory, API
+// socket, metrics listener), or empty when it can.
+std::string live_change_refusal(const Config& running, const Config& next);
 
 // Throws ConfigError.
 Config load_file(const std::string& path);

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+
+#include "state_file.hpp"
 
 namespace tp {
 namespace {
@@ -10,11 +13,20 @@ constexpr auto kLinkPollInterval = std::chrono::milliseconds(100);
 }
 
 ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf::Config& cfg)
-    : io_(io), rt_(rt), cfg_(cfg), rtnl_sd_(io), ct_sd_(io), keepalive_timer_(io), link_timer_(io) {
+    : io_(io),
+      rt_(rt),
+      cfg_(cfg),
+      rtnl_sd_(io),
+      ct_sd_(io),
+      keepalive_timer_(io),
+      link_timer_(io),
+      persist_timer_(io) {
   std::cerr << "tetherpath: " << enable_conntrack_events() << '\n';
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
   topo_ = std::make_unique<TopologySync>(rt_.topology());
+  api_ = std::make_unique<OffloadApi>(cfg_, static_cast<OffloadHost&>(*this));
+  api_->on_event = [this](const Json& e) { publish(e); };
   flows_ = std::make_unique<FlowManager>(rt_.flows4(), rt_.flows6(), *topo_, *rtnl_,
                                          policy_from(cfg_), writer_.get());
   ConntrackMirror::Sink sink{
@@ -43,7 +55,11 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
       sync_local_addresses();
     });
   };
-  rt_.on_port_down = [this](uint8_t port) { flows_->port_down(port); };
+  rt_.on_port_down = [this](uint8_t port) {
+    flows_->port_down(port);
+    api_->link_changed(port, false);
+  };
+  rt_.on_port_up = [this](uint8_t port) { api_->link_changed(port, true); };
   sync_local_addresses();
 
   rtnl_sd_.assign(::dup(rtnl_->event_fd()));
@@ -56,8 +72,18 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
     ct_->on_readable();
     flows_->flush();
   });
+  api_server_ = std::make_unique<ApiServer>(io_, cfg_.api,
+                                            [this](const Json& req) { return api_->handle(req); });
+  if (cfg_.metrics.enabled)
+    metrics_server_ =
+        std::make_unique<MetricsServer>(io_, cfg_.metrics, [this] { return metrics(); });
   schedule_links();
-  if (cfg_.offload.enabled) start_offload();
+  // What the configuration says to apply at start (offload starts if enabled), then the
+  // accounting a previous run left: usage counters survive a restart.
+  api_->apply_config(cfg_, nullptr);
+  if (auto saved = read_state_file(cfg_.state_dir + "/usage.json"))
+    api_->restore_usage(Json::parse(*saved, nullptr, false));
+  schedule_persist();
 }
 
 ControlPlane::~ControlPlane() {
@@ -66,6 +92,7 @@ ControlPlane::~ControlPlane() {
   ct_sd_.close(ec);
   if (flows_) flows_->release_all();
   rt_.on_port_down = nullptr;
+  rt_.on_port_up = nullptr;
 }
 
 void ControlPlane::watch(boost::asio::posix::stream_descriptor& sd,
@@ -85,11 +112,10 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   p.icmp = cfg.offload.icmp;
   p.no_offload_mark = cfg.offload.no_offload_mark;
   p.no_offload_mask = cfg.offload.no_offload_mask;
-  for (std::size_t i = 0; i < cfg.ports.size(); ++i) {
-    const int ifindex = rtnl_->ifindex(cfg.ports[i].name);
-    if (ifindex)
-      p.ports[ifindex] =
-          PortRole{static_cast<uint8_t>(i), cfg.ports[i].role == conf::Role::upstream};
+  p.local_prefixes = api_->local_prefixes();
+  for (auto& [port, role] : api_->roles()) {
+    const int ifindex = rtnl_->ifindex(cfg.ports[port].name);
+    if (ifindex) p.ports[ifindex] = std::move(role);
   }
   return p;
 }
@@ -132,9 +158,77 @@ void ControlPlane::schedule_links() {
   link_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     rt_.poll_links();
+    api_->poll();
     schedule_links();
   });
 }
+
+void ControlPlane::schedule_persist() {
+  persist_timer_.expires_after(std::chrono::seconds(cfg_.limits.persist_interval_s));
+  persist_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    persist_usage();
+    schedule_persist();
+  });
+}
+
+void ControlPlane::persist_usage() {
+  try {
+    write_state_file(cfg_.state_dir + "/usage.json", api_->usage().dump(2) + "\n");
+  } catch (const std::exception& e) {
+    std::cerr << "tetherpath: cannot save data usage: " << e.what() << '\n';
+  }
+}
+
+void ControlPlane::publish(const Json& event) {
+  std::cerr << "tetherpath: event " << event.dump() << '\n';
+  if (api_server_) api_server_->publish(event);
+}
+
+std::string ControlPlane::reload() {
+  conf::Config next;
+  try {
+    next = conf::load_file(cfg_.source);
+  } catch (const conf::ConfigError& e) {
+    ++reloads_refused_;
+    std::cerr << "tetherpath: reload refused, nothing changed: " << e.what() << '\n';
+    return e.what();
+  }
+  if (const std::string why = conf::live_change_refusal(cfg_, next); !why.empty()) {
+    ++reloads_refused_;
+    std::cerr << "tetherpath: reload refused, nothing changed: " << cfg_.source << ": " << why
+              << '\n';
+    return cfg_.source + ": " + why;
+  }
+  const conf::Config previous = cfg_;
+  cfg_ = std::move(next);
+  api_->apply_config(cfg_, &previous);
+  roles_changed();  // protocols, marks
+  if (offloading_ && cfg_.offload.keepalive_interval_s != previous.offload.keepalive_interval_s)
+    schedule_keepalive();  // replaces the pending wait
+  if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s) schedule_persist();
+  ++reloads_;
+  std::cerr << "tetherpath: reloaded " << cfg_.source << '\n';
+  return "";
+}
+
+void ControlPlane::roles_changed() {
+  flows_->set_config(policy_from(cfg_));
+  flows_->flush();
+}
+
+ByteCounts ControlPlane::forwarded_bytes(uint8_t port) {
+  const PortTotals t = rt_.port_totals(port);
+  return ByteCounts{t.fwd_rx_bytes, t.fwd_tx_bytes};
+}
+
+void ControlPlane::arm_limit(uint8_t port, uint64_t limit, uint64_t used) {
+  rt_.limits().arm(port, limit, used);
+}
+
+void ControlPlane::disarm_limit(uint8_t port) { rt_.limits().disarm(port); }
+
+uint64_t ControlPlane::limit_used(uint8_t port) { return rt_.limits().used(port); }
 
 void ControlPlane::report(std::ostream& out) const {
   const FlowStats& s = flows_->stats();
@@ -163,6 +257,207 @@ void ControlPlane::report(std::ostream& out) const {
         << " pkts " << f.orig_bytes << " bytes, reply " << f.reply_packets << " pkts "
         << f.reply_bytes << " bytes\n";
   }
+}
+
+namespace {
+
+Json flow_json(const FlowView& f) {
+  const CtEntry& e = *f.ct;
+  return Json{{"proto", e.proto},
+              {"src", e.orig.src.str()},
+              {"sport", ntohs(e.orig.sport)},
+              {"dst", e.orig.dst.str()},
+              {"dport", ntohs(e.orig.dport)},
+              {"reply_dst", e.reply.dst.str()},
+              {"reply_dport", ntohs(e.reply.dport)},
+              {"orig_packets", f.orig_packets},
+              {"orig_bytes", f.orig_bytes},
+              {"reply_packets", f.reply_packets},
+              {"reply_bytes", f.reply_bytes}};
+}
+
+}  // namespace
+
+Json ControlPlane::describe(const std::string& what) {
+  const FlowStats& fs = flows_->stats();
+  if (what == "status")
+    return Json{{"flows", flows_->size()},
+                {"flows_waiting_for_neighbour", flows_->pending()},
+                {"ports", rt_.port_count()},
+                {"workers", rt_.worker_count()},
+                {"config", cfg_.source},
+                {"reloads", reloads_},
+                {"reloads_refused", reloads_refused_}};
+  if (what == "flows") {
+    // The most recently active first, at most kMaxFlows of them: a reply stays a few MB.
+    constexpr std::size_t kMaxFlows = 10000;
+    std::vector<FlowView> views;
+    flows_->for_each([&](const FlowView& f) { views.push_back(f); });
+    const std::size_t shown = std::min(views.size(), kMaxFlows);
+    std::partial_sort(
+        views.begin(), views.begin() + static_cast<long>(shown), views.end(),
+        [](const FlowView& a, const FlowView& b) { return a.last_seen > b.last_seen; });
+    Json list = Json::array();
+    for (std::size_t i = 0; i < shown; ++i) list.push_back(flow_json(views[i]));
+    return Json{{"total", views.size()}, {"flows", list}};
+  }
+  if (what == "ports") {
+    Json list = Json::array();
+    for (std::size_t i = 0; i < rt_.port_count(); ++i) {
+      const PortTotals t = rt_.port_totals(i);
+      list.push_back({{"name", t.name},
+                      {"role", conf::to_string(cfg_.ports[i].role)},
+                      {"link", t.link},
+                      {"rx_packets", t.rx_packets},
+                      {"rx_ip_bytes", t.rx_ip_bytes},
+                      {"fast_rx_packets", t.fwd_rx_packets},
+                      {"fast_rx_bytes", t.fwd_rx_bytes},
+                      {"fast_tx_packets", t.fwd_tx_packets},
+                      {"fast_tx_bytes", t.fwd_tx_bytes},
+                      {"punted", t.punted},
+                      {"dropped", t.dropped},
+                      {"to_kernel", t.to_kernel},
+                      {"from_kernel", t.from_kernel},
+                      {"exception_drops", t.exception_drops},
+                      {"rx_missed", t.rx_missed}});
+    }
+    return Json{{"ports", list}};
+  }
+  // counters
+  Json workers = Json::array();
+  for (std::size_t w = 0; w < rt_.worker_count(); ++w) {
+    const WorkerTotals t = rt_.worker_totals(w);
+    workers.push_back({{"lcore", t.lcore},
+                       {"packets", t.packets},
+                       {"injected", t.injected},
+                       {"busy_cycles", t.busy_cycles},
+                       {"idle_cycles", t.idle_cycles},
+                       {"clocks_per_packet", t.clocks_per_packet()},
+                       {"sleeps", t.sleeps},
+                       {"punt_ring_full", t.punt_ring_full},
+                       {"tx_dropped", t.tx_dropped}});
+  }
+  Json reasons = Json::object();
+  const auto r = rt_.reason_totals();
+  for (std::size_t i = 0; i < kReasonCount; ++i)
+    reasons[std::string(name(static_cast<Reason>(i)))] = r[i];
+  Json refused = Json::object();
+  for (const auto& [reason, n] : fs.refused) refused[reason] = n;
+  return Json{{"workers", workers},
+              {"exceptions", reasons},
+              {"conntrack",
+               {{"events", ct_->events},
+                {"overruns", ct_->overruns},
+                {"resyncs", ct_->resyncs},
+                {"keepalive_rounds", fs.keepalive_rounds},
+                {"keepalives", fs.keepalives},
+                {"keepalive_gone", fs.keepalive_gone}}},
+              {"flow_manager",
+               {{"installed", fs.installed},
+                {"removed", fs.removed},
+                {"install_failed", fs.install_failed},
+                {"handed_back", fs.handed_back},
+                {"not_offloaded", refused}}},
+              {"api",
+               {{"clients", api_server_ ? api_server_->clients() : 0},
+                {"malformed", api_server_ ? api_server_->malformed : 0},
+                {"oversized", api_server_ ? api_server_->oversized : 0},
+                {"rejected_peers", api_server_ ? api_server_->rejected_peers : 0}}}};
+}
+
+// Prometheus text exposition: one HELP/TYPE header per family, then its samples.
+std::string ControlPlane::metrics() const {
+  std::ostringstream out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP tetherpath_" << name << ' ' << help << "\n# TYPE tetherpath_" << name << ' '
+        << type << '\n';
+  };
+  auto sample = [&](const char* name, const std::string& labels, uint64_t v) {
+    out << "tetherpath_" << name;
+    if (!labels.empty()) out << '{' << labels << '}';
+    out << ' ' << v << '\n';
+  };
+  std::vector<PortTotals> ports;
+  for (std::size_t i = 0; i < rt_.port_count(); ++i) ports.push_back(rt_.port_totals(i));
+  auto port_family = [&](const char* name, const char* help, uint64_t PortTotals::*field) {
+    family(name, "counter", help);
+    for (const auto& t : ports) sample(name, "port=\"" + t.name + "\"", t.*field);
+  };
+  port_family("port_rx_packets_total", "Frames received on the port.", &PortTotals::rx_packets);
+  port_family("port_rx_ip_bytes_total", "IP bytes received on the port, fast path or punted.",
+              &PortTotals::rx_ip_bytes);
+  port_family("port_fast_rx_bytes_total", "IP bytes the fast path forwarded in from the port.",
+              &PortTotals::fwd_rx_bytes);
+  port_family("port_fast_tx_bytes_total", "IP bytes the fast path forwarded out of the port.",
+              &PortTotals::fwd_tx_bytes);
+  port_family("port_fast_rx_packets_total", "Packets the fast path forwarded in from the port.",
+              &PortTotals::fwd_rx_packets);
+  port_family("port_fast_tx_packets_total", "Packets the fast path forwarded out of the port.",
+              &PortTotals::fwd_tx_packets);
+  port_family("port_punted_total", "Packets sent to the kernel.", &PortTotals::punted);
+  port_family("port_dropped_total", "Packets dropped by the engine.", &PortTotals::dropped);
+  port_family("port_to_kernel_total", "Frames written to the port's TAP.", &PortTotals::to_kernel);
+  port_family("port_from_kernel_total", "Frames from the TAP sent out of the port.",
+              &PortTotals::from_kernel);
+  port_family("port_exception_drops_total", "Frames the exception path could not pass on.",
+              &PortTotals::exception_drops);
+  family("port_up", "gauge", "1 when the port is administratively up with carrier.");
+  for (const auto& t : ports) sample("port_up", "port=\"" + t.name + "\"", t.link == "up");
+
+  std::vector<WorkerTotals> workers;
+  for (std::size_t w = 0; w < rt_.worker_count(); ++w) workers.push_back(rt_.worker_totals(w));
+  auto worker_family = [&](const char* name, const char* type, const char* help, auto get) {
+    family(name, type, help);
+    for (std::size_t w = 0; w < workers.size(); ++w)
+      sample(name, "worker=\"" + std::to_string(w) + "\"", get(workers[w]));
+  };
+  worker_family("worker_packets_total", "counter", "Packets the worker's engine processed.",
+                [](const WorkerTotals& t) { return t.packets; });
+  worker_family("worker_busy_cycles_total", "counter", "TSC cycles in loops that moved packets.",
+                [](const WorkerTotals& t) { return t.busy_cycles; });
+  worker_family("worker_idle_cycles_total", "counter", "TSC cycles in loops that did not.",
+                [](const WorkerTotals& t) { return t.idle_cycles; });
+  worker_family("worker_clocks_per_packet", "gauge", "Busy cycles per packet since start.",
+                [](const WorkerTotals& t) { return t.clocks_per_packet(); });
+
+  family("exceptions_total", "counter", "Packets not forwarded, by reason.");
+  const auto reasons = rt_.reason_totals();
+  for (std::size_t i = 0; i < kReasonCount; ++i)
+    sample("exceptions_total", "reason=\"" + std::string(name(static_cast<Reason>(i))) + "\"",
+           reasons[i]);
+
+  const FlowStats& fs = flows_->stats();
+  family("offload_started", "gauge", "1 while offload is started (init).");
+  sample("offload_started", "", api_->started());
+  family("flows", "gauge", "Flows in the fast path.");
+  sample("flows", "", flows_->size());
+  family("flows_installed_total", "counter", "Flows installed in the fast path.");
+  sample("flows_installed_total", "", fs.installed);
+  family("flows_removed_total", "counter", "Flows removed from the fast path.");
+  sample("flows_removed_total", "", fs.removed);
+  family("conntrack_events_total", "counter", "Conntrack events read.");
+  sample("conntrack_events_total", "", ct_->events);
+  family("conntrack_overruns_total", "counter", "Conntrack event socket overruns (ENOBUFS).");
+  sample("conntrack_overruns_total", "", ct_->overruns);
+  family("conntrack_resyncs_total", "counter", "Full conntrack dumps after an overrun.");
+  sample("conntrack_resyncs_total", "", ct_->resyncs);
+  family("keepalives_total", "counter", "Conntrack timeouts refreshed for offloaded flows.");
+  sample("keepalives_total", "", fs.keepalives);
+
+  const Json usage = api_->usage();
+  family("limit_bytes", "gauge", "Data limit of the upstream, bytes.");
+  for (const auto& [iface, u] : usage.items())
+    sample("limit_bytes", "upstream=\"" + iface + "\"", u["limit"].get<uint64_t>());
+  family("limit_warning_bytes", "gauge", "Data warning threshold of the upstream, bytes.");
+  for (const auto& [iface, u] : usage.items())
+    sample("limit_warning_bytes", "upstream=\"" + iface + "\"", u["warning"].get<uint64_t>());
+  family("limit_used_bytes", "gauge", "Bytes counted against the upstream's limit.");
+  for (const auto& [iface, u] : usage.items())
+    sample("limit_used_bytes", "upstream=\"" + iface + "\"", u["used"].get<uint64_t>());
+  family("limit_reached", "gauge", "1 once the upstream's limit is reached.");
+  for (const auto& [iface, u] : usage.items())
+    sample("limit_reached", "upstream=\"" + iface + "\"", u["limit_reached"].get<bool>());
+  return out.str();
 }
 
 }  // namespace tp

@@ -1,33 +1,42 @@
 // The control thread's services on one Boost.Asio loop: the rtnetlink and conntrack mirrors, the
-// flow manager, NAT keepalives and link-state polling. Everything here runs on that one thread,
-// so nothing in it needs a lock; the dataplane sees only what the runtime publishes.
+// flow manager, NAT keepalives, link-state polling, data limits, the management API and metrics.
+// Everything here runs on that one thread, so nothing in it needs a lock; the dataplane sees only
+// what the runtime publishes.
 #pragma once
 
 #include <memory>
 #include <ostream>
 #include "asio.hpp"
 
+#include "api_server.hpp"
 #include "config.hpp"
 #include "conntrack_mirror.hpp"
 #include "conntrack_writer.hpp"
 #include "flow_manager.hpp"
+#include "metrics_server.hpp"
+#include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
 #include "runtime.hpp"
 #include "topology_sync.hpp"
 
 namespace tp {
 
-class ControlPlane {
+class ControlPlane : private OffloadHost {
  public:
   ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf::Config& cfg);  // throws
-  ~ControlPlane();
+  ~ControlPlane() override;
 
   // Offload on: dump conntrack and follow it. Off: every flow goes back to the kernel.
-  void start_offload();
-  void stop_offload();
+  void start_offload() override;
+  void stop_offload() override;
   bool offloading() const { return offloading_; }
+  // Re-reads the configuration file (SIGHUP, the API's reload). Empty, or why nothing changed.
+  std::string reload() override;
+  // Writes the data-limit accounting to the state directory (periodically and at shutdown).
+  void persist_usage();
 
   void report(std::ostream& out) const;
+  std::string metrics() const;
   FlowManager& flows() { return *flows_; }
   const ConntrackMirror& conntrack() const { return *ct_; }
 
@@ -35,7 +44,17 @@ class ControlPlane {
   void watch(boost::asio::posix::stream_descriptor& sd, std::function<void()> on_readable);
   void schedule_keepalive();
   void schedule_links();
+  void schedule_persist();
   PolicyConfig policy_from(const conf::Config& cfg) const;
+  void publish(const Json& event);
+
+  // OffloadHost
+  void roles_changed() override;
+  ByteCounts forwarded_bytes(uint8_t port) override;
+  void arm_limit(uint8_t port, uint64_t limit, uint64_t used) override;
+  void disarm_limit(uint8_t port) override;
+  uint64_t limit_used(uint8_t port) override;
+  Json describe(const std::string& what) override;
   void sync_local_addresses();
 
   boost::asio::io_context& io_;
@@ -50,6 +69,11 @@ class ControlPlane {
   boost::asio::posix::stream_descriptor ct_sd_;
   boost::asio::steady_timer keepalive_timer_;
   boost::asio::steady_timer link_timer_;
+  boost::asio::steady_timer persist_timer_;
+  std::unique_ptr<OffloadApi> api_;
+  std::unique_ptr<ApiServer> api_server_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  uint64_t reloads_ = 0, reloads_refused_ = 0;
   bool offloading_ = false;
   bool reevaluate_queued_ = false;
 };

@@ -1,6 +1,7 @@
 // tetherpath: the daemon. Loads and validates the configuration, takes the instance lock,
 // initialises EAL, builds the runtime and serves on a Boost.Asio loop on the main lcore:
-// signals (SIGTERM/SIGINT stop, SIGUSR1 prints counters) and the link-state timer.
+// signals (SIGTERM/SIGINT stop, SIGHUP reloads the configuration, SIGUSR1 prints counters), the
+// management API and metrics, and the control plane's timers.
 #include <rte_eal.h>
 
 #include <chrono>
@@ -62,7 +63,17 @@ int run(const tp::conf::Config& cfg, const char* program) {
       });
     };
     wait_report();
+    boost::asio::signal_set reload_signal(io, SIGHUP);
+    std::function<void()> wait_reload = [&] {
+      reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        cp.reload();
+        wait_reload();
+      });
+    };
+    wait_reload();
     io.run();
+    cp.persist_usage();
     // Flows go back to the kernel (TCP marked liberal) before the workers stop forwarding them.
     cp.stop_offload();
     cp.report(std::cout);
@@ -79,9 +90,10 @@ int run(const tp::conf::Config& cfg, const char* program) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Until the control loop installs its handlers, a status request (SIGUSR1) must not kill the
-  // daemon; its default action would.
+  // Until the control loop installs its handlers, a status request (SIGUSR1) or a reload (SIGHUP)
+  // must not kill the daemon; their default action would.
   std::signal(SIGUSR1, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

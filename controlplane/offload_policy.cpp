@@ -14,12 +14,6 @@ Decision refuse(std::string_view why) {
   return d;
 }
 
-bool in_any(const IpAddr& a, const std::vector<Prefix>& prefixes) {
-  for (const Prefix& p : prefixes)
-    if (a.in(p.addr, p.len)) return true;
-  return false;
-}
-
 }  // namespace
 
 Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& cfg) {
@@ -67,16 +61,22 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   const auto in_it = cfg.ports.find(to_src->oif);
   const auto out_it = cfg.ports.find(to_dst->oif);
   if (in_it == cfg.ports.end() || out_it == cfg.ports.end()) return refuse("not_our_ports");
-  if (in_it->second.upstream == out_it->second.upstream)
-    return refuse("not_between_upstream_and_downstream");
+  const PortRole& in = in_it->second;
+  const PortRole& out = out_it->second;
+  if (in.upstream == out.upstream) return refuse("not_between_upstream_and_downstream");
+  // The client's own address: the original source, or for a flow that came in from the upstream
+  // (a port forward) the reply's source, i.e. after DNAT.
+  const IpAddr& client = in.upstream ? e.reply.src : e.orig.src;
+  if (!in_any(client, (in.upstream ? out : in).prefixes)) return refuse("not_downstream_prefix");
+  if ((in.upstream ? in : out).limited) return refuse("data_limit");
 
   Decision d;
-  d.orig.in_port = in_it->second.port;
-  d.orig.out_port = out_it->second.port;
+  d.orig.in_port = in.port;
+  d.orig.out_port = out.port;
   d.orig.out_ifindex = to_dst->oif;
   d.orig.next_hop = to_dst->next_hop;
-  d.reply.in_port = out_it->second.port;
-  d.reply.out_port = in_it->second.port;
+  d.reply.in_port = out.port;
+  d.reply.out_port = in.port;
   d.reply.out_ifindex = to_src->oif;
   d.reply.next_hop = to_src->next_hop;
   const auto mac_out = kernel.neighbour(to_dst->oif, to_dst->next_hop);

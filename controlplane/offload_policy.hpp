@@ -18,14 +18,12 @@
 
 namespace tp {
 
+// A port as the connection manager described it (set_upstream, add_downstream).
 struct PortRole {
-  uint8_t port = 0;  // the engine's port index
-  bool upstream = false;
-};
-
-struct Prefix {
-  IpAddr addr;
-  int len = 0;
+  uint8_t port = 0;              // the engine's port index
+  bool upstream = false;         // the current upstream
+  bool limited = false;          // the upstream's data limit is reached
+  std::vector<Prefix> prefixes;  // downstream prefixes: offload only their clients' flows
 };
 
 struct PolicyConfig {

@@ -212,9 +212,13 @@ void Runtime::poll_links() {
       ps.link_up = link;
       ps.tap->set_carrier(link);
     }
-    if ((!admin || !link) && (topology_changed || link != ps.link_reported) && on_port_down)
-      on_port_down(static_cast<uint8_t>(i));
-    ps.link_reported = link;
+    if (admin && link) {
+      if (!ps.usable && on_port_up) on_port_up(static_cast<uint8_t>(i));
+      ps.usable = true;
+    } else if (ps.usable || topology_changed) {
+      ps.usable = false;
+      if (on_port_down) on_port_down(static_cast<uint8_t>(i));
+    }
   }
   if (topology_changed) {
     auto t = topology_->edit();
@@ -223,46 +227,81 @@ void Runtime::poll_links() {
   }
 }
 
+PortTotals Runtime::port_totals(std::size_t i) const {
+  PortTotals t;
+  const PortState& ps = ports_[i];
+  t.name = ps.cfg.name;
+  t.link = ps.admin_up ? (ps.link_up ? "up" : "no-carrier") : "down";
+  for (const auto& w : workers_) {
+    const PortCounters& c = w->counters.ports[i];
+    t.rx_packets += c.rx_packets.get();
+    t.rx_ip_bytes += c.rx_ip_bytes.get();
+    t.fwd_rx_packets += c.fwd_rx_packets.get();
+    t.fwd_rx_bytes += c.fwd_rx_bytes.get();
+    t.fwd_tx_packets += c.fwd_tx_packets.get();
+    t.fwd_tx_bytes += c.fwd_tx_bytes.get();
+    t.injected_ip_bytes += c.injected_ip_bytes.get();
+    t.punted += c.punted.get();
+    t.dropped += c.dropped.get();
+  }
+  const auto& ex = exception_->stats[i];
+  t.to_kernel = ex.to_kernel.get();
+  t.from_kernel = ex.from_kernel.get();
+  t.exception_drops = ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get();
+  rte_eth_stats es{};
+  rte_eth_stats_get(ps.port->id(), &es);
+  t.pmd_tx_packets = es.opackets;
+  t.rx_missed = es.imissed;
+  return t;
+}
+
+WorkerTotals Runtime::worker_totals(std::size_t w) const {
+  const Worker& wk = *workers_[w];
+  WorkerTotals t;
+  t.lcore = cfg_.dataplane.worker_lcores[w];
+  t.busy_cycles = wk.stats.busy_cycles.get();
+  t.idle_cycles = wk.stats.idle_cycles.get();
+  t.packets = wk.counters.packets.get();
+  t.bursts = wk.counters.bursts.get();
+  t.injected = wk.stats.injected.get();
+  t.sleeps = wk.stats.sleeps.get();
+  t.punt_ring_full = wk.stats.punt_ring_full.get();
+  t.tx_dropped = wk.stats.tx_dropped.get();
+  return t;
+}
+
+std::array<uint64_t, kReasonCount> Runtime::reason_totals() const {
+  std::array<uint64_t, kReasonCount> out{};
+  for (const auto& w : workers_)
+    for (std::size_t r = 0; r < kReasonCount; ++r) out[r] += w->counters.reasons[r].get();
+  return out;
+}
+
 void Runtime::report(std::ostream& out) const {
   out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx"
       << std::setw(12) << "fast rx" << std::setw(12) << "fast tx" << std::setw(12) << "punted"
       << std::setw(12) << "to kernel" << std::setw(12) << "from kernel" << std::setw(12)
       << "exc drops" << std::setw(12) << "pmd tx" << std::setw(10) << "link" << '\n';
   for (std::size_t i = 0; i < ports_.size(); ++i) {
-    uint64_t rx = 0, frx = 0, ftx = 0, punted = 0;
-    for (const auto& w : workers_) {
-      const PortCounters& c = w->counters.ports[i];
-      rx += c.rx_packets.get();
-      frx += c.fwd_rx_packets.get();
-      ftx += c.fwd_tx_packets.get();
-      punted += c.punted.get();
-    }
-    const auto& ex = exception_->stats[i];
-    rte_eth_stats es{};
-    rte_eth_stats_get(ports_[i].port->id(), &es);
-    out << std::left << std::setw(10) << ports_[i].cfg.name << std::right << std::setw(12) << rx
-        << std::setw(12) << frx << std::setw(12) << ftx << std::setw(12) << punted << std::setw(12)
-        << ex.to_kernel.get() << std::setw(12) << ex.from_kernel.get() << std::setw(12)
-        << ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get() << std::setw(12) << es.opackets
-        << std::setw(12) << es.imissed << std::setw(12)
-        << (ports_[i].admin_up ? (ports_[i].link_up ? "up" : "no-carrier") : "down") << '\n';
+    const PortTotals t = port_totals(i);
+    out << std::left << std::setw(10) << t.name << std::right << std::setw(12) << t.rx_packets
+        << std::setw(12) << t.fwd_rx_packets << std::setw(12) << t.fwd_tx_packets << std::setw(12)
+        << t.punted << std::setw(12) << t.to_kernel << std::setw(12) << t.from_kernel
+        << std::setw(12) << t.exception_drops << std::setw(12) << t.pmd_tx_packets << std::setw(12)
+        << t.rx_missed << std::setw(12) << t.link << '\n';
   }
   for (std::size_t w = 0; w < workers_.size(); ++w) {
-    const Worker& wk = *workers_[w];
-    const uint64_t busy = wk.stats.busy_cycles.get(), idle = wk.stats.idle_cycles.get();
-    const uint64_t pkts = wk.counters.packets.get() + wk.stats.injected.get();
-    out << "worker " << w << " (lcore " << cfg_.dataplane.worker_lcores[w] << "): busy " << busy
-        << " idle " << idle << " cycles, " << (pkts ? busy / pkts : 0) << " clocks/packet, "
-        << (wk.counters.bursts.get() ? wk.counters.packets.get() / wk.counters.bursts.get() : 0)
-        << " packets/burst, " << wk.stats.sleeps.get() << " sleeps, punt ring full "
-        << wk.stats.punt_ring_full.get() << ", tx dropped " << wk.stats.tx_dropped.get() << '\n';
+    const WorkerTotals t = worker_totals(w);
+    out << "worker " << w << " (lcore " << t.lcore << "): busy " << t.busy_cycles << " idle "
+        << t.idle_cycles << " cycles, " << t.clocks_per_packet() << " clocks/packet, "
+        << (t.bursts ? t.packets / t.bursts : 0) << " packets/burst, " << t.sleeps
+        << " sleeps, punt ring full " << t.punt_ring_full << ", tx dropped " << t.tx_dropped
+        << '\n';
   }
   out << "exceptions:";
-  for (std::size_t r = 0; r < kReasonCount; ++r) {
-    uint64_t n = 0;
-    for (const auto& w : workers_) n += w->counters.reasons[r].get();
-    if (n) out << ' ' << name(static_cast<Reason>(r)) << '=' << n;
-  }
+  const auto reasons = reason_totals();
+  for (std::size_t r = 0; r < kReasonCount; ++r)
+    if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
   out << '\n';
 }
 

@@ -29,6 +29,25 @@ struct RuntimeError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Counters summed over workers, for reports, the API and metrics.
+struct PortTotals {
+  std::string name;
+  std::string link;  // up, no-carrier, down
+  uint64_t rx_packets = 0, rx_ip_bytes = 0, fwd_rx_packets = 0, fwd_rx_bytes = 0;
+  uint64_t fwd_tx_packets = 0, fwd_tx_bytes = 0, injected_ip_bytes = 0, punted = 0, dropped = 0;
+  uint64_t to_kernel = 0, from_kernel = 0, exception_drops = 0;
+  uint64_t pmd_tx_packets = 0, rx_missed = 0;
+};
+
+struct WorkerTotals {
+  unsigned lcore = 0;
+  uint64_t busy_cycles = 0, idle_cycles = 0, packets = 0, bursts = 0, injected = 0, sleeps = 0;
+  uint64_t punt_ring_full = 0, tx_dropped = 0;
+  uint64_t clocks_per_packet() const {
+    return packets + injected ? busy_cycles / (packets + injected) : 0;
+  }
+};
+
 class Runtime {
  public:
   explicit Runtime(const conf::Config& cfg);  // throws RuntimeError
@@ -41,10 +60,17 @@ class Runtime {
 
   // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port.
   void poll_links();
-  // Called from poll_links when a port loses its carrier or is set down.
+  // Called from poll_links when a port loses its carrier or is set down, and when it is usable
+  // again.
   std::function<void(uint8_t port)> on_port_down;
+  std::function<void(uint8_t port)> on_port_up;
   // Human-readable counters: ports, exception path, workers (clocks per packet), reasons.
   void report(std::ostream& out) const;
+  std::size_t port_count() const { return ports_.size(); }
+  std::size_t worker_count() const { return workers_.size(); }
+  PortTotals port_totals(std::size_t port) const;
+  WorkerTotals worker_totals(std::size_t worker) const;
+  std::array<uint64_t, kReasonCount> reason_totals() const;
 
   FlowTable4& flows4() { return *v4_; }
   FlowTable6& flows6() { return *v6_; }
@@ -61,7 +87,7 @@ class Runtime {
     std::unique_ptr<hw::Port> port;
     std::unique_ptr<hw::Tap> tap;
     bool link_up = true;
-    bool link_reported = true;
+    bool usable = true;  // admin up with carrier, as last reported
     bool admin_up = true;
   };
 

@@ -51,7 +51,10 @@ class FakeKernel : public KernelView {
 
 inline PolicyConfig config() {
   PolicyConfig c;
-  c.ports = {{kModemIf, {0, true}}, {kWifiIf, {1, false}}, {kUsbIf, {2, false}}};
+  auto prefix = [](const char* p) { return *Prefix::parse(p); };
+  c.ports = {{kModemIf, {0, true, false, {}}},
+             {kWifiIf, {1, false, false, {prefix("192.168.50.0/24"), prefix("2001:db8:50::/64")}}},
+             {kUsbIf, {2, false, false, {prefix("192.168.60.0/24")}}}};
   return c;
 }
 

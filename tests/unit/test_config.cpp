@@ -44,12 +44,26 @@ struct Bad {
   const char* message;
 };
 
+template <std::size_t N>
+void check_bad(const Bad (&cases)[N]) {
+  for (const Bad& b : cases) {
+    SCOPED_TRACE(b.yaml);
+    try {
+      load_string(b.yaml, "bad.yaml");
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), b.message);
+    }
+  }
+}
+
 TEST(Config, BadFilesNameFileLineColumnAndKey) {
   const Bad cases[] = {
       {"", "bad.yaml: the file is empty"},
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
-       "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, offload, state_dir)"},
+       "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, offload, upstream, "
+       "downstreams, local_prefixes, limits, api, metrics, state_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},
@@ -81,15 +95,111 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports:\n  - {name: m, role: upstream, device: a}\nstate_dir: relative/path\n",
        "bad.yaml:3:12: state_dir: expected an absolute path"},
   };
-  for (const Bad& b : cases) {
-    SCOPED_TRACE(b.yaml);
-    try {
-      load_string(b.yaml, "bad.yaml");
-      ADD_FAILURE() << "accepted";
-    } catch (const ConfigError& e) {
-      EXPECT_EQ(std::string(e.what()), b.message);
-    }
-  }
+  check_bad(cases);
+}
+
+// Two ports, m upstream and w downstream, then the section under test.
+#define TWO_PORTS                                      \
+  "ports:\n  - {name: m, role: upstream, device: a}\n" \
+  "  - {name: w, role: downstream, device: b}\n"
+
+TEST(Config, BadRuntimeSectionsNameFileLineColumnAndKey) {
+  const Bad cases[] = {
+      {TWO_PORTS "upstream: {iface: w, ipv4_addr: 100.64.0.2}\n",
+       "bad.yaml:4:19: upstream.iface: port 'w' is not an upstream port"},
+      {TWO_PORTS "upstream: {iface: x, ipv4_addr: 100.64.0.2}\n",
+       "bad.yaml:4:19: upstream.iface: expected the name of an upstream port (m), got 'x'"},
+      {TWO_PORTS "upstream: {iface: m, ipv4_addr: 192.0.2}\n",
+       "bad.yaml:4:33: upstream.ipv4_addr: expected an IP address, got '192.0.2'"},
+      {TWO_PORTS "upstream: {iface: m, ipv4_addr: '2001:db8::1'}\n",
+       "bad.yaml:4:33: upstream.ipv4_addr: expected an IPv4 address, got '2001:db8::1'"},
+      {TWO_PORTS "upstream: {iface: m}\n",
+       "bad.yaml:4:11: upstream: expected ipv4_addr and ipv4_gateway, ipv6_gateways, or both"},
+      {TWO_PORTS "downstreams:\n  - {iface: w, prefix: 192.0.2/24}\n",
+       "bad.yaml:5:24: downstreams[0].prefix: expected an address/length prefix like "
+       "192.168.50.0/24, got '192.0.2/24'"},
+      {TWO_PORTS "downstreams:\n  - {iface: w, prefix: '2001:db8/64'}\n",
+       "bad.yaml:5:24: downstreams[0].prefix: expected an address/length prefix like "
+       "192.168.50.0/24, got '2001:db8/64'"},
+      {TWO_PORTS "downstreams:\n  - {iface: w, prefix: ''}\n",
+       "bad.yaml:5:24: downstreams[0].prefix: expected an address/length prefix like "
+       "192.168.50.0/24, got ''"},
+      {TWO_PORTS "downstreams:\n  - {iface: m, prefix: 10.0.0.0/8}\n",
+       "bad.yaml:5:13: downstreams[0].iface: port 'm' is not a downstream port"},
+      {TWO_PORTS "downstreams:\n  - {iface: w, prefix: 10.0.0.0/8}\n  - {iface: w, prefix: "
+                 "10.0.0.0/8}\n",
+       "bad.yaml:6:5: downstreams[1]: downstream w 10.0.0.0/8 is listed twice"},
+      {TWO_PORTS "local_prefixes: [10.0.0.0/33]\n",
+       "bad.yaml:4:18: local_prefixes[0]: expected an address/length prefix like 192.168.50.0/24, "
+       "got '10.0.0.0/33'"},
+      {TWO_PORTS "limits:\n  upstreams:\n    - {iface: w, limit_bytes: 10}\n",
+       "bad.yaml:6:15: limits.upstreams[0].iface: port 'w' is not an upstream port"},
+      {TWO_PORTS "limits:\n  upstreams:\n    - {iface: m, limit_bytes: -1}\n",
+       "bad.yaml:6:31: limits.upstreams[0].limit_bytes: expected an integer from 0 to "
+       "1152921504606846976, got -1"},
+      {TWO_PORTS "limits:\n  upstreams:\n    - {iface: m, warning_bytes: 5}\n",
+       "bad.yaml:6:7: limits.upstreams[0]: missing key 'limit_bytes'"},
+      {TWO_PORTS "limits:\n  upstreams:\n    - {iface: m, limit_bytes: 1}\n    - {iface: m, "
+                 "limit_bytes: 2}\n",
+       "bad.yaml:7:15: limits.upstreams[1].iface: a limit for m is already set"},
+      {TWO_PORTS "limits:\n  every: 1\n",
+       "bad.yaml:5:3: limits.every: unknown key (known: persist_interval_s, upstreams)"},
+      {TWO_PORTS "api:\n  mode: 01777\n",
+       "bad.yaml:5:9: api.mode: expected an integer from 0 to 511, got 01777"},
+      {TWO_PORTS "api:\n  socket: api.sock\n",
+       "bad.yaml:5:11: api.socket: expected an absolute path shorter than 108 characters"},
+      {TWO_PORTS "metrics:\n  address: 192.168.1.1\n",
+       "bad.yaml:5:12: metrics.address: expected a loopback address (metrics are not served off "
+       "the box)"},
+  };
+  check_bad(cases);
+}
+
+TEST(Config, RuntimeSectionsAreRead) {
+  const Config c = load_string(TWO_PORTS
+                               "upstream:\n  iface: m\n  ipv4_addr: 100.64.0.2\n"
+                               "  ipv6_gateways: ['fe80::1']\n"
+                               "downstreams:\n  - {iface: w, prefix: 192.168.50.1/24}\n"
+                               "local_prefixes: [10.0.0.0/8, 'fd00::/8']\n"
+                               "limits:\n  persist_interval_s: 5\n"
+                               "  upstreams: [{iface: m, limit_bytes: 1000}]\n"
+                               "api: {group: root, mode: 0600}\n"
+                               "metrics: {address: '::1', port: 9999}\n"
+                               "state_dir: /run/x\n",
+                               "good.yaml");
+  ASSERT_TRUE(c.upstream.has_value());
+  EXPECT_EQ(c.upstream->iface, "m");
+  EXPECT_EQ(c.upstream->ipv4_addr->str(), "100.64.0.2");
+  EXPECT_EQ(c.upstream->ipv6_gateways.at(0).str(), "fe80::1");
+  ASSERT_EQ(c.downstreams.size(), 1u);
+  EXPECT_TRUE(c.downstreams[0].prefix.contains(*IpAddr::parse("192.168.50.77")));
+  EXPECT_FALSE(c.downstreams[0].prefix.contains(*IpAddr::parse("192.168.51.1")));
+  EXPECT_EQ(c.local_prefixes.size(), 2u);
+  EXPECT_EQ(c.limits.persist_interval_s, 5u);
+  EXPECT_EQ(c.limits.upstreams.at(0).limit_bytes, 1000u);
+  EXPECT_EQ(c.limits.upstreams.at(0).warning_bytes, 1000u);  // defaults to the limit
+  EXPECT_EQ(c.api.socket, "/run/x/api.sock");
+  EXPECT_EQ(c.api.mode, 0600u);
+  EXPECT_EQ(c.metrics.port, 9999);
+}
+
+TEST(Config, LiveChangesAreTold) {
+  const Config a = load_string(TWO_PORTS "local_prefixes: [10.0.0.0/8]\n", "a.yaml");
+  Config b = load_string(TWO_PORTS "local_prefixes: [10.0.0.0/16]\n", "b.yaml");
+  EXPECT_EQ(live_change_refusal(a, b), "");
+  b.ports[1].mtu = 1400;
+  EXPECT_EQ(live_change_refusal(a, b), "ports cannot change while running: restart tetherpath");
+  b = a;
+  b.dataplane.burst = 8;
+  EXPECT_NE(live_change_refusal(a, b).find("dataplane"), std::string::npos);
+}
+
+TEST(Prefix, ParsingIsStrict) {
+  for (const char* bad : {"192.0.2/24", "2001:db8/64", "", "10.0.0.0", "10.0.0.0/", "10.0.0.0/+8",
+                          "10.0.0.0/33", "::/129", "10.0.0.0/8/8", " 10.0.0.0/8", "10.0.0.0/0x8"})
+    EXPECT_FALSE(Prefix::parse(bad).has_value()) << bad;
+  for (const char* good : {"0.0.0.0/0", "192.168.50.0/24", "2001:db8::/32", "::/0", "10.1.2.3/32"})
+    EXPECT_TRUE(Prefix::parse(good).has_value()) << good;
 }
 
 TEST(Config, BoardProfilesNameTheDevices) {

@@ -100,6 +100,10 @@ TEST(OffloadPolicy, RefusalsAreNamed) {
          e.orig.dst = ip("192.168.60.20");
          e.reply.src = ip("192.168.60.20");
        }},
+      {"not_downstream_prefix",
+       [](CtEntry&, PolicyConfig& c, FakeKernel&) { c.ports[kWifiIf].prefixes.clear(); }},
+      {"data_limit",
+       [](CtEntry&, PolicyConfig& c, FakeKernel&) { c.ports[kModemIf].limited = true; }},
       {"neighbour_unresolved",
        [](CtEntry&, PolicyConfig&, FakeKernel& k) {
          k.neigh.erase({kWifiIf, ip("192.168.50.10")});

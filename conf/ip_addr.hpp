@@ -1,5 +1,6 @@
-// An IPv4 or IPv6 address as the control plane handles it: family plus 16 bytes in network order
-// (IPv4 in the first four). Comparable and hashable, for the kernel-state mirrors' maps.
+// An IPv4 or IPv6 address as the configuration, the API and the control plane handle it: family
+// plus 16 bytes in network order (IPv4 in the first four). Comparable and hashable, for the
+// kernel-state mirrors' maps. Parsing is strict (inet_pton): "192.0.2" is not an address.
 #pragma once
 
 #include <arpa/inet.h>
@@ -10,6 +11,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace tp {
 
@@ -64,6 +67,39 @@ struct IpAddr {
   bool operator==(const IpAddr&) const = default;
   auto operator<=>(const IpAddr&) const = default;
 };
+
+// address/length. Host bits may be set (an integrator writes 192.168.50.1/24 for "wifi0's
+// network"); matching only looks at the first `len` bits.
+struct Prefix {
+  IpAddr addr;
+  int len = 0;
+
+  // Strict: the address must parse with inet_pton and the length be plain decimal digits within
+  // the family's range ("192.0.2/24", "10.0.0.0/", "10.0.0.0/+8" are all rejected).
+  static std::optional<Prefix> parse(std::string_view text) {
+    const std::size_t slash = text.find('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    const std::string_view digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return std::nullopt;
+    int len = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      len = len * 10 + (c - '0');
+    }
+    auto a = IpAddr::parse(std::string(text.substr(0, slash)));
+    if (!a || len > a->length() * 8) return std::nullopt;
+    return Prefix{*a, len};
+  }
+  bool contains(const IpAddr& a) const { return a.in(addr, len); }
+  std::string str() const { return addr.str() + "/" + std::to_string(len); }
+  bool operator==(const Prefix&) const = default;
+};
+
+inline bool in_any(const IpAddr& a, const std::vector<Prefix>& prefixes) {
+  for (const Prefix& p : prefixes)
+    if (p.contains(a)) return true;
+  return false;
+}
 
 struct IpAddrHash {
   std::size_t operator()(const IpAddr& a) const {

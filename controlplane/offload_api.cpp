@@ -1,0 +1,338 @@
+#include "offload_api.hpp"
+
+#include <stdexcept>
+
+namespace tp {
+namespace {
+
+struct ApiError : std::runtime_error {
+  ApiError(std::string c, const std::string& message) : std::runtime_error(message), code(c) {}
+  std::string code;
+};
+
+[[noreturn]] void illegal_argument(const std::string& why) {
+  throw ApiError("illegal_argument", why);
+}
+
+Json ok(Json extra = Json::object()) {
+  extra["ok"] = true;
+  return extra;
+}
+
+// A string argument: absent or null is empty; any other type is an error.
+std::string string_arg(const Json& req, const char* key) {
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return "";
+  if (!it->is_string()) illegal_argument(std::string(key) + ": expected a string");
+  return it->get<std::string>();
+}
+
+std::vector<std::string> string_list_arg(const Json& req, const char* key) {
+  std::vector<std::string> out;
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return out;
+  if (!it->is_array()) illegal_argument(std::string(key) + ": expected a list of strings");
+  for (const Json& e : *it) {
+    if (!e.is_string()) illegal_argument(std::string(key) + ": expected a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+uint64_t bytes_arg(const Json& req, const char* key) {
+  auto it = req.find(key);
+  if (it == req.end()) illegal_argument(std::string("missing '") + key + "'");
+  if (!it->is_number_integer()) illegal_argument(std::string(key) + ": expected an integer");
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  const int64_t v = it->get<int64_t>();
+  if (v < 0) illegal_argument(std::string(key) + ": expected bytes >= 0, got " + std::to_string(v));
+  return static_cast<uint64_t>(v);
+}
+
+IpAddr address_arg(const std::string& text, int family, const char* key) {
+  auto a = IpAddr::parse(text);
+  if (!a || a->family != family)
+    illegal_argument(std::string(key) + ": expected an " + (family == AF_INET ? "IPv4" : "IPv6") +
+                     " address, got '" + text + "'");
+  return *a;
+}
+
+Prefix prefix_arg(const std::string& text) {
+  auto p = Prefix::parse(text);
+  if (!p) illegal_argument("expected an address/length prefix, got '" + text + "'");
+  return *p;
+}
+
+}  // namespace
+
+OffloadApi::OffloadApi(const conf::Config& cfg, OffloadHost& host)
+    : ports_(cfg.ports), host_(host) {}
+
+Json OffloadApi::handle(const Json& request) {
+  try {
+    if (!request.is_object()) illegal_argument("a request is a JSON object with an 'op'");
+    auto op_it = request.find("op");
+    if (op_it == request.end() || !op_it->is_string())
+      illegal_argument("missing 'op' (a string naming the operation)");
+    const std::string op = op_it->get<std::string>();
+    // Statistics and the daemon's own views answer in any state.
+    if (op == "get_forwarded_stats") return get_forwarded_stats(request);
+    if (op == "status") return status();
+    if (op == "flows" || op == "ports" || op == "counters") return ok(host_.describe(op));
+    if (op == "reload") {
+      const std::string err = host_.reload();
+      if (!err.empty()) throw ApiError("reload_failed", err);
+      return ok();
+    }
+    if (op == "init") return init();
+    static const char* const kStarted[] = {
+        "stop",           "set_local_prefixes", "set_upstream",
+        "add_downstream", "remove_downstream",  "set_data_warning_and_limit"};
+    bool known = false;
+    for (const char* k : kStarted) known = known || op == k;
+    if (!known) throw ApiError("unknown_op", "no operation '" + op + "'");
+    // The HAL's rule: the state check comes before any argument is looked at.
+    if (!started_) throw ApiError("illegal_state", op + ": offload is not started (call init)");
+    if (op == "stop") return stop();
+    if (op == "set_local_prefixes") return set_local_prefixes(request);
+    if (op == "set_upstream") return set_upstream(request);
+    if (op == "add_downstream") return downstream(request, true);
+    if (op == "remove_downstream") return downstream(request, false);
+    return set_data_warning_and_limit(request);
+  } catch (const ApiError& e) {
+    return Json{{"ok", false}, {"error", e.code}, {"message", e.what()}};
+  } catch (const std::exception& e) {
+    return Json{{"ok", false}, {"error", "internal"}, {"message", e.what()}};
+  }
+}
+
+Json OffloadApi::init() {
+  if (started_) throw ApiError("illegal_state", "init: offload is already started");
+  started_ = true;
+  host_.start_offload();
+  emit("offload_started", upstream_ ? upstream_->iface : "");
+  return ok();
+}
+
+Json OffloadApi::stop() {
+  started_ = false;
+  host_.stop_offload();
+  // Statistics and limits start over with the next init.
+  for (const auto& [port, l] : limits_) host_.disarm_limit(port);
+  limits_.clear();
+  for (uint8_t p = 0; p < ports_.size(); ++p) stats_base_[p] = host_.forwarded_bytes(p);
+  return ok();
+}
+
+Json OffloadApi::set_local_prefixes(const Json& req) {
+  if (!req.contains("prefixes")) illegal_argument("missing 'prefixes' (a non-empty list)");
+  const auto texts = string_list_arg(req, "prefixes");
+  if (texts.empty()) illegal_argument("prefixes: the list must not be empty");
+  std::vector<Prefix> prefixes;
+  for (const auto& t : texts) prefixes.push_back(prefix_arg(t));
+  local_prefixes_ = std::move(prefixes);
+  host_.roles_changed();
+  return ok();
+}
+
+Json OffloadApi::set_upstream(const Json& req) {
+  conf::UpstreamConfig u;
+  u.iface = string_arg(req, "iface");
+  const std::string v4 = string_arg(req, "ipv4_addr"), gw = string_arg(req, "ipv4_gateway");
+  const auto v6gws = string_list_arg(req, "ipv6_gateways");
+  if (u.iface.empty()) illegal_argument("iface: the upstream interface is required");
+  if (!port_index(u.iface, conf::Role::upstream))
+    illegal_argument("iface: '" + u.iface + "' is not an upstream port of this box");
+  if (v4.empty() && gw.empty() && v6gws.empty())
+    illegal_argument("give ipv4_addr/ipv4_gateway, ipv6_gateways, or both");
+  if (!v4.empty()) u.ipv4_addr = address_arg(v4, AF_INET, "ipv4_addr");
+  if (!gw.empty()) u.ipv4_gateway = address_arg(gw, AF_INET, "ipv4_gateway");
+  for (const auto& g : v6gws) u.ipv6_gateways.push_back(address_arg(g, AF_INET6, "ipv6_gateways"));
+  upstream_ = std::move(u);
+  host_.roles_changed();
+  return ok();
+}
+
+Json OffloadApi::downstream(const Json& req, bool add) {
+  const std::string iface = string_arg(req, "iface");
+  if (iface.empty()) illegal_argument("iface: the downstream interface is required");
+  if (!port_index(iface, conf::Role::downstream))
+    illegal_argument("iface: '" + iface + "' is not a downstream port of this box");
+  const conf::DownstreamConfig d{iface, prefix_arg(string_arg(req, "prefix"))};
+  auto it = std::find(downstreams_.begin(), downstreams_.end(), d);
+  if (add && it == downstreams_.end()) downstreams_.push_back(d);
+  if (!add && it != downstreams_.end()) downstreams_.erase(it);
+  host_.roles_changed();
+  return ok();
+}
+
+Json OffloadApi::get_forwarded_stats(const Json& req) {
+  std::string iface;
+  if (req.contains("iface") && req["iface"].is_string()) iface = req["iface"].get<std::string>();
+  const auto port = port_index(iface, conf::Role::upstream);
+  if (!started_ || !port) return ok({{"iface", iface}, {"rx_bytes", 0}, {"tx_bytes", 0}});
+  const ByteCounts now = host_.forwarded_bytes(*port);
+  ByteCounts& base = stats_base_[*port];
+  const Json reply =
+      ok({{"iface", iface}, {"rx_bytes", now.rx - base.rx}, {"tx_bytes", now.tx - base.tx}});
+  base = now;
+  return reply;
+}
+
+Json OffloadApi::set_data_warning_and_limit(const Json& req) {
+  const std::string iface = string_arg(req, "iface");
+  const auto port = port_index(iface, conf::Role::upstream);
+  if (!port) illegal_argument("iface: '" + iface + "' is not an upstream port of this box");
+  const uint64_t warning = bytes_arg(req, "warning"), limit = bytes_arg(req, "limit");
+  set_limit(*port, warning, limit, 0);
+  return ok();
+}
+
+void OffloadApi::set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used,
+                           bool warned, bool reached) {
+  const bool was_reached = limits_.count(port) && limits_[port].reached;
+  limits_[port] = Limit{warning, limit, warned, reached};
+  host_.arm_limit(port, limit, used);
+  if (was_reached != reached) host_.roles_changed();  // offloading through it resumes or stops
+  poll();
+}
+
+Json OffloadApi::status() {
+  Json s = host_.describe("status");
+  s["offload"] = started_ ? "started" : "stopped";
+  if (upstream_) {
+    Json u{{"iface", upstream_->iface}};
+    if (upstream_->ipv4_addr) u["ipv4_addr"] = upstream_->ipv4_addr->str();
+    if (upstream_->ipv4_gateway) u["ipv4_gateway"] = upstream_->ipv4_gateway->str();
+    u["ipv6_gateways"] = Json::array();
+    for (const auto& g : upstream_->ipv6_gateways) u["ipv6_gateways"].push_back(g.str());
+    s["upstream"] = u;
+  } else {
+    s["upstream"] = nullptr;
+  }
+  s["downstreams"] = Json::array();
+  for (const auto& d : downstreams_)
+    s["downstreams"].push_back({{"iface", d.iface}, {"prefix", d.prefix.str()}});
+  s["local_prefixes"] = Json::array();
+  for (const auto& p : local_prefixes_) s["local_prefixes"].push_back(p.str());
+  s["limits"] = Json::array();
+  for (const auto& [port, l] : limits_)
+    s["limits"].push_back({{"iface", ports_[port].name},
+                           {"warning", l.warning},
+                           {"limit", l.limit},
+                           {"used", host_.limit_used(port)},
+                           {"warning_reached", l.warned},
+                           {"limit_reached", l.reached}});
+  return ok(s);
+}
+
+void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previous) {
+  const bool at_start = previous == nullptr;
+  bool changed = false;
+  if (at_start || cfg.upstream != previous->upstream) {
+    if (cfg.upstream) upstream_ = cfg.upstream;
+    changed = true;
+  }
+  if (at_start || cfg.downstreams != previous->downstreams) {
+    downstreams_ = cfg.downstreams;
+    changed = true;
+  }
+  if (at_start || cfg.local_prefixes != previous->local_prefixes) {
+    local_prefixes_ = cfg.local_prefixes;
+    changed = true;
+  }
+  const bool enable = cfg.offload.enabled && (at_start || !previous->offload.enabled);
+  const bool disable = !at_start && !cfg.offload.enabled && previous->offload.enabled;
+  if (enable && !started_) init();
+  if (disable && started_) stop();
+  if (started_ && (at_start || cfg.limits.upstreams != previous->limits.upstreams)) {
+    for (const auto& l : cfg.limits.upstreams) {
+      const auto port = port_index(l.iface, conf::Role::upstream);
+      const bool same = !at_start && [&] {
+        for (const auto& p : previous->limits.upstreams)
+          if (p == l) return true;
+        return false;
+      }();
+      if (port && !same) set_limit(*port, l.warning_bytes, l.limit_bytes, 0);
+    }
+  }
+  if (changed) host_.roles_changed();
+}
+
+void OffloadApi::poll() {
+  for (auto& [port, l] : limits_) {
+    const uint64_t used = host_.limit_used(port);
+    if (!l.warned && used >= l.warning) {
+      l.warned = true;
+      emit("warning_reached", ports_[port].name, std::to_string(used) + " bytes");
+    }
+    if (!l.reached && used >= l.limit) {
+      l.reached = true;
+      emit("limit_reached", ports_[port].name, std::to_string(used) + " bytes");
+      host_.roles_changed();
+    }
+  }
+}
+
+void OffloadApi::link_changed(uint8_t port, bool up) {
+  if (!started_ || !upstream_ || port >= ports_.size() || ports_[port].name != upstream_->iface)
+    return;
+  if (up)
+    emit("support_available", upstream_->iface);
+  else
+    emit("offload_stopped_error", upstream_->iface, "link down");
+}
+
+Json OffloadApi::usage() const {
+  Json out = Json::object();
+  for (const auto& [port, l] : limits_)
+    out[ports_[port].name] = {{"warning", l.warning},
+                              {"limit", l.limit},
+                              {"used", host_.limit_used(port)},
+                              {"warning_reached", l.warned},
+                              {"limit_reached", l.reached}};
+  return out;
+}
+
+void OffloadApi::restore_usage(const Json& saved) {
+  if (!started_ || !saved.is_object()) return;
+  for (const auto& [name, v] : saved.items()) {
+    const auto port = port_index(name, conf::Role::upstream);
+    if (!port || !v.is_object()) continue;
+    const uint64_t warning = v.value("warning", uint64_t{0}), limit = v.value("limit", uint64_t{0});
+    // Events already sent before the restart are not sent again.
+    set_limit(*port, warning, limit, v.value("used", uint64_t{0}),
+              v.value("warning_reached", false), v.value("limit_reached", false));
+  }
+}
+
+std::map<uint8_t, PortRole> OffloadApi::roles() const {
+  std::map<uint8_t, PortRole> out;
+  for (uint8_t p = 0; p < ports_.size(); ++p) {
+    PortRole r;
+    r.port = p;
+    r.upstream = upstream_ && upstream_->iface == ports_[p].name;
+    auto l = limits_.find(p);
+    r.limited = l != limits_.end() && l->second.reached;
+    for (const auto& d : downstreams_)
+      if (d.iface == ports_[p].name) r.prefixes.push_back(d.prefix);
+    out[p] = std::move(r);
+  }
+  return out;
+}
+
+std::optional<uint8_t> OffloadApi::port_index(const std::string& name, conf::Role role) const {
+  for (uint8_t p = 0; p < ports_.size(); ++p)
+    if (ports_[p].name == name && ports_[p].role == role) return p;
+  return std::nullopt;
+}
+
+void OffloadApi::emit(const std::string& event, const std::string& upstream,
+                      const std::string& detail) {
+  if (!on_event) return;
+  Json e{{"event", event}, {"upstream", upstream}};
+  if (!detail.empty()) e["detail"] = detail;
+  on_event(e);
+}
+
+}  // namespace tp

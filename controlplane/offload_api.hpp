@@ -1,0 +1,106 @@
+// The management API's operations, with the tethering offload HAL's semantics (Android's
+// IOffloadControl): the state check first, then strict argument checks, then the effect. JSON in,
+// JSON out (docs/api.md); the transport is api_server. It owns what the connection manager said
+// (upstream, downstreams, local prefixes, data limits) and turns it into the offload policy's port
+// roles; the daemon does the work through OffloadHost. Control thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "offload_policy.hpp"
+
+namespace tp {
+
+using Json = nlohmann::json;
+
+struct ByteCounts {
+  uint64_t rx = 0, tx = 0;
+};
+
+// What the API needs from the daemon. The ControlPlane implements it; unit tests record it.
+class OffloadHost {
+ public:
+  virtual ~OffloadHost() = default;
+  virtual void start_offload() = 0;
+  virtual void stop_offload() = 0;
+  // The upstream, a downstream, the local prefixes or a limit state changed: decide every flow
+  // again (flows that no longer qualify go back to the kernel; none is dropped).
+  virtual void roles_changed() = 0;
+  // Fast-path bytes received from (rx) and sent to (tx) a port since the daemon started.
+  virtual ByteCounts forwarded_bytes(uint8_t port) = 0;
+  virtual void arm_limit(uint8_t port, uint64_t limit, uint64_t used) = 0;
+  virtual void disarm_limit(uint8_t port) = 0;
+  virtual uint64_t limit_used(uint8_t port) = 0;
+  // status details, flows, ports, counters: the daemon's own views.
+  virtual Json describe(const std::string& what) = 0;
+  // Re-reads the configuration file; an error message, or empty when it was applied.
+  virtual std::string reload() = 0;
+};
+
+class OffloadApi {
+ public:
+  OffloadApi(const conf::Config& cfg, OffloadHost& host);
+
+  // {"op": "...", ...arguments} -> {"ok": true, ...} or {"ok": false, "error": CODE, "message"}.
+  // Never throws: anything unexpected becomes an error reply.
+  Json handle(const Json& request);
+
+  // The configuration's upstream, downstreams, local prefixes and limits. At start everything in
+  // it applies (and offload starts if enabled); on reload only what differs from `previous`, so a
+  // reload does not undo what the connection manager set through the API.
+  void apply_config(const conf::Config& cfg, const conf::Config* previous);
+
+  // Every ~100 ms: data warning and limit events.
+  void poll();
+  // The upstream port lost or regained its link.
+  void link_changed(uint8_t port, bool up);
+
+  // Persisted data-limit state (usage.json): what survives a restart.
+  Json usage() const;
+  void restore_usage(const Json& saved);
+
+  bool started() const { return started_; }
+  // The policy's view: roles by port index.
+  std::map<uint8_t, PortRole> roles() const;
+  const std::vector<Prefix>& local_prefixes() const { return local_prefixes_; }
+
+  std::function<void(const Json& event)> on_event;
+
+ private:
+  struct Limit {
+    uint64_t warning = 0, limit = 0;
+    bool warned = false, reached = false;
+  };
+
+  Json init();
+  Json stop();
+  Json set_local_prefixes(const Json& req);
+  Json set_upstream(const Json& req);
+  Json downstream(const Json& req, bool add);
+  Json get_forwarded_stats(const Json& req);
+  Json set_data_warning_and_limit(const Json& req);
+  Json status();
+
+  std::optional<uint8_t> port_index(const std::string& name, conf::Role role) const;
+  void set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used, bool warned = false,
+                 bool reached = false);
+  void emit(const std::string& event, const std::string& upstream, const std::string& detail = "");
+
+  std::vector<conf::PortConfig> ports_;
+  OffloadHost& host_;
+  bool started_ = false;
+  std::optional<conf::UpstreamConfig> upstream_;
+  std::vector<conf::DownstreamConfig> downstreams_;
+  std::vector<Prefix> local_prefixes_;
+  std::map<uint8_t, Limit> limits_;
+  std::map<uint8_t, ByteCounts> stats_base_;  // forwarded bytes at the previous stats call
+};
+
+}  // namespace tp

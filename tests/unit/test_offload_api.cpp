@@ -1,0 +1,322 @@
+// The management API's semantics (the offload HAL's rules): state before arguments, strict
+// argument checks, statistics and limits. The daemon side is a recording host; the namespace lab
+// (test_api.sh) runs the same operations against the real daemon.
+#include <gtest/gtest.h>
+
+#include "config.hpp"
+#include "offload_api.hpp"
+
+namespace tp {
+namespace {
+
+struct RecordingHost : OffloadHost {
+  void start_offload() override { ++starts; }
+  void stop_offload() override { ++stops; }
+  void roles_changed() override { ++role_changes; }
+  ByteCounts forwarded_bytes(uint8_t port) override { return forwarded[port]; }
+  void arm_limit(uint8_t port, uint64_t limit, uint64_t u) override {
+    armed[port] = limit;
+    used[port] = u;
+  }
+  void disarm_limit(uint8_t port) override { armed.erase(port); }
+  uint64_t limit_used(uint8_t port) override { return used[port]; }
+  Json describe(const std::string& what) override { return Json{{"what", what}}; }
+  std::string reload() override { return reload_error; }
+
+  int starts = 0, stops = 0, role_changes = 0;
+  std::map<uint8_t, ByteCounts> forwarded;
+  std::map<uint8_t, uint64_t> armed, used;
+  std::string reload_error;
+};
+
+// modem0 (0) upstream, wifi0 (1) and usb0 (2) downstream.
+conf::Config lab_config(const std::string& extra = "") {
+  return conf::load_string(
+      "ports:\n"
+      "  - {name: modem0, role: upstream, device: a}\n"
+      "  - {name: wifi0, role: downstream, device: b}\n"
+      "  - {name: usb0, role: downstream, device: c}\n"
+      "offload: {enabled: false}\n" +
+          extra,
+      "test.yaml");
+}
+
+class OffloadApiTest : public ::testing::Test {
+ protected:
+  OffloadApiTest() : api(lab_config(), host) {
+    api.on_event = [this](const Json& e) { events.push_back(e); };
+  }
+
+  Json call(const std::string& json) { return api.handle(Json::parse(json)); }
+  // The error code, or "ok".
+  std::string code(const std::string& json) {
+    const Json r = call(json);
+    return r.value("ok", false) ? "ok" : r.value("error", "?");
+  }
+  void start() { ASSERT_EQ(code(R"({"op":"init"})"), "ok"); }
+
+  RecordingHost host;
+  OffloadApi api;
+  std::vector<Json> events;
+};
+
+TEST_F(OffloadApiTest, EverythingButStatisticsNeedsInitAndStateComesFirst) {
+  for (const char* req :
+       {R"({"op":"stop"})", R"({"op":"set_local_prefixes","prefixes":[]})",
+        R"({"op":"set_upstream"})", R"({"op":"set_upstream","iface":"nope"})",
+        R"({"op":"add_downstream","iface":"","prefix":"bad"})", R"({"op":"remove_downstream"})",
+        R"({"op":"set_data_warning_and_limit","iface":"x","limit":-1})"})
+    EXPECT_EQ(code(req), "illegal_state") << req;
+  const Json stats = call(R"({"op":"get_forwarded_stats","iface":"modem0"})");
+  EXPECT_EQ(stats["ok"], true);
+  EXPECT_EQ(stats["rx_bytes"], 0);
+  EXPECT_EQ(stats["tx_bytes"], 0);
+  EXPECT_EQ(code(R"({"op":"status"})"), "ok");
+  EXPECT_EQ(host.starts, 0);
+}
+
+TEST_F(OffloadApiTest, InitOnceStopOnce) {
+  start();
+  EXPECT_EQ(host.starts, 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["event"], "offload_started");
+  EXPECT_EQ(code(R"({"op":"init"})"), "illegal_state");
+  EXPECT_EQ(host.starts, 1);  // the second init changed nothing
+  EXPECT_EQ(code(R"({"op":"stop"})"), "ok");
+  EXPECT_EQ(host.stops, 1);
+  EXPECT_EQ(code(R"({"op":"stop"})"), "illegal_state");
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"),
+            "illegal_state");
+  start();  // and again
+}
+
+TEST_F(OffloadApiTest, LocalPrefixes) {
+  start();
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes"})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":[]})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":["10.0.0.0/8","192.0.2/24"]})"),
+            "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":["10.0.0.0/8", 5]})"),
+            "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":"10.0.0.0/8"})"), "illegal_argument");
+  EXPECT_TRUE(api.local_prefixes().empty());  // rejected calls changed nothing
+  const int before = host.role_changes;
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":["10.0.0.0/8","fd00::/8"]})"), "ok");
+  EXPECT_EQ(api.local_prefixes().size(), 2u);
+  EXPECT_EQ(host.role_changes, before + 1);
+  EXPECT_EQ(code(R"({"op":"set_local_prefixes","prefixes":["172.16.0.0/12"]})"), "ok");
+  ASSERT_EQ(api.local_prefixes().size(), 1u);  // replaced, not appended
+  EXPECT_EQ(api.local_prefixes()[0].str(), "172.16.0.0/12");
+}
+
+TEST_F(OffloadApiTest, Upstream) {
+  start();
+  for (
+      const char* bad : {
+          R"({"op":"set_upstream","ipv4_addr":"100.64.0.2"})",
+          R"({"op":"set_upstream","iface":"","ipv4_addr":"100.64.0.2"})",
+          R"({"op":"set_upstream","iface":"ppp9","ipv4_addr":"100.64.0.2"})",
+          R"({"op":"set_upstream","iface":"wifi0","ipv4_addr":"192.168.50.1"})",
+          R"({"op":"set_upstream","iface":"modem0"})",
+          R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"","ipv4_gateway":"","ipv6_gateways":[]})",
+          R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"192.0.2"})",
+          R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"2001:db8::2"})",
+          R"({"op":"set_upstream","iface":"modem0","ipv4_gateway":"100.64.0.1 "})",
+          R"({"op":"set_upstream","iface":"modem0","ipv6_gateways":["fe80::1","100.64.0.1"]})",
+          R"({"op":"set_upstream","iface":"modem0","ipv6_gateways":"fe80::1"})",
+          R"({"op":"set_upstream","iface":7,"ipv4_addr":"100.64.0.2"})",
+      })
+    EXPECT_EQ(code(bad), "illegal_argument") << bad;
+  EXPECT_FALSE(api.roles()[0].upstream);
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2",
+                     "ipv4_gateway":"100.64.0.1"})"),
+            "ok");  // IPv4 only
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv6_gateways":["fe80::1"]})"),
+            "ok");  // IPv6 only
+  const Json s = call(R"({"op":"status"})");
+  EXPECT_EQ(s["upstream"]["iface"], "modem0");
+  EXPECT_EQ(s["upstream"]["ipv6_gateways"][0], "fe80::1");
+  EXPECT_FALSE(s["upstream"].contains("ipv4_addr"));
+}
+
+TEST_F(OffloadApiTest, Downstreams) {
+  start();
+  for (const char* bad : {
+           R"({"op":"add_downstream","iface":"wifi0","prefix":"192.0.2/24"})",
+           R"({"op":"add_downstream","iface":"wifi0","prefix":"2001:db8/64"})",
+           R"({"op":"add_downstream","iface":"wifi0","prefix":""})",
+           R"({"op":"add_downstream","iface":"wifi0"})",
+           R"({"op":"add_downstream","iface":"","prefix":"192.168.50.0/24"})",
+           R"({"op":"add_downstream","iface":"wlan7","prefix":"192.168.50.0/24"})",
+           R"({"op":"add_downstream","iface":"modem0","prefix":"100.64.0.0/24"})",
+           R"({"op":"remove_downstream","iface":"wifi0","prefix":"192.0.2/24"})",
+       })
+    EXPECT_EQ(code(bad), "illegal_argument") << bad;
+  EXPECT_EQ(code(R"({"op":"add_downstream","iface":"wifi0","prefix":"192.168.50.0/24"})"), "ok");
+  EXPECT_EQ(code(R"({"op":"add_downstream","iface":"wifi0","prefix":"2001:db8:50::/64"})"), "ok");
+  EXPECT_EQ(code(R"({"op":"add_downstream","iface":"wifi0","prefix":"2001:db8:50::/64"})"), "ok");
+  EXPECT_EQ(api.roles()[1].prefixes.size(), 2u);  // adding twice is one downstream
+  EXPECT_EQ(code(R"({"op":"remove_downstream","iface":"wifi0","prefix":"192.168.50.0/24"})"), "ok");
+  ASSERT_EQ(api.roles()[1].prefixes.size(), 1u);
+  EXPECT_EQ(api.roles()[1].prefixes[0].str(), "2001:db8:50::/64");
+  EXPECT_TRUE(api.roles()[2].prefixes.empty());
+}
+
+TEST_F(OffloadApiTest, ForwardedStatsAreDeltasAndNeverFail) {
+  start();
+  host.forwarded[0] = {1000, 200};
+  Json r = call(R"({"op":"get_forwarded_stats","iface":"modem0"})");
+  EXPECT_EQ(r["rx_bytes"], 1000);
+  EXPECT_EQ(r["tx_bytes"], 200);
+  r = call(R"({"op":"get_forwarded_stats","iface":"modem0"})");
+  EXPECT_EQ(r["rx_bytes"], 0);  // reset by the previous call
+  host.forwarded[0] = {1500, 260};
+  r = call(R"({"op":"get_forwarded_stats","iface":"modem0"})");
+  EXPECT_EQ(r["rx_bytes"], 500);
+  EXPECT_EQ(r["tx_bytes"], 60);
+  for (const char* odd :
+       {R"({"op":"get_forwarded_stats","iface":"nope"})", R"({"op":"get_forwarded_stats"})",
+        R"({"op":"get_forwarded_stats","iface":3})"}) {
+    r = call(odd);
+    EXPECT_EQ(r["ok"], true) << odd;
+    EXPECT_EQ(r["rx_bytes"], 0) << odd;
+  }
+  // stop resets statistics: what was forwarded before it is not reported after the next init.
+  host.forwarded[0] = {2000, 300};
+  ASSERT_EQ(code(R"({"op":"stop"})"), "ok");
+  start();
+  host.forwarded[0] = {2100, 300};
+  r = call(R"({"op":"get_forwarded_stats","iface":"modem0"})");
+  EXPECT_EQ(r["rx_bytes"], 100);
+}
+
+TEST_F(OffloadApiTest, LimitsWarnThenStopOffloadingOnce) {
+  start();
+  for (const char* bad : {
+           R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":-1,"limit":10})",
+           R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":1,"limit":-10})",
+           R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":1.5,"limit":10})",
+           R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":"1","limit":10})",
+           R"({"op":"set_data_warning_and_limit","iface":"modem0","limit":10})",
+           R"({"op":"set_data_warning_and_limit","iface":"wifi0","warning":1,"limit":10})",
+           R"({"op":"set_data_warning_and_limit","iface":"","warning":1,"limit":10})",
+       })
+    EXPECT_EQ(code(bad), "illegal_argument") << bad;
+  EXPECT_TRUE(host.armed.empty());
+  events.clear();
+  ASSERT_EQ(
+      code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":100,"limit":300})"),
+      "ok");
+  EXPECT_EQ(host.armed[0], 300u);
+  EXPECT_EQ(host.used[0], 0u);  // counting starts at the call
+  host.used[0] = 99;
+  api.poll();
+  EXPECT_TRUE(events.empty());
+  host.used[0] = 150;
+  api.poll();
+  api.poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["event"], "warning_reached");
+  EXPECT_EQ(events[0]["upstream"], "modem0");
+  EXPECT_FALSE(api.roles()[0].limited);
+  const int before = host.role_changes;
+  host.used[0] = 310;
+  api.poll();
+  api.poll();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["event"], "limit_reached");
+  EXPECT_TRUE(api.roles()[0].limited);
+  EXPECT_EQ(host.role_changes, before + 1);  // flows through modem0 go back to the kernel
+
+  // A new limit counts from zero and lifts the block.
+  ASSERT_EQ(
+      code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":900,"limit":500})"),
+      "ok");  // a warning above the limit is allowed
+  EXPECT_FALSE(api.roles()[0].limited);
+  EXPECT_EQ(host.used[0], 0u);
+  // Zero means "now".
+  ASSERT_EQ(code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":0,"limit":0})"),
+            "ok");
+  EXPECT_TRUE(api.roles()[0].limited);
+  EXPECT_EQ(events.back()["event"], "limit_reached");
+  // stop forgets limits.
+  ASSERT_EQ(code(R"({"op":"stop"})"), "ok");
+  EXPECT_TRUE(host.armed.empty());
+  EXPECT_FALSE(api.roles()[0].limited);
+}
+
+TEST_F(OffloadApiTest, UsageSurvivesARestartWithoutRepeatingEvents) {
+  start();
+  ASSERT_EQ(
+      code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":10,"limit":1000})"),
+      "ok");
+  host.used[0] = 20;
+  api.poll();
+  ASSERT_EQ(events.back()["event"], "warning_reached");
+  const Json saved = Json::parse(api.usage().dump());
+
+  RecordingHost host2;
+  OffloadApi api2(lab_config(), host2);
+  std::vector<Json> events2;
+  api2.on_event = [&](const Json& e) { events2.push_back(e); };
+  api2.handle(Json{{"op", "init"}});
+  events2.clear();
+  api2.restore_usage(saved);
+  EXPECT_EQ(host2.armed[0], 1000u);
+  EXPECT_EQ(host2.used[0], 20u);  // counting resumes where it was
+  api2.poll();
+  EXPECT_TRUE(events2.empty());
+  host2.used[0] = 1000;
+  api2.poll();
+  ASSERT_EQ(events2.size(), 1u);
+  EXPECT_EQ(events2[0]["event"], "limit_reached");
+}
+
+TEST_F(OffloadApiTest, MalformedRequestsGetErrors) {
+  EXPECT_EQ(api.handle(Json::array())["error"], "illegal_argument");
+  EXPECT_EQ(api.handle(Json{{"no_op", 1}})["error"], "illegal_argument");
+  EXPECT_EQ(api.handle(Json{{"op", 5}})["error"], "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"teleport"})"), "unknown_op");
+  host.reload_error = "x.yaml:3:1: ports cannot change";
+  const Json r = call(R"({"op":"reload"})");
+  EXPECT_EQ(r["error"], "reload_failed");
+  EXPECT_EQ(r["message"], host.reload_error);
+}
+
+TEST(OffloadApiConfig, StartAppliesTheConfigAndReloadOnlyWhatChanged) {
+  const std::string base =
+      "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
+      "downstreams: [{iface: wifi0, prefix: 192.168.50.0/24}]\n";
+  conf::Config cfg = lab_config(base + "limits: {upstreams: [{iface: modem0, limit_bytes: 50}]}\n");
+  cfg.offload.enabled = true;
+  RecordingHost host;
+  OffloadApi api(cfg, host);
+  api.apply_config(cfg, nullptr);
+  EXPECT_TRUE(api.started());
+  EXPECT_EQ(host.starts, 1);
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_EQ(api.roles()[1].prefixes.size(), 1u);
+  EXPECT_EQ(host.armed[0], 50u);
+
+  // The connection manager adds a downstream; a reload that only changes the local prefixes
+  // keeps it, and keeps counting against the unchanged limit.
+  api.handle(Json{{"op", "add_downstream"}, {"iface", "usb0"}, {"prefix", "192.168.60.0/24"}});
+  host.used[0] = 7;
+  conf::Config next = cfg;
+  next.local_prefixes = {*Prefix::parse("10.0.0.0/8")};
+  api.apply_config(next, &cfg);
+  EXPECT_EQ(api.roles()[2].prefixes.size(), 1u);
+  EXPECT_EQ(api.local_prefixes().size(), 1u);
+  EXPECT_EQ(host.used[0], 7u);
+  EXPECT_EQ(host.starts, 1);
+  // A changed limit starts counting again.
+  conf::Config third = next;
+  third.limits.upstreams[0].limit_bytes = 80;
+  api.apply_config(third, &next);
+  EXPECT_EQ(host.armed[0], 80u);
+  EXPECT_EQ(host.used[0], 0u);
+}
+
+}  // namespace
+}  // namespace tp
