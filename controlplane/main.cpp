@@ -42,11 +42,11 @@ int run(const tp::conf::Config& cfg, const char* program) {
   try {
     tp::Runtime rt(cfg);
     rt.start();
-    std::fprintf(stderr, "tetherpath: running with %zu ports, %zu workers\n", cfg.ports.size(),
-                 cfg.dataplane.worker_lcores.size());
-
     boost::asio::io_context io;
     tp::ControlPlane cp(io, rt, cfg);
+    // Ready: the ports forward and the API answers.
+    std::fprintf(stderr, "tetherpath: running with %zu ports, %zu workers; api %s\n",
+                 cfg.ports.size(), cfg.dataplane.worker_lcores.size(), cfg.api.socket.c_str());
     boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
     stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
       std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);

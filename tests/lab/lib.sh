@@ -5,6 +5,8 @@ set -uo pipefail
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TETHERPATH=${TETHERPATH:-$LAB_ROOT/build/controlplane/tetherpath}
+TETHERCTL=${TETHERCTL:-$LAB_ROOT/build/controlplane/tetherctl}
+export TETHERPATH_SOCKET=/run/tetherpath-lab/api.sock  # conf/lab.yaml's state_dir
 TOPOLOGY=$LAB_ROOT/tests/lab/topology.sh
 export TP_LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
 TP_LOG=$TP_LAB_DIR/tetherpath.log
@@ -13,6 +15,8 @@ checks_passed=0
 checks_failed=0
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# The CLI, run where an operator would: inside the box.
+tetherctl() { ip netns exec tp-box "$TETHERCTL" "$@"; }
 
 lab_cleanup() {
   stop_daemon >/dev/null 2>&1

@@ -1,0 +1,297 @@
+// tetherctl: the management API from a shell. One verb per operation (docs/api.md), tables for
+// people by default, the daemon's JSON with --json. Exit status: 0 ok, 1 the daemon refused (the
+// error code is printed), 2 usage, 3 cannot reach the daemon.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kUsage =
+    "usage: tetherctl [-s SOCKET] [--json] VERB [ARGS]\n"
+    "  status | flows | ports | counters      what the daemon is doing\n"
+    "  init | stop                            start / stop offload\n"
+    "  set-upstream IFACE [--ipv4-addr A] [--ipv4-gateway G] [--ipv6-gateway G]...\n"
+    "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
+    "  set-local-prefixes PREFIX...\n"
+    "  stats IFACE                            bytes forwarded since the previous call\n"
+    "  set-limit IFACE WARNING LIMIT          bytes (suffixes k, M, G: powers of 1000)\n"
+    "  events [--count N]                     stream events (until N arrived)\n"
+    "  reload                                 re-read the configuration file\n"
+    "SOCKET defaults to $TETHERPATH_SOCKET, else /run/tetherpath/api.sock.\n";
+
+[[noreturn]] void usage_error(const std::string& why) {
+  std::fprintf(stderr, "tetherctl: %s\n%s", why.c_str(), kUsage);
+  std::exit(2);
+}
+
+class Connection {
+ public:
+  explicit Connection(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) fail(path, "path too long");
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      fail(path, std::strerror(errno));
+  }
+  ~Connection() { ::close(fd_); }
+
+  Json call(const Json& req) {
+    const std::string line = req.dump() + "\n";
+    for (std::size_t done = 0; done < line.size();) {
+      const ssize_t n = ::send(fd_, line.data() + done, line.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) fail("the daemon", "connection lost");
+      done += static_cast<std::size_t>(n);
+    }
+    return next();
+  }
+
+  Json next() {
+    for (;;) {
+      const auto nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        Json j = Json::parse(buf_.substr(0, nl), nullptr, false);
+        buf_.erase(0, nl + 1);
+        if (j.is_discarded()) fail("the daemon", "sent something that is not JSON");
+        return j;
+      }
+      char tmp[65536];
+      const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n <= 0) fail("the daemon", "closed the connection");
+      buf_.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& what, const std::string& why) {
+    std::fprintf(stderr, "tetherctl: cannot reach %s: %s\n", what.c_str(), why.c_str());
+    std::exit(3);
+  }
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// "10M" -> 10000000. Anything else is passed through as the daemon will judge it (a negative
+// number is the daemon's illegal_argument, not ours).
+Json bytes(const std::string& s) {
+  static const std::map<char, long long> suffix = {
+      {'k', 1000}, {'K', 1000}, {'M', 1000000}, {'G', 1000000000}};
+  std::size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used, 10);
+  } catch (const std::exception&) {
+    usage_error("expected a number of bytes, got '" + s + "'");
+  }
+  if (used + 1 == s.size() && suffix.count(s.back())) return v * suffix.at(s.back());
+  if (used != s.size()) usage_error("expected a number of bytes, got '" + s + "'");
+  return v;
+}
+
+std::string str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+void table(const std::vector<std::string>& head,
+           const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w(head.size());
+  for (std::size_t c = 0; c < head.size(); ++c) {
+    w[c] = head[c].size();
+    for (const auto& r : rows) w[c] = std::max(w[c], r[c].size());
+  }
+  auto print = [&](const std::vector<std::string>& r) {
+    for (std::size_t c = 0; c < r.size(); ++c)
+      std::cout << (c ? "  " : "") << (c ? std::right : std::left) << std::setw(int(w[c])) << r[c];
+    std::cout << '\n';
+  };
+  print(head);
+  for (const auto& r : rows) print(r);
+}
+
+void show(const std::string& verb, const Json& r) {
+  if (verb == "flows") {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& f : r["flows"])
+      rows.push_back({str(f["proto"]), str(f["src"]) + ":" + str(f["sport"]),
+                      str(f["dst"]) + ":" + str(f["dport"]),
+                      str(f["reply_dst"]) + ":" + str(f["reply_dport"]), str(f["orig_packets"]),
+                      str(f["orig_bytes"]), str(f["reply_packets"]), str(f["reply_bytes"])});
+    table({"proto", "source", "destination", "seen by the server as", "out pkts", "out bytes",
+           "in pkts", "in bytes"},
+          rows);
+    std::cout << r["total"] << " flows offloaded\n";
+  } else if (verb == "ports") {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& p : r["ports"])
+      rows.push_back({str(p["name"]), str(p["role"]), str(p["link"]), str(p["rx_packets"]),
+                      str(p["fast_rx_packets"]), str(p["fast_tx_packets"]), str(p["punted"]),
+                      str(p["from_kernel"]), str(p["fast_rx_bytes"]), str(p["fast_tx_bytes"])});
+    table({"port", "role", "link", "rx", "fast rx", "fast tx", "to kernel", "from kernel",
+           "fast rx bytes", "fast tx bytes"},
+          rows);
+  } else if (verb == "stats") {
+    std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
+              << r["tx_bytes"] << " bytes forwarded since the previous call\n";
+  } else if (verb == "status") {
+    std::cout << "offload     " << str(r["offload"]) << '\n';
+    std::cout << "flows       " << r["flows"] << " offloaded, " << r["flows_waiting_for_neighbour"]
+              << " waiting for a neighbour\n";
+    const Json& u = r["upstream"];
+    std::cout << "upstream    " << (u.is_null() ? "(none)" : str(u["iface"]));
+    if (!u.is_null() && u.contains("ipv4_addr")) std::cout << ' ' << str(u["ipv4_addr"]);
+    if (!u.is_null() && u.contains("ipv4_gateway")) std::cout << " via " << str(u["ipv4_gateway"]);
+    if (!u.is_null())
+      for (const Json& g : u["ipv6_gateways"]) std::cout << " via " << str(g);
+    std::cout << '\n';
+    for (const Json& d : r["downstreams"])
+      std::cout << "downstream  " << str(d["iface"]) << ' ' << str(d["prefix"]) << '\n';
+    for (const Json& p : r["local_prefixes"]) std::cout << "local       " << str(p) << '\n';
+    for (const Json& l : r["limits"])
+      std::cout << "limit       " << str(l["iface"]) << ": " << l["used"] << " of " << l["limit"]
+                << " bytes (warning at " << l["warning"] << ")"
+                << (l["limit_reached"].get<bool>()     ? ", limit reached"
+                    : l["warning_reached"].get<bool>() ? ", warning reached"
+                                                       : "")
+                << '\n';
+    std::cout << "config      " << str(r["config"]) << " (" << r["reloads"] << " reloads, "
+              << r["reloads_refused"] << " refused)\n";
+  } else if (verb == "counters") {
+    for (const Json& w : r["workers"])
+      std::cout << "worker lcore " << w["lcore"] << ": " << w["packets"] << " packets, "
+                << w["clocks_per_packet"] << " clocks/packet, " << w["sleeps"] << " sleeps\n";
+    std::cout << "exceptions:";
+    for (const auto& [k, v] : r["exceptions"].items())
+      if (v.get<uint64_t>()) std::cout << ' ' << k << '=' << v;
+    std::cout << "\nconntrack:";
+    for (const auto& [k, v] : r["conntrack"].items()) std::cout << ' ' << k << '=' << v;
+    std::cout << "\nflows:";
+    for (const auto& [k, v] : r["flow_manager"].items())
+      if (!v.is_object()) std::cout << ' ' << k << '=' << v;
+    std::cout << "\nnot offloaded:";
+    for (const auto& [k, v] : r["flow_manager"]["not_offloaded"].items())
+      std::cout << ' ' << k << '=' << v;
+    std::cout << "\napi:";
+    for (const auto& [k, v] : r["api"].items()) std::cout << ' ' << k << '=' << v;
+    std::cout << '\n';
+  } else {
+    std::cout << "ok\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket_path;
+  if (const char* env = std::getenv("TETHERPATH_SOCKET")) socket_path = env;
+  if (socket_path.empty()) socket_path = "/run/tetherpath/api.sock";
+  bool json = false;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "-s" || a == "--socket") && i + 1 < argc)
+      socket_path = argv[++i];
+    else if (a == "--json")
+      json = true;
+    else if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else
+      args.push_back(a);
+  }
+  if (args.empty()) usage_error("no verb");
+  const std::string verb = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  auto need = [&](std::size_t n) {
+    if (rest.size() != n) usage_error(verb + " takes " + std::to_string(n) + " argument(s)");
+  };
+
+  Json req;
+  static const std::map<std::string, std::string> plain = {
+      {"status", "status"}, {"flows", "flows"}, {"ports", "ports"},  {"counters", "counters"},
+      {"init", "init"},     {"stop", "stop"},   {"reload", "reload"}};
+  if (auto it = plain.find(verb); it != plain.end()) {
+    need(0);
+    req = {{"op", it->second}};
+  } else if (verb == "set-upstream") {
+    if (rest.empty()) usage_error("set-upstream needs an interface");
+    req = {{"op", "set_upstream"}, {"iface", rest[0]}, {"ipv6_gateways", Json::array()}};
+    for (std::size_t i = 1; i < rest.size(); ++i) {
+      if (i + 1 >= rest.size()) usage_error(rest[i] + " needs a value");
+      if (rest[i] == "--ipv4-addr")
+        req["ipv4_addr"] = rest[++i];
+      else if (rest[i] == "--ipv4-gateway")
+        req["ipv4_gateway"] = rest[++i];
+      else if (rest[i] == "--ipv6-gateway")
+        req["ipv6_gateways"].push_back(rest[++i]);
+      else
+        usage_error("unknown option " + rest[i]);
+    }
+  } else if (verb == "add-downstream" || verb == "remove-downstream") {
+    need(2);
+    req = {{"op", verb == "add-downstream" ? "add_downstream" : "remove_downstream"},
+           {"iface", rest[0]},
+           {"prefix", rest[1]}};
+  } else if (verb == "set-local-prefixes") {
+    req = {{"op", "set_local_prefixes"}, {"prefixes", rest}};
+  } else if (verb == "stats") {
+    need(1);
+    req = {{"op", "get_forwarded_stats"}, {"iface", rest[0]}};
+  } else if (verb == "set-limit") {
+    need(3);
+    req = {{"op", "set_data_warning_and_limit"},
+           {"iface", rest[0]},
+           {"warning", bytes(rest[1])},
+           {"limit", bytes(rest[2])}};
+  } else if (verb == "events") {
+    long count = -1;
+    if (rest.size() == 2 && rest[0] == "--count")
+      count = std::atol(rest[1].c_str());
+    else if (!rest.empty())
+      usage_error("events takes only --count N");
+    Connection c(socket_path);
+    const Json r = c.call({{"op", "subscribe_events"}});
+    if (!r.value("ok", false)) {
+      std::cerr << "tetherctl: error: " << str(r["error"]) << ": " << str(r["message"]) << '\n';
+      return 1;
+    }
+    for (long n = 0; count < 0 || n < count; ++n) {
+      const Json e = c.next();
+      if (json)
+        std::cout << e.dump() << std::endl;
+      else
+        std::cout << str(e["event"]) << ' ' << str(e["upstream"])
+                  << (e.contains("detail") ? " (" + str(e["detail"]) + ")" : "") << std::endl;
+    }
+    return 0;
+  } else {
+    usage_error("unknown verb '" + verb + "'");
+  }
+
+  Connection c(socket_path);
+  const Json r = c.call(req);
+  if (!r.value("ok", false)) {
+    if (json) std::cout << r.dump(2) << '\n';
+    std::cerr << "tetherctl: error: " << str(r.value("error", Json("?"))) << ": "
+              << str(r.value("message", Json(""))) << '\n';
+    return 1;
+  }
+  if (json)
+    std::cout << r.dump(2) << '\n';
+  else
+    show(verb, r);
+  return 0;
+}

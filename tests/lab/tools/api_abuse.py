@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Misbehaving API clients, to show they only hurt themselves: malformed JSON, an oversized
+request, a client that disconnects halfway through a request. Prints one line per case with the
+daemon's reply (or what happened); exits 1 if a case did not get the documented treatment."""
+import json
+import socket
+import sys
+
+path = sys.argv[1]
+
+
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
+def reply_line(s):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode().strip()
+
+
+ok = True
+
+s = connect()
+s.sendall(b"{this is not json\n")
+r = json.loads(reply_line(s))
+print("malformed:", r)
+ok &= r.get("error") == "malformed_json"
+s.sendall(b'{"op":"status"}\n')  # the same connection keeps working
+r = json.loads(reply_line(s))
+print("after malformed:", r.get("ok"))
+ok &= r.get("ok") is True
+s.close()
+
+s = connect()
+try:
+    s.sendall(b"x" * (70 * 1024))
+except OSError:
+    pass
+r = json.loads(reply_line(s) or "{}")
+print("oversized:", r)
+ok &= r.get("error") == "request_too_large"
+s.close()
+
+s = connect()
+s.sendall(b'{"op":"set_upstr')
+s.close()
+print("vanished mid-request")
+
+s = connect()
+s.sendall(b'{"op":"nope"}\n')
+r = json.loads(reply_line(s))
+print("unknown op:", r)
+ok &= r.get("error") == "unknown_op"
+s.close()
+sys.exit(0 if ok else 1)
