@@ -50,9 +50,8 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
     reevaluate_queued_ = true;
     boost::asio::post(io_, [this] {
       reevaluate_queued_ = false;
-      flows_->set_config(policy_from(cfg_));  // TAP ifindexes may have changed too
-      flows_->flush();
       sync_local_addresses();
+      redecide_all();  // TAP ifindexes may have changed too
     });
   };
   rt_.on_port_down = [this](uint8_t port) {
@@ -212,8 +211,14 @@ std::string ControlPlane::reload() {
   return "";
 }
 
-void ControlPlane::roles_changed() {
+void ControlPlane::roles_changed() { redecide_all(); }
+
+// Installed flows are decided again from what the flow manager holds; entries refused before
+// (no upstream yet, outside every downstream prefix, no route) live only in the kernel, so a
+// dump brings them back to be decided under the new rules.
+void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
+  if (offloading_) ct_->resync();
   flows_->flush();
 }
 

@@ -56,6 +56,7 @@ class ControlPlane : private OffloadHost {
   uint64_t limit_used(uint8_t port) override;
   Json describe(const std::string& what) override;
   void sync_local_addresses();
+  void redecide_all();
 
   boost::asio::io_context& io_;
   Runtime& rt_;

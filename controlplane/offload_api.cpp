@@ -241,6 +241,8 @@ void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previ
     local_prefixes_ = cfg.local_prefixes;
     changed = true;
   }
+  // The roles first, so that offload starts (a conntrack dump) under them.
+  if (changed) host_.roles_changed();
   const bool enable = cfg.offload.enabled && (at_start || !previous->offload.enabled);
   const bool disable = !at_start && !cfg.offload.enabled && previous->offload.enabled;
   if (enable && !started_) init();
@@ -256,7 +258,6 @@ void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previ
       if (port && !same) set_limit(*port, l.warning_bytes, l.limit_bytes, 0);
     }
   }
-  if (changed) host_.roles_changed();
 }
 
 void OffloadApi::poll() {

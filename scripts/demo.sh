@@ -29,7 +29,12 @@ lab_begin
 echo "lab up: tp-net (modem network, servers), tp-box (tetherpath), tp-wifi and tp-usb (clients)"
 start_daemon "$ROOT/conf/lab.yaml"
 echo "tetherpath running (pid $TP_PID), log $TP_LOG"
+echo "in another shell: ip netns exec tp-box $ROOT/build/controlplane/tetherctl -s $TETHERPATH_SOCKET status"
 make_file 100M.bin 100
+# A data warning on the modem the workload will cross, and a limit it will not: the events and
+# the usage show in the live view and the report, as the connection manager would see them.
+tetherctl set-limit modem0 200M 10G >/dev/null
+tetherctl events >"$TP_LAB_DIR/demo-events.txt" 2>&1 &
 
 # The workload: both clients at once, IPv4 and IPv6, several kinds of traffic.
 work() {
@@ -47,7 +52,7 @@ work_pid=$!
 
 prev_fast=0 prev_slow=0
 echo
-printf '%5s %8s %12s %12s %12s %10s\n' "time" "offloaded" "fast-path pkt" "kernel pkt" "fast Mbit/s" "fast %"
+printf '%5s %8s %12s %12s %12s %8s %14s\n' "time" "offloaded" "fast-path pkt" "kernel pkt" "fast Mbit/s" "fast %" "modem0 used MB"
 for t in $(seq 1 12); do
   sleep 1
   report=$(daemon_report)
@@ -57,7 +62,8 @@ for t in $(seq 1 12); do
   df=$((fast - prev_fast)) ds=$((slow - prev_slow))
   pct=$(awk -v f=$df -v s=$ds 'BEGIN {printf "%.1f", (f + s) ? 100 * f / (f + s) : 0}')
   mbps=$(awk -v p=$df 'BEGIN {printf "%.0f", p * 1400 * 8 / 1e6}')
-  printf '%4ss %8s %12s %12s %12s %9s%%\n' "$t" "${flows:-0}" "$df" "$ds" "~$mbps" "$pct"
+  used=$(tetherctl --json status | python3 -c "import json, sys; l = json.load(sys.stdin)['limits']; print(l[0]['used'] // 1000000 if l else '-')")
+  printf '%4ss %8s %12s %12s %12s %7s%% %14s\n' "$t" "${flows:-0}" "$df" "$ds" "~$mbps" "$pct" "$used"
   prev_fast=$fast prev_slow=$slow
   kill -0 "$work_pid" 2>/dev/null || break
 done
@@ -66,6 +72,13 @@ wait "$work_pid"
 final=$(daemon_report)
 {
   echo "tetherpath demo report, $(date -u +%FT%TZ)"
+  echo
+  tetherctl status
+  echo
+  tetherctl ports
+  echo
+  echo "events:"
+  cat "$TP_LAB_DIR/demo-events.txt"
   echo
   echo "$final"
 } >"$REPORT"
@@ -77,6 +90,8 @@ echo "  100 MB download over IPv4 (wifi client): $ok4"
 echo "  100 MB download over IPv6 (usb client):  $ok6"
 echo "  DNS example.lab from the wifi client:      $(tr '\n' ' ' <"$TP_LAB_DIR/demo-dns.txt")"
 echo "$final" | grep -E '^(port|modem0|wifi0|usb0|offload|conntrack|not offloaded|exceptions)' | sed 's/^/  /'
+echo "  events from the API: $(tr '\n' ';' <"$TP_LAB_DIR/demo-events.txt")"
+tetherctl status | grep -E '^limit' | sed 's/^/  /'
 echo "  full report: $REPORT"
 lab_cleanup
 trap - EXIT

@@ -35,6 +35,7 @@ lab_begin() {
   fi
   trap lab_cleanup EXIT
   trap 'exit 130' INT TERM
+  rm -f /run/tetherpath-lab/usage.json  # each test starts without a previous run's accounting
   bash "$TOPOLOGY" up || { echo "FAIL: lab topology"; exit 1; }
 }
 

@@ -9,7 +9,6 @@ TOOLS=$LAB_ROOT/tests/lab/tools
 # Usage is saved every second (the crash check loses at most that); the socket is open to
 # everyone on the filesystem so that the daemon's own credential check is what refuses strangers.
 CONFIG=$(lab_config -e 's/persist_interval_s: 10/persist_interval_s: 1/' -e 's/^  mode: 0660/  mode: 0666/')
-rm -f /run/tetherpath-lab/usage.json
 start_daemon "$CONFIG"
 
 # expect_error CODE ARGS...: tetherctl fails (exit 1) and names the error code.
@@ -47,10 +46,13 @@ check "a ping is offloaded again after init" sh -c "ip netns exec tp-wifi ping -
 
 echo "downstreams and local prefixes steer what is offloaded"
 tetherctl remove-downstream usb0 192.168.60.0/24 >/dev/null
-nsx tp-usb ping -c 4 -i 0.2 -q 203.0.113.10 >/dev/null
-check "a client outside every downstream prefix is not offloaded" test "$(json "d['flow_manager']['not_offloaded'].get('not_downstream_prefix', 0) > 0" counters)" = True
+nsx tp-usb iperf3 -c 203.0.113.10 -b 20M -t 8 >"$TP_LAB_DIR/iperf-usb.log" 2>&1 &
+iperf_pid=$!
+sleep 3
+check "a client outside every downstream prefix is not offloaded" sh -c "! $TETHERCTL --json flows | grep -q '\"src\": \"192.168.60' && $TETHERCTL --json counters | grep -q not_downstream_prefix"
 tetherctl add-downstream usb0 192.168.60.0/24 >/dev/null
-check "adding it back offloads it" eventually 5 sh -c "ip netns exec tp-usb ping -c 2 -i 0.2 -q 203.0.113.10 >/dev/null && $TETHERCTL --json flows | grep -q '\"src\": \"192.168.60'"
+check "adding its downstream offloads its running transfer" eventually 3 flow_carries "192.168.60.10" orig 300
+wait "$iperf_pid"
 tetherctl set-local-prefixes 203.0.113.11/32 >/dev/null
 nsx tp-wifi ping -c 4 -i 0.2 -q 203.0.113.11 >/dev/null
 check "traffic to a local prefix is never offloaded" test "$(json "d['flow_manager']['not_offloaded'].get('local_prefix', 0) > 0" counters)" = True
