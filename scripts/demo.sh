@@ -29,6 +29,9 @@ lab_begin
 echo "lab up: tp-net (modem network, servers), tp-box (tetherpath), tp-wifi and tp-usb (clients)"
 start_daemon "$ROOT/conf/lab.yaml"
 echo "tetherpath running (pid $TP_PID), log $TP_LOG"
+for c in wifi usb; do
+  echo "  tp-$c: DHCP $(cut -d' ' -f1 "$TP_LAB_DIR/lease-tp-$c-c"), SLAAC $(ip -n "tp-$c" -6 addr show dev "tp-$c-c" scope global | awk '/inet6/ {print $2}')"
+done
 echo "in another shell: ip netns exec tp-box $ROOT/build/controlplane/tetherctl -s $TETHERPATH_SOCKET status"
 make_file 100M.bin 100
 # A data warning on the modem the workload will cross, and a limit it will not: the events and

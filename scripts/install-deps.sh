@@ -10,7 +10,7 @@ packages=(
   libdpdk-dev dpdk libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
   libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   # lab and tests: real kernel, real clients
-  iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base tcpdump xdp-tools ethtool
+  iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc tcpdump xdp-tools ethtool
   procps psmisc
   python3
 )

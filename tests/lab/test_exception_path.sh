@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The daemon's runtime with no flow offloaded: everything crosses the exception path (port ->
 # worker -> TAP -> kernel -> TAP -> worker -> port). Real clients: ping, curl, iperf3; IPv4 and
-# IPv6; ARP and ND through the TAPs; link state both ways; lifecycle.
+# IPv6; DHCP, router advertisements, ARP and ND through the TAPs; link state both ways; lifecycle.
 source "$(dirname "$0")/lib.sh"
 lab_begin
 # Offload off: this test is about the path every packet takes before (and without) offload.
 start_daemon "$(lab_config -e 's/^  enabled: true/  enabled: false/')"
+
+echo "clients configured by the box, through the exception path"
+check "DHCP: the wifi client leased its reserved address from the box" sh -c "grep -q '^192.168.50.10/24 router 192.168.50.1 dns 203.0.113.10' '$TP_LAB_DIR/lease-tp-wifi-c' && grep -q '02:00:00:50:00:10 192.168.50.10' '$TP_LAB_DIR/box-dhcp.leases'"
+check "DHCP: the usb client too" grep -q '^192.168.60.10/24 router 192.168.60.1' "$TP_LAB_DIR/lease-tp-usb-c"
+check "SLAAC: the wifi client formed its address from the box's router advertisement" sh -c "ip -n tp-wifi -6 addr show dev tp-wifi-c | grep -A1 '2001:db8:50::ff:fe50:10/64' | grep -q dynamic"
+check "SLAAC: its IPv6 default route is the box (proto ra)" sh -c "ip -n tp-usb -6 route show default | grep -q 'proto ra'"
 
 echo "traffic through the exception path"
 check "ping IPv4 wifi -> server" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
@@ -14,7 +20,7 @@ check "ping IPv6 wifi -> server" nsx tp-wifi ping -6 -c 3 -i 0.2 -W 2 2001:db8:f
 check "DNS through the box (dig)" sh -c "ip netns exec tp-wifi dig +short +time=2 @203.0.113.10 example.lab | grep -q 203.0.113.11"
 check "DNS over IPv6 through the box (dig)" sh -c "ip netns exec tp-usb dig +short +time=2 AAAA @2001:db8:ffff::10 example.lab | grep -q 2001:db8:ffff::10"
 check "ARP: the box resolved the wifi client" sh -c "ip -n tp-box neigh show 192.168.50.10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
-check "ND: the box resolved the wifi client" sh -c "ip -n tp-box -6 neigh show 2001:db8:50::10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
+check "ND: the box resolved the wifi client" sh -c "ip -n tp-box -6 neigh show 2001:db8:50::ff:fe50:10 dev wifi0 | grep -Eq 'REACHABLE|STALE|DELAY'"
 check "ARP: the client resolved the box" sh -c "ip -n tp-wifi neigh show 192.168.50.1 | grep -Eq 'REACHABLE|STALE|DELAY'"
 make_file 20M.bin 20
 check "HTTP download over IPv4, sha256 matches" download_ok tp-wifi http://203.0.113.10/20M.bin 20M.bin

@@ -10,13 +10,14 @@
 #           tp-wifi-raw                          -> TAP wifi0 192.168.50.1/24 2001:db8:50::1/64
 #           tp-usb-raw                           -> TAP usb0  192.168.60.1/24 2001:db8:60::1/64
 #        |  veth
-#   tp-wifi tp-wifi-c 192.168.50.10/24 2001:db8:50::10/64
-#   tp-usb  tp-usb-c  192.168.60.10/24 2001:db8:60::10/64
+#   tp-wifi tp-wifi-c 02:00:00:50:00:10: DHCP 192.168.50.10 (reserved), SLAAC 2001:db8:50::ff:fe50:10
+#   tp-usb  tp-usb-c  02:00:00:60:00:10: DHCP 192.168.60.10 (reserved), SLAAC 2001:db8:60::ff:fe60:10
 #
-# Usage: topology.sh up | down | box [daemon pid to wait for TAPs]
-#   up    namespaces, veths, servers (HTTP, iperf3) in tp-net, clients' addresses
+# Usage: topology.sh up | down | box
+#   up    namespaces, veths, servers (HTTP, iperf3, DNS) in tp-net, clients' links
 #   box   the box's kernel side, once tetherpath has created its TAPs: addresses, routes,
-#         forwarding, nftables masquerade out of modem0
+#         forwarding, nftables masquerade out of modem0, DHCP and router advertisements on wifi0
+#         and usb0 (dnsmasq); then the clients take their addresses (udhcpc, SLAAC)
 #   down  everything above, and any process left in the namespaces
 set -euo pipefail
 
@@ -88,15 +89,14 @@ NFT
   nsx tp-net ip -6 route add 2001:db8:50::/64 via 2001:db8:100::2
   nsx tp-net ip -6 route add 2001:db8:60::/64 via 2001:db8:100::2
 
-  # Clients.
+  # Clients: a fixed MAC (the DHCP reservation, the SLAAC interface id), no address yet: they
+  # get them from the box (see box()).
   for c in wifi:50 usb:60; do
     local name=${c%%:*} net=${c##*:}
     plain_veth "tp-$name" "tp-$name-c"
-    nsx "tp-$name" ip addr add "192.168.$net.10/24" dev "tp-$name-c"
-    nsx "tp-$name" ip addr add "2001:db8:$net::10/64" dev "tp-$name-c" nodad
+    nsx "tp-$name" ip link set "tp-$name-c" address "02:00:00:$net:00:10"
+    nsx "tp-$name" sysctl -qw "net.ipv6.conf.tp-$name-c.accept_dad=0"
     nsx "tp-$name" ip link set "tp-$name-c" up
-    nsx "tp-$name" ip route add default via "192.168.$net.1"
-    nsx "tp-$name" ip -6 route add default via "2001:db8:$net::1"
   done
 
   # Servers: HTTP (files in $LAB_DIR/www) and iperf3, on every server address.
@@ -113,6 +113,40 @@ NFT
     nsx tp-net iperf3 -s -D -B "$addr" -p 5201 --logfile "$LAB_DIR/iperf3-$addr.log"
   done
   wait_port tp-net 80
+}
+
+# The box's DHCP server and router advertisements (dnsmasq, no DNS: the network's resolver on
+# 203.0.113.10 answers), then the clients' DHCP (udhcpc) and SLAAC. Every frame of it crosses
+# tetherpath's exception path. Re-run after each daemon start: it restarts dnsmasq and renews.
+serve_clients() {
+  local pidf=$LAB_DIR/box-dnsmasq.pid
+  [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null && sleep 0.2
+  nsx tp-box dnsmasq --keep-in-foreground --port=0 --bind-dynamic --interface=wifi0 \
+    --interface=usb0 --dhcp-authoritative --dhcp-leasefile="$LAB_DIR/box-dhcp.leases" \
+    --dhcp-range=192.168.50.100,192.168.50.199,255.255.255.0,12h \
+    --dhcp-range=192.168.60.100,192.168.60.199,255.255.255.0,12h \
+    --dhcp-host=02:00:00:50:00:10,192.168.50.10 --dhcp-host=02:00:00:60:00:10,192.168.60.10 \
+    --dhcp-option=option:dns-server,203.0.113.10 \
+    --enable-ra --ra-param=wifi0,10,1800 --ra-param=usb0,10,1800 \
+    --dhcp-range=::,constructor:wifi0,ra-only,64,1h --dhcp-range=::,constructor:usb0,ra-only,64,1h \
+    --pid-file="$pidf" >"$LAB_DIR/box-dnsmasq.log" 2>&1 &
+  local c name net
+  for c in wifi:50 usb:60; do
+    name=${c%%:*} net=${c##*:}
+    TP_LAB_DIR=$LAB_DIR nsx "tp-$name" udhcpc -i "tp-$name-c" -n -q -t 20 -T 1 -A 1 \
+      -s "$(dirname "$0")/tools/udhcpc.script" >>"$LAB_DIR/udhcpc.log" 2>&1 ||
+      { echo "topology: tp-$name got no DHCP lease (see $LAB_DIR/udhcpc.log)" >&2; return 1; }
+  done
+  for c in wifi:50 usb:60; do
+    name=${c%%:*} net=${c##*:}
+    for _ in $(seq 100); do
+      nsx "tp-$name" ip -6 route show default | grep -q via &&
+        nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" && break
+      sleep 0.1
+    done
+    nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" ||
+      { echo "topology: tp-$name got no SLAAC address (router advertisement)" >&2; return 1; }
+  done
 }
 
 wait_port() {
@@ -151,6 +185,7 @@ box() {
   done
   nsx tp-box ip route replace default via 100.64.0.1 dev modem0
   nsx tp-box ip -6 route replace default via 2001:db8:100::1 dev modem0
+  serve_clients
   # Accounting on, so tests can see the kernel's per-flow counters stop when the fast path takes
   # over. The inet filter table makes the kernel track IPv6 too, as a real box's firewall does.
   nsx tp-box sysctl -qw net.netfilter.nf_conntrack_acct=1
