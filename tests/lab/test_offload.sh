@@ -82,6 +82,7 @@ sleep 2
 kernel=$(nsx tp-box conntrack -L -p tcp --dport 9000 2>/dev/null | grep -c ASSURED)
 check "all 2000 connections are offloaded" eventually 10 offloaded_at_least 2000
 measure "kernel entries / offloaded flows before the flush" "$kernel / $(offloaded_flows)"
+resyncs_before=$(daemon_report | awk '/^conntrack:/ {print $6}')
 nsx tp-box conntrack -F >/dev/null 2>&1
 sleep 2
 report=$(daemon_report)
@@ -89,7 +90,7 @@ overruns=$(echo "$report" | awk '/^conntrack:/ {print $4}')
 resyncs=$(echo "$report" | awk '/^conntrack:/ {print $6}')
 measure "conntrack overruns / resyncs" "$overruns / $resyncs"
 check "the event socket overflowed" test "${overruns:-0}" -ge 1
-check "and the mirror resynchronised" test "${resyncs:-0}" -ge 2
+check "and the mirror resynchronised" test "${resyncs:-0}" -gt "${resyncs_before:-0}"
 kernel_after=$(nsx tp-box conntrack -L 2>/dev/null | grep -c ASSURED)
 offloaded_after=$(offloaded_flows)
 measure "kernel assured entries / offloaded flows after the flush" "$kernel_after / $offloaded_after"
