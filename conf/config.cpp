@@ -212,8 +212,8 @@ DataplaneConfig parse_dataplane(const Field& f) {
 }
 
 OffloadConfig parse_offload(const Field& f) {
-  f.only_keys({"enabled", "protocols", "keepalive_interval_s", "no_offload_mark", "no_offload_mask",
-               "conntrack_rcvbuf_kb", "conntrack_rcvbuf_max_kb"});
+  f.only_keys({"enabled", "protocols", "ipv6", "keepalive_interval_s", "no_offload_mark",
+               "no_offload_mask", "conntrack_rcvbuf_kb", "conntrack_rcvbuf_max_kb"});
   OffloadConfig o;
   if (auto v = f.child("enabled")) o.enabled = v->boolean();
   if (auto v = f.child("protocols")) {
@@ -225,6 +225,9 @@ OffloadConfig parse_offload(const Field& f) {
       (p == 0 ? o.tcp : p == 1 ? o.udp : o.icmp) = true;
     }
   }
+  if (auto v = f.child("ipv6"))
+    o.ipv6 = v->choice<Ipv6Mode>(
+        {{"conntrack", Ipv6Mode::conntrack}, {"neighbours", Ipv6Mode::neighbours}});
   if (auto v = f.child("keepalive_interval_s"))
     o.keepalive_interval_s = v->integer<uint32_t>(1, 3600);
   if (auto v = f.child("no_offload_mark")) o.no_offload_mark = v->integer<uint32_t>(0, UINT32_MAX);
@@ -438,6 +441,8 @@ std::string live_change_refusal(const Config& running, const Config& next) {
   if (running.state_dir != next.state_dir) return "state_dir cannot change while running";
   if (running.api != next.api) return "the api section cannot change while running";
   if (running.metrics != next.metrics) return "the metrics section cannot change while running";
+  if (running.offload.ipv6 != next.offload.ipv6)
+    return "offload.ipv6 cannot change while running: restart tetherpath";
   if (running.offload.conntrack_rcvbuf_kb != next.offload.conntrack_rcvbuf_kb ||
       running.offload.conntrack_rcvbuf_max_kb != next.offload.conntrack_rcvbuf_max_kb)
     return "conntrack receive buffer sizes cannot change while running";

@@ -44,8 +44,13 @@ struct DataplaneConfig {
   bool operator==(const DataplaneConfig&) const = default;
 };
 
+// How IPv6 is offloaded: from conntrack entries like IPv4, or, for kernels that do not track
+// IPv6, from the neighbours on downstream ports (client address rules, Android's way).
+enum class Ipv6Mode { conntrack, neighbours };
+
 struct OffloadConfig {
   bool enabled = true;
+  Ipv6Mode ipv6 = Ipv6Mode::conntrack;
   bool tcp = true, udp = true, icmp = true;
   uint32_t keepalive_interval_s = 60;
   // Flows whose conntrack mark matches (mark & mask == value) stay in the kernel; mask 0: off.

@@ -40,8 +40,10 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
   ct_ = std::make_unique<ConntrackMirror>(
       sink, static_cast<int>(cfg_.offload.conntrack_rcvbuf_kb * 1024),
       static_cast<int>(cfg_.offload.conntrack_rcvbuf_max_kb * 1024));
+  if (rt_.rules6()) rules6_ = std::make_unique<Ipv6Rules>(*rt_.rules6(), *topo_, *rtnl_);
   rtnl_->on_neighbour = [this](int ifindex, const IpAddr& a, std::optional<MacAddr> mac) {
     flows_->neighbour_changed(ifindex, a, mac);
+    if (rules6_ && offloading_) rules6_->neighbour_changed(ifindex, a, mac);
   };
   rtnl_->on_change = [this] {
     // Routes and addresses change in bursts (an interface coming up brings several messages):
@@ -56,9 +58,13 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
   };
   rt_.on_port_down = [this](uint8_t port) {
     flows_->port_down(port);
+    if (rules6_) rules6_->port_down(port);
     api_->link_changed(port, false);
   };
-  rt_.on_port_up = [this](uint8_t port) { api_->link_changed(port, true); };
+  rt_.on_port_up = [this](uint8_t port) {
+    if (rules6_ && offloading_) rules6_->rebuild(flows_->config());
+    api_->link_changed(port, true);
+  };
   sync_local_addresses();
 
   rtnl_sd_.assign(::dup(rtnl_->event_fd()));
@@ -89,6 +95,7 @@ ControlPlane::~ControlPlane() {
   boost::system::error_code ec;
   rtnl_sd_.close(ec);
   ct_sd_.close(ec);
+  rules6_.reset();
   if (flows_) flows_->release_all();
   rt_.on_port_down = nullptr;
   rt_.on_port_up = nullptr;
@@ -111,6 +118,7 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   p.icmp = cfg.offload.icmp;
   p.no_offload_mark = cfg.offload.no_offload_mark;
   p.no_offload_mask = cfg.offload.no_offload_mask;
+  p.ipv6_conntrack = cfg.offload.ipv6 == conf::Ipv6Mode::conntrack;
   p.local_prefixes = api_->local_prefixes();
   for (auto& [port, role] : api_->roles()) {
     const int ifindex = rtnl_->ifindex(cfg.ports[port].name);
@@ -133,6 +141,7 @@ void ControlPlane::start_offload() {
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
   ct_->resync();
   flows_->flush();
+  if (rules6_) rules6_->rebuild(flows_->config());
   schedule_keepalive();
 }
 
@@ -141,6 +150,7 @@ void ControlPlane::stop_offload() {
   offloading_ = false;
   keepalive_timer_.cancel();
   flows_->release_all();
+  if (rules6_) rules6_->clear();
 }
 
 void ControlPlane::schedule_keepalive() {
@@ -220,6 +230,7 @@ void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
   if (offloading_) ct_->resync();
   flows_->flush();
+  if (rules6_ && offloading_) rules6_->rebuild(flows_->config());
 }
 
 ByteCounts ControlPlane::forwarded_bytes(uint8_t port) {
@@ -248,6 +259,15 @@ void ControlPlane::report(std::ostream& out) const {
   out << "not offloaded:";
   for (const auto& [reason, n] : s.refused) out << ' ' << reason << '=' << n;
   out << '\n';
+  if (rules6_) {
+    out << "ipv6 rules: " << rules6_->size() << ", router unresolved "
+        << rules6_->waiting_for_router() << " times\n";
+    rules6_->for_each([&](const Ipv6Rules::View& r) {
+      out << "rule " << (r.kind == Rule6::client ? "client " : "prefix ") << r.addr.str()
+          << (r.kind == Rule6::client ? "" : "/64") << " in " << int(r.in_port) << " out "
+          << int(r.out_port) << ' ' << r.packets << " pkts " << r.bytes << " bytes\n";
+    });
+  }
   // The most recently active flows first: what an operator (or a test) looks for among thousands.
   std::vector<FlowView> views;
   flows_->for_each([&](const FlowView& f) { views.push_back(f); });
@@ -288,6 +308,9 @@ Json ControlPlane::describe(const std::string& what) {
   if (what == "status")
     return Json{{"flows", flows_->size()},
                 {"flows_waiting_for_neighbour", flows_->pending()},
+                {"ipv6_offload",
+                 cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
+                {"ipv6_rules", rules6_ ? rules6_->size() : 0},
                 {"ports", rt_.port_count()},
                 {"workers", rt_.worker_count()},
                 {"config", cfg_.source},
@@ -304,7 +327,17 @@ Json ControlPlane::describe(const std::string& what) {
         [](const FlowView& a, const FlowView& b) { return a.last_seen > b.last_seen; });
     Json list = Json::array();
     for (std::size_t i = 0; i < shown; ++i) list.push_back(flow_json(views[i]));
-    return Json{{"total", views.size()}, {"flows", list}};
+    Json rules = Json::array();
+    if (rules6_)
+      rules6_->for_each([&](const Ipv6Rules::View& r) {
+        rules.push_back({{"kind", r.kind == Rule6::client ? "client" : "prefix"},
+                         {"addr", r.addr.str() + (r.kind == Rule6::client ? "" : "/64")},
+                         {"in", cfg_.ports[r.in_port].name},
+                         {"out", cfg_.ports[r.out_port].name},
+                         {"packets", r.packets},
+                         {"bytes", r.bytes}});
+      });
+    return Json{{"total", views.size()}, {"flows", list}, {"ipv6_rules", rules}};
   }
   if (what == "ports") {
     Json list = Json::array();
@@ -436,6 +469,8 @@ std::string ControlPlane::metrics() const {
   sample("offload_started", "", api_->started());
   family("flows", "gauge", "Flows in the fast path.");
   sample("flows", "", flows_->size());
+  family("ipv6_rules", "gauge", "IPv6 address rules (offload.ipv6: neighbours).");
+  sample("ipv6_rules", "", rules6_ ? rules6_->size() : 0);
   family("flows_installed_total", "counter", "Flows installed in the fast path.");
   sample("flows_installed_total", "", fs.installed);
   family("flows_removed_total", "counter", "Flows removed from the fast path.");

@@ -13,6 +13,7 @@
 #include "conntrack_mirror.hpp"
 #include "conntrack_writer.hpp"
 #include "flow_manager.hpp"
+#include "ipv6_rules.hpp"
 #include "metrics_server.hpp"
 #include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
@@ -65,6 +66,7 @@ class ControlPlane : private OffloadHost {
   std::unique_ptr<ConntrackWriter> writer_;
   std::unique_ptr<TopologySync> topo_;
   std::unique_ptr<FlowManager> flows_;
+  std::unique_ptr<Ipv6Rules> rules6_;  // offload.ipv6 "neighbours" only
   std::unique_ptr<ConntrackMirror> ct_;
   boost::asio::posix::stream_descriptor rtnl_sd_;
   boost::asio::posix::stream_descriptor ct_sd_;

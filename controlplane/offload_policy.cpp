@@ -18,6 +18,7 @@ Decision refuse(std::string_view why) {
 
 Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& cfg) {
   const bool icmp = e.proto == IPPROTO_ICMP || e.proto == IPPROTO_ICMPV6;
+  if (e.family == AF_INET6 && !cfg.ipv6_conntrack) return refuse("ipv6_by_neighbours");
   if (!(e.status & IPS_CONFIRMED)) return refuse("not_confirmed");
   if (!(e.status & IPS_SEEN_REPLY)) return refuse("no_reply_yet");
   // The kernel never marks ICMP echo assured; a seen reply is its only sign of a live exchange.

@@ -28,6 +28,7 @@ struct PortRole {
 
 struct PolicyConfig {
   bool tcp = true, udp = true, icmp = true;
+  bool ipv6_conntrack = true;  // false: IPv6 is offloaded by neighbour rules (Ipv6Rules) instead
   uint32_t no_offload_mark = 0, no_offload_mask = 0;
   std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
   std::map<int, PortRole> ports;       // TAP ifindex -> port

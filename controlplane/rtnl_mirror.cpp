@@ -255,6 +255,14 @@ std::optional<MacAddr> RtnlMirror::neighbour(int ifindex, const IpAddr& addr) co
   return it->second;
 }
 
+std::vector<std::pair<IpAddr, MacAddr>> RtnlMirror::neighbours_of(int ifindex) const {
+  std::vector<std::pair<IpAddr, MacAddr>> out;
+  for (auto it = neighbours_.lower_bound({ifindex, IpAddr{}});
+       it != neighbours_.end() && it->first.ifindex == ifindex; ++it)
+    out.emplace_back(it->first.addr, it->second);
+  return out;
+}
+
 std::vector<IpAddr> RtnlMirror::addresses_of(int ifindex) const {
   std::vector<IpAddr> out;
   for (auto [it, end] = addrs_.equal_range(ifindex); it != end; ++it) out.push_back(it->second);

@@ -70,6 +70,10 @@ void Runtime::build() {
   if (!v4_ || !v6_)
     throw RuntimeError("cannot allocate flow tables for " + std::to_string(dp.flow_capacity) +
                        " flows; raise dataplane.memory_mb or lower dataplane.flow_capacity");
+  if (cfg_.offload.ipv6 == conf::Ipv6Mode::neighbours) {
+    rules6_ = RuleTable6::create("tp_rules6", kIpv6RuleCapacity, qsv_, rte_socket_id());
+    if (!rules6_) throw RuntimeError("cannot allocate the IPv6 rule table");
+  }
   topology_ = std::make_unique<TopologyPublisher>(qsv_);
 
   auto topo = topology_->edit();
@@ -121,7 +125,7 @@ void Runtime::build() {
   for (auto& wc : wcfg)
     for (const auto& [port, queue] : wc.rx)
       wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
-  const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get(), limits_.get()};
+  const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get(), limits_.get(), rules6_.get()};
   for (unsigned w = 0; w < n_workers; ++w) {
     wcfg[w].id = w;
     wcfg[w].burst = dp.burst;

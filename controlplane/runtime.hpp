@@ -74,6 +74,10 @@ class Runtime {
 
   FlowTable4& flows4() { return *v4_; }
   FlowTable6& flows6() { return *v6_; }
+  // Only with offload.ipv6 "neighbours"; null otherwise.
+  RuleTable6* rules6() { return rules6_.get(); }
+  // Clients and downstream prefixes: a car's hotspot has tens of clients.
+  static constexpr uint32_t kIpv6RuleCapacity = 8192;
   TopologyPublisher& topology() { return *topology_; }
   rte_rcu_qsbr* qsv() { return qsv_; }
   DataLimits& limits() { return *limits_; }
@@ -97,6 +101,7 @@ class Runtime {
   rte_rcu_qsbr* qsv_ = nullptr;
   std::unique_ptr<FlowTable4> v4_;
   std::unique_ptr<FlowTable6> v6_;
+  std::unique_ptr<RuleTable6> rules6_;
   std::unique_ptr<TopologyPublisher> topology_;
   std::unique_ptr<DataLimits> limits_ = std::make_unique<DataLimits>();
   std::vector<PortState> ports_;

@@ -25,6 +25,41 @@ void Engine::except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r
   }
 }
 
+// IPv6 candidates no flow matched, when the kernel does not track IPv6: the client rule of the
+// destination (from the upstream to a client); failing that, unless the destination lies in a
+// downstream prefix (the kernel routes between downstreams), the rule of the source's /64
+// (from a client toward the upstream).
+void Engine::match_rules6(uint8_t in_port, const Parsed* meta, const uint16_t* at, uint16_t n,
+                          FlowAction** action) const {
+  RuleKey6 client[kMaxBurst], marker[kMaxBurst], from[kMaxBurst];
+  const RuleKey6 *client_p[kMaxBurst], *marker_p[kMaxBurst], *from_p[kMaxBurst];
+  uint16_t idx[kMaxBurst];
+  uint16_t m = 0;
+  for (uint16_t j = 0; j < n; ++j) {
+    const uint16_t i = at[j];
+    if (action[i] || meta[i].to_local) continue;
+    const FlowKey6& k = meta[i].k6;
+    client[m] = rule_key6(k.dst.data(), Rule6::client, in_port, k.vlan);
+    marker[m] = rule_key6(k.dst.data(), Rule6::to_prefix, kAnyPort, 0);
+    from[m] = rule_key6(k.src.data(), Rule6::from_prefix, in_port, k.vlan);
+    client_p[m] = &client[m];
+    marker_p[m] = &marker[m];
+    from_p[m] = &from[m];
+    idx[m++] = i;
+  }
+  if (!m) return;
+  FlowAction *to_client[kMaxBurst], *unused[kMaxBurst], *to_up[kMaxBurst];
+  const uint64_t hit_client = t_.rules6->lookup_bulk(client_p, m, to_client);
+  const uint64_t hit_marker = t_.rules6->lookup_bulk(marker_p, m, unused);
+  const uint64_t hit_from = t_.rules6->lookup_bulk(from_p, m, to_up);
+  for (uint16_t j = 0; j < m; ++j) {
+    if ((hit_client >> j) & 1)
+      action[idx[j]] = to_client[j];
+    else if (!((hit_marker >> j) & 1) && ((hit_from >> j) & 1))
+      action[idx[j]] = to_up[j];
+  }
+}
+
 void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
                      EngineOutput& out) {
   const Topology& topo = *t_.topology->get();
@@ -69,6 +104,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   const uint64_t hit6 = n6 ? t_.v6->lookup_bulk(keys6, n6, found6) : 0;
   for (uint16_t j = 0; j < n4; ++j) action[at4[j]] = (hit4 >> j) & 1 ? found4[j] : nullptr;
   for (uint16_t j = 0; j < n6; ++j) action[at6[j]] = (hit6 >> j) & 1 ? found6[j] : nullptr;
+  if (t_.rules6 && n6 && hit6 != (n6 == 64 ? ~uint64_t{0} : (uint64_t{1} << n6) - 1))
+    match_rules6(in_port, meta, at6, n6, action);
   for (uint16_t i = 0; i < n; ++i)
     if (verdict[i] == kCandidate && action[i]) rte_prefetch0(action[i]);
 

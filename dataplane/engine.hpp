@@ -19,6 +19,8 @@ namespace tp {
 
 inline constexpr uint16_t kMaxBurst = RTE_HASH_LOOKUP_BULK_MAX;
 
+struct Parsed;
+
 struct EngineOutput {
   struct List {
     uint16_t n = 0;
@@ -54,6 +56,7 @@ class Engine {
     const FlowTable6* v6;
     const TopologyPublisher* topology;
     DataLimits* limits;
+    const RuleTable6* rules6;  // IPv6 by address; nullptr unless offload.ipv6 is "neighbours"
   };
 
   Engine(const Tables& tables, WorkerCounters& counters) : t_(tables), c_(counters) {}
@@ -64,6 +67,8 @@ class Engine {
 
  private:
   void except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r);
+  void match_rules6(uint8_t in_port, const Parsed* meta, const uint16_t* at, uint16_t n,
+                    FlowAction** action) const;
 
   Tables t_;
   WorkerCounters& c_;

@@ -142,6 +142,16 @@ int FlowTable<F>::insert(const Key& orig, const FlowAction& orig_action, const K
 }
 
 template <class F>
+int FlowTable<F>::insert_one(const Key& key, const FlowAction& action) {
+  if (rte_hash_lookup(hash_, &key) >= 0) return -EEXIST;
+  const int pos = add_key(key, action);
+  if (pos < 0) return pos;
+  publish(key, pos);
+  ++size_;
+  return 0;
+}
+
+template <class F>
 void FlowTable<F>::defer_free(int32_t position) {
   if (rte_rcu_qsbr_dq_enqueue(dq_, &position) != 0) {
     wait_grace_period();
@@ -173,5 +183,6 @@ FlowAction* FlowTable<F>::find(const Key& key) const {
 
 template class FlowTable<V4>;
 template class FlowTable<V6>;
+template class FlowTable<R6>;
 
 }  // namespace tp

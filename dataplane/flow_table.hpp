@@ -50,6 +50,8 @@ class FlowTable {
   // when full; if the second insert fails the first is rolled back.
   int insert(const Key& orig, const FlowAction& orig_action, const Key& reply,
              const FlowAction& reply_action);
+  // One key alone (address rules, which have no reverse direction). -EEXIST, -ENOSPC.
+  int insert_one(const Key& key, const FlowAction& action);
   // Removes both directions; -ENOENT if neither was present.
   int remove(const Key& orig, const Key& reply);
   // Removes one direction; used to clean up after partial state. -ENOENT if absent.
@@ -94,7 +96,9 @@ class FlowTable {
 
 extern template class FlowTable<V4>;
 extern template class FlowTable<V6>;
+extern template class FlowTable<R6>;
 using FlowTable4 = FlowTable<V4>;
 using FlowTable6 = FlowTable<V6>;
+using RuleTable6 = FlowTable<R6>;
 
 }  // namespace tp

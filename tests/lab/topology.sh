@@ -187,17 +187,20 @@ box() {
   nsx tp-box ip -6 route replace default via 2001:db8:100::1 dev modem0
   serve_clients
   # Accounting on, so tests can see the kernel's per-flow counters stop when the fast path takes
-  # over. The inet filter table makes the kernel track IPv6 too, as a real box's firewall does.
+  # over. The inet filter table makes the kernel track IPv6 too, as a real box's firewall does;
+  # TP_LAB_IPV6_UNTRACKED=1 makes it an ip table, and the kernel then leaves IPv6 untracked.
+  local family=inet
+  [ "${TP_LAB_IPV6_UNTRACKED:-0}" = 1 ] && family=ip
   nsx tp-box sysctl -qw net.netfilter.nf_conntrack_acct=1
-  nsx tp-box nft -f - <<'NFT'
+  nsx tp-box nft -f - <<NFT
 table ip tp_nat
 delete table ip tp_nat
 table ip tp_nat {
   chain post { type nat hook postrouting priority srcnat; oifname "modem0" masquerade; }
 }
-table inet tp_filter
-delete table inet tp_filter
-table inet tp_filter {
+table $family tp_filter
+delete table $family tp_filter
+table $family tp_filter {
   chain forward {
     type filter hook forward priority filter; policy accept;
     ct state established,related counter accept

@@ -53,7 +53,8 @@ EngineHarness::EngineHarness(uint32_t capacity, uint32_t reader_threads) {
   const int id = g_instance++;
   v4 = FlowTable4::create(("tp4_" + std::to_string(id)).c_str(), capacity, qsv, SOCKET_ID_ANY);
   v6 = FlowTable6::create(("tp6_" + std::to_string(id)).c_str(), capacity, qsv, SOCKET_ID_ANY);
-  if (!v4 || !v6) {
+  rules6 = RuleTable6::create(("tpr6_" + std::to_string(id)).c_str(), 1024, qsv, SOCKET_ID_ANY);
+  if (!v4 || !v6 || !rules6) {
     std::fprintf(stderr, "harness: cannot create flow tables of %u entries\n", capacity);
     std::abort();
   }
@@ -70,13 +71,14 @@ EngineHarness::EngineHarness(uint32_t capacity, uint32_t reader_threads) {
   topology->publish(std::move(t));
   counters = std::make_unique<WorkerCounters>();
   engine = std::make_unique<Engine>(
-      Engine::Tables{v4.get(), v6.get(), topology.get(), limits.get()}, *counters);
+      Engine::Tables{v4.get(), v6.get(), topology.get(), limits.get(), rules6.get()}, *counters);
 }
 
 EngineHarness::~EngineHarness() {
   engine.reset();
   v4.reset();
   v6.reset();
+  rules6.reset();
   topology.reset();
   rte_free(qsv);
 }

@@ -50,6 +50,7 @@ class EngineHarness {
   rte_rcu_qsbr* qsv = nullptr;
   std::unique_ptr<FlowTable4> v4;
   std::unique_ptr<FlowTable6> v6;
+  std::unique_ptr<RuleTable6> rules6;  // empty unless a test adds rules
   std::unique_ptr<TopologyPublisher> topology;
   std::unique_ptr<WorkerCounters> counters;
   std::unique_ptr<DataLimits> limits = std::make_unique<DataLimits>();

@@ -35,6 +35,12 @@ class FakeKernel : public KernelView {
     return it->second;
   }
   bool is_local(const IpAddr& a) const override { return local.count(a) > 0; }
+  std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override {
+    std::vector<std::pair<IpAddr, MacAddr>> out;
+    for (const auto& [k, mac] : neigh)
+      if (k.first == ifindex) out.emplace_back(k.second, mac);
+    return out;
+  }
 
   std::vector<std::tuple<const char*, int, int>> connected = {
       {"100.64.0.0", 24, kModemIf},   {"192.168.50.0", 24, kWifiIf},

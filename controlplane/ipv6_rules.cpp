@@ -1,0 +1,142 @@
+#include "ipv6_rules.hpp"
+
+#include <netinet/in.h>
+
+namespace tp {
+namespace {
+
+// Any global unicast address: the route to it is the default route (the upstream's router).
+const IpAddr kSomewhereGlobal = *IpAddr::parse("2000::");
+
+bool link_local(const IpAddr& a) { return a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80; }
+
+bool usable_prefix(const Prefix& p) {
+  return p.addr.family == AF_INET6 && p.len == 64 && !link_local(p.addr);
+}
+
+}  // namespace
+
+Ipv6Rules::Ipv6Rules(RuleTable6& table, TopologySync& topo, const KernelView& kernel)
+    : table_(table), topo_(topo), kernel_(kernel) {}
+
+Ipv6Rules::~Ipv6Rules() { clear(); }
+
+void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
+  cfg_ = cfg;
+  std::map<RuleKey6, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>>, KeyLess> want;
+  const PortRole* up = nullptr;
+  int up_ifindex = 0;
+  for (const auto& [ifindex, role] : cfg_.ports)
+    if (role.upstream) up = &role, up_ifindex = ifindex;
+  if (up && !up->limited) {
+    std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> router;
+    const auto r = kernel_.route(kSomewhereGlobal);
+    if (r && r->oif == up_ifindex)
+      if (const auto mac = kernel_.neighbour(up_ifindex, r->next_hop))
+        router = std::make_tuple(up->port, r->next_hop, *mac);
+    if (!router) ++waiting_for_router_;
+    for (const auto& [ifindex, role] : cfg_.ports) {
+      if (role.upstream) continue;
+      for (const Prefix& p : role.prefixes) {
+        if (!usable_prefix(p)) continue;
+        want[rule_key6(p.addr.bytes.data(), Rule6::to_prefix, kAnyPort, 0)] = std::nullopt;
+        if (router) want[rule_key6(p.addr.bytes.data(), Rule6::from_prefix, role.port, 0)] = router;
+      }
+      for (const auto& [addr, mac] : kernel_.neighbours_of(ifindex))
+        if (downstream_of(ifindex, addr))
+          want[rule_key6(addr.bytes.data(), Rule6::client, up->port, 0)] =
+              std::make_tuple(role.port, addr, mac);
+    }
+  }
+  for (auto it = rules_.begin(); it != rules_.end();) {
+    auto next = std::next(it);
+    if (!want.count(it->first)) remove(it);
+    it = next;
+  }
+  for (const auto& [key, hop] : want) put(key, hop);
+}
+
+void Ipv6Rules::neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac) {
+  if (addr.family != AF_INET6) return;
+  const PortRole* up = nullptr;
+  int up_ifindex = 0;
+  for (const auto& [i, role] : cfg_.ports)
+    if (role.upstream) up = &role, up_ifindex = i;
+  if (!up) return;
+  if (ifindex == up_ifindex) {  // possibly the router: its rules depend on it
+    rebuild(cfg_);
+    return;
+  }
+  const PortRole* down = downstream_of(ifindex, addr);
+  if (!down || up->limited) return;
+  const RuleKey6 key = rule_key6(addr.bytes.data(), Rule6::client, up->port, 0);
+  if (mac)
+    put(key, std::make_tuple(down->port, addr, *mac));
+  else if (auto it = rules_.find(key); it != rules_.end())
+    remove(it);
+}
+
+void Ipv6Rules::port_down(uint8_t port) {
+  for (auto it = rules_.begin(); it != rules_.end();) {
+    auto next = std::next(it);
+    if (it->second.nexthop && (it->second.out_port == port || it->first.port == port)) remove(it);
+    it = next;
+  }
+}
+
+void Ipv6Rules::clear() {
+  while (!rules_.empty()) remove(rules_.begin());
+}
+
+void Ipv6Rules::put(const RuleKey6& key, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> hop) {
+  if (auto it = rules_.find(key); it != rules_.end()) {
+    if (!hop) return;  // markers never change
+    const auto& [port, addr, mac] = *hop;
+    if (it->second.nexthop && it->second.out_port == port && it->second.hop_addr == addr) {
+      topo_.update_mac(port, addr, mac);  // the same neighbour: its next hop follows the MAC
+      return;
+    }
+    remove(it);
+  }
+  Rule r{key, 0, {}, 0, nullptr};
+  FlowAction action;  // a marker's: never forwarded, only found
+  if (hop) {
+    const auto& [port, addr, mac] = *hop;
+    r.out_port = port;
+    r.hop_addr = addr;
+    r.nexthop = topo_.acquire(port, addr, mac);
+    if (!r.nexthop) return;  // next-hop table full: the kernel keeps forwarding it
+    action = make_route_action(r.nexthop);
+  }
+  if (table_.insert_one(key, action) != 0) {
+    topo_.release(r.nexthop);
+    return;
+  }
+  r.action = table_.find(key);
+  rules_.emplace(key, r);
+}
+
+void Ipv6Rules::remove(Rules::iterator it) {
+  table_.remove_one(it->first);
+  topo_.release(it->second.nexthop);
+  rules_.erase(it);
+}
+
+const PortRole* Ipv6Rules::downstream_of(int ifindex, const IpAddr& addr) const {
+  auto it = cfg_.ports.find(ifindex);
+  if (it == cfg_.ports.end() || it->second.upstream || link_local(addr)) return nullptr;
+  for (const Prefix& p : it->second.prefixes)
+    if (usable_prefix(p) && p.contains(addr)) return &it->second;
+  return nullptr;
+}
+
+void Ipv6Rules::for_each(const std::function<void(const View&)>& fn) const {
+  for (const auto& [key, r] : rules_) {
+    if (key.kind == Rule6::to_prefix) continue;
+    IpAddr a = IpAddr::v6(key.addr.data());
+    fn(View{key.kind, a, key.port, r.out_port, r.action->packets.load(std::memory_order_relaxed),
+            r.action->bytes.load(std::memory_order_relaxed)});
+  }
+}
+
+}  // namespace tp

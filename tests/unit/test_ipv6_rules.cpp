@@ -1,0 +1,148 @@
+// IPv6 offload by address (offload.ipv6: neighbours) against a real rule table, topology and
+// engine: rules follow the roles and the neighbour table, packets from a client's prefix go to
+// the router, packets to a known client go to it, traffic between downstreams and to the box stays
+// in the kernel.
+#include <gtest/gtest.h>
+
+#include "dpdk_env.hpp"
+#include "engine_harness.hpp"
+#include "fake_kernel.hpp"
+#include "ipv6_rules.hpp"
+
+namespace tp::test {
+namespace {
+
+using namespace lab;
+
+class Ipv6RulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    init_eal();
+    h = std::make_unique<EngineHarness>();
+    sync = std::make_unique<TopologySync>(*h->topology);
+    rules = std::make_unique<Ipv6Rules>(*h->rules6, *sync, kernel);
+    cfg = config();
+    cfg.ports[kUsbIf].prefixes.push_back(*Prefix::parse("2001:db8:60::/64"));
+    kernel.connected.emplace_back("2001:db8:60::", 64, kUsbIf);
+  }
+  void TearDown() override { rules.reset(); }
+
+  // Sends one UDP packet in on `port`; returns the egress port's name or the punt reason, and
+  // the frame that left.
+  std::string send(uint8_t port, const std::string& src, const std::string& dst,
+                   Bytes* out_frame = nullptr) {
+    const bool from_modem = port == kModem;
+    const Bytes in =
+        PacketBuilder()
+            .eth(from_modem ? kGatewayMac : kWifiClientMac, from_modem ? kModemMac : kWifiMac)
+            .ipv6(src, dst)
+            .udp(5000, 6000)
+            .payload(30)
+            .build();
+    rte_mbuf* m = to_mbuf(in);
+    EngineOutput& out = h->run(port, &m, 1);
+    std::string where = out.punt.n         ? std::string(name(out.punt.reasons[0]))
+                        : out.tx[kModem].n ? "modem"
+                        : out.tx[kWifi].n  ? "wifi"
+                        : out.tx[kUsb].n   ? "usb"
+                                           : "nowhere";
+    for (uint8_t p : {kModem, kWifi, kUsb})
+      if (out.tx[p].n && out_frame) *out_frame = from_mbuf(out.tx[p].pkts[0]);
+    rte_pktmbuf_free(m);
+    return where;
+  }
+
+  FakeKernel kernel;
+  PolicyConfig cfg;
+  std::unique_ptr<EngineHarness> h;
+  std::unique_ptr<TopologySync> sync;
+  std::unique_ptr<Ipv6Rules> rules;
+};
+
+TEST_F(Ipv6RulesTest, ClientsAndPrefixesAreForwardedWithHopLimitAndMacs) {
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  rules->rebuild(cfg);
+  // Two markers (wifi and usb /64), two prefix rules, one client (the wifi neighbour).
+  EXPECT_EQ(rules->size(), 5u);
+  Bytes got;
+  ASSERT_EQ(send(kWifi, kWifiClient6, kServer6, &got), "modem");
+  EXPECT_EQ(hex(got), hex(PacketBuilder()
+                              .eth(kModemMac, kGatewayMac)
+                              .ipv6(kWifiClient6, kServer6)
+                              .hop_limit(63)
+                              .udp(5000, 6000)
+                              .payload(30)
+                              .build()));
+  ASSERT_EQ(send(kModem, kServer6, kWifiClient6, &got), "wifi");
+  EXPECT_EQ(hex(got), hex(PacketBuilder()
+                              .eth(kWifiMac, kWifiClientMac)
+                              .ipv6(kServer6, kWifiClient6)
+                              .hop_limit(63)
+                              .udp(5000, 6000)
+                              .payload(30)
+                              .build()));
+  // Any address of the client's /64 goes up (the router decides), but only resolved clients
+  // come down.
+  EXPECT_EQ(send(kWifi, "2001:db8:50::99", kServer6), "modem");
+  EXPECT_EQ(send(kModem, kServer6, "2001:db8:50::99"), "unknown_flow");
+  bool counted = false;
+  rules->for_each([&](const Ipv6Rules::View& v) {
+    if (v.kind == Rule6::client) counted = v.packets == 1 && v.bytes == 78;
+  });
+  EXPECT_TRUE(counted);
+}
+
+TEST_F(Ipv6RulesTest, BetweenDownstreamsAndToTheBoxStaysInTheKernel) {
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, "2001:db8:60::20"), "unknown_flow");
+  EXPECT_EQ(send(kWifi, kWifiClient6, kWifiAddr6), "local");
+  EXPECT_EQ(send(kWifi, "2001:db8:77::1", kServer6), "unknown_flow");  // not a downstream prefix
+}
+
+TEST_F(Ipv6RulesTest, RulesFollowTheNeighbourTable) {
+  rules->rebuild(cfg);
+  const IpAddr client = ip("2001:db8:50::10");
+  rules->neighbour_changed(kWifiIf, client, std::nullopt);
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "unknown_flow");
+  rules->neighbour_changed(kWifiIf, client, MacAddr{2, 0, 0, 0, 1, 0x0b});
+  Bytes got;
+  ASSERT_EQ(send(kModem, kServer6, kWifiClient6, &got), "wifi");
+  EXPECT_EQ(got[5], 0x0b);  // the new MAC
+  // A client outside every prefix of its port gets no rule.
+  rules->neighbour_changed(kWifiIf, ip("2001:db8:99::1"), MacAddr{2, 0, 0, 0, 1, 0x0c});
+  EXPECT_EQ(send(kModem, kServer6, "2001:db8:99::1"), "unknown_flow");
+  // The router going away takes the way up with it; its return brings it back.
+  kernel.neigh.erase({kModemIf, ip("2001:db8:100::1")});
+  rules->neighbour_changed(kModemIf, ip("2001:db8:100::1"), std::nullopt);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  EXPECT_GE(rules->waiting_for_router(), 1u);
+  kernel.neigh[{kModemIf, ip("2001:db8:100::1")}] = {2, 0, 0, 0, 0, 0xfe};
+  rules->neighbour_changed(kModemIf, ip("2001:db8:100::1"), MacAddr{2, 0, 0, 0, 0, 0xfe});
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
+}
+
+TEST_F(Ipv6RulesTest, RolesDecide) {
+  rules->rebuild(cfg);
+  PolicyConfig limited = cfg;
+  limited.ports[kModemIf].limited = true;
+  rules->rebuild(limited);
+  EXPECT_EQ(rules->size(), 0u);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
+  PolicyConfig no_wifi = cfg;
+  no_wifi.ports[kWifiIf].prefixes.clear();
+  rules->rebuild(no_wifi);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  EXPECT_EQ(rules->size(), 2u);  // usb's marker and prefix rule
+  rules->rebuild(cfg);
+  rules->port_down(kWifi);
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "unknown_flow");
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  rules->clear();
+  EXPECT_EQ(rules->size(), 0u);
+  EXPECT_EQ(sync->size(), 0u);  // every next hop released
+}
+
+}  // namespace
+}  // namespace tp::test
