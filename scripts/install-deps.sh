@@ -7,12 +7,14 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev clang-format
   # libraries
-  libdpdk-dev dpdk libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
+  libdpdk-dev dpdk dpdk-dev libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
   libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   # lab and tests: real kernel, real clients
-  iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc tcpdump xdp-tools ethtool
+  iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc ndisc6 tcpdump xdp-tools ethtool
   procps psmisc
   python3
+  # perf lab: testpmd (in dpdk-dev) is the I/O ceiling, gnuplot draws the plots
+  gnuplot-nox
 )
 
 missing=()

@@ -117,19 +117,22 @@ NFT
 
 # The box's DHCP server and router advertisements (dnsmasq, no DNS: the network's resolver on
 # 203.0.113.10 answers), then the clients' DHCP (udhcpc) and SLAAC. Every frame of it crosses
-# tetherpath's exception path. Re-run after each daemon start: it restarts dnsmasq and renews.
+# tetherpath's exception path. Re-run after each daemon start: the clients renew.
 serve_clients() {
   local pidf=$LAB_DIR/box-dnsmasq.pid
-  [ -f "$pidf" ] && kill "$(cat "$pidf")" 2>/dev/null && sleep 0.2
-  nsx tp-box dnsmasq --keep-in-foreground --port=0 --bind-dynamic --interface=wifi0 \
-    --interface=usb0 --dhcp-authoritative --dhcp-leasefile="$LAB_DIR/box-dhcp.leases" \
-    --dhcp-range=192.168.50.100,192.168.50.199,255.255.255.0,12h \
-    --dhcp-range=192.168.60.100,192.168.60.199,255.255.255.0,12h \
-    --dhcp-host=02:00:00:50:00:10,192.168.50.10 --dhcp-host=02:00:00:60:00:10,192.168.60.10 \
-    --dhcp-option=option:dns-server,203.0.113.10 \
-    --enable-ra --ra-param=wifi0,10,1800 --ra-param=usb0,10,1800 \
-    --dhcp-range=::,constructor:wifi0,ra-only,64,1h --dhcp-range=::,constructor:usb0,ra-only,64,1h \
-    --pid-file="$pidf" >"$LAB_DIR/box-dnsmasq.log" 2>&1 &
+  # One dnsmasq for the lab's life: it follows the TAPs as tetherpath restarts recreate them
+  # (a restarted one would first withdraw the clients' default route).
+  if ! { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }; then
+    nsx tp-box dnsmasq --keep-in-foreground --port=0 --bind-dynamic --interface=wifi0 \
+      --interface=usb0 --dhcp-authoritative --dhcp-leasefile="$LAB_DIR/box-dhcp.leases" \
+      --dhcp-range=192.168.50.100,192.168.50.199,255.255.255.0,12h \
+      --dhcp-range=192.168.60.100,192.168.60.199,255.255.255.0,12h \
+      --dhcp-host=02:00:00:50:00:10,192.168.50.10 --dhcp-host=02:00:00:60:00:10,192.168.60.10 \
+      --dhcp-option=option:dns-server,203.0.113.10 \
+      --enable-ra --ra-param=wifi0,10,1800 --ra-param=usb0,10,1800 \
+      --dhcp-range=::,constructor:wifi0,ra-only,64,1h --dhcp-range=::,constructor:usb0,ra-only,64,1h \
+      --pid-file="$pidf" >"$LAB_DIR/box-dnsmasq.log" 2>&1 &
+  fi
   local c name net
   for c in wifi:50 usb:60; do
     name=${c%%:*} net=${c##*:}
@@ -139,9 +142,11 @@ serve_clients() {
   done
   for c in wifi:50 usb:60; do
     name=${c%%:*} net=${c##*:}
-    for _ in $(seq 100); do
+    for i in $(seq 100); do
       nsx "tp-$name" ip -6 route show default | grep -q via &&
         nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" && break
+      # Ask, as a host does when it joins a link: the answer configures the kernel.
+      [ $((i % 10)) = 0 ] && nsx "tp-$name" rdisc6 -1 -w 500 "tp-$name-c" >/dev/null 2>&1
       sleep 0.1
     done
     nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" ||
