@@ -59,16 +59,18 @@ void Worker::flush_all() {
     rte_eth_tx_buffer_flush(ports_[p].eth_port, cfg_.id, tx_buffers_[p]);
 }
 
-// One pass over every RX queue and inject ring this worker owns. True if anything moved.
-bool Worker::poll_once(uint32_t now) {
+// One pass over every RX queue and inject ring this worker owns: how many packets moved, and
+// whether any queue gave a full burst (more is waiting).
+Worker::Poll Worker::poll_once(uint32_t now) {
   rte_mbuf* pkts[kMaxBurst];
-  bool moved = false;
+  Poll moved;
   for (const auto& [port, queue] : cfg_.rx) {
     PortRuntime& pr = ports_[port];
     if (!pr.active.load(std::memory_order_relaxed)) continue;
     const uint16_t n = rte_eth_rx_burst(pr.eth_port, queue, pkts, cfg_.burst);
     if (n == 0) continue;
-    moved = true;
+    moved.packets += n;
+    moved.full = moved.full || n == cfg_.burst;
     engine_.process(port, pkts, n, now, out_);
     for (uint16_t i = 0; i < out_.n_tx_ports; ++i) {
       const uint8_t eg = out_.tx_ports[i];
@@ -91,7 +93,8 @@ bool Worker::poll_once(uint32_t now) {
     const unsigned n = rte_ring_sc_dequeue_burst(
         ports_[port].inject, reinterpret_cast<void**>(pkts), cfg_.burst, nullptr);
     if (n == 0) continue;
-    moved = true;
+    moved.packets += n;
+    moved.full = moved.full || n == cfg_.burst;
     stats.injected.add(n);
     uint64_t bytes = 0;
     for (unsigned i = 0; i < n; ++i) bytes += frame_ip_bytes(pkts[i]);
@@ -139,13 +142,16 @@ void Worker::run(const std::atomic<bool>& stop) {
   uint32_t backoff_us = 10;
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t t0 = rte_rdtsc();
-    const bool moved = poll_once(static_cast<uint32_t>(t0 / tsc_per_ms));
-    if (t0 - last_drain > drain_tsc) {
+    const Poll moved = poll_once(static_cast<uint32_t>(t0 / tsc_per_ms));
+    // Under load (full bursts) TX batches fill up and leave on their own, or after kDrainUs at
+    // most; when the ports run dry the partial batches leave now, so light traffic does not
+    // wait out the drain period.
+    if ((moved.packets && !moved.full) || t0 - last_drain > drain_tsc) {
       flush_all();
       last_drain = t0;
     }
     rte_rcu_qsbr_quiescent(qsv_, cfg_.id);
-    if (moved) {
+    if (moved.packets) {
       empty_polls = 0;
       backoff_us = 10;
       stats.busy_cycles.add(rte_rdtsc() - t0);

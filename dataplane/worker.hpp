@@ -68,7 +68,11 @@ class Worker {
   WorkerStats stats;
 
  private:
-  bool poll_once(uint32_t now);
+  struct Poll {
+    uint32_t packets = 0;
+    bool full = false;
+  };
+  Poll poll_once(uint32_t now);
   bool inject_pending() const;
   void send(uint8_t port, rte_mbuf** pkts, uint16_t n);
   void flush_all();

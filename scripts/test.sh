@@ -99,6 +99,14 @@ if [ -d tests/lab ]; then
   done
 fi
 
+# The perf lab harness in smoke mode (seconds): it works and its figures are sane. The full run
+# (python3 perf/harness.py) stays out of the test command.
+if [ "$(id -u)" -eq 0 ]; then
+  step "perf harness smoke" python3 perf/harness.py --smoke --out build-logs/perf-smoke
+else
+  echo "== perf harness smoke: skipped, needs root for network namespaces"
+fi
+
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
