@@ -357,7 +357,8 @@ Json ControlPlane::describe(const std::string& what) {
                       {"to_kernel", t.to_kernel},
                       {"from_kernel", t.from_kernel},
                       {"exception_drops", t.exception_drops},
-                      {"rx_missed", t.rx_missed}});
+                      {"rx_missed", t.rx_missed},
+                      {"rx_nombuf", t.rx_nombuf}});
     }
     return Json{{"ports", list}};
   }
@@ -381,7 +382,9 @@ Json ControlPlane::describe(const std::string& what) {
     reasons[std::string(name(static_cast<Reason>(i)))] = r[i];
   Json refused = Json::object();
   for (const auto& [reason, n] : fs.refused) refused[reason] = n;
+  const auto [free_pkts, free_exc] = rt_.free_mbufs();
   return Json{{"workers", workers},
+              {"free_mbufs", {{"ports", free_pkts}, {"exception_path", free_exc}}},
               {"exceptions", reasons},
               {"conntrack",
                {{"events", ct_->events},

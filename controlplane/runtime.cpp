@@ -256,6 +256,7 @@ PortTotals Runtime::port_totals(std::size_t i) const {
   rte_eth_stats_get(ps.port->id(), &es);
   t.pmd_tx_packets = es.opackets;
   t.rx_missed = es.imissed;
+  t.rx_nombuf = es.rx_nombuf;
   return t;
 }
 
@@ -272,6 +273,10 @@ WorkerTotals Runtime::worker_totals(std::size_t w) const {
   t.punt_ring_full = wk.stats.punt_ring_full.get();
   t.tx_dropped = wk.stats.tx_dropped.get();
   return t;
+}
+
+std::pair<unsigned, unsigned> Runtime::free_mbufs() const {
+  return {rte_mempool_avail_count(pool_), rte_mempool_avail_count(exception_pool_)};
 }
 
 std::array<uint64_t, kReasonCount> Runtime::reason_totals() const {

@@ -36,7 +36,7 @@ struct PortTotals {
   uint64_t rx_packets = 0, rx_ip_bytes = 0, fwd_rx_packets = 0, fwd_rx_bytes = 0;
   uint64_t fwd_tx_packets = 0, fwd_tx_bytes = 0, injected_ip_bytes = 0, punted = 0, dropped = 0;
   uint64_t to_kernel = 0, from_kernel = 0, exception_drops = 0;
-  uint64_t pmd_tx_packets = 0, rx_missed = 0;
+  uint64_t pmd_tx_packets = 0, rx_missed = 0, rx_nombuf = 0;
 };
 
 struct WorkerTotals {
@@ -71,6 +71,8 @@ class Runtime {
   PortTotals port_totals(std::size_t port) const;
   WorkerTotals worker_totals(std::size_t worker) const;
   std::array<uint64_t, kReasonCount> reason_totals() const;
+  // Free packet buffers in the ports' pool and the exception path's: a pool running dry stops RX.
+  std::pair<unsigned, unsigned> free_mbufs() const;
 
   FlowTable4& flows4() { return *v4_; }
   FlowTable6& flows6() { return *v6_; }
