@@ -142,15 +142,19 @@ serve_clients() {
   done
   for c in wifi:50 usb:60; do
     name=${c%%:*} net=${c##*:}
-    for i in $(seq 100); do
+    for i in $(seq 200); do
       nsx "tp-$name" ip -6 route show default | grep -q via &&
         nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" && break
       # Ask, as a host does when it joins a link: the answer configures the kernel.
-      [ $((i % 10)) = 0 ] && nsx "tp-$name" rdisc6 -1 -w 500 "tp-$name-c" >/dev/null 2>&1
+      [ $((i % 5)) = 0 ] && nsx "tp-$name" rdisc6 -1 -w 300 "tp-$name-c" >/dev/null 2>&1
       sleep 0.1
     done
-    nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" ||
-      { echo "topology: tp-$name got no SLAAC address (router advertisement)" >&2; return 1; }
+    nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" || {
+      echo "topology: tp-$name got no SLAAC address (router advertisement); its IPv6 state:" >&2
+      nsx "tp-$name" ip -6 addr show dev "tp-$name-c" >&2
+      nsx "tp-$name" ip -6 route >&2
+      return 1
+    }
   done
 }
 
@@ -184,6 +188,8 @@ box() {
   for a in "modem0 100.64.0.2/24 2001:db8:100::2/64" "wifi0 192.168.50.1/24 2001:db8:50::1/64" \
     "usb0 192.168.60.1/24 2001:db8:60::1/64"; do
     set -- $a
+    # No DAD on the box's side either: dnsmasq cannot advertise from a tentative link-local.
+    nsx tp-box sysctl -qw "net.ipv6.conf.$1.accept_dad=0"
     nsx tp-box ip addr replace "$2" dev "$1"
     nsx tp-box ip addr replace "$3" dev "$1" nodad
     nsx tp-box ip link set "$1" up
