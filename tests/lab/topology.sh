@@ -142,7 +142,9 @@ serve_clients() {
   done
   for c in wifi:50 usb:60; do
     name=${c%%:*} net=${c##*:}
-    for i in $(seq 200); do
+    # Usually 1-3 s; now and then dnsmasq ignores the solicitations and the address comes with
+    # its next periodic advertisement (~20 s): wait for that rather than fail.
+    for i in $(seq 450); do
       nsx "tp-$name" ip -6 route show default | grep -q via &&
         nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" && break
       # Ask, as a host does when it joins a link: the answer configures the kernel.
