@@ -24,10 +24,8 @@ Ipv6Rules::~Ipv6Rules() { clear(); }
 void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
   cfg_ = cfg;
   std::map<RuleKey6, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>>, KeyLess> want;
-  const PortRole* up = nullptr;
   int up_ifindex = 0;
-  for (const auto& [ifindex, role] : cfg_.ports)
-    if (role.upstream) up = &role, up_ifindex = ifindex;
+  const PortRole* up = upstream(up_ifindex);
   if (up && !up->limited) {
     std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> router;
     const auto r = kernel_.route(kSomewhereGlobal);
@@ -58,10 +56,8 @@ void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
 
 void Ipv6Rules::neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac) {
   if (addr.family != AF_INET6) return;
-  const PortRole* up = nullptr;
   int up_ifindex = 0;
-  for (const auto& [i, role] : cfg_.ports)
-    if (role.upstream) up = &role, up_ifindex = i;
+  const PortRole* up = upstream(up_ifindex);
   if (!up) return;
   if (ifindex == up_ifindex) {  // possibly the router: its rules depend on it
     rebuild(cfg_);
@@ -120,6 +116,15 @@ void Ipv6Rules::remove(Rules::iterator it) {
   table_.remove_one(it->first);
   topo_.release(it->second.nexthop);
   rules_.erase(it);
+}
+
+const PortRole* Ipv6Rules::upstream(int& ifindex) const {
+  for (const auto& [i, role] : cfg_.ports)
+    if (role.upstream) {
+      ifindex = i;
+      return &role;
+    }
+  return nullptr;
 }
 
 const PortRole* Ipv6Rules::downstream_of(int ifindex, const IpAddr& addr) const {

@@ -61,6 +61,8 @@ class Ipv6Rules {
   // hop; a marker has none.
   void put(const RuleKey6& key, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> hop);
   void remove(Rules::iterator it);
+  // The upstream's role and TAP ifindex, if one is set.
+  const PortRole* upstream(int& ifindex) const;
   // The downstream port and prefix a neighbour belongs to, if it is a client.
   const PortRole* downstream_of(int ifindex, const IpAddr& addr) const;
 

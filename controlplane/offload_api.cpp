@@ -216,13 +216,12 @@ Json OffloadApi::status() {
   s["local_prefixes"] = Json::array();
   for (const auto& p : local_prefixes_) s["local_prefixes"].push_back(p.str());
   s["limits"] = Json::array();
-  for (const auto& [port, l] : limits_)
-    s["limits"].push_back({{"iface", ports_[port].name},
-                           {"warning", l.warning},
-                           {"limit", l.limit},
-                           {"used", host_.limit_used(port)},
-                           {"warning_reached", l.warned},
-                           {"limit_reached", l.reached}});
+  const Json used = usage();
+  for (const auto& [iface, l] : used.items()) {
+    Json limit = l;
+    limit["iface"] = iface;
+    s["limits"].push_back(std::move(limit));
+  }
   return ok(s);
 }
 

@@ -104,8 +104,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   const uint64_t hit6 = n6 ? t_.v6->lookup_bulk(keys6, n6, found6) : 0;
   for (uint16_t j = 0; j < n4; ++j) action[at4[j]] = (hit4 >> j) & 1 ? found4[j] : nullptr;
   for (uint16_t j = 0; j < n6; ++j) action[at6[j]] = (hit6 >> j) & 1 ? found6[j] : nullptr;
-  if (t_.rules6 && n6 && hit6 != (n6 == 64 ? ~uint64_t{0} : (uint64_t{1} << n6) - 1))
-    match_rules6(in_port, meta, at6, n6, action);
+  if (t_.rules6 && __builtin_popcountll(hit6) != n6) match_rules6(in_port, meta, at6, n6, action);
   for (uint16_t i = 0; i < n; ++i)
     if (verdict[i] == kCandidate && action[i]) rte_prefetch0(action[i]);
 

@@ -238,12 +238,12 @@ def wait_for(pred, seconds, what, step=0.2):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def tpgen(mode, fam, flows, size, offset, args, log_dir):
+def tpgen(mode, fam, flows, size, args, log_dir):
     a = ADDR[fam]
     cmd = (f"ip netns exec {GEN} {TPGEN} -l 0 --no-huge -m 512 --no-pci --file-prefix tpp-gen "
            f"--log-level=*:warning "
            f"--vdev {vdev(0, 'gen-down')} --vdev {vdev(1, 'gen-up')} -- "
-           f"--mode {mode} --family {fam} --flows {flows} --size {size} --flow-offset {offset} "
+           f"--mode {mode} --family {fam} --flows {flows} --size {size} "
            f"--client-mac {MAC['gen-down']} --box-mac {MAC['box-down']} "
            f"--client-ip {a['client']} --server-ip {a['server']} {args}")
     r = sh(cmd, check=False)
@@ -254,7 +254,7 @@ def tpgen(mode, fam, flows, size, offset, args, log_dir):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_case(fw, case, offset, opts, log_dir):
+def run_case(fw, case, opts, log_dir):
     flows_name, size, fam = case
     flows = FLOWS[flows_name]
     out = {"system": fw.name, "flows": flows_name, "size": size, "family": fam}
@@ -279,7 +279,7 @@ def run_case(fw, case, offset, opts, log_dir):
         watcher.start()
     warm = {"assure_sweep_unix": time.time()}
     try:
-        warm = tpgen("warmup", fam, flows, size, offset, "--rate 25000", log_dir)
+        warm = tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
         if watching:
             wait_for(lambda: "at" in filled, 30, "offload of every flow")
     except RuntimeError:
@@ -292,14 +292,14 @@ def run_case(fw, case, offset, opts, log_dir):
         out["offloaded_flows"] = ctl("status")["flows"]
         out["offload_setup_flows_per_s"] = (
             round(flows / max(filled["at"] - warm["assure_sweep_unix"], 1e-3)) if "at" in filled else None)
-    res = tpgen("search", fam, flows, size, offset,
+    res = tpgen("search", fam, flows, size,
                 f"--duration {opts.duration} --trials {opts.trials}", log_dir)
     out.update({k: res[k] for k in ("offered_max", "ndr", "pdr", "search_trials")})
     out["latency_at50"] = {k: res["at50"][k] for k in ("lat_p50_us", "lat_p99_us", "lat_p999_us")}
     out["latency_at90"] = {k: res["at90"][k] for k in ("lat_p50_us", "lat_p99_us", "lat_p999_us")}
     rate = max(res["pdr"] * 0.9, 1000)
     c0 = fw.cycles(res["tsc_hz"])
-    fixed = tpgen("fixed", fam, flows, size, offset, f"--rate {rate:.0f} --duration {opts.duration * 2}",
+    fixed = tpgen("fixed", fam, flows, size, f"--rate {rate:.0f} --duration {opts.duration * 2}",
                   log_dir)
     c1 = fw.cycles(res["tsc_hz"])
     rx = fixed["trial"]["rx"]
@@ -431,7 +431,7 @@ def main():
             try:
                 for case in cases:
                     try:
-                        r = run_case(fw, case, 0, opts, log_dir)
+                        r = run_case(fw, case, opts, log_dir)
                     except RuntimeError as e:  # one case failing does not lose the others
                         failures.append(f"{name} {case}: {e} (logs in {log_dir})")
                         print(f"  {name:10s} {case}: FAILED: {e}", flush=True)

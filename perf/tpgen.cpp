@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "checksum.hpp"
+
 namespace {
 
 constexpr uint16_t kBurst = 32;
@@ -45,8 +47,7 @@ struct Options {
   double duration = 1.0;  // seconds per trial
   int trials = 1;
   double pdr_loss = 0.005;
-  double precision = 0.02;   // search stops when hi - lo < precision * hi
-  uint16_t flow_offset = 0;  // source ports start at kClientPortBase + offset: cases do not collide
+  double precision = 0.02;  // search stops when hi - lo < precision * hi
   std::string client_mac, box_mac, client_ip, server_ip;
 };
 
@@ -76,19 +77,6 @@ std::vector<uint16_t> frame_sizes(const std::string& size, int family) {
   const int n = std::atoi(size.c_str());
   const int len = n == 64 ? smallest : n == 1500 ? 1514 : n;
   return {static_cast<uint16_t>(std::max<int>(smallest, std::min(1514, len)))};
-}
-
-// One's-complement helpers for the UDP checksum, updated per packet for the fields that vary.
-uint32_t sum16(const void* p, std::size_t n) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  uint32_t s = 0;
-  for (std::size_t i = 0; i + 1 < n; i += 2) s += (b[i] << 8) | b[i + 1];
-  if (n & 1) s += b[n - 1] << 8;
-  return s;
-}
-uint16_t fold(uint32_t s) {
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return static_cast<uint16_t>(s);
 }
 
 class Generator {
@@ -175,8 +163,7 @@ class Generator {
     if (rte_pktmbuf_alloc_bulk(pool_, pkts, n) != 0) return 0;
     for (uint16_t i = 0; i < n; ++i) {
       const uint16_t len = sizes_[size_at_++ % sizes_.size()];
-      const uint16_t sport =
-          static_cast<uint16_t>(kClientPortBase + o_.flow_offset + next_flow_++ % o_.flows);
+      const uint16_t sport = static_cast<uint16_t>(kClientPortBase + next_flow_++ % o_.flows);
       if (next_flow_ >= o_.flows) next_flow_ = 0;
       fill(pkts[i], len, sport, stamp);
     }
@@ -202,7 +189,7 @@ class Generator {
       ip[9] = IPPROTO_UDP;
       std::memcpy(ip + 12, client4_, 4);
       std::memcpy(ip + 16, server4_, 4);
-      const uint16_t c = static_cast<uint16_t>(~fold(sum16(ip, 20)));
+      const uint16_t c = tp::csum::finish(tp::csum::sum_bytes(ip, 20));
       ip[10] = c >> 8;
       ip[11] = c & 0xff;
       udp = ip + 20;
@@ -226,8 +213,8 @@ class Generator {
     std::memcpy(udp + 8, &kMagic, 4);
     std::memcpy(udp + 12, &stamp, 8);
     if (!v4) {  // IPv6 needs a UDP checksum: pseudo-header plus the datagram (mostly zeros)
-      uint32_t s = sum16(ip + 8, 32) + udp_len + IPPROTO_UDP + sum16(udp, 20);
-      uint16_t c = static_cast<uint16_t>(~fold(s));
+      uint16_t c = tp::csum::finish(
+          tp::csum::sum_bytes(udp, 20, tp::csum::sum_bytes(ip + 8, 32) + udp_len + IPPROTO_UDP));
       if (c == 0) c = 0xffff;
       udp[6] = c >> 8;
       udp[7] = c & 0xff;
@@ -351,8 +338,7 @@ double search(Generator& g, const Options& o, double hi, double max_loss, int& s
   std::fprintf(stderr,
                "usage: tpgen [EAL args] -- --mode warmup|fixed|search --family 4|6 --flows N "
                "--size 64|imix|1500 --client-mac M --box-mac M --client-ip A --server-ip A "
-               "[--rate PPS] [--max-rate PPS] [--duration S] [--trials K] [--pdr-loss F] "
-               "[--flow-offset N]\n"
+               "[--rate PPS] [--max-rate PPS] [--duration S] [--trials K] [--pdr-loss F]\n"
                "EAL ports: 0 is the client side (sends), 1 the server side (receives)\n");
   std::exit(2);
 }
@@ -390,8 +376,6 @@ int main(int argc, char** argv) {
       o.trials = std::max(1, std::atoi(v.c_str()));
     else if (a == "--pdr-loss")
       o.pdr_loss = std::atof(v.c_str());
-    else if (a == "--flow-offset")
-      o.flow_offset = static_cast<uint16_t>(std::atoi(v.c_str()));
     else if (a == "--client-mac")
       o.client_mac = v;
     else if (a == "--box-mac")
@@ -404,7 +388,7 @@ int main(int argc, char** argv) {
       usage();
   }
   if (rte_eth_dev_count_avail() < 2 || o.client_mac.empty() || o.box_mac.empty()) usage();
-  if (o.flows + o.flow_offset > 65535 - kClientPortBase) {
+  if (o.flows > 65535 - kClientPortBase) {
     std::fprintf(stderr, "tpgen: too many flows for the port range\n");
     return 2;
   }

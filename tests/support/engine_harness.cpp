@@ -1,5 +1,7 @@
 #include "engine_harness.hpp"
 
+#include "dpdk_env.hpp"
+
 #include <rte_malloc.h>
 
 #include <atomic>
@@ -124,6 +126,22 @@ EngineOutput& EngineHarness::run(uint8_t in_port, rte_mbuf** pkts, uint16_t n, u
   out.clear();
   engine->process(in_port, pkts, n, now, out);
   return out;
+}
+
+std::string EngineHarness::send(uint8_t in_port, const Bytes& frame, Bytes* out_frame) {
+  static const char* const kPortNames[] = {"modem", "wifi", "usb"};
+  rte_mbuf* m = to_mbuf(frame);
+  EngineOutput& o = run(in_port, &m, 1);
+  std::string where = "nowhere";
+  if (o.punt.n) where = name(o.punt.reasons[0]);
+  if (o.drop.n) where = name(o.drop.reasons[0]);
+  for (uint8_t p : {lab::kModem, lab::kWifi, lab::kUsb}) {
+    if (!o.tx[p].n) continue;
+    where = kPortNames[p];
+    if (out_frame) *out_frame = from_mbuf(o.tx[p].pkts[0]);
+  }
+  rte_pktmbuf_free(m);
+  return where;
 }
 
 }  // namespace tp::test

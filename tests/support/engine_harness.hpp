@@ -46,6 +46,9 @@ class EngineHarness {
 
   // Runs one burst through the engine.
   EngineOutput& run(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now = 1);
+  // One frame through the engine: where it went ("modem", "wifi", "usb", or the name of the
+  // exception reason) and, if forwarded, the frame as it left.
+  std::string send(uint8_t in_port, const Bytes& frame, Bytes* out_frame = nullptr);
 
   rte_rcu_qsbr* qsv = nullptr;
   std::unique_ptr<FlowTable4> v4;

@@ -29,12 +29,7 @@ class FlowManagerTest : public ::testing::Test {
                          .tcp(cport, 80)
                          .payload(20)
                          .build();
-    rte_mbuf* m = to_mbuf(in);
-    EngineOutput& out = h->run(kWifi, &m, 1);
-    std::string where = out.punt.n ? std::string(name(out.punt.reasons[0])) : "modem";
-    if (out.tx[kModem].n && out_frame) *out_frame = from_mbuf(out.tx[kModem].pkts[0]);
-    rte_pktmbuf_free(m);
-    return where;
+    return h->send(kWifi, in, out_frame);
   }
 
   FakeKernel kernel;

@@ -39,17 +39,7 @@ class Ipv6RulesTest : public ::testing::Test {
             .udp(5000, 6000)
             .payload(30)
             .build();
-    rte_mbuf* m = to_mbuf(in);
-    EngineOutput& out = h->run(port, &m, 1);
-    std::string where = out.punt.n         ? std::string(name(out.punt.reasons[0]))
-                        : out.tx[kModem].n ? "modem"
-                        : out.tx[kWifi].n  ? "wifi"
-                        : out.tx[kUsb].n   ? "usb"
-                                           : "nowhere";
-    for (uint8_t p : {kModem, kWifi, kUsb})
-      if (out.tx[p].n && out_frame) *out_frame = from_mbuf(out.tx[p].pkts[0]);
-    rte_pktmbuf_free(m);
-    return where;
+    return h->send(port, in, out_frame);
   }
 
   FakeKernel kernel;
