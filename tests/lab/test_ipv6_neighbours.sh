@@ -13,7 +13,7 @@ start_daemon "$(lab_config -e 's/^  enabled: true/  enabled: true\n  ipv6: neigh
 # Fast-path bytes of the IPv6 rule matching a pattern ("client ADDR" or "prefix ADDR/64").
 rule_bytes() { daemon_report | awk -v pat="rule $1 " 'index($0, pat) == 1 {print $(NF-1); f = 1} END {if (!f) print 0}'; }
 rule_carries() { [ "$(rule_bytes "$1")" -ge "$2" ]; }
-rule_gone() { ! daemon_report | grep -q "^rule $1 "; }
+rule_gone() { ! daemon_report | grep "^rule $1 " >/dev/null; }
 
 echo "IPv6 with the kernel not tracking it"
 check "ping IPv6 wifi -> server" nsx tp-wifi ping -6 -c 5 -i 0.2 -W 2 2001:db8:ffff::10

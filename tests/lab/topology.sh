@@ -42,7 +42,7 @@ plain_veth() {
 
 down() {
   for ns in "${NS[@]}"; do
-    if ip netns list | grep -qw "$ns"; then
+    if ip netns list | grep -w "$ns" >/dev/null; then
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
       ip netns del "$ns" 2>/dev/null || true
     fi
@@ -142,16 +142,16 @@ serve_clients() {
   done
   for c in wifi:50 usb:60; do
     name=${c%%:*} net=${c##*:}
-    # Usually 1-3 s; now and then dnsmasq ignores the solicitations and the address comes with
-    # its next periodic advertisement (~20 s): wait for that rather than fail.
+    # Usually 1-3 s; the bound is generous. (No `grep -q` here: under pipefail its early exit
+    # makes the pipeline fail with SIGPIPE even when the line is there.)
     for i in $(seq 450); do
-      nsx "tp-$name" ip -6 route show default | grep -q via &&
-        nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" && break
+      nsx "tp-$name" ip -6 route show default | grep via >/dev/null &&
+        nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep "2001:db8:$net::ff:fe$net:10" >/dev/null && break
       # Ask, as a host does when it joins a link: the answer configures the kernel.
-      [ $((i % 5)) = 0 ] && nsx "tp-$name" rdisc6 -1 -w 300 "tp-$name-c" >/dev/null 2>&1
+      [ $((i % 5)) = 0 ] && { nsx "tp-$name" rdisc6 -1 -w 300 "tp-$name-c" >/dev/null 2>&1 || true; }
       sleep 0.1
     done
-    nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep -q "2001:db8:$net::ff:fe$net:10" || {
+    nsx "tp-$name" ip -6 addr show dev "tp-$name-c" | grep "2001:db8:$net::ff:fe$net:10" >/dev/null || {
       echo "topology: tp-$name got no SLAAC address (router advertisement); its IPv6 state:" >&2
       nsx "tp-$name" ip -6 addr show dev "tp-$name-c" >&2
       nsx "tp-$name" ip -6 route >&2
@@ -163,7 +163,7 @@ serve_clients() {
 wait_port() {
   local ns=$1 port=$2
   for _ in $(seq 50); do
-    nsx "$ns" ss -ltn "sport = :$port" | grep -q LISTEN && return 0
+    nsx "$ns" ss -ltn "sport = :$port" | grep LISTEN >/dev/null && return 0
     sleep 0.1
   done
   echo "topology: nothing listens on port $port in $ns" >&2
