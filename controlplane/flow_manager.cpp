@@ -71,8 +71,8 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
       const auto ko = make_key<FlowKey6>(e.orig, e.proto, d.orig.in_port);
       const auto kr = make_key<FlowKey6>(e.reply, e.proto, d.reply.in_port);
       FlowAction ao, ar;
-      ao.nexthop.store(f.nh_orig, std::memory_order_relaxed);
-      ar.nexthop.store(f.nh_reply, std::memory_order_relaxed);
+      ao.set_nexthop(f.nh_orig);
+      ar.set_nexthop(f.nh_reply);
       rc = v6_.insert(ko, ao, kr, ar);
       if (rc == 0) {
         f.a_orig = v6_.find(ko);

@@ -96,7 +96,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   in.rx_packets.add(n);
   in.rx_ip_bytes.add(rx_bytes);
 
-  // 2. Look up: one bulk lookup per family; rte_hash prefetches its own buckets.
+  // 2. Look up: one bulk lookup per family; the table prefetches its buckets and entries.
   FlowAction* found4[kMaxBurst];
   FlowAction* found6[kMaxBurst];
   FlowAction* action[kMaxBurst];
@@ -105,8 +105,6 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   for (uint16_t j = 0; j < n4; ++j) action[at4[j]] = (hit4 >> j) & 1 ? found4[j] : nullptr;
   for (uint16_t j = 0; j < n6; ++j) action[at6[j]] = (hit6 >> j) & 1 ? found6[j] : nullptr;
   if (t_.rules6 && __builtin_popcountll(hit6) != n6) match_rules6(in_port, meta, at6, n6, action);
-  for (uint16_t i = 0; i < n; ++i)
-    if (verdict[i] == kCandidate && action[i]) rte_prefetch0(action[i]);
 
   // 3. Rewrite and 4. output, in arrival order so that each flow keeps its packet order.
   for (uint16_t i = 0; i < n; ++i) {
@@ -120,7 +118,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
       except(out, in, m, meta[i].to_local ? Reason::local : Reason::unknown_flow);
       continue;
     }
-    const NextHop& nh = topo.nexthops[a->nexthop.load(std::memory_order_relaxed) % kMaxNextHops];
+    const uint16_t route = a->route.load(std::memory_order_relaxed);
+    const NextHop& nh = topo.nexthops[FlowAction::nexthop_of(route) % kMaxNextHops];
     if (!nh.valid || !topo.ports[nh.port % kMaxPorts].enabled) {
       except(out, in, m, Reason::no_nexthop);
       continue;
@@ -140,7 +139,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
     }
     uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
     if (p.version == 4)
-      rewrite_ipv4(frame, p, *a);
+      rewrite_ipv4(frame, p, *a, FlowAction::rewrite_of(route));
     else
       rewrite_ipv6(frame, p);
     eth_output(m, p, nh);

@@ -17,7 +17,8 @@
 
 namespace tp {
 
-inline constexpr uint16_t kMaxBurst = RTE_HASH_LOOKUP_BULK_MAX;
+// One bulk table lookup per family and burst.
+inline constexpr uint16_t kMaxBurst = FlowTable4::kMaxBulk;
 
 struct Parsed;
 

@@ -8,6 +8,7 @@
 
 #include "checksum.hpp"
 #include "flow_key.hpp"
+#include "topology.hpp"
 
 namespace tp {
 
@@ -23,18 +24,19 @@ struct FlowAction {
   uint16_t nat_port = 0;  // network order
   uint16_t l3_delta = 0;  // IPv4 header: address change plus the TTL decrement
   uint16_t l4_delta = 0;  // TCP/UDP: pseudo-header address + port; ICMP: identifier only
-  Rewrite rewrite = Rewrite::route;
-  uint8_t reserved = 0;
-  // The control plane repoints a flow at another next hop (route or neighbour change) with one
-  // atomic store; the worker reads it once per packet with a relaxed load (the next-hop table it
-  // indexes is RCU-published, see topology.hpp).
-  std::atomic<uint16_t> nexthop{0};
-  uint16_t reserved2 = 0;
+  // The rewrite kind (top two bits, immutable) and the next hop (the rest) share one word: the
+  // control plane repoints a flow at another next hop (route or neighbour change) with one atomic
+  // store and the worker reads both with one relaxed load (the next-hop table it indexes is
+  // RCU-published, see topology.hpp). Sharing it keeps the action at 32 bytes.
+  std::atomic<uint16_t> route{0};
   // Written only by the worker that owns this direction's ingress queue (RSS keeps a 5-tuple on
   // one queue), read by the control plane: single writer, so plain relaxed load+store, no RMW.
   std::atomic<uint32_t> last_seen{0};  // the worker's coarse clock at the last packet
   std::atomic<uint64_t> packets{0};
   std::atomic<uint64_t> bytes{0};  // IP bytes (total length), link-layer headers excluded
+
+  static constexpr unsigned kRewriteShift = 14;
+  static constexpr uint16_t kNextHopMask = (1u << kRewriteShift) - 1;
 
   FlowAction() = default;
   FlowAction(const FlowAction& o)
@@ -42,22 +44,32 @@ struct FlowAction {
         nat_port(o.nat_port),
         l3_delta(o.l3_delta),
         l4_delta(o.l4_delta),
-        rewrite(o.rewrite),
-        nexthop(o.nexthop.load(std::memory_order_relaxed)) {}
+        route(o.route.load(std::memory_order_relaxed)) {}
   FlowAction& operator=(const FlowAction& o) {
     nat_addr = o.nat_addr;
     nat_port = o.nat_port;
     l3_delta = o.l3_delta;
     l4_delta = o.l4_delta;
-    rewrite = o.rewrite;
-    nexthop.store(o.nexthop.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    route.store(o.route.load(std::memory_order_relaxed), std::memory_order_relaxed);
     last_seen.store(0, std::memory_order_relaxed);
     packets.store(0, std::memory_order_relaxed);
     bytes.store(0, std::memory_order_relaxed);
     return *this;
   }
+
+  static Rewrite rewrite_of(uint16_t route) { return static_cast<Rewrite>(route >> kRewriteShift); }
+  static uint16_t nexthop_of(uint16_t route) { return route & kNextHopMask; }
+  Rewrite rewrite() const { return rewrite_of(route.load(std::memory_order_relaxed)); }
+  uint16_t nexthop() const { return nexthop_of(route.load(std::memory_order_relaxed)); }
+  // Control thread only (the one writer of `route`).
+  void set_route(Rewrite rw, uint16_t nh) {
+    route.store(static_cast<uint16_t>(static_cast<unsigned>(rw) << kRewriteShift | nh),
+                std::memory_order_relaxed);
+  }
+  void set_nexthop(uint16_t nh) { set_route(rewrite(), nh); }
 };
-static_assert(sizeof(FlowAction) == 40, "two directions must stay well inside 128 bytes");
+static_assert(sizeof(FlowAction) == 32, "two directions with their keys must fit in 128 bytes");
+static_assert(kMaxNextHops - 1 <= FlowAction::kNextHopMask);
 
 // TTL lives in the high byte of the TTL/protocol word: decrementing it subtracts 0x0100.
 inline constexpr uint32_t kTtlDecrementDelta = csum::word_delta(0x0100, 0x0000);
@@ -65,9 +77,8 @@ inline constexpr uint32_t kTtlDecrementDelta = csum::word_delta(0x0100, 0x0000);
 // IPv4 routed without NAT: only the TTL changes.
 inline FlowAction make_route_action(uint16_t nexthop) {
   FlowAction a;
-  a.rewrite = Rewrite::route;
   a.l3_delta = csum::fold(kTtlDecrementDelta);
-  a.nexthop.store(nexthop, std::memory_order_relaxed);
+  a.set_route(Rewrite::route, nexthop);
   return a;
 }
 
@@ -86,13 +97,12 @@ inline FlowAction make_nat44_action(const FlowKey4& key, Rewrite rw, uint32_t ne
   const uint32_t port = csum::word_delta(old_port, ntoh16(new_port_be));
 
   FlowAction a;
-  a.rewrite = rw;
   a.nat_addr = new_addr_be;
   a.nat_port = new_port_be;
   a.l3_delta = csum::fold(addr + kTtlDecrementDelta);
   // ICMP's checksum has no pseudo-header; TCP's and UDP's cover the addresses.
   a.l4_delta = csum::fold(icmp ? port : addr + port);
-  a.nexthop.store(nexthop, std::memory_order_relaxed);
+  a.set_route(rw, nexthop);
   return a;
 }
 

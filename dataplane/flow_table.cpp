@@ -1,7 +1,6 @@
 #include "flow_table.hpp"
 
 #include <rte_errno.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
 #include <algorithm>
@@ -12,9 +11,15 @@
 namespace tp {
 namespace {
 
-// Deletes queued for reclaim at once. A full queue makes the control thread wait one grace
-// period (a worker loop) instead, so this bounds memory, not correctness.
-constexpr uint32_t kDeferQueueSize = 64 * 1024;
+// Deletes queued for reclaim at once: an eighth of the entries, within these bounds. A full
+// queue makes the control thread wait one grace period (a worker loop, microseconds) and reclaim
+// it all, so its size bounds memory (16 bytes per element), not correctness.
+constexpr uint32_t kMinDeferQueue = 256;
+constexpr uint32_t kMaxDeferQueue = 64 * 1024;
+// Filled slots over all slots when every entry is in use. Linear probing over 7-slot buckets
+// keeps probes short up to here (bench_flow_table prints the share of keys beyond their home
+// bucket); beyond, unknown-flow lookups walk long runs.
+constexpr uint32_t kMaxLoadPercent = 80;
 
 std::size_t heap_used(int socket_id) {
   rte_malloc_socket_stats st{};
@@ -28,30 +33,28 @@ template <class F>
 std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t capacity,
                                                    rte_rcu_qsbr* qsv, int socket_id) {
   std::unique_ptr<FlowTable> t(new (std::nothrow) FlowTable());
-  if (!t || capacity == 0 || !qsv) {
+  if (!t || capacity == 0 || capacity >= kNone || !qsv) {
     rte_errno = EINVAL;
     return nullptr;
   }
   const std::size_t before = heap_used(socket_id);
-  rte_hash_parameters hp{};
-  hp.name = name;
-  hp.entries = capacity;
-  hp.key_len = sizeof(Key);
-  hp.hash_func = rte_hash_crc;
-  hp.socket_id = socket_id;
-  // Lock-free readers; deletes leave the key slot allocated until we free it after a grace period.
-  hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
-  t->hash_ = rte_hash_create(&hp);
-  if (!t->hash_) return nullptr;
-
-  const uint32_t slots = static_cast<uint32_t>(rte_hash_max_key_id(t->hash_)) + 1;
-  t->actions_ = static_cast<FlowAction*>(rte_zmalloc_socket(
-      "flow_actions", sizeof(FlowAction) * slots, RTE_CACHE_LINE_SIZE, socket_id));
-  if (!t->actions_) {
+  const uint64_t slots = (uint64_t{capacity} * 100 + kMaxLoadPercent - 1) / kMaxLoadPercent;
+  t->n_buckets_ = static_cast<uint32_t>((slots + kSlots - 1) / kSlots);
+  const std::string buckets_name = std::string(name) + "_buckets";
+  t->buckets_ = static_cast<Bucket*>(rte_zmalloc_socket(
+      buckets_name.c_str(), sizeof(Bucket) * t->n_buckets_, RTE_CACHE_LINE_SIZE, socket_id));
+  const std::string entries_name = std::string(name) + "_entries";
+  t->entries_ = static_cast<Entry*>(rte_malloc_socket(
+      entries_name.c_str(), sizeof(Entry) * capacity, RTE_CACHE_LINE_SIZE, socket_id));
+  if (!t->buckets_ || !t->entries_) {
     rte_errno = ENOMEM;
     return nullptr;
   }
-  for (uint32_t i = 0; i < slots; ++i) new (&t->actions_[i]) FlowAction();
+  for (uint32_t i = 0; i < t->n_buckets_; ++i) new (&t->buckets_[i]) Bucket();
+  for (uint32_t i = capacity; i-- > 0;) {
+    new (&t->entries_[i]) Entry();
+    t->release(i);
+  }
   t->capacity_ = capacity;
   t->qsv_ = qsv;
 
@@ -59,8 +62,8 @@ std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t ca
   rte_rcu_qsbr_dq_parameters dp{};
   dp.name = dq_name.c_str();
   dp.flags = RTE_RCU_QSBR_DQ_MT_UNSAFE;  // single writer
-  dp.size = std::min(capacity, kDeferQueueSize);
-  dp.esize = sizeof(int32_t);    // the deleted key's position
+  dp.size = std::clamp(capacity / 8, kMinDeferQueue, kMaxDeferQueue);
+  dp.esize = sizeof(uint32_t);   // the deleted entry's index
   dp.trigger_reclaim_limit = 0;  // try a non-blocking reclaim on every delete
   dp.max_reclaim_size = 32;
   dp.free_fn = &FlowTable::free_deferred;
@@ -75,15 +78,30 @@ std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t ca
 template <class F>
 FlowTable<F>::~FlowTable() {
   if (dq_) rte_rcu_qsbr_dq_delete(dq_);  // waits out the grace period of what it still holds
-  rte_hash_free(hash_);
-  rte_free(actions_);
+  rte_free(entries_);
+  rte_free(buckets_);
+}
+
+template <class F>
+void FlowTable<F>::release(uint32_t index) {
+  std::memcpy(static_cast<void*>(&entries_[index].key), &free_head_, sizeof(free_head_));
+  free_head_ = index;
+}
+
+template <class F>
+int FlowTable<F>::alloc() {
+  if (free_head_ == kNone) wait_grace_period();  // free entries may all be waiting it out
+  if (free_head_ == kNone) return -ENOSPC;
+  const uint32_t index = free_head_;
+  std::memcpy(&free_head_, &entries_[index].key, sizeof(free_head_));
+  return static_cast<int>(index);
 }
 
 template <class F>
 void FlowTable<F>::free_deferred(void* self, void* elems, unsigned int n) {
   auto* t = static_cast<FlowTable*>(self);
-  auto* positions = static_cast<int32_t*>(elems);
-  for (unsigned int i = 0; i < n; ++i) rte_hash_free_key_with_position(t->hash_, positions[i]);
+  auto* indices = static_cast<uint32_t*>(elems);
+  for (unsigned int i = 0; i < n; ++i) t->release(indices[i]);
 }
 
 template <class F>
@@ -99,73 +117,90 @@ void FlowTable<F>::wait_grace_period() {
   reclaim();
 }
 
-// Adds `key` with no action yet (workers treat it as a miss) and writes its action into the
-// slot rte_hash chose. Returns the position or a negative errno.
 template <class F>
-int FlowTable<F>::add_key(const Key& key, const FlowAction& action) {
-  int32_t pos = rte_hash_add_key(hash_, &key);
-  if (pos == -ENOSPC) {
-    // Free slots may all be waiting out a grace period.
+void FlowTable<F>::defer_free(uint32_t index) {
+  if (rte_rcu_qsbr_dq_enqueue(dq_, &index) != 0) {
     wait_grace_period();
-    pos = rte_hash_add_key(hash_, &key);
+    rte_rcu_qsbr_dq_enqueue(dq_, &index);  // the queue was just drained
   }
-  if (pos < 0) return pos;
-  actions_[pos] = action;  // counters start at zero
-  return pos;
 }
 
-// The action was fully written before this store; add_key_data on a present key replaces its
-// data with a release store, so a worker that sees the pointer sees the action.
+// Publishes a fully written entry in the first free slot from the key's home bucket on. There is
+// always one: slots outnumber entries. The overflow counts go up before the slot is filled, so a
+// reader that sees the slot also walks far enough to reach it.
 template <class F>
-void FlowTable<F>::publish(const Key& key, int32_t position) {
-  rte_hash_add_key_data(hash_, &key, &actions_[position]);
+void FlowTable<F>::place(const Key& key, uint32_t index) {
+  const uint32_t hash = hash_of(key);
+  const uint32_t home = bucket_of(hash);
+  for (uint32_t b = home;; b = next(b)) {
+    for (auto& s : buckets_[b].slot) {
+      if (s.load(std::memory_order_relaxed)) continue;
+      for (uint32_t p = home; p != b; p = next(p))
+        buckets_[p].overflow.store(buckets_[p].overflow.load(std::memory_order_relaxed) + 1,
+                                   std::memory_order_release);
+      s.store(tag_of(hash) | (uint64_t{index} + 1), std::memory_order_release);
+      return;
+    }
+  }
 }
 
 template <class F>
 int FlowTable<F>::insert(const Key& orig, const FlowAction& orig_action, const Key& reply,
                          const FlowAction& reply_action) {
-  if (orig == reply) return -EINVAL;
-  if (rte_hash_lookup(hash_, &orig) >= 0 || rte_hash_lookup(hash_, &reply) >= 0) return -EEXIST;
-  const int a = add_key(orig, orig_action);
+  if (same(orig, reply)) return -EINVAL;
+  if (find(orig) || find(reply)) return -EEXIST;
+  const int a = alloc();
   if (a < 0) return a;
-  const int b = add_key(reply, reply_action);
+  const int b = alloc();
   if (b < 0) {
-    // Never published, but a worker may have found the key (with no action): defer the free.
-    rte_hash_del_key(hash_, &orig);
-    defer_free(a);
+    release(static_cast<uint32_t>(a));
     return b;
   }
-  publish(orig, a);
-  publish(reply, b);
+  entries_[a].key = orig;
+  entries_[a].action = orig_action;  // counters start at zero
+  entries_[b].key = reply;
+  entries_[b].action = reply_action;
+  place(orig, static_cast<uint32_t>(a));
+  place(reply, static_cast<uint32_t>(b));
   size_ += 2;
   return 0;
 }
 
 template <class F>
 int FlowTable<F>::insert_one(const Key& key, const FlowAction& action) {
-  if (rte_hash_lookup(hash_, &key) >= 0) return -EEXIST;
-  const int pos = add_key(key, action);
-  if (pos < 0) return pos;
-  publish(key, pos);
+  if (find(key)) return -EEXIST;
+  const int a = alloc();
+  if (a < 0) return a;
+  entries_[a].key = key;
+  entries_[a].action = action;
+  place(key, static_cast<uint32_t>(a));
   ++size_;
   return 0;
 }
 
-template <class F>
-void FlowTable<F>::defer_free(int32_t position) {
-  if (rte_rcu_qsbr_dq_enqueue(dq_, &position) != 0) {
-    wait_grace_period();
-    rte_rcu_qsbr_dq_enqueue(dq_, &position);  // the queue was just drained
-  }
-}
-
+// Clears the slot first, then lowers the overflow counts it had raised: a reader either still
+// finds the entry (freed only after the grace period) or misses it, never walks too short for
+// another key.
 template <class F>
 int FlowTable<F>::remove_one(const Key& key) {
-  const int32_t pos = rte_hash_del_key(hash_, &key);
-  if (pos < 0) return pos;
-  defer_free(pos);
-  --size_;
-  return 0;
+  const uint32_t hash = hash_of(key);
+  const uint32_t home = bucket_of(hash);
+  uint32_t b = home;
+  for (uint32_t step = 0; step < n_buckets_; ++step, b = next(b)) {
+    for (auto& s : buckets_[b].slot) {
+      const uint64_t v = s.load(std::memory_order_relaxed);
+      if ((v & kTagBits) != tag_of(hash) || !same(entries_[index_of(v)].key, key)) continue;
+      s.store(0, std::memory_order_release);
+      for (uint32_t p = home; p != b; p = next(p))
+        buckets_[p].overflow.store(buckets_[p].overflow.load(std::memory_order_relaxed) - 1,
+                                   std::memory_order_release);
+      defer_free(index_of(v));
+      --size_;
+      return 0;
+    }
+    if (!buckets_[b].overflow.load(std::memory_order_relaxed)) break;
+  }
+  return -ENOENT;
 }
 
 template <class F>
@@ -173,12 +208,6 @@ int FlowTable<F>::remove(const Key& orig, const Key& reply) {
   const int a = remove_one(orig);
   const int b = remove_one(reply);
   return a == 0 || b == 0 ? 0 : -ENOENT;
-}
-
-template <class F>
-FlowAction* FlowTable<F>::find(const Key& key) const {
-  void* data = nullptr;
-  return rte_hash_lookup_data(hash_, &key, &data) >= 0 ? static_cast<FlowAction*>(data) : nullptr;
 }
 
 template class FlowTable<V4>;

@@ -25,13 +25,13 @@ inline void update_csum(uint8_t* field, uint16_t delta) {
 }  // namespace detail
 
 // TTL decrement, then SNAT or DNAT of address and port/identifier. The caller has already
-// checked TTL > 1 and the header lengths (parse()).
-inline void rewrite_ipv4(uint8_t* frame, const Parsed& p, const FlowAction& a) {
+// checked TTL > 1 and the header lengths (parse()); `rw` is from the same load as the next hop.
+inline void rewrite_ipv4(uint8_t* frame, const Parsed& p, const FlowAction& a, Rewrite rw) {
   auto* ip = reinterpret_cast<rte_ipv4_hdr*>(frame + p.l3_off);
   ip->time_to_live--;
   detail::update_csum(reinterpret_cast<uint8_t*>(&ip->hdr_checksum), a.l3_delta);
-  if (a.rewrite == Rewrite::route) return;
-  const bool snat = a.rewrite == Rewrite::snat;
+  if (rw == Rewrite::route) return;
+  const bool snat = rw == Rewrite::snat;
   (snat ? ip->src_addr : ip->dst_addr) = a.nat_addr;
 
   uint8_t* l4 = frame + p.l4_off;

@@ -117,8 +117,8 @@ int EngineHarness::add_route6(uint8_t proto, const std::string& client, uint16_t
                  lab::kModem,
                  0};
   FlowAction up, down;
-  up.nexthop.store(lab::kNhGateway);
-  down.nexthop.store(lab::kNhWifiClient);
+  up.set_nexthop(lab::kNhGateway);
+  down.set_nexthop(lab::kNhWifiClient);
   return v6->insert(orig, up, reply, down);
 }
 
