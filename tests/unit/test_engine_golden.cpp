@@ -1,5 +1,5 @@
 // Packet-golden tables (katran, cilium): {description, input frame, expected verdict, expected
-// output bytes}, run through the real engine with real rte_hash tables. Expected frames are built
+// output bytes}, run through the real engine with the real flow tables. Expected frames are built
 // independently with full checksum computation, so every incremental update is checked.
 #include <gtest/gtest.h>
 
