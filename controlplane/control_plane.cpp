@@ -358,7 +358,13 @@ Json ControlPlane::describe(const std::string& what) {
                       {"from_kernel", t.from_kernel},
                       {"exception_drops", t.exception_drops},
                       {"rx_missed", t.rx_missed},
-                      {"rx_nombuf", t.rx_nombuf}});
+                      {"rx_nombuf", t.rx_nombuf},
+                      {"xdp", nullptr}});
+      if (const auto& x = rt_.port_xdp(i))
+        list.back()["xdp"] = {{"mode", x->mode},
+                              {"program", x->program},
+                              {"program_id", x->program_id},
+                              {"programs", x->programs}};
     }
     return Json{{"ports", list}};
   }

@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 
@@ -87,6 +88,11 @@ void Runtime::build() {
                       pc.mtu,  pc.mac};
     ps.port = hw::Port::open(spec, pool_, error);
     if (!ps.port) throw RuntimeError(error);
+    if (const auto& x = ps.port->xdp())
+      std::fprintf(
+          stderr, "tetherpath: port %s: XDP program %s (id %u) in %s mode%s\n", pc.name.c_str(),
+          x->program.c_str(), x->program_id, x->mode.c_str(),
+          x->mode == "skb" ? ": generic XDP, every frame takes the kernel's slow copy" : "");
     ps.tap = hw::Tap::create(pc.name, ps.port->mac(), pc.mtu, error);
     if (!ps.tap) throw RuntimeError("port " + pc.name + ": " + error);
     ps.link_up = ps.port->link_up();

@@ -69,6 +69,9 @@ class Runtime {
   std::size_t port_count() const { return ports_.size(); }
   std::size_t worker_count() const { return workers_.size(); }
   PortTotals port_totals(std::size_t port) const;
+  const std::optional<hw::XdpAttachment>& port_xdp(std::size_t port) const {
+    return ports_[port].port->xdp();
+  }
   WorkerTotals worker_totals(std::size_t worker) const;
   std::array<uint64_t, kReasonCount> reason_totals() const;
   // Free packet buffers in the ports' pool and the exception path's: a pool running dry stops RX.

@@ -143,6 +143,10 @@ void show(const std::string& verb, const Json& r) {
     table({"port", "role", "link", "rx", "fast rx", "fast tx", "to kernel", "from kernel",
            "fast rx bytes", "fast tx bytes"},
           rows);
+    for (const Json& p : r["ports"])
+      if (!p["xdp"].is_null())
+        std::cout << str(p["name"]) << ": XDP program " << str(p["xdp"]["program"]) << " (id "
+                  << p["xdp"]["program_id"] << ") in " << str(p["xdp"]["mode"]) << " mode\n";
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
               << r["tx_bytes"] << " bytes forwarded since the previous call\n";

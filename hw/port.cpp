@@ -97,6 +97,7 @@ std::unique_ptr<Port> Port::open(const PortSpec& spec, rte_mempool* pool, std::s
     return nullptr;
   }
   p->started_ = true;
+  if (p->device_name_.rfind("net_af_xdp", 0) == 0) p->xdp_ = xdp_attachment(p->kernel_iface_);
   rte_eth_promiscuous_enable(p->id_);  // not every PMD can; frames for other MACs are punted anyway
   rte_ether_addr a;
   rte_eth_macaddr_get(p->id_, &a);

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "xdp_attachment.hpp"
+
 namespace tp::hw {
 
 struct PortSpec {
@@ -39,6 +41,8 @@ class Port {
   // A descriptor that polls readable when RX queue `q` has frames, so an idle worker can sleep
   // until traffic arrives instead of waking on a timer; -1 where the PMD offers none.
   int rx_wait_fd(uint16_t q) const;
+  // AF_XDP ports: the XDP program the PMD attached and its mode, read when the port started.
+  const std::optional<XdpAttachment>& xdp() const { return xdp_; }
   // Administrative down/up of the device (for AF_PACKET this downs the kernel interface too, so
   // the far end sees the carrier go).
   void set_admin(bool up);
@@ -51,6 +55,7 @@ class Port {
   std::string kernel_iface_;
   std::array<uint8_t, 6> mac_{};
   bool started_ = false;
+  std::optional<XdpAttachment> xdp_;
 };
 
 }  // namespace tp::hw

@@ -4,6 +4,24 @@
 source "$(dirname "$0")/lib.sh"
 lab_begin
 start_daemon "$(lab_config -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab-xdp.yaml|")"
+# The daemon reads each port's XDP program through libxdp; the kernel's own view must agree.
+xdp_matches_kernel() {
+  local port=$1 raw=$2 json kernel_id
+  json=$(tetherctl ports --json) || return 1
+  kernel_id=$(nsx tp-box ip -d link show "$raw" | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | head -1)
+  [ -n "$kernel_id" ] || { echo "    no XDP program on $raw"; return 1; }
+  python3 - "$port" "$kernel_id" "$json" <<'PY'
+import json, sys
+port, kernel_id, doc = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+x = next(p for p in doc["ports"] if p["name"] == port)["xdp"]
+print(f"    {port}: {x}; kernel: prog id {kernel_id}")
+sys.exit(0 if x and x["mode"] == "native" and x["program_id"] == kernel_id and x["program"] else 1)
+PY
+}
+for p in modem0:tp-modem-raw wifi0:tp-wifi-raw usb0:tp-usb-raw; do
+  check "${p%%:*} reports its XDP program in native mode, as the kernel shows it" \
+    xdp_matches_kernel "${p%%:*}" "${p##*:}"
+done
 check "ping IPv4 through AF_XDP ports" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
 check "ping IPv6 through AF_XDP ports" nsx tp-usb ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::10
 make_file 50M.bin 50

@@ -1,0 +1,44 @@
+#include "xdp_attachment.hpp"
+
+#include <net/if.h>
+#include <xdp/libxdp.h>
+
+#include <memory>
+
+namespace tp::hw {
+
+std::optional<XdpAttachment> xdp_attachment(const std::string& iface) {
+  const unsigned ifindex = if_nametoindex(iface.c_str());
+  if (ifindex == 0) return std::nullopt;
+  std::unique_ptr<xdp_multiprog, decltype(&xdp_multiprog__close)> mp(
+      xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)), &xdp_multiprog__close);
+  if (libxdp_get_error(mp.get()) || !mp) {
+    (void)mp.release();  // an encoded error, not an object
+    return std::nullopt;
+  }
+  XdpAttachment a;
+  switch (xdp_multiprog__attach_mode(mp.get())) {
+    case XDP_MODE_NATIVE:
+      a.mode = "native";
+      break;
+    case XDP_MODE_SKB:
+      a.mode = "skb";
+      break;
+    case XDP_MODE_HW:
+      a.mode = "hw";
+      break;
+    default:
+      return std::nullopt;  // nothing attached
+  }
+  const xdp_program* prog = xdp_multiprog__main_prog(mp.get());
+  if (!xdp_multiprog__is_legacy(mp.get())) {
+    a.programs = xdp_multiprog__program_count(mp.get());
+    prog = xdp_multiprog__next_prog(nullptr, mp.get());
+  }
+  if (!prog) return std::nullopt;
+  a.program = xdp_program__name(prog);
+  a.program_id = xdp_program__id(prog);
+  return a;
+}
+
+}  // namespace tp::hw
