@@ -22,6 +22,8 @@ for p in modem0:tp-modem-raw wifi0:tp-wifi-raw usb0:tp-usb-raw; do
   check "${p%%:*} reports its XDP program in native mode, as the kernel shows it" \
     xdp_matches_kernel "${p%%:*}" "${p##*:}"
 done
+check "the start log names each port's XDP program and mode" \
+  sh -c "[ \$(grep -c 'XDP program .* in native mode' '$TP_LOG') -eq 3 ]"
 check "ping IPv4 through AF_XDP ports" nsx tp-wifi ping -c 3 -i 0.2 -W 2 203.0.113.10
 check "ping IPv6 through AF_XDP ports" nsx tp-usb ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::10
 make_file 50M.bin 50
