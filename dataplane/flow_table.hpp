@@ -4,7 +4,7 @@
 // bucket line, a key-store line and an action line, and it costs 175 bytes per IPv4 flow. Here a
 // direction is one entry (key and action side by side: 48 bytes for IPv4) in one array, found
 // through 64-byte buckets of seven (16-bit tag, entry index) slots: a hit reads the bucket line
-// and the entry's one or two lines, and an IPv4 flow costs about 118 bytes. perf/bench_flow_table
+// and the entry's one or two lines, and an IPv4 flow costs about 120 bytes. perf/bench_flow_table
 // measures both structures (docs/performance.md).
 //
 // Buckets are probed linearly; each counts the keys that probed past it (F14's outbound overflow
@@ -181,23 +181,9 @@ class FlowTable {
   }
   uint32_t next(uint32_t b) const { return b + 1 == n_buckets_ ? 0 : b + 1; }
 
-  // The entry index of the first slot carrying `tag`, or kNone (also when that slot was
-  // emptied meanwhile: index_of(0) is kNone). Without a branch per slot: which slot matches is
-  // random, and a mispredicted early exit costs more than comparing all seven.
-  static uint32_t match_tag(const Bucket& b, uint64_t tag) {
-#ifdef __AVX2__
-    // x86 reads every aligned 8-byte lane of a vector load atomically, so each lane is a value
-    // some store wrote; the full key comparison decides anyway. Slots 0-3, then 3-6.
-    const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(kTagBits));
-    const __m256i want = _mm256_set1_epi64x(static_cast<long long>(tag));
-    auto matches = [&](const std::atomic<uint64_t>* four) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(four));
-      const __m256i eq = _mm256_cmpeq_epi64(_mm256_and_si256(v, mask), want);
-      return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(eq)));
-    };
-    const uint32_t match = matches(&b.slot[0]) | matches(&b.slot[3]) << 3;
-    return match ? index_of(b.slot[__builtin_ctz(match)].load(std::memory_order_acquire)) : kNone;
-#else
+  // The entry index of the first slot carrying `tag`, or kNone. Without a branch per slot: which
+  // slot matches is random, and a mispredicted early exit costs more than comparing all seven.
+  static uint32_t match_tag_scalar(const Bucket& b, uint64_t tag) {
     uint64_t v[kSlots];
     uint32_t match = 0;
 #pragma GCC unroll 8
@@ -206,6 +192,26 @@ class FlowTable {
       match |= static_cast<uint32_t>((v[s] & kTagBits) == tag) << s;
     }
     return match ? index_of(v[__builtin_ctz(match)]) : kNone;
+  }
+
+  static uint32_t match_tag(const Bucket& b, uint64_t tag) {
+#ifdef __AVX2__
+    // x86 reads every aligned 8-byte lane of a vector load atomically, so each lane is a value
+    // some store wrote. The matching lane is read again on its own, with acquire, before its
+    // entry is used; if it changed since the vector load (rare), the scalar match decides.
+    const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(kTagBits));
+    const __m256i want = _mm256_set1_epi64x(static_cast<long long>(tag));
+    auto matches = [&](const std::atomic<uint64_t>* four) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(four));
+      const __m256i eq = _mm256_cmpeq_epi64(_mm256_and_si256(v, mask), want);
+      return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(eq)));
+    };
+    const uint32_t match = matches(&b.slot[0]) | matches(&b.slot[3]) << 3;  // slots 0-3, 3-6
+    if (!match) return kNone;
+    const uint64_t v = b.slot[__builtin_ctz(match)].load(std::memory_order_acquire);
+    return (v & kTagBits) == tag ? index_of(v) : match_tag_scalar(b, tag);
+#else
+    return match_tag_scalar(b, tag);
 #endif
   }
 
