@@ -11,6 +11,9 @@ namespace tp {
 
 std::vector<std::string> eal_args(const conf::Config& cfg, const std::string& program);
 
+// A PCI address (DBDF or BDF) rather than a virtual device string.
+bool is_pci_device(const std::string& device);
+
 // Free hugepage memory on a mounted hugetlbfs, in MiB (0 if none is mounted).
 unsigned hugepages_free_mb();
 

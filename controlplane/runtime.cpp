@@ -11,6 +11,9 @@
 #include <cstring>
 #include <iomanip>
 
+#include "eal_args.hpp"
+#include "packet_pool.hpp"
+
 namespace tp {
 namespace {
 
@@ -52,8 +55,10 @@ void Runtime::build() {
   const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
   // RX and TX descriptors of every port, the rings, and bursts in flight.
   const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
-  pool_ = rte_pktmbuf_pool_create("tp_pkts", n_mbufs, kPoolCache, 0, data_room_for(max_mtu),
-                                  rte_socket_id());
+  bool any_pci = false;
+  for (const auto& p : cfg_.ports) any_pci = any_pci || is_pci_device(p.device);
+  pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, kPoolCache, data_room_for(max_mtu),
+                                 /*packed=*/!any_pci, rte_socket_id());
   exception_pool_ =
       rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
   if (!pool_ || !exception_pool_)
@@ -64,8 +69,7 @@ void Runtime::build() {
   qsv_ = static_cast<rte_rcu_qsbr*>(rte_zmalloc("tp_qsv", qsz, RTE_CACHE_LINE_SIZE));
   if (!qsv_ || rte_rcu_qsbr_init(qsv_, n_workers) != 0)
     throw RuntimeError("cannot create the RCU state");
-  // Two directions per flow, ~3% headroom for cuckoo placement.
-  const uint32_t capacity = dp.flow_capacity * 2 + dp.flow_capacity / 16;
+  const uint32_t capacity = dp.flow_capacity * 2;  // two directions per flow
   v4_ = FlowTable4::create("tp_flows4", capacity, qsv_, rte_socket_id());
   v6_ = FlowTable6::create("tp_flows6", capacity, qsv_, rte_socket_id());
   if (!v4_ || !v6_)
