@@ -1,5 +1,7 @@
 #include "control_plane.hpp"
 
+#include <net/if.h>
+
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
@@ -192,6 +194,10 @@ void ControlPlane::persist_usage() {
 void ControlPlane::publish(const Json& event) {
   std::cerr << "tetherpath: event " << event.dump() << '\n';
   if (api_server_) api_server_->publish(event);
+}
+
+bool ControlPlane::kernel_has_interface(const std::string& iface) {
+  return if_nametoindex(iface.c_str()) != 0;
 }
 
 std::string ControlPlane::reload() {

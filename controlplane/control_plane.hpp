@@ -33,6 +33,7 @@ class ControlPlane : private OffloadHost {
   bool offloading() const { return offloading_; }
   // Re-reads the configuration file (SIGHUP, the API's reload). Empty, or why nothing changed.
   std::string reload() override;
+  bool kernel_has_interface(const std::string& iface) override;
   // Writes the data-limit accounting to the state directory (periodically and at shutdown).
   void persist_usage();
 

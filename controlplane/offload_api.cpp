@@ -141,13 +141,29 @@ Json OffloadApi::set_upstream(const Json& req) {
   const std::string v4 = string_arg(req, "ipv4_addr"), gw = string_arg(req, "ipv4_gateway");
   const auto v6gws = string_list_arg(req, "ipv6_gateways");
   if (u.iface.empty()) illegal_argument("iface: the upstream interface is required");
-  if (!port_index(u.iface, conf::Role::upstream))
-    illegal_argument("iface: '" + u.iface + "' is not an upstream port of this box");
+  const bool ours = port_index(u.iface, conf::Role::upstream).has_value();
+  if (!ours && port_index(u.iface, conf::Role::downstream))
+    illegal_argument("iface: '" + u.iface + "' is a downstream port of this box");
+  if (!ours && !host_.kernel_has_interface(u.iface))
+    illegal_argument("iface: the box has no interface '" + u.iface + "'");
   if (v4.empty() && gw.empty() && v6gws.empty())
     illegal_argument("give ipv4_addr/ipv4_gateway, ipv6_gateways, or both");
   if (!v4.empty()) u.ipv4_addr = address_arg(v4, AF_INET, "ipv4_addr");
   if (!gw.empty()) u.ipv4_gateway = address_arg(gw, AF_INET, "ipv4_gateway");
   for (const auto& g : v6gws) u.ipv6_gateways.push_back(address_arg(g, AF_INET6, "ipv6_gateways"));
+  if (!ours) {
+    // An upstream the fast path has no port for (another modem, Wi-Fi as upstream): every flow
+    // goes back to the kernel, which routes it there.
+    upstream_.reset();
+    unsupported_upstream_ = u;
+    host_.roles_changed();
+    emit("offload_stopped_unsupported", u.iface, "not a fast-path port; the kernel forwards");
+    return ok();
+  }
+  if (unsupported_upstream_) {
+    unsupported_upstream_.reset();
+    emit("support_available", u.iface);
+  }
   upstream_ = std::move(u);
   host_.roles_changed();
   return ok();
@@ -200,12 +216,13 @@ void OffloadApi::set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint6
 Json OffloadApi::status() {
   Json s = host_.describe("status");
   s["offload"] = started_ ? "started" : "stopped";
-  if (upstream_) {
-    Json u{{"iface", upstream_->iface}};
-    if (upstream_->ipv4_addr) u["ipv4_addr"] = upstream_->ipv4_addr->str();
-    if (upstream_->ipv4_gateway) u["ipv4_gateway"] = upstream_->ipv4_gateway->str();
+  const auto& up = upstream_ ? upstream_ : unsupported_upstream_;
+  if (up) {
+    Json u{{"iface", up->iface}, {"offloaded", upstream_.has_value()}};
+    if (up->ipv4_addr) u["ipv4_addr"] = up->ipv4_addr->str();
+    if (up->ipv4_gateway) u["ipv4_gateway"] = up->ipv4_gateway->str();
     u["ipv6_gateways"] = Json::array();
-    for (const auto& g : upstream_->ipv6_gateways) u["ipv6_gateways"].push_back(g.str());
+    for (const auto& g : up->ipv6_gateways) u["ipv6_gateways"].push_back(g.str());
     s["upstream"] = u;
   } else {
     s["upstream"] = nullptr;
@@ -229,7 +246,10 @@ void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previ
   const bool at_start = previous == nullptr;
   bool changed = false;
   if (at_start || cfg.upstream != previous->upstream) {
-    if (cfg.upstream) upstream_ = cfg.upstream;
+    if (cfg.upstream) {
+      upstream_ = cfg.upstream;
+      unsupported_upstream_.reset();
+    }
     changed = true;
   }
   if (at_start || cfg.downstreams != previous->downstreams) {

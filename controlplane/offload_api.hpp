@@ -42,6 +42,8 @@ class OffloadHost {
   virtual Json describe(const std::string& what) = 0;
   // Re-reads the configuration file; an error message, or empty when it was applied.
   virtual std::string reload() = 0;
+  // Whether the kernel (the box's network namespace) has an interface of this name.
+  virtual bool kernel_has_interface(const std::string& iface) = 0;
 };
 
 class OffloadApi {
@@ -97,6 +99,9 @@ class OffloadApi {
   OffloadHost& host_;
   bool started_ = false;
   std::optional<conf::UpstreamConfig> upstream_;
+  // The HAL's "moved to a RAT without offload": the upstream is a kernel interface that is not
+  // one of our ports. Nothing is offloaded until set_upstream names an upstream port again.
+  std::optional<conf::UpstreamConfig> unsupported_upstream_;
   std::vector<conf::DownstreamConfig> downstreams_;
   std::vector<Prefix> local_prefixes_;
   std::map<uint8_t, Limit> limits_;

@@ -160,6 +160,8 @@ void show(const std::string& verb, const Json& r) {
     if (!u.is_null() && u.contains("ipv4_gateway")) std::cout << " via " << str(u["ipv4_gateway"]);
     if (!u.is_null())
       for (const Json& g : u["ipv6_gateways"]) std::cout << " via " << str(g);
+    if (!u.is_null() && !u.value("offloaded", true))
+      std::cout << " (no fast-path port: not offloaded)";
     std::cout << '\n';
     for (const Json& d : r["downstreams"])
       std::cout << "downstream  " << str(d["iface"]) << ' ' << str(d["prefix"]) << '\n';

@@ -34,6 +34,22 @@ check "set-upstream with no address at all is illegal_argument" expect_error ill
 check "addresses parse strictly: 192.0.2 is illegal_argument" expect_error illegal_argument set-upstream modem0 --ipv4-addr 192.0.2
 check "IPv6-only upstream parameters are valid" tetherctl set-upstream modem0 --ipv6-gateway 2001:db8:100::1
 check "IPv4-only upstream parameters are valid" tetherctl set-upstream modem0 --ipv4-addr 100.64.0.2 --ipv4-gateway 100.64.0.1
+# The HAL's OFFLOAD_STOPPED_UNSUPPORTED: an upstream the fast path has no port for.
+nsx tp-box ip link add tp-wan2 type veth peer name tp-wan2-peer  # no dummy driver here
+tetherctl events --count 2 >"$TP_LAB_DIR/unsupported-events.txt" 2>&1 &
+ev_pid=$!
+sleep 0.3
+ping_offloaded() { ip netns exec tp-wifi ping -c 6 -i 0.2 -q 203.0.113.10 >/dev/null && "$TETHERCTL" --json flows | grep '"dst": "203.0.113.10"' >/dev/null; }
+check "before: a ping is offloaded through modem0" ping_offloaded
+check "set-upstream to a kernel interface without a fast-path port is accepted" tetherctl set-upstream tp-wan2 --ipv4-addr 10.99.0.2
+check "status: tp-wan2 is the upstream, not offloaded" sh -c "$TETHERCTL status | grep -q '^upstream    tp-wan2 10.99.0.2 (no fast-path port: not offloaded)'"
+check "no flow stays offloaded toward modem0" eventually 3 test "$(json "d['total']" flows)" = 0
+check "set-upstream modem0 again" tetherctl set-upstream modem0 --ipv4-addr 100.64.0.2 --ipv4-gateway 100.64.0.1
+check "events: offload_stopped_unsupported tp-wan2, then support_available modem0" eventually 3 sh -c \
+  "head -1 '$TP_LAB_DIR/unsupported-events.txt' | grep -q '^offload_stopped_unsupported tp-wan2' && sed -n 2p '$TP_LAB_DIR/unsupported-events.txt' | grep -q '^support_available modem0'"
+kill "$ev_pid" 2>/dev/null; wait "$ev_pid" 2>/dev/null
+nsx tp-box ip link del tp-wan2
+check "a ping is offloaded through modem0 again" ping_offloaded
 check "a malformed prefix (192.0.2/24) is illegal_argument" expect_error illegal_argument add-downstream wifi0 192.0.2/24
 check "a malformed prefix (2001:db8/64) is illegal_argument" expect_error illegal_argument add-downstream wifi0 2001:db8/64
 check "an empty local prefix list is illegal_argument" expect_error illegal_argument set-local-prefixes

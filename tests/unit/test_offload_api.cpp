@@ -3,6 +3,8 @@
 // (test_api.sh) runs the same operations against the real daemon.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "config.hpp"
 #include "offload_api.hpp"
 
@@ -22,11 +24,15 @@ struct RecordingHost : OffloadHost {
   uint64_t limit_used(uint8_t port) override { return used[port]; }
   Json describe(const std::string& what) override { return Json{{"what", what}}; }
   std::string reload() override { return reload_error; }
+  bool kernel_has_interface(const std::string& iface) override {
+    return kernel_links.count(iface) > 0;
+  }
 
   int starts = 0, stops = 0, role_changes = 0;
   std::map<uint8_t, ByteCounts> forwarded;
   std::map<uint8_t, uint64_t> armed, used;
   std::string reload_error;
+  std::set<std::string> kernel_links{"modem0", "wifi0", "usb0", "wlan1"};
 };
 
 // modem0 (0) upstream, wifi0 (1) and usb0 (2) downstream.
@@ -138,6 +144,44 @@ TEST_F(OffloadApiTest, Upstream) {
   EXPECT_EQ(s["upstream"]["iface"], "modem0");
   EXPECT_EQ(s["upstream"]["ipv6_gateways"][0], "fe80::1");
   EXPECT_FALSE(s["upstream"].contains("ipv4_addr"));
+}
+
+// Android's OFFLOAD_STOPPED_UNSUPPORTED: the upstream moved to an interface the fast path has no
+// port for. Accepted (the kernel routes through it), nothing offloaded, said by an event; an
+// upstream port again brings support_available. A name the kernel does not know stays an error.
+TEST_F(OffloadApiTest, UpstreamWithoutAFastPathPortIsUnsupported) {
+  start();
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  events.clear();
+  const int before = host.role_changes;
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"ppp9","ipv4_addr":"10.0.0.2"})"),
+            "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"wlan1","ipv4_addr":"10.0.0"})"),
+            "illegal_argument")
+      << "its arguments are checked like any upstream's";
+  EXPECT_TRUE(events.empty());
+  EXPECT_TRUE(api.roles()[0].upstream);
+
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"wlan1","ipv4_addr":"10.0.0.2"})"), "ok");
+  EXPECT_FALSE(api.roles()[0].upstream) << "no port is the upstream: every flow goes back";
+  EXPECT_EQ(host.role_changes, before + 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["event"], "offload_stopped_unsupported");
+  EXPECT_EQ(events[0]["upstream"], "wlan1");
+  Json s = call(R"({"op":"status"})");
+  EXPECT_EQ(s["upstream"]["iface"], "wlan1");
+  EXPECT_EQ(s["upstream"]["offloaded"], false);
+
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  EXPECT_TRUE(api.roles()[0].upstream);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["event"], "support_available");
+  EXPECT_EQ(events[1]["upstream"], "modem0");
+  s = call(R"({"op":"status"})");
+  EXPECT_EQ(s["upstream"]["offloaded"], true);
+  // Once supported, moving between upstream ports says nothing more.
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.3"})"), "ok");
+  EXPECT_EQ(events.size(), 2u);
 }
 
 TEST_F(OffloadApiTest, Downstreams) {
