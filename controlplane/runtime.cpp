@@ -133,8 +133,14 @@ void Runtime::build() {
     wcfg[p % n_workers].inject.push_back(static_cast<uint8_t>(p));
   }
   for (auto& wc : wcfg)
-    for (const auto& [port, queue] : wc.rx)
+    for (const auto& [port, queue] : wc.rx) {
       wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
+      if (wc.rx_wait_fds.back() < 0)
+        std::fprintf(stderr,
+                     "tetherpath: port %s queue %u offers no descriptor to sleep on: its worker "
+                     "sleeps at most idle_sleep_max_us at a time\n",
+                     cfg_.ports[port].name.c_str(), queue);
+    }
   const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get(), limits_.get(), rules6_.get()};
   for (unsigned w = 0; w < n_workers; ++w) {
     wcfg[w].id = w;

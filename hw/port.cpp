@@ -3,10 +3,13 @@
 #include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
+#include <rte_version.h>
 
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <xdp/xsk.h>
 
 #include <cstring>
 #include <fstream>
@@ -123,24 +126,60 @@ bool Port::link_up() const {
   return rte_eth_link_get_nowait(id_, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
 }
 
+namespace {
+
 // net_af_packet keeps each queue's PACKET_MMAP socket as the first member of its private queue
-// struct (DPDK 22.11 drivers/net/af_packet). No public API exposes it, so the descriptor is
-// verified before use: it must be an AF_PACKET socket bound to this port's interface. Anything
-// else (another PMD, another layout) gets -1 and the worker falls back to timed sleeps.
+// struct (DPDK 22.11 drivers/net/af_packet).
+int af_packet_fd(const void* rxq) { return *static_cast<const int*>(rxq); }
+
+// The head of net_af_xdp's struct pkt_rx_queue up to its poll descriptor (DPDK 22.11
+// drivers/net/af_xdp/rte_eth_af_xdp.c); fds[0] is the queue's XSK socket.
+struct AfXdpRxQueueHead {
+  xsk_ring_cons rx;
+  void* umem;
+  xsk_socket* xsk;
+  rte_mempool* mb_pool;
+  uint64_t stats[4];  // rx_pkts, rx_bytes, rx_dropped, imissed_offset
+  xsk_ring_prod fq;
+  xsk_ring_cons cq;
+  void* pair;
+  pollfd fds[1];
+};
+int af_xdp_fd(const void* rxq) { return static_cast<const AfXdpRxQueueHead*>(rxq)->fds[0].fd; }
+
+bool socket_of_domain(int fd, int family) {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  return fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == family;
+}
+
+}  // namespace
+
+// No public API exposes a queue's socket, so the descriptor is read from the PMD's private queue
+// struct and verified before use: AF_PACKET, a packet socket bound to this port's interface;
+// AF_XDP, only on the DPDK release whose layout is mirrored above, an XSK socket that is also the
+// one the queue's xsk handle names. Anything else gets -1 and the worker falls back to timed
+// sleeps.
 int Port::rx_wait_fd(uint16_t q) const {
-  if (kernel_iface_.empty() || device_name_.rfind("net_af_packet", 0) != 0) return -1;
+  if (kernel_iface_.empty()) return -1;
   // rte_eth_fp_ops is the public fast-path table rte_eth_rx_burst itself reads.
   void* rxq = q < RTE_MAX_QUEUES_PER_PORT ? rte_eth_fp_ops[id_].rxq.data[q] : nullptr;
   if (!rxq) return -1;
-  const int fd = *static_cast<const int*>(rxq);
-  int domain = 0;
-  socklen_t len = sizeof domain;
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_PACKET)
-    return -1;
-  sockaddr_ll sll{};
-  len = sizeof sll;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sll), &len) != 0) return -1;
-  return sll.sll_ifindex == static_cast<int>(if_nametoindex(kernel_iface_.c_str())) ? fd : -1;
+  if (device_name_.rfind("net_af_packet", 0) == 0) {
+    const int fd = af_packet_fd(rxq);
+    if (!socket_of_domain(fd, AF_PACKET)) return -1;
+    sockaddr_ll sll{};
+    socklen_t len = sizeof sll;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&sll), &len) != 0) return -1;
+    return sll.sll_ifindex == static_cast<int>(if_nametoindex(kernel_iface_.c_str())) ? fd : -1;
+  }
+  if (device_name_.rfind("net_af_xdp", 0) == 0 &&
+      std::strncmp(rte_version(), "DPDK 22.11", 10) == 0) {
+    const int fd = af_xdp_fd(rxq);
+    if (!socket_of_domain(fd, AF_XDP)) return -1;
+    return xsk_socket__fd(static_cast<const AfXdpRxQueueHead*>(rxq)->xsk) == fd ? fd : -1;
+  }
+  return -1;
 }
 
 void Port::set_admin(bool up) {

@@ -48,6 +48,10 @@ check "an iperf3 TCP stream is offloaded" eventually 4 flow_carries "203.0.113.1
 wait "$pid"
 measure "iperf3 TCP over AF_XDP ports, offloaded (Mbit/s)" \
   "$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e6))' "$TP_LAB_DIR/xdp-iperf.json" 2>/dev/null || echo '?')"
+check "idle workers sleep on the XSK sockets (no port lacks a descriptor)" \
+  sh -c "! grep -a 'offers no descriptor to sleep on' '$TP_LOG'"
 sleep 2
-measure "idle CPU with AF_XDP ports, timed sleeps (% of one core over 5 s)" "$(daemon_cpu_percent 5)"
+measure "idle CPU with AF_XDP ports, workers asleep on the XSK sockets (% of one core over 5 s)" "$(daemon_cpu_percent 5)"
+check "a worker asleep on its sockets wakes for the first packet (ping after 7 s idle)" \
+  nsx tp-wifi ping -c 1 -W 1 203.0.113.10
 lab_end
