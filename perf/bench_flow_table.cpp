@@ -11,6 +11,8 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
@@ -30,8 +32,12 @@ std::size_t heap_used() {
   return st.heap_allocsz_bytes;
 }
 
-// Both directions of flow i, shaped like the engine's NAPT keys.
-FlowKey4 flow_key(uint32_t i, bool reply) {
+// Both directions of flow i, shaped like the engine's keys: IPv4 NAPT, IPv6 routed.
+template <class K>
+K flow_key(uint32_t i, bool reply);
+
+template <>
+FlowKey4 flow_key<FlowKey4>(uint32_t i, bool reply) {
   const uint32_t client = __builtin_bswap32(0x0a000000u + i);
   const uint32_t server = __builtin_bswap32(0xcb007100u + i / 60000);
   const uint16_t nat_port = __builtin_bswap16(static_cast<uint16_t>(1024 + i % 60000));
@@ -40,28 +46,41 @@ FlowKey4 flow_key(uint32_t i, bool reply) {
              : FlowKey4{client, server, __builtin_bswap16(40000), __builtin_bswap16(443), 17, 1, 0};
 }
 
+template <>
+FlowKey6 flow_key<FlowKey6>(uint32_t i, bool reply) {
+  std::array<uint8_t, 16> client{0x20, 0x01, 0x0d, 0xb8, 0, 0x50}, server{0x20, 0x01, 0x0d, 0xb8};
+  std::memcpy(&client[12], &i, 4);
+  const uint32_t s = i / 60000;
+  std::memcpy(&server[12], &s, 4);
+  const uint16_t sport = __builtin_bswap16(static_cast<uint16_t>(1024 + i % 60000));
+  const uint16_t https = __builtin_bswap16(443);
+  return reply ? FlowKey6{server, client, https, sport, 17, 0, 0}
+               : FlowKey6{client, server, sport, https, 17, 1, 0};
+}
+
+template <class K>
 struct Keys {
   explicit Keys(uint32_t flows) {
     keys.reserve(2 * size_t{flows});
     for (uint32_t i = 0; i < flows; ++i) {
-      keys.push_back(flow_key(i, false));
-      keys.push_back(flow_key(i, true));
+      keys.push_back(flow_key<K>(i, false));
+      keys.push_back(flow_key<K>(i, true));
     }
     std::mt19937 rng(7);
     order.resize(kSequence);
     for (auto& o : order) o = rng() % keys.size();
   }
-  std::vector<FlowKey4> keys;
+  std::vector<K> keys;
   std::vector<uint32_t> order;
 };
 
-template <class Lookup>
-void run(benchmark::State& state, const Keys& k, std::size_t bytes, Lookup&& lookup) {
+template <class K, class Lookup>
+void run(benchmark::State& state, const Keys<K>& k, std::size_t bytes, Lookup&& lookup) {
   size_t cursor = 0;
   uint64_t cycles = 0, found = 0, sum = 0;
   // Copied like the engine's parser fills its keys: a burst's keys are in cache, the table not.
-  FlowKey4 copy[kBurst];
-  const FlowKey4* burst[kBurst];
+  K copy[kBurst];
+  const K* burst[kBurst];
   for (uint32_t j = 0; j < kBurst; ++j) burst[j] = &copy[j];
   for (auto _ : state) {
     for (uint32_t j = 0; j < kBurst; ++j) {
@@ -98,18 +117,20 @@ struct Qsbr {
   rte_rcu_qsbr* v;
 };
 
-void BM_FlowTable(benchmark::State& state) {
+template <class F>
+void table_bench(benchmark::State& state) {
+  using Key = typename F::Key;
   init_eal(4096);
-  const Keys k(static_cast<uint32_t>(state.range(0)));
+  const Keys<Key> k(static_cast<uint32_t>(state.range(0)));
   Qsbr q;
   const std::size_t before = heap_used();
-  auto t = FlowTable4::create("bench_ft", static_cast<uint32_t>(k.keys.size()), q.v, 0);
+  auto t = FlowTable<F>::create("bench_ft", static_cast<uint32_t>(k.keys.size()), q.v, 0);
   const std::size_t bytes = heap_used() - before;
   if (!t) return state.SkipWithError("cannot create the table");
   for (size_t i = 0; i < k.keys.size(); i += 2)
     if (t->insert(k.keys[i], FlowAction(), k.keys[i + 1], FlowAction()) != 0)
       return state.SkipWithError("insert failed");
-  run(state, k, bytes, [&](const FlowKey4** keys, uint64_t& sum) {
+  run(state, k, bytes, [&](const Key** keys, uint64_t& sum) {
     FlowAction* actions[kBurst];
     const uint64_t hits = t->lookup_bulk(keys, kBurst, actions);
     for (uint32_t j = 0; j < kBurst; ++j) sum += use(*actions[j]);
@@ -118,11 +139,17 @@ void BM_FlowTable(benchmark::State& state) {
   const auto ps = t->probe_stats();
   state.counters["beyond_home%"] = 100.0 * ps.beyond_home / ps.keys;
 }
+
+void BM_FlowTable(benchmark::State& state) { table_bench<V4>(state); }
 BENCHMARK(BM_FlowTable)->Arg(1000)->Arg(64 * 1024)->Arg(1000 * 1000);
+
+// IPv6 flows, 40-byte keys (72-byte entries): not a target of the issue, measured for the record.
+void BM_FlowTable6(benchmark::State& state) { table_bench<V6>(state); }
+BENCHMARK(BM_FlowTable6)->Arg(1000)->Arg(64 * 1024)->Arg(1000 * 1000);
 
 void BM_RteHash(benchmark::State& state) {
   init_eal(4096);
-  const Keys k(static_cast<uint32_t>(state.range(0)));
+  const Keys<FlowKey4> k(static_cast<uint32_t>(state.range(0)));
   const std::size_t before = heap_used();
   rte_hash_parameters hp{};
   hp.name = "bench_rte_hash";
