@@ -12,7 +12,15 @@
 namespace tp {
 namespace {
 constexpr auto kLinkPollInterval = std::chrono::milliseconds(100);
+
+// A rule's address as tetherctl shows it: a client's address, or its downstream /64.
+std::string rule_text(const Ipv6Rules::View& r) {
+  return r.addr.str() + (r.kind == Rule6::client ? "" : "/64");
 }
+const char* rule_kind(const Ipv6Rules::View& r) {
+  return r.kind == Rule6::client ? "client" : "prefix";
+}
+}  // namespace
 
 ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf::Config& cfg)
     : io_(io),
@@ -64,7 +72,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
     api_->link_changed(port, false);
   };
   rt_.on_port_up = [this](uint8_t port) {
-    if (rules6_ && offloading_) rules6_->rebuild(flows_->config());
+    rebuild_rules6();
     api_->link_changed(port, true);
   };
   sync_local_addresses();
@@ -143,7 +151,7 @@ void ControlPlane::start_offload() {
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
   ct_->resync();
   flows_->flush();
-  if (rules6_) rules6_->rebuild(flows_->config());
+  rebuild_rules6();
   schedule_keepalive();
 }
 
@@ -236,6 +244,10 @@ void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
   if (offloading_) ct_->resync();
   flows_->flush();
+  rebuild_rules6();
+}
+
+void ControlPlane::rebuild_rules6() {
   if (rules6_ && offloading_) rules6_->rebuild(flows_->config());
 }
 
@@ -269,8 +281,7 @@ void ControlPlane::report(std::ostream& out) const {
     out << "ipv6 rules: " << rules6_->size() << ", router unresolved "
         << rules6_->waiting_for_router() << " times\n";
     rules6_->for_each([&](const Ipv6Rules::View& r) {
-      out << "rule " << (r.kind == Rule6::client ? "client " : "prefix ") << r.addr.str()
-          << (r.kind == Rule6::client ? "" : "/64") << " in " << int(r.in_port) << " out "
+      out << "rule " << rule_kind(r) << ' ' << rule_text(r) << " in " << int(r.in_port) << " out "
           << int(r.out_port) << ' ' << r.packets << " pkts " << r.bytes << " bytes\n";
     });
   }
@@ -336,8 +347,8 @@ Json ControlPlane::describe(const std::string& what) {
     Json rules = Json::array();
     if (rules6_)
       rules6_->for_each([&](const Ipv6Rules::View& r) {
-        rules.push_back({{"kind", r.kind == Rule6::client ? "client" : "prefix"},
-                         {"addr", r.addr.str() + (r.kind == Rule6::client ? "" : "/64")},
+        rules.push_back({{"kind", rule_kind(r)},
+                         {"addr", rule_text(r)},
                          {"in", cfg_.ports[r.in_port].name},
                          {"out", cfg_.ports[r.out_port].name},
                          {"packets", r.packets},

@@ -59,6 +59,8 @@ class ControlPlane : private OffloadHost {
   Json describe(const std::string& what) override;
   void sync_local_addresses();
   void redecide_all();
+  // The IPv6 address rules made to match the current roles, while offloading.
+  void rebuild_rules6();
 
   boost::asio::io_context& io_;
   Runtime& rt_;

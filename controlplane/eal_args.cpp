@@ -25,9 +25,11 @@ unsigned hugepages_free_mb() {
   return static_cast<unsigned>(free_pages * page_kb / 1024);
 }
 
-bool is_pci_device(const std::string& device) {
+bool has_pci_port(const conf::Config& cfg) {
   static const std::regex pci("^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]");
-  return std::regex_search(device, pci);
+  for (const auto& p : cfg.ports)
+    if (std::regex_search(p.device, pci)) return true;
+  return false;
 }
 
 std::vector<std::string> eal_args(const conf::Config& cfg, const std::string& program) {
@@ -53,9 +55,7 @@ std::vector<std::string> eal_args(const conf::Config& cfg, const std::string& pr
     a.push_back("--no-huge");
     a.push_back("--no-shconf");
   }
-  bool any_pci = false;
-  for (const auto& p : cfg.ports) any_pci = any_pci || is_pci_device(p.device);
-  if (!any_pci) a.push_back("--no-pci");
+  if (!has_pci_port(cfg)) a.push_back("--no-pci");
   return a;
 }
 

@@ -11,8 +11,8 @@ namespace tp {
 
 std::vector<std::string> eal_args(const conf::Config& cfg, const std::string& program);
 
-// A PCI address (DBDF or BDF) rather than a virtual device string.
-bool is_pci_device(const std::string& device);
+// Whether any port's device is a PCI address (DBDF or BDF) rather than a virtual device.
+bool has_pci_port(const conf::Config& cfg);
 
 // Free hugepage memory on a mounted hugetlbfs, in MiB (0 if none is mounted).
 unsigned hugepages_free_mb();

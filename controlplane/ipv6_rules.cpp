@@ -23,15 +23,15 @@ Ipv6Rules::~Ipv6Rules() { clear(); }
 
 void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
   cfg_ = cfg;
-  std::map<RuleKey6, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>>, KeyLess> want;
+  std::map<RuleKey6, std::optional<Hop>, KeyLess> want;
   int up_ifindex = 0;
   const PortRole* up = upstream(up_ifindex);
   if (up && !up->limited) {
-    std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> router;
+    std::optional<Hop> router;
     const auto r = kernel_.route(kSomewhereGlobal);
     if (r && r->oif == up_ifindex)
       if (const auto mac = kernel_.neighbour(up_ifindex, r->next_hop))
-        router = std::make_tuple(up->port, r->next_hop, *mac);
+        router = Hop{up->port, r->next_hop, *mac};
     if (!router) ++waiting_for_router_;
     for (const auto& [ifindex, role] : cfg_.ports) {
       if (role.upstream) continue;
@@ -43,7 +43,7 @@ void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
       for (const auto& [addr, mac] : kernel_.neighbours_of(ifindex))
         if (downstream_of(ifindex, addr))
           want[rule_key6(addr.bytes.data(), Rule6::client, up->port, 0)] =
-              std::make_tuple(role.port, addr, mac);
+              Hop{role.port, addr, mac};
     }
   }
   for (auto it = rules_.begin(); it != rules_.end();) {
@@ -67,7 +67,7 @@ void Ipv6Rules::neighbour_changed(int ifindex, const IpAddr& addr, std::optional
   if (!down || up->limited) return;
   const RuleKey6 key = rule_key6(addr.bytes.data(), Rule6::client, up->port, 0);
   if (mac)
-    put(key, std::make_tuple(down->port, addr, *mac));
+    put(key, Hop{down->port, addr, *mac});
   else if (auto it = rules_.find(key); it != rules_.end())
     remove(it);
 }
@@ -84,23 +84,22 @@ void Ipv6Rules::clear() {
   while (!rules_.empty()) remove(rules_.begin());
 }
 
-void Ipv6Rules::put(const RuleKey6& key, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> hop) {
+void Ipv6Rules::put(const RuleKey6& key, const std::optional<Hop>& hop) {
   if (auto it = rules_.find(key); it != rules_.end()) {
     if (!hop) return;  // markers never change
-    const auto& [port, addr, mac] = *hop;
-    if (it->second.nexthop && it->second.out_port == port && it->second.hop_addr == addr) {
-      topo_.update_mac(port, addr, mac);  // the same neighbour: its next hop follows the MAC
+    if (it->second.nexthop && it->second.out_port == hop->port &&
+        it->second.hop_addr == hop->addr) {
+      topo_.update_mac(hop->port, hop->addr, hop->mac);  // the same neighbour: the MAC follows
       return;
     }
     remove(it);
   }
-  Rule r{key, 0, {}, 0, nullptr};
+  Rule r;
   FlowAction action;  // a marker's: never forwarded, only found
   if (hop) {
-    const auto& [port, addr, mac] = *hop;
-    r.out_port = port;
-    r.hop_addr = addr;
-    r.nexthop = topo_.acquire(port, addr, mac);
+    r.out_port = hop->port;
+    r.hop_addr = hop->addr;
+    r.nexthop = topo_.acquire(hop->port, hop->addr, hop->mac);
     if (!r.nexthop) return;  // next-hop table full: the kernel keeps forwarding it
     action = make_route_action(r.nexthop);
   }

@@ -11,7 +11,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <tuple>
 
 #include "flow_table.hpp"
 #include "offload_policy.hpp"
@@ -43,8 +42,13 @@ class Ipv6Rules {
   void for_each(const std::function<void(const View&)>& fn) const;
 
  private:
+  // The next hop a rule forwards to: the neighbour's port, address and MAC. A marker has none.
+  struct Hop {
+    uint8_t port;
+    IpAddr addr;
+    MacAddr mac;
+  };
   struct Rule {
-    RuleKey6 key;
     uint8_t out_port = 0;
     IpAddr hop_addr;
     uint16_t nexthop = 0;  // 0: a marker, nothing to forward
@@ -57,9 +61,8 @@ class Ipv6Rules {
   };
   using Rules = std::map<RuleKey6, Rule, KeyLess>;
 
-  // The rule, installed or replaced when its next hop changed. (out_port, hop, mac) name the next
-  // hop; a marker has none.
-  void put(const RuleKey6& key, std::optional<std::tuple<uint8_t, IpAddr, MacAddr>> hop);
+  // The rule, installed or replaced when its next hop changed.
+  void put(const RuleKey6& key, const std::optional<Hop>& hop);
   void remove(Rules::iterator it);
   // The upstream's role and TAP ifindex, if one is set.
   const PortRole* upstream(int& ifindex) const;

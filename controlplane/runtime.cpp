@@ -55,10 +55,8 @@ void Runtime::build() {
   const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
   // RX and TX descriptors of every port, the rings, and bursts in flight.
   const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
-  bool any_pci = false;
-  for (const auto& p : cfg_.ports) any_pci = any_pci || is_pci_device(p.device);
   pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, kPoolCache, data_room_for(max_mtu),
-                                 /*packed=*/!any_pci, rte_socket_id());
+                                 /*packed=*/!has_pci_port(cfg_), rte_socket_id());
   exception_pool_ =
       rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
   if (!pool_ || !exception_pool_)

@@ -129,15 +129,20 @@ void FlowTable<F>::defer_free(uint32_t index) {
 // always one: slots outnumber entries. The overflow counts go up before the slot is filled, so a
 // reader that sees the slot also walks far enough to reach it.
 template <class F>
+void FlowTable<F>::count_overflow(uint32_t home, uint32_t end, int delta) {
+  for (uint32_t p = home; p != end; p = next(p))
+    buckets_[p].overflow.store(buckets_[p].overflow.load(std::memory_order_relaxed) + delta,
+                               std::memory_order_release);
+}
+
+template <class F>
 void FlowTable<F>::place(const Key& key, uint32_t index) {
   const uint32_t hash = hash_of(key);
   const uint32_t home = bucket_of(hash);
   for (uint32_t b = home;; b = next(b)) {
     for (auto& s : buckets_[b].slot) {
       if (s.load(std::memory_order_relaxed)) continue;
-      for (uint32_t p = home; p != b; p = next(p))
-        buckets_[p].overflow.store(buckets_[p].overflow.load(std::memory_order_relaxed) + 1,
-                                   std::memory_order_release);
+      count_overflow(home, b, +1);
       s.store(tag_of(hash) | (uint64_t{index} + 1), std::memory_order_release);
       return;
     }
@@ -184,23 +189,13 @@ int FlowTable<F>::insert_one(const Key& key, const FlowAction& action) {
 template <class F>
 int FlowTable<F>::remove_one(const Key& key) {
   const uint32_t hash = hash_of(key);
-  const uint32_t home = bucket_of(hash);
-  uint32_t b = home;
-  for (uint32_t step = 0; step < n_buckets_; ++step, b = next(b)) {
-    for (auto& s : buckets_[b].slot) {
-      const uint64_t v = s.load(std::memory_order_relaxed);
-      if ((v & kTagBits) != tag_of(hash) || !same(entries_[index_of(v)].key, key)) continue;
-      s.store(0, std::memory_order_release);
-      for (uint32_t p = home; p != b; p = next(p))
-        buckets_[p].overflow.store(buckets_[p].overflow.load(std::memory_order_relaxed) - 1,
-                                   std::memory_order_release);
-      defer_free(index_of(v));
-      --size_;
-      return 0;
-    }
-    if (!buckets_[b].overflow.load(std::memory_order_relaxed)) break;
-  }
-  return -ENOENT;
+  const auto f = locate(key, hash);
+  if (!f) return -ENOENT;
+  buckets_[f->bucket].slot[f->slot].store(0, std::memory_order_release);
+  count_overflow(bucket_of(hash), f->bucket, -1);
+  defer_free(index_of(f->value));
+  --size_;
+  return 0;
 }
 
 template <class F>

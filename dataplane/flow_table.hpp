@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "flow_action.hpp"
 #include "flow_key.hpp"
@@ -221,26 +222,36 @@ class FlowTable {
     rte_prefetch0(reinterpret_cast<const char*>(&entries_[index] + 1) - 1);
   }
 
+  // Where a key sits: its bucket, slot and the slot's value as read.
+  struct Found {
+    uint32_t bucket, slot;
+    uint64_t value;
+  };
   // The full probe: every tag match of every bucket the key may have gone to.
-  const Entry* probe(const Key& key, uint32_t hash) const {
+  std::optional<Found> locate(const Key& key, uint32_t hash) const {
     const uint64_t tag = tag_of(hash);
     uint32_t b = bucket_of(hash);
     for (uint32_t step = 0; step < n_buckets_; ++step, b = next(b)) {
       const Bucket& bk = buckets_[b];
-      for (const auto& s : bk.slot) {
-        const uint64_t v = s.load(std::memory_order_acquire);
-        if ((v & kTagBits) == tag && same(entries_[index_of(v)].key, key))
-          return &entries_[index_of(v)];
+      for (uint32_t s = 0; s < kSlots; ++s) {
+        const uint64_t v = bk.slot[s].load(std::memory_order_acquire);
+        if ((v & kTagBits) == tag && same(entries_[index_of(v)].key, key)) return Found{b, s, v};
       }
       if (!bk.overflow.load(std::memory_order_relaxed)) break;
     }
-    return nullptr;
+    return std::nullopt;
+  }
+  const Entry* probe(const Key& key, uint32_t hash) const {
+    const auto f = locate(key, hash);
+    return f ? &entries_[index_of(f->value)] : nullptr;
   }
 
   FlowTable() = default;
   int alloc();
   void release(uint32_t index);  // straight back to the free list: never published
   void place(const Key& key, uint32_t index);
+  // Adds `delta` to the overflow count of every bucket from `home` up to, not including, `end`.
+  void count_overflow(uint32_t home, uint32_t end, int delta);
   void defer_free(uint32_t index);
   void wait_grace_period();
   static void free_deferred(void* self, void* elems, unsigned int n);

@@ -10,12 +10,9 @@ namespace tp::hw {
 std::optional<XdpAttachment> xdp_attachment(const std::string& iface) {
   const unsigned ifindex = if_nametoindex(iface.c_str());
   if (ifindex == 0) return std::nullopt;
-  std::unique_ptr<xdp_multiprog, decltype(&xdp_multiprog__close)> mp(
-      xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)), &xdp_multiprog__close);
-  if (libxdp_get_error(mp.get()) || !mp) {
-    (void)mp.release();  // an encoded error, not an object
-    return std::nullopt;
-  }
+  xdp_multiprog* raw = xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex));
+  if (!raw || libxdp_get_error(raw)) return std::nullopt;  // an encoded error is no object
+  std::unique_ptr<xdp_multiprog, decltype(&xdp_multiprog__close)> mp(raw, &xdp_multiprog__close);
   XdpAttachment a;
   switch (xdp_multiprog__attach_mode(mp.get())) {
     case XDP_MODE_NATIVE:

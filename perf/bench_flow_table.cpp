@@ -108,25 +108,15 @@ uint64_t use(FlowAction& a) {
   return a.nat_addr + a.l3_delta + a.route.load(std::memory_order_relaxed);
 }
 
-struct Qsbr {
-  Qsbr() {
-    v = static_cast<rte_rcu_qsbr*>(rte_zmalloc("bench_qsbr", rte_rcu_qsbr_get_memsize(1), 64));
-    rte_rcu_qsbr_init(v, 1);
-  }
-  ~Qsbr() { rte_free(v); }
-  rte_rcu_qsbr* v;
-};
-
 template <class F>
 void table_bench(benchmark::State& state) {
   using Key = typename F::Key;
   init_eal(4096);
   const Keys<Key> k(static_cast<uint32_t>(state.range(0)));
-  Qsbr q;
-  const std::size_t before = heap_used();
+  QsbrVar q(1);
   auto t = FlowTable<F>::create("bench_ft", static_cast<uint32_t>(k.keys.size()), q.v, 0);
-  const std::size_t bytes = heap_used() - before;
   if (!t) return state.SkipWithError("cannot create the table");
+  const std::size_t bytes = t->memory_bytes();
   for (size_t i = 0; i < k.keys.size(); i += 2)
     if (t->insert(k.keys[i], FlowAction(), k.keys[i + 1], FlowAction()) != 0)
       return state.SkipWithError("insert failed");

@@ -14,6 +14,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_udp.h>
@@ -51,17 +52,6 @@ struct Options {
   std::string client_mac, box_mac, client_ip, server_ip;
 };
 
-struct Mac {
-  uint8_t b[6];
-};
-bool parse_mac(const std::string& s, Mac& m) {
-  unsigned v[6];
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-    return false;
-  for (int i = 0; i < 6; ++i) m.b[i] = static_cast<uint8_t>(v[i]);
-  return true;
-}
-
 // 64-byte frames, IMIX (7:4:1 of 64, 570, 1518 bytes) or 1500-byte frames (sizes without FCS).
 // IPv6 cannot fit its headers and our 12-byte stamp in 64 bytes: its smallest frame is 78 on the
 // wire, as RFC 5180 has it.
@@ -82,8 +72,8 @@ std::vector<uint16_t> frame_sizes(const std::string& size, int family) {
 class Generator {
  public:
   Generator(const Options& o, rte_mempool* pool) : o_(o), pool_(pool) {
-    parse_mac(o.client_mac, client_mac_);
-    parse_mac(o.box_mac, box_mac_);
+    rte_ether_unformat_addr(o.client_mac.c_str(), &client_mac_);
+    rte_ether_unformat_addr(o.box_mac.c_str(), &box_mac_);
     if (o.family == 4) {
       inet_pton(AF_INET, o.client_ip.c_str(), client4_);
       inet_pton(AF_INET, o.server_ip.c_str(), server4_);
@@ -173,8 +163,8 @@ class Generator {
   void fill(rte_mbuf* m, uint16_t len, uint16_t sport, uint64_t stamp) {
     auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
     std::memset(p, 0, len);
-    std::memcpy(p, box_mac_.b, 6);
-    std::memcpy(p + 6, client_mac_.b, 6);
+    std::memcpy(p, box_mac_.addr_bytes, 6);
+    std::memcpy(p + 6, client_mac_.addr_bytes, 6);
     const bool v4 = o_.family == 4;
     p[12] = v4 ? 0x08 : 0x86;
     p[13] = v4 ? 0x00 : 0xdd;
@@ -285,7 +275,7 @@ class Generator {
 
   Options o_;
   rte_mempool* pool_;
-  Mac client_mac_{}, box_mac_{};
+  rte_ether_addr client_mac_{}, box_mac_{};
   uint8_t client4_[4]{}, server4_[4]{}, client6_[16]{}, server6_[16]{};
   std::vector<uint16_t> sizes_;
   uint64_t hz_ = 0;

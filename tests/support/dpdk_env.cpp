@@ -3,6 +3,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -52,6 +53,13 @@ void shutdown_eal() {
   g_pool = nullptr;
   rte_eal_cleanup();
 }
+
+QsbrVar::QsbrVar(uint32_t threads)
+    : v(static_cast<rte_rcu_qsbr*>(
+          rte_zmalloc("tp_test_qsbr", rte_rcu_qsbr_get_memsize(threads), RTE_CACHE_LINE_SIZE))) {
+  rte_rcu_qsbr_init(v, threads);
+}
+QsbrVar::~QsbrVar() { rte_free(v); }
 
 rte_mbuf* to_mbuf(const Bytes& frame) {
   rte_mbuf* m = rte_pktmbuf_alloc(g_pool);

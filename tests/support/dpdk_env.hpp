@@ -3,6 +3,7 @@
 #pragma once
 
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
 #include "packet_builder.hpp"
 
@@ -13,6 +14,15 @@ void init_eal(unsigned memory_mb = 512);
 rte_mempool* mbuf_pool();
 // Frees the pool and EAL's memory, so LeakSanitizer sees only the project's own leaks.
 void shutdown_eal();
+
+// An RCU QSBR variable for `threads` reader threads, on the DPDK heap for its lifetime.
+struct QsbrVar {
+  explicit QsbrVar(uint32_t threads);
+  ~QsbrVar();
+  QsbrVar(const QsbrVar&) = delete;
+  QsbrVar& operator=(const QsbrVar&) = delete;
+  rte_rcu_qsbr* v;
+};
 
 rte_mbuf* to_mbuf(const Bytes& frame);
 Bytes from_mbuf(const rte_mbuf* m);

@@ -2,8 +2,6 @@
 // lock-free readers that never see a torn, freed or stale-after-delete entry.
 #include <gtest/gtest.h>
 
-#include <rte_malloc.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -16,16 +14,6 @@
 
 namespace tp {
 namespace {
-
-struct Qsbr {
-  explicit Qsbr(uint32_t threads) {
-    v = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc("tp_qsbr_test", rte_rcu_qsbr_get_memsize(threads), 64));
-    rte_rcu_qsbr_init(v, threads);
-  }
-  ~Qsbr() { rte_free(v); }
-  rte_rcu_qsbr* v;
-};
 
 // EAL pins the main thread to lcore 0 and new threads inherit that; readers must run in parallel.
 void unpin_from_eal_core() {
@@ -50,7 +38,7 @@ FlowAction action(uint32_t tag) {
 
 TEST(FlowTable, InsertFindRemove) {
   test::init_eal();
-  Qsbr q(1);
+  test::QsbrVar q(1);
   auto t = FlowTable4::create("ft_basic", 64, q.v, SOCKET_ID_ANY);
   ASSERT_TRUE(t);
   EXPECT_EQ(t->insert(key(1), action(11), key(1, true), action(12)), 0);
@@ -71,7 +59,7 @@ TEST(FlowTable, InsertFindRemove) {
 }
 
 TEST(FlowTable, CountersStartAtZeroWhenASlotIsReused) {
-  Qsbr q(1);
+  test::QsbrVar q(1);
   auto t = FlowTable4::create("ft_reuse", 8, q.v, SOCKET_ID_ANY);
   ASSERT_TRUE(t);
   for (uint32_t round = 0; round < 20; ++round) {
@@ -84,7 +72,7 @@ TEST(FlowTable, CountersStartAtZeroWhenASlotIsReused) {
 }
 
 TEST(FlowTable, FullTableLeavesNoOrphanDirection) {
-  Qsbr q(1);
+  test::QsbrVar q(1);
   constexpr uint32_t kCapacity = 256;
   auto t = FlowTable4::create("ft_full", kCapacity, q.v, SOCKET_ID_ANY);
   ASSERT_TRUE(t);
@@ -108,7 +96,7 @@ TEST(FlowTable, FullTableLeavesNoOrphanDirection) {
 // Every entry in use: keys pile up beyond their home buckets (the table keeps 80% of its slots
 // filled at most), and deletes in the middle of those runs must not hide the keys after them.
 TEST(FlowTable, FullTableFindsEveryKeyThroughDeletesAndReinserts) {
-  Qsbr q(1);
+  test::QsbrVar q(1);
   constexpr uint32_t kFlows = 20000;
   auto t = FlowTable4::create("ft_fill", 2 * kFlows, q.v, SOCKET_ID_ANY);
   ASSERT_TRUE(t);
@@ -171,7 +159,7 @@ TEST(FlowTable, FullTableFindsEveryKeyThroughDeletesAndReinserts) {
 // counts readers follow.
 void stress(const char* name, uint32_t capacity) {
   constexpr uint32_t kReaders = 2, kKeys = 512;
-  Qsbr q(kReaders);
+  test::QsbrVar q(kReaders);
   auto t = FlowTable4::create(name, capacity, q.v, SOCKET_ID_ANY);
   ASSERT_TRUE(t);
   // The writer moves each key through four states and publishes the state before and after the

@@ -41,6 +41,17 @@ class Ipv6RulesTest : public ::testing::Test {
             .build();
     return h->send(port, in, out_frame);
   }
+  // What send() must produce when forwarded: new MACs, hop limit one less.
+  static Bytes forwarded(const std::string& src_mac, const std::string& dst_mac,
+                         const std::string& src, const std::string& dst) {
+    return PacketBuilder()
+        .eth(src_mac, dst_mac)
+        .ipv6(src, dst)
+        .hop_limit(63)
+        .udp(5000, 6000)
+        .payload(30)
+        .build();
+  }
 
   FakeKernel kernel;
   PolicyConfig cfg;
@@ -56,21 +67,9 @@ TEST_F(Ipv6RulesTest, ClientsAndPrefixesAreForwardedWithHopLimitAndMacs) {
   EXPECT_EQ(rules->size(), 5u);
   Bytes got;
   ASSERT_EQ(send(kWifi, kWifiClient6, kServer6, &got), "modem");
-  EXPECT_EQ(hex(got), hex(PacketBuilder()
-                              .eth(kModemMac, kGatewayMac)
-                              .ipv6(kWifiClient6, kServer6)
-                              .hop_limit(63)
-                              .udp(5000, 6000)
-                              .payload(30)
-                              .build()));
+  EXPECT_EQ(hex(got), hex(forwarded(kModemMac, kGatewayMac, kWifiClient6, kServer6)));
   ASSERT_EQ(send(kModem, kServer6, kWifiClient6, &got), "wifi");
-  EXPECT_EQ(hex(got), hex(PacketBuilder()
-                              .eth(kWifiMac, kWifiClientMac)
-                              .ipv6(kServer6, kWifiClient6)
-                              .hop_limit(63)
-                              .udp(5000, 6000)
-                              .payload(30)
-                              .build()));
+  EXPECT_EQ(hex(got), hex(forwarded(kWifiMac, kWifiClientMac, kServer6, kWifiClient6)));
   // Any address of the client's /64 goes up (the router decides), but only resolved clients
   // come down.
   EXPECT_EQ(send(kWifi, "2001:db8:50::99", kServer6), "modem");
