@@ -297,7 +297,7 @@ LimitsConfig parse_limits(const Field& f, const std::vector<PortConfig>& ports) 
 }
 
 ApiConfig parse_api(const Field& f) {
-  f.only_keys({"socket", "group", "mode", "max_clients"});
+  f.only_keys({"socket", "group", "mode", "max_clients", "max_subscribers", "idle_timeout_s"});
   ApiConfig a;
   if (auto v = f.child("socket")) {
     a.socket = v->string();
@@ -307,11 +307,16 @@ ApiConfig parse_api(const Field& f) {
   if (auto v = f.child("group")) a.group = v->string();
   if (auto v = f.child("mode")) a.mode = v->integer<uint32_t>(0, 0777);
   if (auto v = f.child("max_clients")) a.max_clients = v->integer<uint32_t>(1, 1024);
+  if (auto v = f.child("max_subscribers")) a.max_subscribers = v->integer<uint32_t>(0, 1024);
+  if (auto v = f.child("idle_timeout_s")) a.idle_timeout_s = v->integer<uint32_t>(0, 86400);
+  if (a.max_subscribers > a.max_clients)
+    f.fail("max_subscribers (" + std::to_string(a.max_subscribers) +
+           ") cannot exceed max_clients (" + std::to_string(a.max_clients) + ")");
   return a;
 }
 
 MetricsConfig parse_metrics(const Field& f) {
-  f.only_keys({"enabled", "address", "port"});
+  f.only_keys({"enabled", "address", "port", "max_connections"});
   MetricsConfig m;
   if (auto v = f.child("enabled")) m.enabled = v->boolean();
   if (auto v = f.child("address")) {
@@ -321,6 +326,7 @@ MetricsConfig parse_metrics(const Field& f) {
     if (!loopback) v->fail("expected a loopback address (metrics are not served off the box)");
   }
   if (auto v = f.child("port")) m.port = v->integer<uint16_t>(1, 65535);
+  if (auto v = f.child("max_connections")) m.max_connections = v->integer<uint32_t>(1, 1024);
   return m;
 }
 
@@ -357,7 +363,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "offload", "upstream", "downstreams",
-                 "local_prefixes", "limits", "api", "metrics", "state_dir"});
+                 "local_prefixes", "limits", "api", "metrics", "state_dir", "run_dir"});
   Config c;
   c.source = file;
   auto ports = top.child("ports");
@@ -403,11 +409,12 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto l = top.child("limits")) c.limits = parse_limits(*l, c.ports);
   if (auto a = top.child("api")) c.api = parse_api(*a);
   if (auto m = top.child("metrics")) c.metrics = parse_metrics(*m);
-  if (auto s = top.child("state_dir")) {
-    c.state_dir = s->string();
-    if (c.state_dir.empty() || c.state_dir[0] != '/') s->fail("expected an absolute path");
-  }
-  if (c.api.socket.empty()) c.api.socket = c.state_dir + "/api.sock";
+  for (auto [key, dir] : {std::pair{"state_dir", &c.state_dir}, {"run_dir", &c.run_dir}})
+    if (auto s = top.child(key)) {
+      *dir = s->string();
+      if (dir->empty() || (*dir)[0] != '/') s->fail("expected an absolute path");
+    }
+  if (c.api.socket.empty()) c.api.socket = c.run_dir + "/api.sock";
   return c;
 }
 
@@ -439,6 +446,7 @@ std::string live_change_refusal(const Config& running, const Config& next) {
     return "dataplane settings (lcores, burst, memory, capacity) cannot change while running: "
            "restart tetherpath";
   if (running.state_dir != next.state_dir) return "state_dir cannot change while running";
+  if (running.run_dir != next.run_dir) return "run_dir cannot change while running";
   if (running.api != next.api) return "the api section cannot change while running";
   if (running.metrics != next.metrics) return "the metrics section cannot change while running";
   if (running.offload.ipv6 != next.offload.ipv6)

@@ -88,10 +88,12 @@ struct LimitsConfig {
 };
 
 struct ApiConfig {
-  std::string socket;  // default: <state_dir>/api.sock
+  std::string socket;  // default: <run_dir>/api.sock
   std::string group;   // callers in this group may use it; empty: root only
   uint32_t mode = 0660;
   uint32_t max_clients = 32;
+  uint32_t max_subscribers = 8;  // of max_clients, how many may hold an event stream
+  uint32_t idle_timeout_s = 30;  // a client that neither sends nor reads is closed; 0: never
   bool operator==(const ApiConfig&) const = default;
 };
 
@@ -99,6 +101,7 @@ struct MetricsConfig {
   bool enabled = true;
   IpAddr address = *IpAddr::parse("127.0.0.1");  // loopback only
   uint16_t port = 9464;
+  uint32_t max_connections = 8;  // beyond it, new scrapes wait in the listen backlog
   bool operator==(const MetricsConfig&) const = default;
 };
 
@@ -114,7 +117,10 @@ struct Config {
   LimitsConfig limits;
   ApiConfig api;
   MetricsConfig metrics;
-  std::string state_dir = "/run/tetherpath";
+  // What must survive a reboot (data-limit accounting): persistent storage.
+  std::string state_dir = "/var/lib/tetherpath";
+  // What belongs to one run (the API socket, the instance lock): a tmpfs.
+  std::string run_dir = "/run/tetherpath";
 
   const PortConfig* port(const std::string& name) const {
     for (const PortConfig& p : ports)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <iostream>
 #include <stdexcept>
 #include <vector>
 
@@ -14,46 +15,105 @@ namespace tp {
 
 using boost::asio::local::stream_protocol;
 
+std::string json_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
+}
+
+bool accept_should_back_off(const boost::system::error_code& ec) {
+  const int e = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM);
+}
+
+namespace {
+
+nlohmann::json error_reply(const char* code, const std::string& message) {
+  return {{"ok", false}, {"error", code}, {"message", message}};
+}
+
+// The one place an API operation's name is read: anything but a string is no operation.
+std::string op_of(const nlohmann::json& req) {
+  if (!req.is_object()) return "";
+  const auto it = req.find("op");
+  return it != req.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+// One client. Requests are served one at a time: the next line is read only once the previous
+// reply has been written, so a client that pipelines requests and never reads holds one reply in
+// memory, not an unbounded queue. A client that neither sends nor reads for the idle timeout is
+// disconnected (subscribers excepted: silence is what they do).
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ApiServer& server, stream_protocol::socket socket)
-      : server_(server), socket_(std::move(socket)), in_(kMaxRequestBytes) {}
+      : server_(server),
+        socket_(std::move(socket)),
+        in_(kMaxRequestBytes),
+        idle_(socket_.get_executor()) {}
 
   void start() { read(); }
   void close() {
     boost::system::error_code ec;
+    idle_.cancel();
     socket_.close(ec);
   }
 
-  void send(std::string line) {
-    if (queue_.size() >= kMaxQueuedEvents) {  // a subscriber that stopped reading
+  void push_event(const std::string& line) {
+    if (queued_bytes_ + line.size() > kMaxQueuedBytes) {
+      ++server_.counters_.slow_subscribers;
       end();
       return;
     }
-    line += '\n';
-    queue_.push_back(std::move(line));
-    if (queue_.size() == 1) write();
+    enqueue(line);
   }
 
   bool subscribed = false;
 
  private:
+  // Every completion handler goes through here: nothing a client does may let an exception reach
+  // io_context::run(), which would take the daemon (and all tethering) down.
+  template <class Fn>
+  void guarded(Fn&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      ++server_.counters_.handler_errors;
+      std::cerr << "tetherpath: api: dropping a client after an internal error: " << e.what()
+                << '\n';
+      end();
+    }
+  }
+
+  void touch() {
+    if (subscribed || server_.cfg_.idle_timeout_s == 0) {
+      idle_.cancel();
+      return;
+    }
+    idle_.expires_after(std::chrono::seconds(server_.cfg_.idle_timeout_s));
+    idle_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->ended_) return;
+      ++self->server_.counters_.idle_closed;
+      self->end();
+    });
+  }
+
   void read() {
+    touch();
     boost::asio::async_read_until(
         socket_, in_, '\n',
         [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          self->on_line(ec, n);
+          self->guarded([&] { self->on_line(ec, n); });
         });
   }
 
   void on_line(const boost::system::error_code& ec, std::size_t n) {
+    if (ended_) return;
     if (ec == boost::asio::error::not_found) {  // no newline within kMaxRequestBytes
-      ++server_.oversized;
-      send(Json{{"ok", false},
-                {"error", "request_too_large"},
-                {"message", "a request is at most " + std::to_string(kMaxRequestBytes) + " bytes"}}
-               .dump());
+      ++server_.counters_.oversized;
       closing_ = true;  // the rest of that request cannot be told from the next one
+      reply(error_reply("request_too_large",
+                        "a request is at most " + std::to_string(kMaxRequestBytes) + " bytes"));
       return;
     }
     if (ec) {
@@ -64,39 +124,80 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
                      boost::asio::buffers_begin(in_.data()) + static_cast<long>(n) - 1);
     in_.consume(n);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) {
-      Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (req.is_discarded()) {
-        ++server_.malformed;
-        send(Json{{"ok", false}, {"error", "malformed_json"}, {"message", "not a JSON object"}}
-                 .dump());
-      } else if (req.is_object() && req.value("op", "") == "subscribe_events") {
-        subscribed = true;
-        send(Json{{"ok", true}, {"subscribed", true}}.dump());
-      } else {
-        send(server_.handler_(req).dump());
-      }
+    if (line.empty()) {
+      read();
+      return;
     }
-    read();
+    reply(answer(line));
+  }
+
+  Json answer(const std::string& line) {
+    const Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (req.is_discarded()) {
+      ++server_.counters_.malformed;
+      return error_reply("malformed_json", "not a JSON object");
+    }
+    if (op_of(req) == "subscribe_events") {
+      if (!subscribed && server_.subscribers() >= server_.cfg_.max_subscribers) {
+        ++server_.counters_.busy;
+        return error_reply("busy", "too many event subscribers (api.max_subscribers)");
+      }
+      subscribed = true;
+      return Json{{"ok", true}, {"subscribed", true}};
+    }
+    try {
+      return server_.handler_(req);
+    } catch (const std::exception& e) {
+      ++server_.counters_.handler_errors;
+      return error_reply("internal", e.what());
+    }
+  }
+
+  // The request's reply; the next request is read once it has been written.
+  void reply(const Json& r) {
+    awaiting_reply_ = true;
+    enqueue(json_line(r));
+  }
+
+  void enqueue(std::string line) {
+    queued_bytes_ += line.size();
+    queue_.push_back(std::move(line));
+    if (queue_.size() == 1) write();
   }
 
   void write() {
     boost::asio::async_write(
         socket_, boost::asio::buffer(queue_.front()),
         [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-          if (ec) {
-            self->end();
-            return;
-          }
-          self->queue_.pop_front();
-          if (!self->queue_.empty())
-            self->write();
-          else if (self->closing_)
-            self->end();
+          self->guarded([&] { self->on_written(ec); });
         });
   }
 
+  void on_written(const boost::system::error_code& ec) {
+    if (ended_) return;
+    if (ec) {
+      end();
+      return;
+    }
+    queued_bytes_ -= queue_.front().size();
+    queue_.pop_front();
+    if (!queue_.empty()) {
+      write();
+      return;
+    }
+    if (closing_) {
+      end();
+      return;
+    }
+    if (awaiting_reply_) {
+      awaiting_reply_ = false;
+      read();
+    }
+  }
+
   void end() {
+    if (ended_) return;
+    ended_ = true;
     close();
     server_.sessions_.erase(shared_from_this());
   }
@@ -104,12 +205,16 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
   ApiServer& server_;
   stream_protocol::socket socket_;
   boost::asio::streambuf in_;
+  boost::asio::steady_timer idle_;
   std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool awaiting_reply_ = false;
   bool closing_ = false;
+  bool ended_ = false;
 };
 
 ApiServer::ApiServer(boost::asio::io_context& io, const conf::ApiConfig& cfg, Handler handler)
-    : acceptor_(io), cfg_(cfg), handler_(std::move(handler)) {
+    : acceptor_(io), accept_backoff_(io), cfg_(cfg), handler_(std::move(handler)) {
   if (!cfg_.group.empty()) {
     const group* g = getgrnam(cfg_.group.c_str());
     if (!g) throw std::runtime_error("api: group '" + cfg_.group + "' does not exist");
@@ -131,18 +236,25 @@ ApiServer::ApiServer(boost::asio::io_context& io, const conf::ApiConfig& cfg, Ha
 ApiServer::~ApiServer() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_backoff_.cancel();
   for (const auto& s : sessions_) s->close();
   sessions_.clear();
   ::unlink(cfg_.socket.c_str());
 }
 
 void ApiServer::publish(const Json& event) {
-  const std::string line = event.dump();
+  const std::string line = json_line(event);
   // Copy: a subscriber that overflows removes itself from sessions_.
   std::vector<std::shared_ptr<Session>> subscribers;
   for (const auto& s : sessions_)
     if (s->subscribed) subscribers.push_back(s);
-  for (const auto& s : subscribers) s->send(line);
+  for (const auto& s : subscribers) s->push_event(line);
+}
+
+std::size_t ApiServer::subscribers() const {
+  std::size_t n = 0;
+  for (const auto& s : sessions_) n += s->subscribed;
+  return n;
 }
 
 // The socket's mode already keeps others out; this is the check that does not depend on the
@@ -165,31 +277,41 @@ bool ApiServer::peer_allowed(int fd) const {
 }
 
 void ApiServer::accept() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec,
-                                stream_protocol::socket socket) {
-    if (ec == boost::asio::error::operation_aborted) return;
-    if (!ec) {
-      if (!peer_allowed(socket.native_handle())) {
-        ++rejected_peers;
-        const std::string no =
-            Json{{"ok", false}, {"error", "permission_denied"}, {"message", "not allowed"}}.dump() +
-            "\n";
-        boost::system::error_code wec;
-        boost::asio::write(socket, boost::asio::buffer(no), wec);
-      } else if (sessions_.size() >= cfg_.max_clients) {
-        const std::string busy =
-            Json{{"ok", false}, {"error", "busy"}, {"message", "too many API clients"}}.dump() +
-            "\n";
-        boost::system::error_code wec;
-        boost::asio::write(socket, boost::asio::buffer(busy), wec);
-      } else {
-        auto s = std::make_shared<Session>(*this, std::move(socket));
-        sessions_.insert(s);
-        s->start();
-      }
-    }
-    accept();
-  });
+  acceptor_.async_accept(
+      [this](const boost::system::error_code& ec, stream_protocol::socket socket) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (ec) {
+          ++counters_.accept_errors;
+          if (accept_should_back_off(ec)) {
+            accept_backoff_.expires_after(kAcceptBackoff);
+            accept_backoff_.async_wait([this](const boost::system::error_code& wec) {
+              if (!wec) accept();
+            });
+            return;
+          }
+          accept();
+          return;
+        }
+        // A refusal is written without waiting: the reply is one short line into an empty socket
+        // buffer, and a non-blocking write that does not fit is simply not sent.
+        auto refuse = [&socket](const char* code, const char* message) {
+          boost::system::error_code wec;
+          socket.non_blocking(true, wec);
+          socket.write_some(boost::asio::buffer(json_line(error_reply(code, message))), wec);
+        };
+        if (!peer_allowed(socket.native_handle())) {
+          ++counters_.rejected_peers;
+          refuse("permission_denied", "not allowed");
+        } else if (sessions_.size() >= cfg_.max_clients) {
+          ++counters_.busy;
+          refuse("busy", "too many API clients");
+        } else {
+          auto s = std::make_shared<Session>(*this, std::move(socket));
+          sessions_.insert(s);
+          s->start();
+        }
+        accept();
+      });
 }
 
 }  // namespace tp

@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -96,8 +97,16 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
   // What the configuration says to apply at start (offload starts if enabled), then the
   // accounting a previous run left: usage counters survive a restart.
   api_->apply_config(cfg_, nullptr);
-  if (auto saved = read_state_file(cfg_.state_dir + "/usage.json"))
-    api_->restore_usage(Json::parse(*saved, nullptr, false));
+  const std::string usage_file = cfg_.state_dir + "/usage.json";
+  if (auto saved = read_state_file(usage_file)) {
+    const Json j = Json::parse(*saved, nullptr, false);
+    if (j.is_discarded())
+      std::cerr << "tetherpath: " << usage_file << ": not JSON, data usage starts from zero\n";
+    else
+      for (const auto& why : api_->restore_usage(j))
+        std::cerr << "tetherpath: " << usage_file << ": ignored " << why << '\n';
+  }
+  persist_usage();
   schedule_persist();
 }
 
@@ -191,9 +200,16 @@ void ControlPlane::schedule_persist() {
   });
 }
 
+// Written only when it changed (each write is an fsync on the box's flash), at most once per
+// persist interval, and at shutdown.
 void ControlPlane::persist_usage() {
+  const std::string text = api_->usage().dump(2) + "\n";
+  if (text == persisted_usage_) return;
   try {
-    write_state_file(cfg_.state_dir + "/usage.json", api_->usage().dump(2) + "\n");
+    std::filesystem::create_directories(cfg_.state_dir);
+    write_state_file(cfg_.state_dir + "/usage.json", text);
+    persisted_usage_ = text;
+    ++usage_writes_;
   } catch (const std::exception& e) {
     std::cerr << "tetherpath: cannot save data usage: " << e.what() << '\n';
   }
@@ -422,11 +438,21 @@ Json ControlPlane::describe(const std::string& what) {
                 {"install_failed", fs.install_failed},
                 {"handed_back", fs.handed_back},
                 {"not_offloaded", refused}}},
-              {"api",
-               {{"clients", api_server_ ? api_server_->clients() : 0},
-                {"malformed", api_server_ ? api_server_->malformed : 0},
-                {"oversized", api_server_ ? api_server_->oversized : 0},
-                {"rejected_peers", api_server_ ? api_server_->rejected_peers : 0}}}};
+              {"api", api_json()}};
+}
+
+Json ControlPlane::api_json() const {
+  if (!api_server_) return Json::object();
+  const ApiServer::Counters& c = api_server_->counters();
+  return Json{{"clients", api_server_->clients()},
+              {"malformed", c.malformed},
+              {"oversized", c.oversized},
+              {"rejected_peers", c.rejected_peers},
+              {"busy", c.busy},
+              {"idle_closed", c.idle_closed},
+              {"slow_subscribers", c.slow_subscribers},
+              {"handler_errors", c.handler_errors},
+              {"accept_errors", c.accept_errors}};
 }
 
 // Prometheus text exposition: one HELP/TYPE header per family, then its samples.

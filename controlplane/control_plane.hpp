@@ -57,6 +57,7 @@ class ControlPlane : private OffloadHost {
   void disarm_limit(uint8_t port) override;
   uint64_t limit_used(uint8_t port) override;
   Json describe(const std::string& what) override;
+  Json api_json() const;
   void sync_local_addresses();
   void redecide_all();
   // The IPv6 address rules made to match the current roles, while offloading.
@@ -79,7 +80,8 @@ class ControlPlane : private OffloadHost {
   std::unique_ptr<OffloadApi> api_;
   std::unique_ptr<ApiServer> api_server_;
   std::unique_ptr<MetricsServer> metrics_server_;
-  uint64_t reloads_ = 0, reloads_refused_ = 0;
+  uint64_t reloads_ = 0, reloads_refused_ = 0, usage_writes_ = 0;
+  std::string persisted_usage_;  // what usage.json holds
   bool offloading_ = false;
   bool reevaluate_queued_ = false;
 };

@@ -27,7 +27,7 @@ void usage() {
 }
 
 int run(const tp::conf::Config& cfg, const char* program) {
-  tp::InstanceLock lock(cfg.state_dir);
+  tp::InstanceLock lock(cfg.run_dir);
   std::vector<std::string> args = tp::eal_args(cfg, program);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -72,7 +72,15 @@ int run(const tp::conf::Config& cfg, const char* program) {
       });
     };
     wait_reload();
-    io.run();
+    // Every handler catches what it can; this is the last line, so that an exception nobody
+    // foresaw costs one event, never the daemon and every tethered client's connectivity.
+    while (!io.stopped()) {
+      try {
+        io.run();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "tetherpath: error in the control loop, continuing: %s\n", e.what());
+      }
+    }
     cp.persist_usage();
     // Flows go back to the kernel (TCP marked liberal) before the workers stop forwarding them.
     cp.stop_offload();

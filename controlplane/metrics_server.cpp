@@ -5,23 +5,31 @@
 #include <memory>
 #include <stdexcept>
 
+#include "api_server.hpp"
+
 namespace tp {
-namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::asio::ip::tcp;
 
+namespace {
 constexpr auto kClientTimeout = std::chrono::seconds(5);
+}  // namespace
 
-struct Exchange : std::enable_shared_from_this<Exchange> {
-  Exchange(tcp::socket s, const MetricsServer::Render& r) : stream(std::move(s)), render(r) {}
+struct MetricsServer::Exchange : std::enable_shared_from_this<Exchange> {
+  Exchange(tcp::socket s, std::shared_ptr<MetricsServer*> srv)
+      : stream(std::move(s)), server(std::move(srv)) {}
+  // The connection slot is given back whichever way the exchange ends.
+  ~Exchange() {
+    if (*server) (*server)->finished();
+  }
 
   void start() {
     stream.expires_after(kClientTimeout);
     http::async_read(stream, buffer, request,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (!ec) self->respond();
+                       if (!ec && *self->server) self->respond();
                      });
   }
 
@@ -37,9 +45,15 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     } else {
       response.result(http::status::ok);
       response.set(http::field::content_type, "text/plain; version=0.0.4");
-      response.body() = render();
+      try {
+        response.body() = (*server)->render_();
+      } catch (const std::exception& e) {
+        response.result(http::status::internal_server_error);
+        response.body() = std::string(e.what()) + "\n";
+      }
     }
     response.prepare_payload();
+    stream.expires_after(kClientTimeout);
     http::async_write(stream, response,
                       [self = shared_from_this()](beast::error_code, std::size_t) {
                         beast::error_code ec;
@@ -48,17 +62,18 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   }
 
   beast::tcp_stream stream;
-  const MetricsServer::Render& render;
+  std::shared_ptr<MetricsServer*> server;
   beast::flat_buffer buffer;
   http::request<http::string_body> request;
   http::response<http::string_body> response;
 };
 
-}  // namespace
-
 MetricsServer::MetricsServer(boost::asio::io_context& io, const conf::MetricsConfig& cfg,
                              Render render)
-    : acceptor_(io), render_(std::move(render)) {
+    : acceptor_(io),
+      backoff_(io),
+      render_(std::move(render)),
+      max_connections_(cfg.max_connections) {
   const auto addr = boost::asio::ip::make_address(cfg.address.str());
   const tcp::endpoint ep(addr, cfg.port);
   boost::system::error_code ec;
@@ -73,16 +88,45 @@ MetricsServer::MetricsServer(boost::asio::io_context& io, const conf::MetricsCon
 }
 
 MetricsServer::~MetricsServer() {
+  *self_ = nullptr;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  backoff_.cancel();
+}
+
+void MetricsServer::finished() {
+  --active_;
+  if (!accepting_ && active_ < max_connections_) accept();
 }
 
 void MetricsServer::accept() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
-    if (ec == boost::asio::error::operation_aborted) return;
-    if (!ec) std::make_shared<Exchange>(std::move(socket), render_)->start();
-    accept();
-  });
+  if (active_ >= max_connections_) {
+    ++deferred;
+    return;  // finished() resumes
+  }
+  accepting_ = true;
+  acceptor_.async_accept(
+      [this, alive = self_](const boost::system::error_code& ec, tcp::socket socket) {
+        if (!*alive || ec == boost::asio::error::operation_aborted) return;
+        accepting_ = false;
+        if (ec) {
+          ++accept_errors;
+          if (accept_should_back_off(ec)) {
+            accepting_ = true;  // the timer will accept
+            backoff_.expires_after(kAcceptBackoff);
+            backoff_.async_wait([this, alive](const boost::system::error_code& wec) {
+              if (!*alive) return;
+              accepting_ = false;
+              if (!wec) accept();
+            });
+            return;
+          }
+        } else {
+          ++active_;
+          std::make_shared<Exchange>(std::move(socket), self_)->start();
+        }
+        accept();
+      });
 }
 
 }  // namespace tp

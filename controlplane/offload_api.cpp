@@ -1,6 +1,10 @@
 #include "offload_api.hpp"
 
+#include <algorithm>
 #include <stdexcept>
+#include <type_traits>
+
+#include "api_server.hpp"
 
 namespace tp {
 namespace {
@@ -19,12 +23,23 @@ Json ok(Json extra = Json::object()) {
   return extra;
 }
 
+// Names, addresses and prefixes reach C parsers and the kernel, which stop at a NUL: with one
+// inside, what is checked would not be what is used ("wifi0\u0000" passing as another port's
+// name, "10.0.0.0\u0000/8" as 10.0.0.0/8). No control character has a place in any of them.
+std::string checked_text(const Json& v, const char* key) {
+  std::string s = v.get<std::string>();
+  for (const char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      illegal_argument(std::string(key) + ": control characters are not allowed");
+  return s;
+}
+
 // A string argument: absent or null is empty; any other type is an error.
 std::string string_arg(const Json& req, const char* key) {
   auto it = req.find(key);
   if (it == req.end() || it->is_null()) return "";
   if (!it->is_string()) illegal_argument(std::string(key) + ": expected a string");
-  return it->get<std::string>();
+  return checked_text(*it, key);
 }
 
 std::vector<std::string> string_list_arg(const Json& req, const char* key) {
@@ -34,7 +49,7 @@ std::vector<std::string> string_list_arg(const Json& req, const char* key) {
   if (!it->is_array()) illegal_argument(std::string(key) + ": expected a list of strings");
   for (const Json& e : *it) {
     if (!e.is_string()) illegal_argument(std::string(key) + ": expected a list of strings");
-    out.push_back(e.get<std::string>());
+    out.push_back(checked_text(e, key));
   }
   return out;
 }
@@ -114,13 +129,21 @@ Json OffloadApi::init() {
   return ok();
 }
 
+// The HAL's stop tears everything down: the next init starts from nothing, as a HAL client
+// expects (it sends upstream, downstreams, prefixes and limits again after init).
 Json OffloadApi::stop() {
   started_ = false;
   host_.stop_offload();
-  // Statistics and limits start over with the next init.
   for (const auto& [port, l] : limits_) host_.disarm_limit(port);
   limits_.clear();
+  kernel_limits_.clear();
+  upstream_.reset();
+  unsupported_upstream_.reset();
+  upstream_ever_set_ = false;
+  downstreams_.clear();
+  local_prefixes_.clear();
   for (uint8_t p = 0; p < ports_.size(); ++p) stats_base_[p] = host_.forwarded_bytes(p);
+  host_.roles_changed();
   return ok();
 }
 
@@ -140,7 +163,17 @@ Json OffloadApi::set_upstream(const Json& req) {
   u.iface = string_arg(req, "iface");
   const std::string v4 = string_arg(req, "ipv4_addr"), gw = string_arg(req, "ipv4_gateway");
   const auto v6gws = string_list_arg(req, "ipv6_gateways");
-  if (u.iface.empty()) illegal_argument("iface: the upstream interface is required");
+  if (u.iface.empty()) {
+    // Android's framework clears the upstream with ("", "0.0.0.0", "0.0.0.0", []) and ignores
+    // the result; VTS wants an empty iface refused. Qualcomm's HAL does both: it clears an
+    // upstream that was set, and refuses when none ever was. So do we.
+    if (!upstream_ever_set_) illegal_argument("iface: the upstream interface is required");
+    upstream_.reset();
+    unsupported_upstream_.reset();
+    host_.roles_changed();
+    emit("upstream_cleared", "");
+    return ok();
+  }
   const bool ours = port_index(u.iface, conf::Role::upstream).has_value();
   if (!ours && port_index(u.iface, conf::Role::downstream))
     illegal_argument("iface: '" + u.iface + "' is a downstream port of this box");
@@ -151,6 +184,7 @@ Json OffloadApi::set_upstream(const Json& req) {
   if (!v4.empty()) u.ipv4_addr = address_arg(v4, AF_INET, "ipv4_addr");
   if (!gw.empty()) u.ipv4_gateway = address_arg(gw, AF_INET, "ipv4_gateway");
   for (const auto& g : v6gws) u.ipv6_gateways.push_back(address_arg(g, AF_INET6, "ipv6_gateways"));
+  upstream_ever_set_ = true;
   if (!ours) {
     // An upstream the fast path has no port for (another modem, Wi-Fi as upstream): every flow
     // goes back to the kernel, which routes it there.
@@ -163,6 +197,13 @@ Json OffloadApi::set_upstream(const Json& req) {
   if (unsupported_upstream_) {
     unsupported_upstream_.reset();
     emit("support_available", u.iface);
+  }
+  // The HAL: after OFFLOAD_STOPPED_LIMIT_REACHED the client resumes by programming the upstream
+  // again (and sends a new quota). The spent limit goes; offloading through the upstream resumes.
+  const uint8_t port = *port_index(u.iface, conf::Role::upstream);
+  if (auto l = limits_.find(port); l != limits_.end() && l->second.reached) {
+    host_.disarm_limit(port);
+    limits_.erase(l);
   }
   upstream_ = std::move(u);
   host_.roles_changed();
@@ -197,11 +238,23 @@ Json OffloadApi::get_forwarded_stats(const Json& req) {
 
 Json OffloadApi::set_data_warning_and_limit(const Json& req) {
   const std::string iface = string_arg(req, "iface");
+  if (iface.empty()) illegal_argument("iface: the upstream interface is required");
   const auto port = port_index(iface, conf::Role::upstream);
-  if (!port) illegal_argument("iface: '" + iface + "' is not an upstream port of this box");
+  if (!port && port_index(iface, conf::Role::downstream))
+    illegal_argument("iface: '" + iface + "' is a downstream port of this box");
+  if (!port && !host_.kernel_has_interface(iface))
+    illegal_argument("iface: the box has no interface '" + iface + "'");
   const uint64_t warning = bytes_arg(req, "warning"), limit = bytes_arg(req, "limit");
+  if (!port) {
+    // An upstream the fast path does not carry: the kernel forwards all of it and the fast path
+    // cannot count it. Refusing would make Android's framework stop every offload ("we don't
+    // want to blow through the data limit"), so the limit is accepted and kept, shown in status
+    // as not enforced, and dropped with stop like any other.
+    kernel_limits_[iface] = Limit{warning, limit, false, false};
+    return ok({{"enforced", false}});
+  }
   set_limit(*port, warning, limit, 0);
-  return ok();
+  return ok({{"enforced", true}});
 }
 
 void OffloadApi::set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used,
@@ -237,46 +290,79 @@ Json OffloadApi::status() {
   for (const auto& [iface, l] : used.items()) {
     Json limit = l;
     limit["iface"] = iface;
+    limit["enforced"] = true;
     s["limits"].push_back(std::move(limit));
   }
+  for (const auto& [iface, l] : kernel_limits_)
+    s["limits"].push_back(
+        {{"iface", iface}, {"warning", l.warning}, {"limit", l.limit}, {"enforced", false}});
   return ok(s);
 }
 
 void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previous) {
   const bool at_start = previous == nullptr;
+  const bool enable = cfg.offload.enabled && (at_start || !previous->offload.enabled);
+  const bool disable = !at_start && !cfg.offload.enabled && previous->offload.enabled;
+  if (disable && started_) stop();
+  // Offload turned on by this configuration starts from what it says, as at start (a stop in
+  // between cleared everything); otherwise only what the file changed is applied, so a reload
+  // does not undo what the connection manager set through the API.
+  const bool fresh = at_start || enable;
   bool changed = false;
-  if (at_start || cfg.upstream != previous->upstream) {
+  if (fresh || cfg.upstream != previous->upstream) {
     if (cfg.upstream) {
       upstream_ = cfg.upstream;
       unsupported_upstream_.reset();
+      upstream_ever_set_ = true;
     }
     changed = true;
   }
-  if (at_start || cfg.downstreams != previous->downstreams) {
+  if (fresh || cfg.downstreams != previous->downstreams) {
     downstreams_ = cfg.downstreams;
     changed = true;
   }
-  if (at_start || cfg.local_prefixes != previous->local_prefixes) {
+  if (fresh || cfg.local_prefixes != previous->local_prefixes) {
     local_prefixes_ = cfg.local_prefixes;
     changed = true;
   }
   // The roles first, so that offload starts (a conntrack dump) under them.
   if (changed) host_.roles_changed();
-  const bool enable = cfg.offload.enabled && (at_start || !previous->offload.enabled);
-  const bool disable = !at_start && !cfg.offload.enabled && previous->offload.enabled;
   if (enable && !started_) init();
-  if (disable && started_) stop();
-  if (started_ && (at_start || cfg.limits.upstreams != previous->limits.upstreams)) {
-    for (const auto& l : cfg.limits.upstreams) {
-      const auto port = port_index(l.iface, conf::Role::upstream);
-      const bool same = !at_start && [&] {
-        for (const auto& p : previous->limits.upstreams)
-          if (p == l) return true;
-        return false;
-      }();
-      if (port && !same) set_limit(*port, l.warning_bytes, l.limit_bytes, 0);
+  if (!started_) return;
+  const std::vector<conf::LimitConfig> none;
+  const auto& before = fresh ? none : previous->limits.upstreams;
+  auto find = [](const std::vector<conf::LimitConfig>& v, const std::string& iface) {
+    return std::find_if(v.begin(), v.end(), [&](const auto& l) { return l.iface == iface; });
+  };
+  for (const auto& l : cfg.limits.upstreams) {
+    const auto port = port_index(l.iface, conf::Role::upstream);
+    const auto was = find(before, l.iface);
+    if (!port || (was != before.end() && *was == l)) continue;
+    if (was == before.end() || !limits_.count(*port)) {
+      set_limit(*port, l.warning_bytes, l.limit_bytes, 0);  // a new limit counts from zero
+      continue;
     }
+    // New thresholds for the same upstream: the bytes already used still count, and an event
+    // already sent is not sent again unless the new threshold is not reached yet.
+    const Limit old = limits_[*port];
+    const uint64_t used = host_.limit_used(*port);
+    set_limit(*port, l.warning_bytes, l.limit_bytes, used, old.warned && used >= l.warning_bytes,
+              old.reached && used >= l.limit_bytes);
   }
+  for (const auto& l : before) {
+    const auto port = port_index(l.iface, conf::Role::upstream);
+    if (port && find(cfg.limits.upstreams, l.iface) == cfg.limits.upstreams.end())
+      drop_limit(*port);
+  }
+}
+
+void OffloadApi::drop_limit(uint8_t port) {
+  auto it = limits_.find(port);
+  if (it == limits_.end()) return;
+  const bool was_reached = it->second.reached;
+  host_.disarm_limit(port);
+  limits_.erase(it);
+  if (was_reached) host_.roles_changed();  // offloading through it resumes
 }
 
 void OffloadApi::poll() {
@@ -314,16 +400,45 @@ Json OffloadApi::usage() const {
   return out;
 }
 
-void OffloadApi::restore_usage(const Json& saved) {
-  if (!started_ || !saved.is_object()) return;
+std::vector<std::string> OffloadApi::restore_usage(const Json& saved) {
+  std::vector<std::string> ignored;
+  if (!started_) return ignored;
+  if (!saved.is_object()) return {"not a JSON object: nothing restored"};
   for (const auto& [name, v] : saved.items()) {
     const auto port = port_index(name, conf::Role::upstream);
-    if (!port || !v.is_object()) continue;
-    const uint64_t warning = v.value("warning", uint64_t{0}), limit = v.value("limit", uint64_t{0});
-    // Events already sent before the restart are not sent again.
-    set_limit(*port, warning, limit, v.value("used", uint64_t{0}),
-              v.value("warning_reached", false), v.value("limit_reached", false));
+    if (!port) {
+      ignored.push_back(name + ": not an upstream port (any more)");
+      continue;
+    }
+    if (!v.is_object()) {
+      ignored.push_back(name + ": not an object");
+      continue;
+    }
+    auto field = [&](const char* key, auto fallback) {
+      using T = decltype(fallback);
+      const auto it = v.find(key);
+      if (it == v.end()) return fallback;
+      const bool fits = std::is_same_v<T, bool> ? it->is_boolean() : it->is_number_unsigned();
+      if (fits) return it->template get<T>();
+      ignored.push_back(name + "." + key + ": expected " +
+                        (std::is_same_v<T, bool> ? "true or false" : "bytes >= 0") + ", got " +
+                        json_line(*it).substr(0, 40));
+      return fallback;
+    };
+    const uint64_t used = field("used", uint64_t{0});
+    const bool warned = field("warning_reached", false), reached = field("limit_reached", false);
+    if (auto now = limits_.find(*port); now != limits_.end()) {
+      // The configuration's limit stands (it may have changed while the daemon was down); the
+      // bytes used carry over, and an event already sent is not sent again.
+      const Limit l = now->second;
+      set_limit(*port, l.warning, l.limit, used, warned && used >= l.warning,
+                reached && used >= l.limit);
+    } else {
+      set_limit(*port, field("warning", uint64_t{0}), field("limit", uint64_t{0}), used, warned,
+                reached);
+    }
   }
+  return ignored;
 }
 
 std::map<uint8_t, PortRole> OffloadApi::roles() const {

@@ -64,9 +64,10 @@ class OffloadApi {
   // The upstream port lost or regained its link.
   void link_changed(uint8_t port, bool up);
 
-  // Persisted data-limit state (usage.json): what survives a restart.
+  // Persisted data-limit state (usage.json): what survives a restart. restore_usage keeps what
+  // it can use and returns what it ignored (a mistyped field costs that field, not the start).
   Json usage() const;
-  void restore_usage(const Json& saved);
+  std::vector<std::string> restore_usage(const Json& saved);
 
   bool started() const { return started_; }
   // The policy's view: roles by port index.
@@ -93,6 +94,7 @@ class OffloadApi {
   std::optional<uint8_t> port_index(const std::string& name, conf::Role role) const;
   void set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used, bool warned = false,
                  bool reached = false);
+  void drop_limit(uint8_t port);
   void emit(const std::string& event, const std::string& upstream, const std::string& detail = "");
 
   std::vector<conf::PortConfig> ports_;
@@ -105,6 +107,10 @@ class OffloadApi {
   std::vector<conf::DownstreamConfig> downstreams_;
   std::vector<Prefix> local_prefixes_;
   std::map<uint8_t, Limit> limits_;
+  // Limits on upstreams without a fast-path port: accepted and reported, not enforced.
+  std::map<std::string, Limit> kernel_limits_;
+  // Since init: whether set_upstream has named an upstream (an empty iface then clears it).
+  bool upstream_ever_set_ = false;
   std::map<uint8_t, ByteCounts> stats_base_;  // forwarded bytes at the previous stats call
 };
 

@@ -11,9 +11,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "max_ports.hpp"
+
 namespace tp {
 
-inline constexpr uint16_t kMaxPorts = 16;
 inline constexpr uint16_t kMaxNextHops = 4096;
 inline constexpr uint16_t kMaxLocalAddrs = 8;
 

@@ -177,6 +177,7 @@ downstreams:
   - {{iface: down0, prefix: "2001:db8:a::/64"}}
 metrics: {{enabled: false}}
 state_dir: {STATE}
+run_dir: {STATE}
 """)
             log = open(os.path.join(self.log_dir, "tetherpath.log"), "a")
             self.proc = subprocess.Popen(["ip", "netns", "exec", BOX, TETHERPATH, "--config", cfg],

@@ -6,7 +6,8 @@ set -uo pipefail
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TETHERPATH=${TETHERPATH:-$LAB_ROOT/build/controlplane/tetherpath}
 TETHERCTL=${TETHERCTL:-$LAB_ROOT/build/controlplane/tetherctl}
-export TETHERPATH_SOCKET=/run/tetherpath-lab/api.sock  # conf/lab.yaml's state_dir
+export TETHERPATH_SOCKET=/run/tetherpath-lab/api.sock  # conf/lab.yaml's run_dir
+TP_STATE_DIR=/var/lib/tetherpath-lab                   # conf/lab.yaml's state_dir
 TOPOLOGY=$LAB_ROOT/tests/lab/topology.sh
 export TP_LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
 TP_LOG=$TP_LAB_DIR/tetherpath.log
@@ -22,6 +23,7 @@ lab_cleanup() {
   stop_daemon >/dev/null 2>&1
   disown -a 2>/dev/null  # the topology's teardown kills the rest; no "Killed" job reports
   bash "$TOPOLOGY" down >/dev/null 2>&1
+  rm -rf "$TP_STATE_DIR"
 }
 
 lab_begin() {
@@ -35,7 +37,7 @@ lab_begin() {
   fi
   trap lab_cleanup EXIT
   trap 'exit 130' INT TERM
-  rm -f /run/tetherpath-lab/usage.json  # each test starts without a previous run's accounting
+  rm -rf "$TP_STATE_DIR"  # each test starts without a previous run's accounting
   bash "$TOPOLOGY" up || { echo "FAIL: lab topology"; exit 1; }
 }
 

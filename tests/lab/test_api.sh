@@ -120,7 +120,7 @@ measure "bytes counted against the limit (both directions, fast path and kernel)
 
 echo "accounting survives a restart and a crash"
 stop_daemon
-check "usage is saved at shutdown" grep -q '"limit_reached": true' /run/tetherpath-lab/usage.json
+check "usage is saved at shutdown" grep -q '"limit_reached": true' "$TP_STATE_DIR/usage.json"
 start_daemon "$CONFIG"
 check "after a restart the limit is still reached, its usage kept" test \
   "$(json "d['limits'][0]['limit_reached'] and d['limits'][0]['used'] >= $used" status)" = True

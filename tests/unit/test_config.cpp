@@ -63,7 +63,7 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
        "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, offload, upstream, "
-       "downstreams, local_prefixes, limits, api, metrics, state_dir)"},
+       "downstreams, local_prefixes, limits, api, metrics, state_dir, run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},
@@ -165,7 +165,8 @@ TEST(Config, RuntimeSectionsAreRead) {
                                "  upstreams: [{iface: m, limit_bytes: 1000}]\n"
                                "api: {group: root, mode: 0600}\n"
                                "metrics: {address: '::1', port: 9999}\n"
-                               "state_dir: /run/x\n",
+                               "state_dir: /var/lib/x\n"
+                               "run_dir: /run/x\n",
                                "good.yaml");
   ASSERT_TRUE(c.upstream.has_value());
   EXPECT_EQ(c.upstream->iface, "m");
@@ -178,7 +179,8 @@ TEST(Config, RuntimeSectionsAreRead) {
   EXPECT_EQ(c.limits.persist_interval_s, 5u);
   EXPECT_EQ(c.limits.upstreams.at(0).limit_bytes, 1000u);
   EXPECT_EQ(c.limits.upstreams.at(0).warning_bytes, 1000u);  // defaults to the limit
-  EXPECT_EQ(c.api.socket, "/run/x/api.sock");
+  EXPECT_EQ(c.state_dir, "/var/lib/x");                      // persistent: usage.json
+  EXPECT_EQ(c.api.socket, "/run/x/api.sock");                // the socket belongs to the run
   EXPECT_EQ(c.api.mode, 0600u);
   EXPECT_EQ(c.metrics.port, 9999);
 }

@@ -317,6 +317,126 @@ TEST_F(OffloadApiTest, UsageSurvivesARestartWithoutRepeatingEvents) {
   EXPECT_EQ(events2[0]["event"], "limit_reached");
 }
 
+// C parsers stop at a NUL: "10.0.0.0\0/8" must not pass as 10.0.0.0/8, nor "wifi0\0" as a name.
+TEST_F(OffloadApiTest, ControlCharactersInNamesAddressesAndPrefixesAreRefused) {
+  start();
+  auto with = [](Json req) { return req; };
+  const std::string nul("\0", 1);
+  for (const Json& bad : {
+           with({{"op", "set_local_prefixes"}, {"prefixes", {"10.0.0.0" + nul + "/8"}}}),
+           with({{"op", "set_local_prefixes"}, {"prefixes", {"10.0.0.0/8" + nul}}}),
+           with({{"op", "set_upstream"}, {"iface", "modem0" + nul}, {"ipv4_addr", "100.64.0.2"}}),
+           with({{"op", "set_upstream"}, {"iface", "wifi0" + nul}, {"ipv4_addr", "100.64.0.2"}}),
+           with({{"op", "set_upstream"}, {"iface", "modem0"}, {"ipv4_addr", "192.0.2.2" + nul}}),
+           with({{"op", "set_upstream"}, {"iface", "modem0"}, {"ipv4_addr", "192.0.2.2\n"}}),
+           with({{"op", "set_upstream"}, {"iface", "modem0"}, {"ipv6_gateways", {"fe80::1\t"}}}),
+           with({{"op", "add_downstream"}, {"iface", "wifi0"}, {"prefix", "10.1.0.0/16" + nul}}),
+           with({{"op", "add_downstream"}, {"iface", "wifi0\x7f"}, {"prefix", "10.1.0.0/16"}}),
+           with({{"op", "remove_downstream"}, {"iface", "wifi0" + nul}, {"prefix", "10.1.0.0/16"}}),
+           with({{"op", "set_data_warning_and_limit"},
+                 {"iface", "modem0" + nul},
+                 {"warning", 1},
+                 {"limit", 2}}),
+       }) {
+    const Json r = api.handle(bad);
+    EXPECT_EQ(r["error"], "illegal_argument") << bad.dump();
+  }
+  EXPECT_TRUE(api.local_prefixes().empty());
+  EXPECT_FALSE(api.roles()[0].upstream);
+  EXPECT_TRUE(host.armed.empty());
+}
+
+// Android's framework clears the upstream with ("", "0.0.0.0", "0.0.0.0", []) and ignores the
+// result; VTS wants an empty iface refused when no upstream was set. Both hold.
+TEST_F(OffloadApiTest, AnEmptyUpstreamClearsOneThatWasSet) {
+  start();
+  const char* clear =
+      R"({"op":"set_upstream","iface":"","ipv4_addr":"0.0.0.0","ipv4_gateway":"0.0.0.0","ipv6_gateways":[]})";
+  EXPECT_EQ(code(clear), "illegal_argument");  // none set yet
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  const int before = host.role_changes;
+  EXPECT_EQ(code(clear), "ok");
+  EXPECT_FALSE(api.roles()[0].upstream);
+  EXPECT_EQ(host.role_changes, before + 1);  // its flows go back to the kernel
+  EXPECT_TRUE(call(R"({"op":"status"})")["upstream"].is_null());
+  EXPECT_EQ(code(clear), "ok");  // clearing again is harmless
+  // An unsupported upstream is cleared the same way.
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"wlan1","ipv4_addr":"10.0.0.2"})"), "ok");
+  EXPECT_EQ(code(clear), "ok");
+  EXPECT_TRUE(call(R"({"op":"status"})")["upstream"].is_null());
+}
+
+TEST_F(OffloadApiTest, StopLeavesNothingForTheNextInit) {
+  start();
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"add_downstream","iface":"wifi0","prefix":"192.168.50.0/24"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"set_local_prefixes","prefixes":["10.0.0.0/8"]})"), "ok");
+  ASSERT_EQ(code(R"({"op":"set_data_warning_and_limit","iface":"wlan1","warning":1,"limit":2})"),
+            "ok");
+  ASSERT_EQ(code(R"({"op":"stop"})"), "ok");
+  start();
+  EXPECT_FALSE(api.roles()[0].upstream);
+  EXPECT_TRUE(api.roles()[1].prefixes.empty());
+  EXPECT_TRUE(api.local_prefixes().empty());
+  const Json s = call(R"({"op":"status"})");
+  EXPECT_TRUE(s["upstream"].is_null());
+  EXPECT_TRUE(s["downstreams"].empty());
+  EXPECT_TRUE(s["limits"].empty());
+  EXPECT_EQ(code(R"({"op":"set_upstream","iface":""})"), "illegal_argument");  // none set since
+}
+
+// The HAL: after OFFLOAD_STOPPED_LIMIT_REACHED the client resumes by programming the upstream
+// again (the framework then sends a new quota).
+TEST_F(OffloadApiTest, SetUpstreamAfterLimitReachedResumes) {
+  start();
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":5,"limit":10})"),
+            "ok");
+  host.used[0] = 10;
+  api.poll();
+  ASSERT_TRUE(api.roles()[0].limited);
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})"), "ok");
+  EXPECT_FALSE(api.roles()[0].limited);
+  EXPECT_EQ(host.armed.count(0), 0u);
+  EXPECT_TRUE(api.usage().empty());
+  // A limit not reached is not touched by set_upstream.
+  ASSERT_EQ(code(R"({"op":"set_data_warning_and_limit","iface":"modem0","warning":5,"limit":99})"),
+            "ok");
+  ASSERT_EQ(code(R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.3"})"), "ok");
+  EXPECT_EQ(host.armed[0], 99u);
+}
+
+// Refusing a limit makes Android's framework stop all offload; one on an upstream the fast path
+// does not carry is accepted, kept and shown as not enforced.
+TEST_F(OffloadApiTest, LimitOnAnUpstreamWithoutAFastPathPortIsKept) {
+  start();
+  const Json r =
+      call(R"({"op":"set_data_warning_and_limit","iface":"wlan1","warning":100,"limit":200})");
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["enforced"], false);
+  EXPECT_TRUE(host.armed.empty());
+  const Json s = call(R"({"op":"status"})");
+  ASSERT_EQ(s["limits"].size(), 1u);
+  EXPECT_EQ(s["limits"][0]["iface"], "wlan1");
+  EXPECT_EQ(s["limits"][0]["limit"], 200u);
+  EXPECT_EQ(s["limits"][0]["enforced"], false);
+  EXPECT_EQ(code(R"({"op":"set_data_warning_and_limit","iface":"ppp9","warning":1,"limit":2})"),
+            "illegal_argument");  // no such interface
+}
+
+TEST_F(OffloadApiTest, MistypedUsageFieldsAreIgnoredNotFatal) {
+  start();
+  const Json saved = Json::parse(R"({
+    "modem0": {"warning": "lots", "limit": 1000, "used": "20", "limit_reached": 1},
+    "wifi0": {"limit": 5},
+    "ghost0": {"limit": 5}})");
+  const auto ignored = api.restore_usage(saved);
+  EXPECT_EQ(ignored.size(), 5u);  // warning, used, limit_reached; wifi0; ghost0
+  EXPECT_EQ(host.armed[0], 1000u);
+  EXPECT_EQ(host.used[0], 0u);
+  EXPECT_EQ(api.restore_usage(Json::array()).size(), 1u);
+}
+
 TEST_F(OffloadApiTest, MalformedRequestsGetErrors) {
   EXPECT_EQ(api.handle(Json::array())["error"], "illegal_argument");
   EXPECT_EQ(api.handle(Json{{"no_op", 1}})["error"], "illegal_argument");
@@ -354,12 +474,69 @@ TEST(OffloadApiConfig, StartAppliesTheConfigAndReloadOnlyWhatChanged) {
   EXPECT_EQ(api.local_prefixes().size(), 1u);
   EXPECT_EQ(host.used[0], 7u);
   EXPECT_EQ(host.starts, 1);
-  // A changed limit starts counting again.
+  // A changed threshold keeps the bytes already used: the billing period did not restart.
   conf::Config third = next;
   third.limits.upstreams[0].limit_bytes = 80;
+  third.limits.upstreams[0].warning_bytes = 60;
   api.apply_config(third, &next);
   EXPECT_EQ(host.armed[0], 80u);
-  EXPECT_EQ(host.used[0], 0u);
+  EXPECT_EQ(host.used[0], 7u);
+  EXPECT_EQ(api.usage()["modem0"]["warning"], 60u);
+  // A limit removed from the file is disarmed.
+  conf::Config fourth = third;
+  fourth.limits.upstreams.clear();
+  api.apply_config(fourth, &third);
+  EXPECT_EQ(host.armed.count(0), 0u);
+  EXPECT_TRUE(api.usage().empty());
+}
+
+// A reload that lowers a limit below what is already used reaches it at once (one event); one
+// that raises it above lifts the block and does not resend the warning already sent.
+TEST(OffloadApiConfig, ReloadedThresholdsKeepUsageAndEvents) {
+  conf::Config cfg = lab_config(
+      "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
+      "limits: {upstreams: [{iface: modem0, warning_bytes: 10, limit_bytes: 100}]}\n");
+  cfg.offload.enabled = true;
+  RecordingHost host;
+  OffloadApi api(cfg, host);
+  std::vector<std::string> events;
+  api.on_event = [&](const Json& e) { events.push_back(e["event"]); };
+  api.apply_config(cfg, nullptr);
+  events.clear();
+  host.used[0] = 50;
+  api.poll();
+  EXPECT_EQ(events, std::vector<std::string>{"warning_reached"});
+  conf::Config lower = cfg;
+  lower.limits.upstreams[0].limit_bytes = 40;
+  api.apply_config(lower, &cfg);
+  EXPECT_EQ(events, (std::vector<std::string>{"warning_reached", "limit_reached"}));
+  EXPECT_TRUE(api.roles()[0].limited);
+  conf::Config higher = lower;
+  higher.limits.upstreams[0].limit_bytes = 1000;
+  api.apply_config(higher, &lower);
+  EXPECT_FALSE(api.roles()[0].limited);
+  EXPECT_EQ(host.used[0], 50u);
+  EXPECT_EQ(events.size(), 2u);
+}
+
+// Offload turned off and on again by reloads starts from the file, as at start.
+TEST(OffloadApiConfig, ReEnabledOffloadStartsFromTheFile) {
+  conf::Config cfg = lab_config(
+      "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
+      "downstreams: [{iface: wifi0, prefix: 192.168.50.0/24}]\n");
+  cfg.offload.enabled = true;
+  RecordingHost host;
+  OffloadApi api(cfg, host);
+  api.apply_config(cfg, nullptr);
+  conf::Config off = cfg;
+  off.offload.enabled = false;
+  api.apply_config(off, &cfg);
+  EXPECT_FALSE(api.started());
+  EXPECT_FALSE(api.roles()[0].upstream);
+  api.apply_config(cfg, &off);
+  EXPECT_TRUE(api.started());
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_EQ(api.roles()[1].prefixes.size(), 1u);
 }
 
 }  // namespace
