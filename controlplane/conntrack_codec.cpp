@@ -1,11 +1,15 @@
 #include "conntrack_codec.hpp"
 
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace tp {
 namespace {
@@ -18,6 +22,36 @@ bool is_icmp(uint8_t proto) { return proto == IPPROTO_ICMP || proto == IPPROTO_I
 
 uint8_t echo_reply_type(uint8_t request) {
   return request == 8 ? 0 : request == 128 ? 129 : request;
+}
+
+// The attribute `type` among those in [begin, begin + len), or null.
+const nlattr* find_attr(const void* begin, std::size_t len, uint16_t type) {
+  auto* a = static_cast<const nlattr*>(begin);
+  int left = static_cast<int>(len);
+  for (; mnl_attr_ok(a, left); a = mnl_attr_next(a)) {
+    if (mnl_attr_get_type(a) == type) return a;
+    left -= static_cast<int>(MNL_ALIGN(a->nla_len));
+  }
+  return nullptr;
+}
+
+const nlattr* nested(const nlattr* parent, uint16_t type) {
+  return find_attr(mnl_attr_get_payload(parent), mnl_attr_get_payload_len(parent), type);
+}
+
+// The reply tuple's ICMP identifier, read from the message itself: libnetfilter_conntrack keeps
+// one ATTR_ICMP_ID for both tuples (the original's), but the kernel's NAT remaps it when two
+// clients ping the same server with the same identifier, and then only the reply tuple says so.
+std::optional<uint16_t> reply_icmp_id(const nlmsghdr* nlh) {
+  const nlattr* reply =
+      find_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
+                nlh->nlmsg_len - MNL_NLMSG_HDRLEN - MNL_ALIGN(sizeof(nfgenmsg)), CTA_TUPLE_REPLY);
+  const nlattr* proto = reply ? nested(reply, CTA_TUPLE_PROTO) : nullptr;
+  if (!proto) return std::nullopt;
+  for (const uint16_t type : {uint16_t{CTA_PROTO_ICMP_ID}, uint16_t{CTA_PROTO_ICMPV6_ID}})
+    if (const nlattr* id = nested(proto, type); id && mnl_attr_get_payload_len(id) >= 2)
+      return mnl_attr_get_u16(id);  // network order, as the tuple keeps ports
+  return std::nullopt;
 }
 
 }  // namespace
@@ -46,9 +80,7 @@ bool parse_conntrack(const nlmsghdr* nlh, CtEntry& e) {
     const uint8_t type = nfct_get_attr_u8(c, ATTR_ICMP_TYPE);
     e.orig.sport = nfct_get_attr_u16(c, ATTR_ICMP_ID);
     e.orig.dport = htons(type);
-    e.reply.sport = nfct_attr_is_set(c, ATTR_REPL_PORT_SRC)
-                        ? nfct_get_attr_u16(c, ATTR_REPL_PORT_SRC)
-                        : e.orig.sport;
+    e.reply.sport = reply_icmp_id(nlh).value_or(e.orig.sport);
     e.reply.dport = htons(echo_reply_type(type));
   } else {
     e.orig.sport = nfct_get_attr_u16(c, ATTR_ORIG_PORT_SRC);
@@ -73,6 +105,7 @@ bool parse_conntrack(const nlmsghdr* nlh, CtEntry& e) {
   e.has_helper = nfct_attr_is_set(c, ATTR_HELPER_NAME) && nfct_get_attr(c, ATTR_HELPER_NAME) &&
                  static_cast<const char*>(nfct_get_attr(c, ATTR_HELPER_NAME))[0] != '\0';
   e.id = nfct_attr_is_set(c, ATTR_ID) ? nfct_get_attr_u32(c, ATTR_ID) : 0;
+  e.timeout = nfct_attr_is_set(c, ATTR_TIMEOUT) ? nfct_get_attr_u32(c, ATTR_TIMEOUT) : 0;
   return true;
 }
 

@@ -26,6 +26,7 @@ struct CtEntry {
   uint32_t mark = 0;
   bool has_helper = false;
   uint32_t id = 0;
+  uint32_t timeout = 0;  // seconds left, as the kernel said in a dump or event (0: not said)
   // Which of the above an event carried: UPDATE events hold only what changed (a timeout refresh
   // brings no status or TCP state), so absent fields must not read as zero.
   enum : uint8_t { kStatus = 1, kTcpState = 2, kMark = 4 };

@@ -1,15 +1,20 @@
 #include "conntrack_mirror.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/filter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 
@@ -24,15 +29,14 @@ constexpr std::size_t kNetlinkBuffer = 64 * 1024;
 ConntrackMirror::ConntrackMirror(Sink sink, int rcvbuf_bytes, int rcvbuf_max_bytes)
     : sink_(std::move(sink)), rcvbuf_(rcvbuf_bytes), rcvbuf_max_(rcvbuf_max_bytes) {
   events_ = mnl_socket_open(NETLINK_NETFILTER);
-  dump_ = mnl_socket_open(NETLINK_NETFILTER);
-  if (!events_ || !dump_) throw std::runtime_error("conntrack: cannot open a netlink socket");
+  if (!events_) throw std::runtime_error("conntrack: cannot open a netlink socket");
   const unsigned groups =
       NF_NETLINK_CONNTRACK_NEW | NF_NETLINK_CONNTRACK_UPDATE | NF_NETLINK_CONNTRACK_DESTROY;
-  if (mnl_socket_bind(events_, groups, MNL_SOCKET_AUTOPID) < 0 ||
-      mnl_socket_bind(dump_, 0, MNL_SOCKET_AUTOPID) < 0)
+  if (mnl_socket_bind(events_, groups, MNL_SOCKET_AUTOPID) < 0)
     throw std::runtime_error(
         "conntrack: cannot subscribe to events: " + std::string(std::strerror(errno)) +
         " (needs CAP_NET_ADMIN and nf_conntrack_netlink)");
+  open_dump_socket();
   const int fd = mnl_socket_get_fd(events_);
   // FORCE: beyond net.core.rmem_max, as conntrackd does; needs CAP_NET_ADMIN, which we have.
   setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_, sizeof rcvbuf_);
@@ -45,6 +49,29 @@ ConntrackMirror::~ConntrackMirror() {
 }
 
 int ConntrackMirror::event_fd() const { return mnl_socket_get_fd(events_); }
+
+void ConntrackMirror::open_dump_socket() {
+  if (dump_) mnl_socket_close(dump_);
+  dump_ = mnl_socket_open(NETLINK_NETFILTER);
+  if (!dump_ || mnl_socket_bind(dump_, 0, MNL_SOCKET_AUTOPID) < 0)
+    throw std::runtime_error("conntrack: cannot open the dump socket: " +
+                             std::string(std::strerror(errno)));
+}
+
+void ConntrackMirror::ignore_events_from(uint32_t portid) {
+  // Classic BPF on the netlink message: one conntrack event per skb, its sender's port id at
+  // nlmsg_pid. BPF_ABS loads are big-endian, the field is in host order: compare with htonl.
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(nlmsghdr, nlmsg_pid)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(portid), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0),           // ours: drop
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  // anyone else's: keep
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+  if (setsockopt(event_fd(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0)
+    throw std::runtime_error("conntrack: cannot filter our own events: " +
+                             std::string(std::strerror(errno)));
+}
 
 void ConntrackMirror::handle(const nlmsghdr* nlh, bool from_dump) {
   const uint8_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
@@ -65,11 +92,13 @@ void ConntrackMirror::on_readable() {
     if (n < 0) {
       if (errno != ENOBUFS) return;  // EAGAIN: drained
       // The kernel dropped events: grow the buffer so it happens less, then trust only a dump.
+      // What is still queued predates the dump: dropped, not applied on top of it.
       ++overruns;
       if (rcvbuf_ < rcvbuf_max_) {
         rcvbuf_ = std::min(rcvbuf_ * 2, rcvbuf_max_);
         setsockopt(event_fd(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_, sizeof rcvbuf_);
       }
+      stale_dropped += drain_socket(events_, buf, sizeof buf);
       resync();
       continue;
     }
@@ -80,7 +109,7 @@ void ConntrackMirror::on_readable() {
   }
 }
 
-void ConntrackMirror::dump() {
+ConntrackMirror::Dump ConntrackMirror::dump() {
   for (int family : {AF_INET, AF_INET6}) {
     static char buf[kNetlinkBuffer];
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
@@ -91,17 +120,36 @@ void ConntrackMirror::dump() {
     nfh->nfgen_family = static_cast<uint8_t>(family);
     nfh->version = NFNETLINK_V0;
     nfh->res_id = 0;
-    if (!netlink_dump(dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
-      throw std::runtime_error("conntrack: dump request failed: " +
-                               std::string(std::strerror(errno)));
+    const DumpResult r = netlink_dump(
+        dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); },
+        &stale_dropped);
+    if (r == DumpResult::failed) return Dump::failed;
+    if (r == DumpResult::interrupted) return Dump::interrupted;
   }
+  return Dump::complete;
 }
 
-void ConntrackMirror::resync() {
+bool ConntrackMirror::resync() {
+  constexpr int kAttempts = 4;
   ++resyncs;
-  if (sink_.resync_begin) sink_.resync_begin();
-  dump();
-  if (sink_.resync_end) sink_.resync_end();
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (sink_.resync_begin) sink_.resync_begin();
+    const Dump d = dump();
+    if (d == Dump::complete) {
+      if (sink_.resync_end) sink_.resync_end();
+      resync_pending_ = false;
+      return true;
+    }
+    ++dump_restarts;
+    if (d == Dump::failed) {
+      std::cerr << "tetherpath: conntrack dump failed (" << std::strerror(errno)
+                << "), reopening its socket\n";
+      open_dump_socket();  // whatever the failed dump left queued goes with it
+    }
+  }
+  ++resync_failures;
+  resync_pending_ = true;
+  return false;
 }
 
 std::string enable_conntrack_events() {

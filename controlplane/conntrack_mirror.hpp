@@ -32,14 +32,26 @@ class ConntrackMirror {
 
   int event_fd() const;
   void on_readable();  // drains pending events; handles ENOBUFS
-  void resync();       // resync_begin, dump, resync_end
+  // resync_begin, a complete dump, resync_end. An interrupted or failed dump is run again (the
+  // socket reopened after a failure) a few times; if none completes, nothing is purged, false is
+  // returned and resync_pending() stays true until a later resync() completes.
+  bool resync();
+  bool resync_pending() const { return resync_pending_; }
+
+  // The kernel echoes our own conntrack updates (keepalives, liberal marks) as UPDATE events, a
+  // flood that would overrun the event socket on every keepalive round: a socket filter drops
+  // events caused by this netlink port id before they are queued.
+  void ignore_events_from(uint32_t portid);
 
   uint64_t events = 0, overruns = 0, resyncs = 0;
+  uint64_t dump_restarts = 0, resync_failures = 0, stale_dropped = 0;
   int rcvbuf_bytes() const { return rcvbuf_; }
 
  private:
-  void dump();
+  enum class Dump { complete, interrupted, failed };
+  Dump dump();
   void handle(const nlmsghdr* nlh, bool from_dump);
+  void open_dump_socket();
 
   Sink sink_;
   mnl_socket* events_ = nullptr;
@@ -47,6 +59,7 @@ class ConntrackMirror {
   int rcvbuf_;
   int rcvbuf_max_;
   uint32_t seq_ = 1;
+  bool resync_pending_ = false;
 };
 
 // Sets net.netfilter.nf_conntrack_events to 1 (with the default 2 the kernel sends no DESTROY for

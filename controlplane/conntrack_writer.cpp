@@ -67,6 +67,8 @@ ConntrackWriter::ConntrackWriter() {
   setsockopt(mnl_socket_get_fd(nl_), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
 }
 
+uint32_t ConntrackWriter::portid() const { return mnl_socket_get_portid(nl_); }
+
 ConntrackWriter::~ConntrackWriter() {
   if (nl_) mnl_socket_close(nl_);
 }
@@ -122,6 +124,7 @@ std::vector<int> ConntrackWriter::apply(const std::vector<Update>& updates) {
     static char rbuf[kNetlinkBuffer];
     while (acked < count) {
       const ssize_t n = mnl_socket_recvfrom(nl_, rbuf, sizeof rbuf);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       int len = static_cast<int>(n);
       for (auto* nlh = reinterpret_cast<const nlmsghdr*>(rbuf); mnl_nlmsg_ok(nlh, len);
@@ -131,6 +134,7 @@ std::vector<int> ConntrackWriter::apply(const std::vector<Update>& updates) {
         const uint32_t idx = nlh->nlmsg_seq - first_seq;
         if (idx < count) {
           results[first + idx] = err->error;
+          applied += err->error == 0;
           ++acked;
         }
       }

@@ -40,7 +40,10 @@ class ConntrackWriter {
   // kernel answered (-ENOENT: the entry no longer exists).
   std::vector<int> apply(const std::vector<Update>& updates);
 
-  uint64_t messages = 0, datagrams = 0;
+  // The port id the kernel stamps on the events our updates cause (ConntrackMirror filters them).
+  uint32_t portid() const;
+
+  uint64_t messages = 0, datagrams = 0, applied = 0;
 
  private:
   mnl_socket* nl_ = nullptr;

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "keepalive.hpp"
 #include "state_file.hpp"
 
 namespace tp {
@@ -51,6 +52,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
   ct_ = std::make_unique<ConntrackMirror>(
       sink, static_cast<int>(cfg_.offload.conntrack_rcvbuf_kb * 1024),
       static_cast<int>(cfg_.offload.conntrack_rcvbuf_max_kb * 1024));
+  ct_->ignore_events_from(writer_->portid());
   if (rt_.rules6()) rules6_ = std::make_unique<Ipv6Rules>(*rt_.rules6(), *topo_, *rtnl_);
   rtnl_->on_neighbour = [this](int ifindex, const IpAddr& a, std::optional<MacAddr> mac) {
     flows_->neighbour_changed(ifindex, a, mac);
@@ -172,11 +174,26 @@ void ControlPlane::stop_offload() {
   if (rules6_) rules6_->clear();
 }
 
+// The timeouts are read from the sysctls every round (an integrator may change them at run time)
+// and set the round's period (keepalive.hpp).
 void ControlPlane::schedule_keepalive() {
-  keepalive_timer_.expires_after(std::chrono::seconds(cfg_.offload.keepalive_interval_s));
-  keepalive_timer_.async_wait([this](const boost::system::error_code& ec) {
+  const ConntrackTimeouts t = ConntrackTimeouts::read_sysctls();
+  const auto& o = cfg_.offload;
+  const uint32_t tick = keepalive_tick_s(o.keepalive_interval_s, t, o.tcp, o.udp, o.icmp);
+  if (tick != keepalive_tick_s_) {
+    if (tick < o.keepalive_interval_s)
+      std::cerr << "tetherpath: offload.keepalive_interval_s " << o.keepalive_interval_s
+                << " s is too long for the kernel's conntrack timeouts (udp " << t.udp << "/"
+                << t.udp_stream << " s, icmp " << t.icmp << " s, tcp " << t.tcp_established
+                << " s): keepalive rounds run every " << tick
+                << " s, each protocol's flows refreshed within a third of its timeout\n";
+    keepalive_tick_s_ = tick;
+  }
+  keepalive_timer_.expires_after(std::chrono::seconds(tick));
+  keepalive_timer_.async_wait([this, t](const boost::system::error_code& ec) {
     if (ec || !offloading_) return;
-    flows_->keepalive_round(*writer_, ConntrackTimeouts::read_sysctls());
+    flows_->keepalive_round(*writer_, t, cfg_.offload.keepalive_interval_s,
+                            FlowManager::steady_ms());
     schedule_keepalive();
   });
 }
@@ -187,6 +204,10 @@ void ControlPlane::schedule_links() {
     if (ec) return;
     rt_.poll_links();
     api_->poll();
+    if (offloading_ && ct_->resync_pending()) {  // an earlier resync found no complete dump
+      ct_->resync();
+      flows_->flush();
+    }
     schedule_links();
   });
 }
@@ -290,6 +311,9 @@ void ControlPlane::report(std::ostream& out) const {
       << ct_->resyncs << " resyncs, rcvbuf " << ct_->rcvbuf_bytes() << "; keepalive rounds "
       << s.keepalive_rounds << ", refreshed " << s.keepalives << ", gone " << s.keepalive_gone
       << '\n';
+  out << "keepalive: every " << keepalive_tick_s_ << " s, probed " << s.keepalive_probes
+      << "; own events filtered " << writer_->applied << ", dump restarts " << ct_->dump_restarts
+      << ", stale events dropped " << ct_->stale_dropped << '\n';
   out << "not offloaded:";
   for (const auto& [reason, n] : s.refused) out << ' ' << reason << '=' << n;
   out << '\n';
@@ -429,9 +453,15 @@ Json ControlPlane::describe(const std::string& what) {
                {{"events", ct_->events},
                 {"overruns", ct_->overruns},
                 {"resyncs", ct_->resyncs},
+                {"dump_restarts", ct_->dump_restarts},
+                {"resync_failures", ct_->resync_failures},
+                {"stale_dropped", ct_->stale_dropped},
+                {"own_events_filtered", writer_->applied},
                 {"keepalive_rounds", fs.keepalive_rounds},
                 {"keepalives", fs.keepalives},
-                {"keepalive_gone", fs.keepalive_gone}}},
+                {"keepalive_gone", fs.keepalive_gone},
+                {"keepalive_probes", fs.keepalive_probes},
+                {"keepalive_tick_s", keepalive_tick_s_}}},
               {"flow_manager",
                {{"installed", fs.installed},
                 {"removed", fs.removed},

@@ -2,7 +2,10 @@
 
 #include <netinet/in.h>
 
+#include <chrono>
 #include <cstring>
+
+#include "keepalive.hpp"
 
 namespace tp {
 namespace {
@@ -36,8 +39,21 @@ FlowAction make_action(const FlowKey4& key, const Direction& d, uint16_t nh) {
 }  // namespace
 
 FlowManager::FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo,
-                         const KernelView& kernel, PolicyConfig cfg, ConntrackWriter* writer)
-    : v4_(v4), v6_(v6), topo_(topo), kernel_(kernel), cfg_(std::move(cfg)), writer_(writer) {}
+                         const KernelView& kernel, PolicyConfig cfg, ConntrackWriter* writer,
+                         std::function<uint64_t()> clock_ms)
+    : v4_(v4),
+      v6_(v6),
+      topo_(topo),
+      kernel_(kernel),
+      cfg_(std::move(cfg)),
+      writer_(writer),
+      clock_ms_(std::move(clock_ms)) {}
+
+uint64_t FlowManager::steady_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 FlowManager::~FlowManager() = default;
 
@@ -54,6 +70,8 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
   Flow f;
   f.ct = e;
   f.plan = d;
+  f.refreshed_ms = clock_ms_();
+  f.known_timeout_s = e.timeout;
   f.nh_orig = topo_.acquire(d.orig.out_port, d.orig.next_hop, d.orig.next_hop_mac);
   f.nh_reply = topo_.acquire(d.reply.out_port, d.reply.next_hop, d.reply.next_hop_mac);
   int rc = -ENOSPC;
@@ -154,8 +172,12 @@ void FlowManager::upsert(const CtEntry& event) {
   if (it != flows_.end()) {
     it->second.seen = true;
     if (d.verdict == Decision::offload && same_plan(d, it->second.plan)) {
-      it->second.ct = e;  // status and state move on (our own keepalives end up here too)
+      it->second.ct = e;  // status and state move on
       it->second.plan = d;
+      if (e.timeout) {  // the kernel said how long it keeps the entry from now
+        it->second.refreshed_ms = clock_ms_();
+        it->second.known_timeout_s = e.timeout;
+      }
       ++stats_.unchanged;
       return;
     }
@@ -234,25 +256,49 @@ void FlowManager::port_down(uint8_t port) {
   }
 }
 
-void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts) {
+void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
+                                  uint32_t interval_s, uint64_t now_ms) {
   ++stats_.keepalive_rounds;
   std::vector<ConntrackWriter::Update> updates;
-  std::vector<CtKey> keys;
+  std::vector<std::pair<CtKey, uint32_t>> sent;  // the flow, and the timeout set (0: a probe)
   for (auto& [k, f] : flows_) {
     const uint64_t packets = f.a_orig->packets.load(std::memory_order_relaxed) +
                              f.a_reply->packets.load(std::memory_order_relaxed);
-    if (packets == f.packets_at_last_round) continue;  // idle: let the kernel's timeout run
-    f.packets_at_last_round = packets;
-    updates.push_back({f.ct, timeouts.for_entry(f.ct), false});
-    keys.push_back(k);
+    const uint32_t timeout = timeouts.for_entry(f.ct);
+    const uint64_t since = now_ms >= f.refreshed_ms ? now_ms - f.refreshed_ms : 0;
+    switch (keepalive_step(packets != f.packets_at_refresh, since, timeout, f.known_timeout_s,
+                           interval_s)) {
+      case KeepaliveStep::none:
+        continue;
+      case KeepaliveStep::refresh:
+        f.packets_at_refresh = packets;
+        updates.push_back({f.ct, timeout, false});
+        sent.emplace_back(k, timeout);
+        break;
+      case KeepaliveStep::probe:
+        // No change: an entry that expired answers ENOENT (the kernel skips expired entries
+        // on lookup and reaps them then); a live one, kept by packets the kernel saw itself,
+        // is asked again a round later.
+        updates.push_back({f.ct, 0, false});
+        sent.emplace_back(k, 0);
+        ++stats_.keepalive_probes;
+        break;
+    }
   }
   if (updates.empty()) return;
   const std::vector<int> results = writer.apply(updates);
-  stats_.keepalives += updates.size();
   for (std::size_t i = 0; i < results.size(); ++i) {
-    if (results[i] != -ENOENT) continue;
-    ++stats_.keepalive_gone;  // the kernel dropped it meanwhile (its DESTROY may be lost)
-    if (auto it = flows_.find(keys[i]); it != flows_.end()) remove(it, false);
+    auto it = flows_.find(sent[i].first);
+    if (it == flows_.end()) continue;
+    if (results[i] == -ENOENT) {
+      ++stats_.keepalive_gone;  // the kernel dropped it meanwhile (its DESTROY may be lost)
+      remove(it, false);
+      continue;
+    }
+    if (results[i] != 0 || sent[i].second == 0) continue;
+    ++stats_.keepalives;
+    it->second.refreshed_ms = now_ms;
+    it->second.known_timeout_s = sent[i].second;
   }
 }
 

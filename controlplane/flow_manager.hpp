@@ -21,7 +21,7 @@ namespace tp {
 struct FlowStats {
   uint64_t installed = 0, removed = 0, install_failed = 0, handed_back = 0;
   uint64_t upserts = 0, unchanged = 0, destroys = 0, incomplete = 0;
-  uint64_t keepalive_rounds = 0, keepalives = 0, keepalive_gone = 0;
+  uint64_t keepalive_rounds = 0, keepalives = 0, keepalive_gone = 0, keepalive_probes = 0;
   uint64_t neighbour_updates = 0;
   std::map<std::string, uint64_t, std::less<>> refused;  // by policy reason
 };
@@ -35,9 +35,12 @@ struct FlowView {
 
 class FlowManager {
  public:
-  // `writer` may be null (tests): no hand-back updates are sent then.
+  // `writer` may be null (tests): no hand-back updates are sent then. `clock_ms`: monotonic
+  // milliseconds (a test may drive it).
   FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo, const KernelView& kernel,
-              PolicyConfig cfg, ConntrackWriter* writer);
+              PolicyConfig cfg, ConntrackWriter* writer,
+              std::function<uint64_t()> clock_ms = steady_ms);
+  static uint64_t steady_ms();
   ~FlowManager();
 
   void upsert(const CtEntry& e);
@@ -51,9 +54,12 @@ class FlowManager {
   // A port went down (carrier or administratively): its flows go back to the kernel.
   void port_down(uint8_t port);
 
-  // Keepalive round: flows that carried traffic since the previous round get their conntrack
-  // timeout refreshed to the kernel's own value; entries the kernel no longer has are removed.
-  void keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts);
+  // Keepalive round (keepalive.hpp): flows that carried traffic since their last refresh get
+  // their conntrack timeout set again once their protocol's period is up; idle flows past their
+  // known expiry are probed; entries the kernel no longer has are removed. `now_ms`: a monotonic
+  // clock.
+  void keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
+                       uint32_t interval_s, uint64_t now_ms);
   // Every flow goes back to the kernel (shutdown, offload stopped).
   void release_all();
   // Sends the conntrack updates queued by installs (TCP liberal marks), batched. The control
@@ -74,8 +80,10 @@ class FlowManager {
     uint16_t nh_orig = 0, nh_reply = 0;
     FlowAction* a_orig = nullptr;
     FlowAction* a_reply = nullptr;
-    uint64_t packets_at_last_round = 0;
-    bool seen = true;  // in the current resync
+    uint64_t packets_at_refresh = 0;
+    uint64_t refreshed_ms = 0;     // when the kernel's timeout was last set or reported
+    uint32_t known_timeout_s = 0;  // what it was then (0: unknown, probe at the next round)
+    bool seen = true;              // in the current resync
   };
   using Map = std::unordered_map<CtKey, Flow, CtKeyHash>;
 
@@ -92,6 +100,7 @@ class FlowManager {
   const KernelView& kernel_;
   PolicyConfig cfg_;
   ConntrackWriter* writer_;
+  std::function<uint64_t()> clock_ms_;
   Map flows_;
   std::unordered_map<CtKey, CtEntry, CtKeyHash> pending_;  // waiting for a neighbour
   FlowStats stats_;

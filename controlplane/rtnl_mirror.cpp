@@ -64,22 +64,34 @@ RtnlMirror::~RtnlMirror() {
 
 int RtnlMirror::event_fd() const { return mnl_socket_get_fd(events_); }
 
+// Every table again from scratch. A dump the kernel interrupted (the table changed meanwhile:
+// NLM_F_DUMP_INTR) or that failed is not a picture of the kernel: all of them run again.
 void RtnlMirror::dump_all() {
-  routes_.clear();
-  neighbours_.clear();
-  addrs_.clear();
-  local_.clear();
-  links_.clear();
-  dump(RTM_GETLINK, AF_UNSPEC);
-  dump(RTM_GETADDR, AF_UNSPEC);
-  dump(RTM_GETROUTE, AF_INET);
-  dump(RTM_GETROUTE, AF_INET6);
-  dump(RTM_GETNEIGH, AF_UNSPEC);
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    routes_.clear();
+    neighbours_.clear();
+    addrs_.clear();
+    local_.clear();
+    links_.clear();
+    DumpResult r = DumpResult::complete;
+    for (auto [type, family] : {std::pair{RTM_GETLINK, AF_UNSPEC},
+                                {RTM_GETADDR, AF_UNSPEC},
+                                {RTM_GETROUTE, AF_INET},
+                                {RTM_GETROUTE, AF_INET6},
+                                {RTM_GETNEIGH, AF_UNSPEC}})
+      if ((r = dump(type, family)) != DumpResult::complete) break;
+    if (r == DumpResult::complete) break;
+    ++dump_restarts;
+    if (attempt == kAttempts)
+      throw std::runtime_error("rtnetlink: no complete dump in " + std::to_string(kAttempts) +
+                               " attempts: " + std::strerror(errno));
+  }
   if (on_change) on_change();
 }
 
 // Synchronous dump on the query socket; used at start and after lost events.
-void RtnlMirror::dump(int type, int family) {
+DumpResult RtnlMirror::dump(int type, int family) {
   static char buf[kNetlinkBuffer];
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = static_cast<uint16_t>(type);
@@ -87,9 +99,7 @@ void RtnlMirror::dump(int type, int family) {
   nlh->nlmsg_seq = ++seq_;
   auto* rt = static_cast<rtgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rt->rtgen_family = static_cast<unsigned char>(family);
-  if (!netlink_dump(query_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }))
-    throw std::runtime_error("rtnetlink: dump request failed: " +
-                             std::string(std::strerror(errno)));
+  return netlink_dump(query_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); });
 }
 
 void RtnlMirror::on_readable() {
@@ -97,8 +107,10 @@ void RtnlMirror::on_readable() {
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(events_, buf, sizeof buf);
     if (n < 0) {
+      if (errno == EINTR) continue;
       if (errno == ENOBUFS) {  // events were lost: start over from a dump
         ++overruns;
+        drain_socket(events_, buf, sizeof buf);  // older than the dump: not applied after it
         dump_all();
         continue;
       }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ip_addr.hpp"
+#include "netlink_dump.hpp"
 
 struct mnl_socket;
 struct nlmsghdr;
@@ -74,10 +75,10 @@ class RtnlMirror : public KernelView {
   NeighbourChanged on_neighbour;
   Changed on_change;
 
-  uint64_t events = 0, overruns = 0;
+  uint64_t events = 0, overruns = 0, dump_restarts = 0;
 
  private:
-  void dump(int type, int family);
+  DumpResult dump(int type, int family);
   void handle(const nlmsghdr* nlh, bool from_dump);
   void handle_route(const nlmsghdr* nlh, bool add);
   void handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump);

@@ -87,6 +87,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 step "format check" format_check
 step "build (gcc, -Werror)" build_release
 step "unit tests" build/tests/unit_tests
+step "unit tests (TSan)" build/tests/tsan_tests
 step "build (ASan+UBSan)" build_asan
 step "unit tests (ASan+UBSan)" build-asan/tests/unit_tests
 step "build fuzzer (clang)" build_fuzz

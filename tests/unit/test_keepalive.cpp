@@ -1,0 +1,38 @@
+// When keepalives happen (keepalive.hpp): each protocol's flows are refreshed well within its
+// own timeout whatever the configured interval, and idle flows are probed once past expiry.
+#include <gtest/gtest.h>
+
+#include "keepalive.hpp"
+
+namespace tp {
+namespace {
+
+TEST(Keepalive, TheRoundFitsTheShortestTimeoutOfWhatIsOffloaded) {
+  ConntrackTimeouts t;  // the kernel's defaults: tcp 5 days, udp 30/120, icmp 30
+  EXPECT_EQ(keepalive_tick_s(60, t, true, true, true), 10u);    // icmp 30 s: every 10 s
+  EXPECT_EQ(keepalive_tick_s(60, t, true, false, false), 60u);  // tcp only: as configured
+  EXPECT_EQ(keepalive_tick_s(5, t, true, true, true), 5u);      // shorter configured: kept
+  t.udp = 6;
+  t.udp_stream = 6;
+  EXPECT_EQ(keepalive_tick_s(60, t, false, true, false), 2u);
+  t.udp = 1;
+  EXPECT_EQ(keepalive_tick_s(60, t, false, true, false), 1u);  // never 0
+}
+
+TEST(Keepalive, ActiveFlowsAreRefreshedWithinAThirdOfTheirTimeout) {
+  // UDP stream timeout 40 s, configured interval 60 s: refreshed once 13.3 s have passed.
+  EXPECT_EQ(keepalive_step(true, 13'000, 40, 40, 60), KeepaliveStep::none);
+  EXPECT_EQ(keepalive_step(true, 13'400, 40, 40, 60), KeepaliveStep::refresh);
+  // TCP: the configured interval.
+  EXPECT_EQ(keepalive_step(true, 59'000, 432000, 432000, 60), KeepaliveStep::none);
+  EXPECT_EQ(keepalive_step(true, 60'000, 432000, 432000, 60), KeepaliveStep::refresh);
+}
+
+TEST(Keepalive, IdleFlowsAreProbedOncePastTheirKnownExpiry) {
+  EXPECT_EQ(keepalive_step(false, 5'999, 6, 6, 2), KeepaliveStep::none);
+  EXPECT_EQ(keepalive_step(false, 6'000, 6, 6, 2), KeepaliveStep::probe);
+  EXPECT_EQ(keepalive_step(false, 0, 30, 0, 60), KeepaliveStep::probe);  // expiry unknown
+}
+
+}  // namespace
+}  // namespace tp
