@@ -193,7 +193,7 @@ void ControlPlane::schedule_keepalive() {
   keepalive_timer_.async_wait([this, t](const boost::system::error_code& ec) {
     if (ec || !offloading_) return;
     flows_->keepalive_round(*writer_, t, cfg_.offload.keepalive_interval_s,
-                            FlowManager::steady_ms());
+                            FlowManager::steady_ms(), rt_.dataplane_ms());
     schedule_keepalive();
   });
 }

@@ -257,7 +257,7 @@ void FlowManager::port_down(uint8_t port) {
 }
 
 void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
-                                  uint32_t interval_s, uint64_t now_ms) {
+                                  uint32_t interval_s, uint64_t now_ms, uint32_t dataplane_ms) {
   ++stats_.keepalive_rounds;
   std::vector<ConntrackWriter::Update> updates;
   std::vector<std::pair<CtKey, uint32_t>> sent;  // the flow, and the timeout set (0: a probe)
@@ -270,11 +270,18 @@ void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeou
                            interval_s)) {
       case KeepaliveStep::none:
         continue;
-      case KeepaliveStep::refresh:
+      case KeepaliveStep::refresh: {
+        // What the kernel would have left had it seen the flow's last packet itself: the
+        // mapping then expires one timeout after that packet, as without offload.
+        const uint32_t last = std::max(f.a_orig->last_seen.load(std::memory_order_relaxed),
+                                       f.a_reply->last_seen.load(std::memory_order_relaxed));
+        const uint32_t idle_s = (dataplane_ms - last) / 1000;
+        const uint32_t left = timeout - std::min(idle_s, timeout - 1);
         f.packets_at_refresh = packets;
-        updates.push_back({f.ct, timeout, false});
-        sent.emplace_back(k, timeout);
+        updates.push_back({f.ct, left, false});
+        sent.emplace_back(k, left);
         break;
+      }
       case KeepaliveStep::probe:
         // No change: an entry that expired answers ENOENT (the kernel skips expired entries
         // on lookup and reaps them then); a live one, kept by packets the kernel saw itself,

@@ -57,9 +57,9 @@ class FlowManager {
   // Keepalive round (keepalive.hpp): flows that carried traffic since their last refresh get
   // their conntrack timeout set again once their protocol's period is up; idle flows past their
   // known expiry are probed; entries the kernel no longer has are removed. `now_ms`: a monotonic
-  // clock.
+  // clock; `dataplane_ms`: the workers' coarse clock (FlowAction::last_seen) now.
   void keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
-                       uint32_t interval_s, uint64_t now_ms);
+                       uint32_t interval_s, uint64_t now_ms, uint32_t dataplane_ms);
   // Every flow goes back to the kernel (shutdown, offload stopped).
   void release_all();
   // Sends the conntrack updates queued by installs (TCP liberal marks), batched. The control

@@ -328,4 +328,8 @@ void Runtime::report(std::ostream& out) const {
   out << '\n';
 }
 
+uint32_t Runtime::dataplane_ms() {
+  return static_cast<uint32_t>(rte_rdtsc() / (rte_get_tsc_hz() / 1000));
+}
+
 }  // namespace tp

@@ -60,6 +60,8 @@ class Runtime {
 
   // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port.
   void poll_links();
+  // The workers' coarse clock (milliseconds of the TSC), as they stamp FlowAction::last_seen.
+  static uint32_t dataplane_ms();
   // Called from poll_links when a port loses its carrier or is set down, and when it is usable
   // again.
   std::function<void(uint8_t port)> on_port_down;

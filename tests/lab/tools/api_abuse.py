@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Misbehaving API clients, to show they only hurt themselves: malformed JSON, an oversized
-request, a client that disconnects halfway through a request. Prints one line per case with the
+request, a client that disconnects halfway through a request, requests of every JSON shape but the
+right one. Prints one line per case with the
 daemon's reply (or what happened); exits 1 if a case did not get the documented treatment."""
 import json
 import socket
@@ -59,5 +60,22 @@ s.sendall(b'{"op":"nope"}\n')
 r = json.loads(reply_line(s))
 print("unknown op:", r)
 ok &= r.get("error") == "unknown_op"
+s.close()
+# Any JSON shape where an object with a string "op" belongs: an error reply each, same connection.
+s = connect()
+for line in [b'{"op":1}', b'{"op":null}', b'{"op":[]}', b'{"op":{"a":1}}', b"[]", b"7", b'"op"',
+             b"null", b'{"op":"set_upstream","iface":"wifi0\\u0000"}', b"\xff\xfe{}"]:
+    s.sendall(line + b"\n")
+    raw = reply_line(s)
+    try:
+        r = json.loads(raw)
+    except ValueError:
+        r = {"unparseable": raw}
+    print("shape", line, "->", r)
+    ok &= r.get("ok") is False
+s.sendall(b'{"op":"status"}\n')
+r = json.loads(reply_line(s))
+print("after every shape:", r.get("ok"))
+ok &= r.get("ok") is True
 s.close()
 sys.exit(0 if ok else 1)
