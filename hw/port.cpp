@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "af_packet_fanout.hpp"
+
 namespace tp::hw {
 namespace {
 
@@ -100,6 +102,20 @@ std::unique_ptr<Port> Port::open(const PortSpec& spec, rte_mempool* pool, std::s
     return nullptr;
   }
   p->started_ = true;
+  // A socket that reassembles IPv4 would cut every datagram larger than a ring frame
+  // (af_packet_fanout.hpp); that only happens if the executable does not export its setsockopt.
+  if (p->device_name_.rfind("net_af_packet", 0) == 0) {
+    for (uint16_t q = 0; q < spec.rx_queues; ++q) {
+      const int fd = p->rx_wait_fd(q);
+      if (fd >= 0 && af_packet_reassembles(fd)) {
+        error = where +
+                ": its AF_PACKET socket reassembles IPv4 fragments "
+                "(PACKET_FANOUT_FLAG_DEFRAG), so no datagram larger than the MTU would "
+                "cross; link the executable with hw/af_packet_fanout.dynlist";
+        return nullptr;
+      }
+    }
+  }
   if (p->device_name_.rfind("net_af_xdp", 0) == 0) p->xdp_ = xdp_attachment(p->kernel_iface_);
   rte_eth_promiscuous_enable(p->id_);  // not every PMD can; frames for other MACs are punted anyway
   rte_ether_addr a;
