@@ -404,7 +404,9 @@ std::vector<std::string> OffloadApi::restore_usage(const Json& saved) {
   std::vector<std::string> ignored;
   if (!started_) return ignored;
   if (!saved.is_object()) return {"not a JSON object: nothing restored"};
-  for (const auto& [name, v] : saved.items()) {
+  for (const auto& item : saved.items()) {
+    const std::string name = item.key();
+    const Json& v = item.value();
     const auto port = port_index(name, conf::Role::upstream);
     if (!port) {
       ignored.push_back(name + ": not an upstream port (any more)");

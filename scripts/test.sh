@@ -57,17 +57,28 @@ build_fuzz() {
   CXX=clang++ configure build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false && ninja -C build-fuzz
 }
 
-run_fuzz() {
-  local corpus out rc
+# fuzz TARGET SECONDS [SEED_DIR]: a short libFuzzer run on a scratch corpus (seeds copied in, so
+# the fuzzer's additions never land in the tree).
+fuzz() {
+  local target=$1 secs=$2 seeds=${3:-} corpus out rc
   corpus=$(mktemp -d)
   out=$(mktemp)
-  build-fuzz/tests/fuzz/fuzz_seeds "$corpus" &&
-    build-fuzz/tests/fuzz/fuzz_engine -max_total_time="${TP_FUZZ_SECONDS:-30}" -max_len=4096 \
-      -print_final_stats=1 "$corpus" >"$out" 2>&1
+  [ -n "$seeds" ] && cp "$seeds"/* "$corpus"/
+  build-fuzz/tests/fuzz/"$target" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+    "$corpus" >"$out" 2>&1
   rc=$?
   cat "$out"
-  awk '/stat::number_of_executed_units/ {print "fuzz: " $2 " inputs executed"}' "$out"
+  awk -v t="$target" '/stat::number_of_executed_units/ {print "fuzz: " t " " $2 " inputs executed"}' "$out"
   rm -rf "$corpus" "$out"
+  return "$rc"
+}
+
+run_fuzz() {
+  local corpus rc
+  corpus=$(mktemp -d)
+  build-fuzz/tests/fuzz/fuzz_seeds "$corpus" && fuzz fuzz_engine "${TP_FUZZ_SECONDS:-30}" "$corpus"
+  rc=$?
+  rm -rf "$corpus"
   return "$rc"
 }
 
@@ -92,6 +103,8 @@ step "build (ASan+UBSan)" build_asan
 step "unit tests (ASan+UBSan)" build-asan/tests/unit_tests
 step "build fuzzer (clang)" build_fuzz
 step "fuzz engine ${TP_FUZZ_SECONDS:-30}s" run_fuzz
+step "fuzz API ${TP_FUZZ_SECONDS:-30}s" fuzz fuzz_api "${TP_FUZZ_SECONDS:-30}" tests/fuzz/seeds/api
+step "fuzz config ${TP_FUZZ_SECONDS:-30}s" fuzz fuzz_config "${TP_FUZZ_SECONDS:-30}" tests/fuzz/seeds/config
 step "engine benchmark smoke" bench_smoke
 
 if [ -d tests/lab ]; then
