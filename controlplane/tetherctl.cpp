@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "byte_count.hpp"
+
 namespace {
 
 using Json = nlohmann::json;
@@ -29,7 +31,7 @@ constexpr const char* kUsage =
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
-    "  set-limit IFACE WARNING LIMIT          bytes (suffixes k, M, G: powers of 1000)\n"
+    "  set-limit IFACE WARNING LIMIT          bytes (suffixes k M G T P E: powers of 1000)\n"
     "  events [--count N]                     stream events (until N arrived)\n"
     "  reload                                 re-read the configuration file\n"
     "SOCKET defaults to $TETHERPATH_SOCKET, else /run/tetherpath/api.sock.\n";
@@ -87,21 +89,13 @@ class Connection {
   std::string buf_;
 };
 
-// "10M" -> 10000000. Anything else is passed through as the daemon will judge it (a negative
-// number is the daemon's illegal_argument, not ours).
+// "10M" -> 10000000. A negative count is passed on: the daemon judges it (illegal_argument).
 Json bytes(const std::string& s) {
-  static const std::map<char, long long> suffix = {
-      {'k', 1000}, {'K', 1000}, {'M', 1000000}, {'G', 1000000000}};
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &used, 10);
-  } catch (const std::exception&) {
-    usage_error("expected a number of bytes, got '" + s + "'");
-  }
-  if (used + 1 == s.size() && suffix.count(s.back())) return v * suffix.at(s.back());
-  if (used != s.size()) usage_error("expected a number of bytes, got '" + s + "'");
-  return v;
+  std::string error;
+  const auto c = tp::parse_byte_count(s, error);
+  if (!c) usage_error(error);
+  if (c->negative) return -static_cast<int64_t>(c->magnitude - 1) - 1;  // -2^63 included
+  return c->magnitude;
 }
 
 std::string str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }

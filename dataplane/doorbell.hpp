@@ -11,12 +11,13 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <vector>
 
 namespace tp {
 
 class Doorbell {
  public:
-  Doorbell() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  Doorbell() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) { fds_.push_back({fd_, POLLIN, 0}); }
   ~Doorbell() {
     if (fd_ >= 0) close(fd_);
   }
@@ -41,15 +42,19 @@ class Doorbell {
   }
   void cancel() { sleeping_.store(false, std::memory_order_relaxed); }
 
-  // Sleeps until rung, until one of `extra` is readable, or for `timeout_us`.
-  void wait(uint32_t timeout_us, pollfd* extra = nullptr, nfds_t n_extra = 0) {
-    pollfd fds[17];
-    nfds_t n = 0;
-    fds[n++] = {fd_, POLLIN, 0};
-    for (nfds_t i = 0; i < n_extra && n < 17; ++i) fds[n++] = extra[i];
+  // Setup, before the sleeper's first wait(): descriptors whose readability also ends a wait
+  // (a port queue's socket, a TAP). Any number of them; the poll set is built here so that
+  // waiting allocates nothing.
+  void watch(const std::vector<int>& fds) {
+    fds_.resize(1);
+    for (int fd : fds) fds_.push_back({fd, POLLIN, 0});
+  }
+
+  // Sleeps until rung, until a watched descriptor is readable, or for `timeout_us`.
+  void wait(uint32_t timeout_us) {
     const timespec ts{static_cast<time_t>(timeout_us / 1000000),
                       static_cast<long>(timeout_us % 1000000) * 1000};
-    ppoll(fds, n, &ts, nullptr);
+    ppoll(fds_.data(), fds_.size(), &ts, nullptr);
     sleeping_.store(false, std::memory_order_relaxed);
     uint64_t drained;
     [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
@@ -57,6 +62,7 @@ class Doorbell {
 
  private:
   int fd_;
+  std::vector<pollfd> fds_;  // the eventfd first, then the watched descriptors
   std::atomic<bool> sleeping_{false};
 };
 

@@ -33,8 +33,11 @@ Worker::Worker(const WorkerConfig& cfg, const Engine::Tables& tables, rte_rcu_qs
       ports_(ports),
       n_ports_(n_ports),
       punt_rings_(punt_rings) {
+  std::vector<int> wakeable;
   for (int fd : cfg_.rx_wait_fds)
-    if (fd >= 0) port_fds_.push_back({fd, POLLIN, 0});
+    if (fd >= 0) wakeable.push_back(fd);
+  all_queues_wake_ = !wakeable.empty() && wakeable.size() == cfg_.rx.size();
+  doorbell.watch(wakeable);
   for (uint16_t p = 0; p < n_ports_; ++p) {
     tx_buffers_[p] = static_cast<rte_eth_dev_tx_buffer*>(
         rte_zmalloc("tx_buffer", RTE_ETH_TX_BUFFER_SIZE(kMaxBurst), RTE_CACHE_LINE_SIZE));
@@ -122,10 +125,8 @@ void Worker::idle_sleep(uint32_t& backoff_us) {
     return;
   }
   rte_rcu_qsbr_thread_offline(qsv_, cfg_.id);
-  if (port_fds_.size() == cfg_.rx.size() && !port_fds_.empty())
-    doorbell.wait(kWakeableSleepUs, port_fds_.data(), port_fds_.size());
-  else
-    doorbell.wait(backoff_us);
+  // Queues without a descriptor are only seen again when the timeout ends the sleep.
+  doorbell.wait(all_queues_wake_ ? kWakeableSleepUs : backoff_us);
   rte_rcu_qsbr_thread_online(qsv_, cfg_.id);
   stats.sleeps.add(1);
   backoff_us = std::min(backoff_us * 2, cfg_.idle_sleep_max_us);

@@ -87,7 +87,7 @@ class Worker {
   std::array<rte_ring*, kMaxPorts> punt_rings_;  // ours, single producer
   std::array<rte_eth_dev_tx_buffer*, kMaxPorts> tx_buffers_{};
   EngineOutput out_;
-  std::vector<pollfd> port_fds_;
+  bool all_queues_wake_ = false;  // every RX queue has a descriptor the doorbell watches
 };
 
 }  // namespace tp

@@ -1,6 +1,5 @@
 #include "exception_path.hpp"
 
-#include <poll.h>
 #include <rte_mbuf.h>
 
 #include <algorithm>
@@ -16,7 +15,11 @@ constexpr uint16_t kMaxFrame = 9018;  // jumbo MTU + Ethernet + one VLAN tag
 }  // namespace
 
 ExceptionPath::ExceptionPath(std::vector<PortLink> ports, rte_mempool* pool)
-    : stats(ports.size()), ports_(std::move(ports)), pool_(pool) {}
+    : stats(ports.size()), ports_(std::move(ports)), pool_(pool) {
+  std::vector<int> taps;
+  for (auto& p : ports_) taps.push_back(p.tap->fd());
+  doorbell.watch(taps);
+}
 
 ExceptionPath::~ExceptionPath() { stop(); }
 
@@ -87,8 +90,6 @@ bool ExceptionPath::punts_pending() const {
 }
 
 void ExceptionPath::run() {
-  std::vector<pollfd> fds;
-  for (auto& p : ports_) fds.push_back({p.tap->fd(), POLLIN, 0});
   uint32_t empty = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     bool moved = false;
@@ -104,7 +105,7 @@ void ExceptionPath::run() {
       doorbell.cancel();
       continue;
     }
-    doorbell.wait(kMaxIdleWaitUs, fds.data(), fds.size());
+    doorbell.wait(kMaxIdleWaitUs);
   }
 }
 

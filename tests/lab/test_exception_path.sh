@@ -66,7 +66,7 @@ stop_daemon
 check "SIGTERM stops the daemon" sh -c "! kill -0 $pid 2>/dev/null"
 check "no TAP is left" sh -c "! ip -n tp-box link show modem0 && ! ip -n tp-box link show wifi0 && ! ip -n tp-box link show usb0"
 check "no hugepage file is left" sh -c "! ls /dev/hugepages 2>/dev/null | grep -q tetherpath"
-check "the lock file is gone" test ! -e /run/tetherpath-lab/tetherpath.lock
+check "the lock is released (the file stays)" flock -n /run/tetherpath-lab/tetherpath.lock true
 
 bad=$(lab_config -e 's|device: board:usb|device: net_af_packet2,iface=tp-no-such-if|')
 out=$(nsx tp-box "$TETHERPATH" --config "$bad" 2>&1)
