@@ -429,7 +429,19 @@ Config load_string(const std::string& yaml, const std::string& source_name) {
     s << source_name << ':' << e.mark.line + 1 << ':' << e.mark.column + 1 << ": " << e.msg;
     throw ConfigError(s.str());
   }
-  return parse(root, source_name);
+  try {
+    return parse(root, source_name);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const YAML::Exception& e) {
+    // A shape the checks did not foresee (a map used as a key, say): still a refusal that names
+    // the file, never an exception that takes the daemon down (found by fuzz_config).
+    std::ostringstream s;
+    s << source_name;
+    if (!e.mark.is_null()) s << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
+    s << ": " << e.msg;
+    throw ConfigError(s.str());
+  }
 }
 
 Config load_file(const std::string& path) {

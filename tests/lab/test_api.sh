@@ -58,6 +58,12 @@ check "stop" tetherctl stop
 check "after stop, calls are illegal_state before their arguments are looked at" expect_error illegal_state set-upstream nonsense
 check "after stop, statistics still answer (0/0)" test "$(json "d['rx_bytes'] + d['tx_bytes']" stats modem0)" = 0
 check "init again" tetherctl init
+# stop cleared everything, as the HAL's does: the client programs the box again after init.
+check "after init nothing is left from before stop" test "$(json "d['upstream'] is None and not d['downstreams']" status)" = True
+tetherctl set-upstream modem0 --ipv4-addr 100.64.0.2 --ipv4-gateway 100.64.0.1 --ipv6-gateway 2001:db8:100::1 >/dev/null
+for d in "wifi0 192.168.50.0/24" "wifi0 2001:db8:50::/64" "usb0 192.168.60.0/24" "usb0 2001:db8:60::/64"; do
+  tetherctl add-downstream $d >/dev/null
+done
 check "a ping is offloaded again after init" sh -c "ip netns exec tp-wifi ping -c 6 -i 0.2 -q 203.0.113.10 >/dev/null && $TETHERCTL --json flows | grep -q '\"dst\": \"203.0.113.10\"'"
 
 echo "downstreams and local prefixes steer what is offloaded"
