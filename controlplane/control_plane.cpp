@@ -190,10 +190,13 @@ void ControlPlane::schedule_keepalive() {
     keepalive_tick_s_ = tick;
   }
   keepalive_timer_.expires_after(std::chrono::seconds(tick));
-  keepalive_timer_.async_wait([this, t](const boost::system::error_code& ec) {
+  keepalive_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || !offloading_) return;
-    flows_->keepalive_round(*writer_, t, cfg_.offload.keepalive_interval_s,
-                            FlowManager::steady_ms(), rt_.dataplane_ms());
+    // Read again now: refreshing to a timeout the integrator has since lowered would keep the
+    // entry alive long after its traffic stopped.
+    flows_->keepalive_round(*writer_, ConntrackTimeouts::read_sysctls(),
+                            cfg_.offload.keepalive_interval_s, FlowManager::steady_ms(),
+                            rt_.dataplane_ms());
     schedule_keepalive();
   });
 }
