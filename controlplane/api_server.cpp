@@ -120,6 +120,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       end();
       return;
     }
+    touch();  // the client spoke: its idle time starts again
     std::string line(boost::asio::buffers_begin(in_.data()),
                      boost::asio::buffers_begin(in_.data()) + static_cast<long>(n) - 1);
     in_.consume(n);
@@ -181,6 +182,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
     }
     queued_bytes_ -= queue_.front().size();
     queue_.pop_front();
+    touch();  // and it read what we wrote
     if (!queue_.empty()) {
       write();
       return;
