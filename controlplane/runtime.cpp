@@ -180,8 +180,10 @@ void Runtime::release() {
   }
   ports_.clear();  // closes the TAPs (the kernel removes them) and the devices
   topology_.reset();
+  // The tables' defer queues check the RCU state when they go: before it is freed.
   v4_.reset();
   v6_.reset();
+  rules6_.reset();
   rte_free(qsv_);
   qsv_ = nullptr;
   rte_mempool_free(exception_pool_);
@@ -190,27 +192,27 @@ void Runtime::release() {
   pool_ = nullptr;
 }
 
+// A launch that fails leaves the workers launched before it running: they are stopped and joined
+// (stop()) before the error goes up, since the runtime that owns them may be freed right after.
 void Runtime::start() {
   exception_->start();
   for (std::size_t w = 0; w < workers_.size(); ++w) {
+    const unsigned lcore = cfg_.dataplane.worker_lcores[w];
     auto* arg = new std::pair<Worker*, std::atomic<bool>*>(workers_[w].get(), &stop_workers_);
-    if (rte_eal_remote_launch(worker_main, arg, cfg_.dataplane.worker_lcores[w]) != 0) {
+    if (rte_eal_remote_launch(worker_main, arg, lcore) != 0) {
       delete arg;
       stop();
-      throw RuntimeError("cannot launch a worker on lcore " +
-                         std::to_string(cfg_.dataplane.worker_lcores[w]));
+      throw RuntimeError("cannot launch a worker on lcore " + std::to_string(lcore));
     }
+    launched_.push_back(lcore);
   }
-  running_ = true;
 }
 
 void Runtime::stop() {
   stop_workers_ = true;
   for (auto& w : workers_) w->doorbell.ring();
-  if (running_) {
-    for (unsigned lc : cfg_.dataplane.worker_lcores) rte_eal_wait_lcore(lc);
-    running_ = false;
-  }
+  for (unsigned lcore : launched_) rte_eal_wait_lcore(lcore);
+  launched_.clear();
   if (exception_) exception_->stop();
 }
 

@@ -115,7 +115,7 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<hw::ExceptionPath> exception_;
   std::atomic<bool> stop_workers_{false};
-  bool running_ = false;
+  std::vector<unsigned> launched_;  // lcores running a worker, until stop() has joined them
 };
 
 }  // namespace tp
