@@ -12,18 +12,19 @@
 #include <iomanip>
 
 #include "eal_args.hpp"
+#include "packet_buffers.hpp"
 #include "packet_pool.hpp"
 
 namespace tp {
 namespace {
 
-constexpr uint32_t kPoolCache = 256;
-
-uint16_t data_room_for(uint16_t mtu) {
-  const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
-  return static_cast<uint16_t>(
-      std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
-}
+// The configuration sizes the packet buffers (conf/packet_buffers.hpp) by DPDK's numbers.
+static_assert(conf::kRxDescriptors == hw::kRxDescriptors &&
+              conf::kTxDescriptors == hw::kTxDescriptors);
+static_assert(conf::kMbufHeader == sizeof(rte_mbuf) &&
+              conf::kMbufHeadroom == RTE_PKTMBUF_HEADROOM &&
+              conf::kMinDataRoom == RTE_MBUF_DEFAULT_BUF_SIZE);
+static_assert(conf::kMempoolObjectHeader >= sizeof(rte_mempool_objhdr));
 
 int worker_main(void* arg) {
   auto* w = static_cast<std::pair<Worker*, std::atomic<bool>*>*>(arg);
@@ -50,15 +51,13 @@ void Runtime::build() {
     if (!rte_lcore_is_enabled(lc))
       throw RuntimeError("worker lcore " + std::to_string(lc) + " is not enabled in EAL");
 
-  uint16_t max_mtu = 0;
-  for (const auto& p : cfg_.ports) max_mtu = std::max(max_mtu, p.mtu);
   const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
-  // RX and TX descriptors of every port, the rings, and bursts in flight.
-  const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
-  pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, kPoolCache, data_room_for(max_mtu),
+  // Every descriptor, ring and cache full at once, and the workers' bursts.
+  const auto n_mbufs = static_cast<unsigned>(conf::packet_buffers(cfg_).total());
+  pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, conf::kPoolCache, conf::data_room(cfg_),
                                  /*packed=*/!has_pci_port(cfg_), rte_socket_id());
-  exception_pool_ =
-      rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
+  exception_pool_ = rte_pktmbuf_pool_create("tp_exc", conf::kExceptionBuffers, 0, 0,
+                                            conf::data_room(cfg_), rte_socket_id());
   if (!pool_ || !exception_pool_)
     throw RuntimeError("cannot allocate packet buffers (" + std::to_string(n_mbufs) +
                        " mbufs); raise dataplane.memory_mb");

@@ -111,5 +111,22 @@ TEST(Runtime, AFailedStartLeavesNoWorkerRunning) {
   EXPECT_EQ(rte_eal_get_lcore_state(1), WAIT) << "the first worker still runs";
 }
 
+// Many queues: the pool must hold what every descriptor, ring and cache can keep from it at once,
+// or the ports run dry (rx_nombuf) or fail to start. Counted here from the configuration alone.
+TEST(Runtime, PacketPoolHoldsEveryDescriptorRingAndCache) {
+  test::init_eal();
+  PrivateNetns ns;
+  ASSERT_TRUE(ns.ok());
+  const conf::Config cfg = config(16);
+  Runtime rt(cfg);
+  const uint64_t ports = 2, workers = 2, burst = cfg.dataplane.burst;
+  const uint64_t rx = ports * 16 * 1024;       // RX descriptors
+  const uint64_t tx = ports * workers * 1024;  // a TX queue per worker
+  const uint64_t rings = ports * workers * cfg.dataplane.exception_ring_size;  // punt rings
+  const uint64_t caches = (workers + 1) * 384;  // each lcore's cache at its flush threshold
+  const uint64_t bursts = workers * burst * (1 + ports);  // received, and in the TX buffers
+  EXPECT_GE(rt.free_mbufs().first, rx + tx + rings + caches + bursts);
+}
+
 }  // namespace
 }  // namespace tp
