@@ -2,9 +2,11 @@
 // tethering offload does it: no per-flow state, rules keyed by address. For each downstream /64
 // prefix, packets from it go to the upstream's default router; for each resolved neighbour inside
 // such a prefix, packets from the upstream to that address go to it. A marker per downstream prefix
-// keeps traffic between downstreams in the kernel. Rules follow the neighbour table: a client that
-// appears gets its rule, one that changes MAC moves with it, one that goes away loses it (its
-// packets go to the kernel, which resolves it again). Control thread only.
+// keeps traffic between downstreams in the kernel, and the engine leaves to the kernel whatever a
+// rule would forward to or from the box's own addresses (any interface) or a local prefix. Rules
+// follow the neighbour table: a client that appears gets its rule, one that changes MAC moves with
+// it, one that goes away loses it (its packets go to the kernel, which resolves it again).
+// Control thread only.
 #pragma once
 
 #include <cstring>
@@ -24,7 +26,8 @@ class Ipv6Rules {
   Ipv6Rules(RuleTable6& table, TopologySync& topo, const KernelView& kernel);
   ~Ipv6Rules();
 
-  // Roles (upstream, downstream prefixes) or routes changed: the rules are made to match them.
+  // Roles (upstream, downstream and local prefixes), routes or the box's addresses changed: the
+  // rules are made to match them.
   void rebuild(const PolicyConfig& cfg);
   void neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac);
   // A port went down: rules through it go (rebuild() brings them back when it is up).
@@ -33,6 +36,9 @@ class Ipv6Rules {
 
   std::size_t size() const { return rules_.size(); }
   uint64_t waiting_for_router() const { return waiting_for_router_; }
+  // Rebuilds that found more local prefixes and box addresses than the engine checks, and so left
+  // every IPv6 packet to the kernel.
+  uint64_t too_many_local() const { return too_many_local_; }
   struct View {
     Rule6 kind;
     IpAddr addr;
@@ -75,6 +81,8 @@ class Ipv6Rules {
   PolicyConfig cfg_;
   Rules rules_;
   uint64_t waiting_for_router_ = 0;
+  uint64_t too_many_local_ = 0;
+  bool local_published_ = false;  // the engine checks the current local prefixes and addresses
 };
 
 }  // namespace tp

@@ -35,6 +35,8 @@ class KernelView {
   virtual std::optional<RouteResult> route(const IpAddr& dst) const = 0;
   virtual std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const = 0;
   virtual bool is_local(const IpAddr& addr) const = 0;
+  // Every address the box has, on any interface.
+  virtual std::vector<IpAddr> local_addresses() const = 0;
   // Resolved neighbours on an interface.
   virtual std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const = 0;
 };
@@ -68,6 +70,7 @@ class RtnlMirror : public KernelView {
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const override;
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override;
   bool is_local(const IpAddr& addr) const override { return local_.count(addr) > 0; }
+  std::vector<IpAddr> local_addresses() const override { return {local_.begin(), local_.end()}; }
   std::vector<IpAddr> addresses_of(int ifindex) const;
   int ifindex(const std::string& name) const;
 

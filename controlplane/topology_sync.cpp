@@ -64,4 +64,25 @@ void TopologySync::set_local_addresses(uint8_t port, const std::vector<IpAddr>& 
   });
 }
 
+bool TopologySync::set_kernel_only6(const std::vector<Prefix>& prefixes) {
+  if (prefixes.size() > kMaxKernelOnly6) return false;
+  if (prefixes == kernel_only6_) return true;
+  kernel_only6_ = prefixes;
+  publish([&](Topology& t) {
+    t.n_kernel_only6 = 0;
+    for (const Prefix& p : prefixes) {
+      std::array<uint8_t, 16> mask{};
+      for (int bit = 0; bit < p.len; ++bit) mask[bit / 8] |= static_cast<uint8_t>(0x80 >> bit % 8);
+      std::array<uint8_t, 16> net;
+      for (int i = 0; i < 16; ++i) net[i] = p.addr.bytes[i] & mask[i];
+      Prefix6& q = t.kernel_only6[t.n_kernel_only6++];
+      std::memcpy(&q.hi, net.data(), 8);
+      std::memcpy(&q.lo, net.data() + 8, 8);
+      std::memcpy(&q.mask_hi, mask.data(), 8);
+      std::memcpy(&q.mask_lo, mask.data() + 8, 8);
+    }
+  });
+  return true;
+}
+
 }  // namespace tp

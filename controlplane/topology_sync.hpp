@@ -27,6 +27,10 @@ class TopologySync {
   bool update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac);
   // The box's own addresses on a port, for the engine's "local" punt.
   void set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs);
+  // The IPv6 prefixes no address rule may forward to or from (Topology::kernel_only6); published
+  // only when they changed. False, and nothing published, when there are more than the engine
+  // checks (kMaxKernelOnly6).
+  bool set_kernel_only6(const std::vector<Prefix>& prefixes);
 
   std::size_t size() const { return by_key_.size(); }
 
@@ -39,6 +43,7 @@ class TopologySync {
   void publish(const std::function<void(Topology&)>& edit);
 
   TopologyPublisher& pub_;
+  std::vector<Prefix> kernel_only6_;
   std::map<Key, uint16_t> by_key_;
   std::array<Entry, kMaxNextHops> entries_{};
 };

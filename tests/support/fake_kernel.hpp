@@ -35,6 +35,7 @@ class FakeKernel : public KernelView {
     return it->second;
   }
   bool is_local(const IpAddr& a) const override { return local.count(a) > 0; }
+  std::vector<IpAddr> local_addresses() const override { return {local.begin(), local.end()}; }
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override {
     std::vector<std::pair<IpAddr, MacAddr>> out;
     for (const auto& [k, mac] : neigh)
