@@ -71,7 +71,7 @@ void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
     const auto r = kernel_.route(kSomewhereGlobal);
     if (r && r->oif == up_ifindex)
       if (const auto mac = kernel_.neighbour(up_ifindex, r->next_hop))
-        router = Hop{up->port, r->next_hop, *mac};
+        router = Hop{up->port, r->next_hop, *mac, r->mtu};
     if (!router) ++waiting_for_router_;
     for (const auto& [ifindex, role] : cfg_.ports) {
       if (role.upstream) continue;
@@ -83,7 +83,7 @@ void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
       for (const auto& [addr, mac] : kernel_.neighbours_of(ifindex))
         if (downstream_of(ifindex, addr))
           want[rule_key6(addr.bytes.data(), Rule6::client, up->port, 0)] =
-              Hop{role.port, addr, mac};
+              Hop{role.port, addr, mac, route_mtu(addr)};
     }
   }
   for (auto it = rules_.begin(); it != rules_.end();) {
@@ -107,7 +107,7 @@ void Ipv6Rules::neighbour_changed(int ifindex, const IpAddr& addr, std::optional
   if (!down || up->limited || !local_published_) return;
   const RuleKey6 key = rule_key6(addr.bytes.data(), Rule6::client, up->port, 0);
   if (mac)
-    put(key, Hop{down->port, addr, *mac});
+    put(key, Hop{down->port, addr, *mac, route_mtu(addr)});
   else if (auto it = rules_.find(key); it != rules_.end())
     remove(it);
 }
@@ -128,7 +128,7 @@ void Ipv6Rules::put(const RuleKey6& key, const std::optional<Hop>& hop) {
   if (auto it = rules_.find(key); it != rules_.end()) {
     if (!hop) return;  // markers never change
     if (it->second.nexthop && it->second.out_port == hop->port &&
-        it->second.hop_addr == hop->addr) {
+        it->second.hop_addr == hop->addr && it->second.hop_mtu == hop->mtu) {
       topo_.update_mac(hop->port, hop->addr, hop->mac);  // the same neighbour: the MAC follows
       return;
     }
@@ -139,7 +139,8 @@ void Ipv6Rules::put(const RuleKey6& key, const std::optional<Hop>& hop) {
   if (hop) {
     r.out_port = hop->port;
     r.hop_addr = hop->addr;
-    r.nexthop = topo_.acquire(hop->port, hop->addr, hop->mac);
+    r.hop_mtu = hop->mtu;
+    r.nexthop = topo_.acquire(hop->port, hop->addr, hop->mac, hop->mtu);
     if (!r.nexthop) return;  // next-hop table full: the kernel keeps forwarding it
     action = make_route_action(r.nexthop);
   }
@@ -172,6 +173,11 @@ const PortRole* Ipv6Rules::downstream_of(int ifindex, const IpAddr& addr) const 
   for (const Prefix& p : it->second.prefixes)
     if (usable_prefix(p) && p.contains(addr)) return &it->second;
   return nullptr;
+}
+
+uint16_t Ipv6Rules::route_mtu(const IpAddr& addr) const {
+  const auto r = kernel_.route(addr);
+  return r ? r->mtu : 0;
 }
 
 void Ipv6Rules::for_each(const std::function<void(const View&)>& fn) const {

@@ -48,15 +48,18 @@ class Ipv6Rules {
   void for_each(const std::function<void(const View&)>& fn) const;
 
  private:
-  // The next hop a rule forwards to: the neighbour's port, address and MAC. A marker has none.
+  // The next hop a rule forwards to: the neighbour's port, address and MAC, and the MTU of the
+  // route that leads there (RouteResult::mtu). A marker has none.
   struct Hop {
     uint8_t port;
     IpAddr addr;
     MacAddr mac;
+    uint16_t mtu;
   };
   struct Rule {
     uint8_t out_port = 0;
     IpAddr hop_addr;
+    uint16_t hop_mtu = 0;
     uint16_t nexthop = 0;  // 0: a marker, nothing to forward
     FlowAction* action = nullptr;
   };
@@ -74,6 +77,8 @@ class Ipv6Rules {
   const PortRole* upstream(int& ifindex) const;
   // The downstream port and prefix a neighbour belongs to, if it is a client.
   const PortRole* downstream_of(int ifindex, const IpAddr& addr) const;
+  // The MTU of the route to a client (0: none).
+  uint16_t route_mtu(const IpAddr& addr) const;
 
   RuleTable6& table_;
   TopologySync& topo_;

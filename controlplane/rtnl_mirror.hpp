@@ -26,6 +26,9 @@ using MacAddr = std::array<uint8_t, 6>;
 struct RouteResult {
   int oif = 0;
   IpAddr next_hop;  // the gateway, or the destination itself when it is on-link
+  // The route's own MTU where the kernel forwards by it (IPv4: whenever set; IPv6: only when
+  // locked, otherwise the interface's IPv6 MTU applies); 0 when none does.
+  uint16_t mtu = 0;
 };
 
 // What the offload policy needs to know of the kernel; RtnlMirror provides it, tests give tables.
@@ -47,6 +50,8 @@ struct Route {
   int oif = 0;
   std::optional<IpAddr> gateway;
   uint32_t priority = 0;
+  uint32_t mtu = 0;  // RTAX_MTU, 0 when unset
+  bool mtu_locked = false;
 };
 
 class RtnlMirror : public KernelView {

@@ -102,7 +102,7 @@ void Runtime::build() {
     PortInfo& info = topo->ports[i];
     info.enabled = true;
     std::memcpy(info.mac.addr_bytes, ps.port->mac().data(), 6);
-    info.mtu = pc.mtu;
+    info.mtu = info.mtu6 = ps.mtu = ps.mtu6 = pc.mtu;
     port_rt_[i].eth_port = ps.port->id();
     const std::string ring_name = "tp_inject_" + std::to_string(i);
     port_rt_[i].inject = rte_ring_create(ring_name.c_str(), dp.exception_ring_size, rte_socket_id(),
@@ -216,7 +216,7 @@ void Runtime::stop() {
 }
 
 void Runtime::poll_links() {
-  bool topology_changed = false;
+  bool topology_changed = false, mtus_changed = false;
   for (std::size_t i = 0; i < ports_.size(); ++i) {
     PortState& ps = ports_[i];
     const bool admin = ps.tap->admin_up();
@@ -238,10 +238,24 @@ void Runtime::poll_links() {
       ps.usable = false;
       if (on_port_down) on_port_down(static_cast<uint8_t>(i));
     }
+    // The kernel would not send more than its MTUs through the TAP, nor the port more than its
+    // own; an error reading them keeps what was published.
+    const uint16_t tap = ps.tap->mtu(), tap6 = ps.tap->ipv6_mtu();
+    const uint16_t mtu = tap ? std::min(tap, ps.cfg.mtu) : ps.mtu;
+    const uint16_t mtu6 = tap6 ? std::min(tap6, mtu) : std::min(ps.mtu6, mtu);
+    if (mtu != ps.mtu || mtu6 != ps.mtu6) {
+      ps.mtu = mtu;
+      ps.mtu6 = mtu6;
+      mtus_changed = true;
+    }
   }
-  if (topology_changed) {
+  if (topology_changed || mtus_changed) {
     auto t = topology_->edit();
-    for (std::size_t i = 0; i < ports_.size(); ++i) t->ports[i].enabled = ports_[i].admin_up;
+    for (std::size_t i = 0; i < ports_.size(); ++i) {
+      t->ports[i].enabled = ports_[i].admin_up;
+      t->ports[i].mtu = ports_[i].mtu;
+      t->ports[i].mtu6 = ports_[i].mtu6;
+    }
     topology_->publish(std::move(t));
   }
 }

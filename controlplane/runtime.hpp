@@ -58,7 +58,8 @@ class Runtime {
   void start();  // launches the workers and the exception path
   void stop();   // drains and joins them; idempotent
 
-  // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port.
+  // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port, the TAP's
+  // MTUs (IPv4 and IPv6, as the kernel has them now) -> the topology.
   void poll_links();
   // Called from poll_links when a port loses its carrier or is set down, and when it is usable
   // again.
@@ -98,6 +99,7 @@ class Runtime {
     bool link_up = true;
     bool usable = true;  // admin up with carrier, as last reported
     bool admin_up = true;
+    uint16_t mtu = 0, mtu6 = 0;  // as published
   };
 
   conf::Config cfg_;

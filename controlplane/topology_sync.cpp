@@ -11,8 +11,9 @@ void TopologySync::publish(const std::function<void(Topology&)>& edit) {
   pub_.publish(std::move(t));
 }
 
-uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
-  const Key key{port, addr};
+uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac,
+                               uint16_t route_mtu) {
+  const Key key{port, addr, route_mtu};
   if (auto it = by_key_.find(key); it != by_key_.end()) {
     ++entries_[it->second].refs;
     return it->second;
@@ -29,7 +30,7 @@ uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& 
     std::memcpy(nh.dst_mac.addr_bytes, mac.data(), 6);
     nh.src_mac = t.ports[port].mac;
     nh.port = port;
-    nh.mtu = t.ports[port].mtu;
+    nh.mtu = route_mtu ? route_mtu : kNoRouteMtu;
     nh.vlan = 0;
     nh.valid = true;
   });
@@ -45,10 +46,15 @@ void TopologySync::release(uint16_t index) {
 }
 
 bool TopologySync::update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
-  auto it = by_key_.find({port, addr});
-  if (it == by_key_.end()) return false;
-  const uint16_t index = it->second;
-  publish([&](Topology& t) { std::memcpy(t.nexthops[index].dst_mac.addr_bytes, mac.data(), 6); });
+  std::vector<uint16_t> indexes;  // one per route MTU the neighbour is reached with
+  for (auto it = by_key_.lower_bound({port, addr, 0});
+       it != by_key_.end() && std::get<0>(it->first) == port && std::get<1>(it->first) == addr;
+       ++it)
+    indexes.push_back(it->second);
+  if (indexes.empty()) return false;
+  publish([&](Topology& t) {
+    for (uint16_t index : indexes) std::memcpy(t.nexthops[index].dst_mac.addr_bytes, mac.data(), 6);
+  });
   return true;
 }
 

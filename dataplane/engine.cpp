@@ -2,6 +2,8 @@
 
 #include <rte_prefetch.h>
 
+#include <algorithm>
+
 #include "eth_output.hpp"
 #include "parse.hpp"
 #include "rewrite.hpp"
@@ -133,7 +135,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
     }
     const uint16_t route = a->route.load(std::memory_order_relaxed);
     const NextHop& nh = topo.nexthops[FlowAction::nexthop_of(route) % kMaxNextHops];
-    if (!nh.valid || !topo.ports[nh.port % kMaxPorts].enabled) {
+    const PortInfo& egress = topo.ports[nh.port % kMaxPorts];
+    if (!nh.valid || !egress.enabled) {
       except(out, in, m, Reason::no_nexthop);
       continue;
     }
@@ -142,7 +145,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
       continue;
     }
     const Parsed& p = meta[i];
-    if (p.ip_bytes > nh.mtu) {
+    if (p.ip_bytes > std::min(nh.mtu, p.version == 4 ? egress.mtu : egress.mtu6)) {
       except(out, in, m, Reason::too_big);
       continue;
     }

@@ -19,11 +19,15 @@ inline constexpr uint16_t kMaxPorts = 16;
 inline constexpr uint16_t kMaxNextHops = 4096;
 inline constexpr uint16_t kMaxLocalAddrs = 8;
 inline constexpr uint16_t kMaxKernelOnly6 = 32;
+inline constexpr uint16_t kNoRouteMtu = UINT16_MAX;
 
 struct PortInfo {
   bool enabled = false;
   rte_ether_addr mac{};
+  // What the kernel would send out of the port's TAP, IPv4 and IPv6 (the IPv6 MTU is lower when a
+  // router advertised one), never above the port's configured MTU. Followed while running.
   uint16_t mtu = 1500;
+  uint16_t mtu6 = 1500;
   // The box's own addresses on this port: traffic to them is punted (Reason::local).
   uint8_t n_local4 = 0;
   uint8_t n_local6 = 0;
@@ -32,12 +36,13 @@ struct PortInfo {
 };
 
 // Where a flow direction leaves: egress port, the MACs to write, the VLAN tag to carry (0: none)
-// and the MTU above which the kernel must handle the packet.
+// and the MTU of the route it was chosen by, if that route has one. A packet above it or above the
+// egress port's MTU is the kernel's (it fragments or answers Packet Too Big).
 struct NextHop {
   rte_ether_addr dst_mac{};
   rte_ether_addr src_mac{};
   uint16_t port = 0;
-  uint16_t mtu = 1500;
+  uint16_t mtu = kNoRouteMtu;
   uint16_t vlan = 0;
   bool valid = false;
 };

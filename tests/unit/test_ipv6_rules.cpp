@@ -140,6 +140,28 @@ TEST_F(Ipv6RulesTest, TooManyLocalPrefixesLeaveEverythingToTheKernel) {
   EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
 }
 
+// The default route's MTU (locked, as IPv6 forwarding only then uses it) bounds what the
+// from-prefix rule forwards; when it changes, the rebuild that follows moves the rule.
+TEST_F(Ipv6RulesTest, TheRoutesMtuBoundsTheRules) {
+  auto big = [&](uint16_t bytes) {
+    return h->send(kWifi, PacketBuilder()
+                              .eth(kWifiClientMac, kWifiMac)
+                              .ipv6(kWifiClient6, kServer6)
+                              .udp(5000, 6000)
+                              .payload(bytes - 48)
+                              .build());
+  };
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1400), "modem");
+  kernel.default_route_mtu = 1300;
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1301), "too_big");
+  EXPECT_EQ(big(1300), "modem");
+  kernel.default_route_mtu = 0;
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1400), "modem");
+}
+
 TEST_F(Ipv6RulesTest, RulesFollowTheNeighbourTable) {
   rules->rebuild(cfg);
   const IpAddr client = ip("2001:db8:50::10");

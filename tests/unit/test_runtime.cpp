@@ -3,42 +3,21 @@
 // dies: starting and stopping workers.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
 #include <rte_launch.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "config.hpp"
 #include "dpdk_env.hpp"
+#include "netns.hpp"
 #include "runtime.hpp"
 
 namespace tp {
 namespace {
-
-// The calling thread (the main lcore) moves into a new network namespace, and back when done. The
-// namespace and its TAPs go away with their last user: this scope, or the process if it dies.
-class PrivateNetns {
- public:
-  PrivateNetns() : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    ok_ = home_ >= 0 && unshare(CLONE_NEWNET) == 0;
-  }
-  ~PrivateNetns() {
-    if (home_ < 0) return;
-    if (setns(home_, CLONE_NEWNET) != 0) std::abort();  // the other tests must not run in here
-    close(home_);
-  }
-  PrivateNetns(const PrivateNetns&) = delete;
-  PrivateNetns& operator=(const PrivateNetns&) = delete;
-  bool ok() const { return ok_; }
-
- private:
-  int home_;
-  bool ok_ = false;
-};
 
 // Two ports on null devices with `queues` RX queues each, workers on lcores 1 and 2.
 conf::Config config(unsigned queues) {
@@ -82,7 +61,7 @@ class Occupied {
 
 TEST(Runtime, StartsAndStopsItsWorkers) {
   test::init_eal();
-  PrivateNetns ns;
+  test::PrivateNetns ns;
   ASSERT_TRUE(ns.ok());
   Runtime rt(config(1));
   rt.start();
@@ -97,7 +76,7 @@ TEST(Runtime, StartsAndStopsItsWorkers) {
 // be stopped and joined before start() gives up, or the runtime frees it while it still runs.
 TEST(Runtime, AFailedStartLeavesNoWorkerRunning) {
   test::init_eal();
-  PrivateNetns ns;
+  test::PrivateNetns ns;
   ASSERT_TRUE(ns.ok());
   Runtime rt(config(1));
   Occupied busy(2);
@@ -115,7 +94,7 @@ TEST(Runtime, AFailedStartLeavesNoWorkerRunning) {
 // or the ports run dry (rx_nombuf) or fail to start. Counted here from the configuration alone.
 TEST(Runtime, PacketPoolHoldsEveryDescriptorRingAndCache) {
   test::init_eal();
-  PrivateNetns ns;
+  test::PrivateNetns ns;
   ASSERT_TRUE(ns.ok());
   const conf::Config cfg = config(16);
   Runtime rt(cfg);
@@ -126,6 +105,34 @@ TEST(Runtime, PacketPoolHoldsEveryDescriptorRingAndCache) {
   const uint64_t caches = (workers + 1) * 384;  // each lcore's cache at its flush threshold
   const uint64_t bursts = workers * burst * (1 + ports);  // received, and in the TX buffers
   EXPECT_GE(rt.free_mbufs().first, rx + tx + rings + caches + bursts);
+}
+
+// The kernel's MTUs of a port's TAP, set after start (`ip link set tprt0 mtu`, and the IPv6 MTU a
+// router advertisement sets, as in /proc/sys/net/ipv6/conf/tprt0/mtu), reach the topology the
+// workers read at the next link poll.
+TEST(Runtime, LaterMtuChangesOfTheTapsReachTheTopology) {
+  test::init_eal();
+  test::PrivateNetns ns;
+  ASSERT_TRUE(ns.ok());
+  Runtime rt(config(1));
+  auto port = [&](int i) { return rt.topology().get()->ports[i]; };
+  ASSERT_EQ(system("ip link set tprt0 mtu 1400"), 0);
+  rt.poll_links();
+  EXPECT_EQ(port(0).mtu, 1400);
+  EXPECT_EQ(port(0).mtu6, 1400);  // the kernel lowers the IPv6 MTU with the link's
+  EXPECT_EQ(port(1).mtu, 1500);
+  {
+    std::ofstream ra("/proc/sys/net/ipv6/conf/tprt0/mtu");
+    ra << 1300;
+  }
+  rt.poll_links();
+  EXPECT_EQ(port(0).mtu, 1400);
+  EXPECT_EQ(port(0).mtu6, 1300);
+  // Above the port's configured MTU (1500) the port itself is the limit.
+  ASSERT_EQ(system("ip link set tprt1 mtu 9000"), 0);
+  rt.poll_links();
+  EXPECT_EQ(port(1).mtu, 1500);
+  EXPECT_EQ(port(1).mtu6, 1500);
 }
 
 }  // namespace
