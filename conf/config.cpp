@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "packet_buffers.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -401,6 +403,11 @@ Config parse(const YAML::Node& root, const std::string& file) {
   }
   if (upstreams == 0) ports->fail("expected at least one port with role upstream");
   if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
+  if (const std::string why = packet_buffers_shortfall(c); !why.empty()) {
+    const auto d = top.child("dataplane");
+    if (const auto m = d ? d->child("memory_mb") : std::nullopt) m->fail(why);
+    top.fail("dataplane.memory_mb (the default): " + why);
+  }
   if (auto o = top.child("offload")) c.offload = parse_offload(*o);
   if (auto u = top.child("upstream")) c.upstream = parse_upstream(*u, c.ports);
   if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);

@@ -61,7 +61,8 @@ bool FlowManager::same_plan(const Decision& a, const Decision& b) {
   auto same = [](const Direction& x, const Direction& y) {
     // The MAC is not part of it: a MAC change updates the shared next hop in place.
     return x.in_port == y.in_port && x.out_port == y.out_port && x.next_hop == y.next_hop &&
-           x.rewrite == y.rewrite && x.nat_addr == y.nat_addr && x.nat_port == y.nat_port;
+           x.mtu == y.mtu && x.rewrite == y.rewrite && x.nat_addr == y.nat_addr &&
+           x.nat_port == y.nat_port;
   };
   return same(a.orig, b.orig) && same(a.reply, b.reply);
 }
@@ -72,8 +73,8 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
   f.plan = d;
   f.refreshed_ms = clock_ms_();
   f.known_timeout_s = e.timeout;
-  f.nh_orig = topo_.acquire(d.orig.out_port, d.orig.next_hop, d.orig.next_hop_mac);
-  f.nh_reply = topo_.acquire(d.reply.out_port, d.reply.next_hop, d.reply.next_hop_mac);
+  f.nh_orig = topo_.acquire(d.orig.out_port, d.orig.next_hop, d.orig.next_hop_mac, d.orig.mtu);
+  f.nh_reply = topo_.acquire(d.reply.out_port, d.reply.next_hop, d.reply.next_hop_mac, d.reply.mtu);
   int rc = -ENOSPC;
   if (f.nh_orig && f.nh_reply) {
     if (e.family == AF_INET) {

@@ -2,9 +2,11 @@
 // tethering offload does it: no per-flow state, rules keyed by address. For each downstream /64
 // prefix, packets from it go to the upstream's default router; for each resolved neighbour inside
 // such a prefix, packets from the upstream to that address go to it. A marker per downstream prefix
-// keeps traffic between downstreams in the kernel. Rules follow the neighbour table: a client that
-// appears gets its rule, one that changes MAC moves with it, one that goes away loses it (its
-// packets go to the kernel, which resolves it again). Control thread only.
+// keeps traffic between downstreams in the kernel, and the engine leaves to the kernel whatever a
+// rule would forward to or from the box's own addresses (any interface) or a local prefix. Rules
+// follow the neighbour table: a client that appears gets its rule, one that changes MAC moves with
+// it, one that goes away loses it (its packets go to the kernel, which resolves it again).
+// Control thread only.
 #pragma once
 
 #include <cstring>
@@ -24,7 +26,8 @@ class Ipv6Rules {
   Ipv6Rules(RuleTable6& table, TopologySync& topo, const KernelView& kernel);
   ~Ipv6Rules();
 
-  // Roles (upstream, downstream prefixes) or routes changed: the rules are made to match them.
+  // Roles (upstream, downstream and local prefixes), routes or the box's addresses changed: the
+  // rules are made to match them.
   void rebuild(const PolicyConfig& cfg);
   void neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac);
   // A port went down: rules through it go (rebuild() brings them back when it is up).
@@ -33,6 +36,9 @@ class Ipv6Rules {
 
   std::size_t size() const { return rules_.size(); }
   uint64_t waiting_for_router() const { return waiting_for_router_; }
+  // Rebuilds that found more local prefixes and box addresses than the engine checks, and so left
+  // every IPv6 packet to the kernel.
+  uint64_t too_many_local() const { return too_many_local_; }
   struct View {
     Rule6 kind;
     IpAddr addr;
@@ -42,15 +48,18 @@ class Ipv6Rules {
   void for_each(const std::function<void(const View&)>& fn) const;
 
  private:
-  // The next hop a rule forwards to: the neighbour's port, address and MAC. A marker has none.
+  // The next hop a rule forwards to: the neighbour's port, address and MAC, and the MTU of the
+  // route that leads there (RouteResult::mtu). A marker has none.
   struct Hop {
     uint8_t port;
     IpAddr addr;
     MacAddr mac;
+    uint16_t mtu;
   };
   struct Rule {
     uint8_t out_port = 0;
     IpAddr hop_addr;
+    uint16_t hop_mtu = 0;
     uint16_t nexthop = 0;  // 0: a marker, nothing to forward
     FlowAction* action = nullptr;
   };
@@ -68,6 +77,8 @@ class Ipv6Rules {
   const PortRole* upstream(int& ifindex) const;
   // The downstream port and prefix a neighbour belongs to, if it is a client.
   const PortRole* downstream_of(int ifindex, const IpAddr& addr) const;
+  // The MTU of the route to a client (0: none).
+  uint16_t route_mtu(const IpAddr& addr) const;
 
   RuleTable6& table_;
   TopologySync& topo_;
@@ -75,6 +86,8 @@ class Ipv6Rules {
   PolicyConfig cfg_;
   Rules rules_;
   uint64_t waiting_for_router_ = 0;
+  uint64_t too_many_local_ = 0;
+  bool local_published_ = false;  // the engine checks the current local prefixes and addresses
 };
 
 }  // namespace tp

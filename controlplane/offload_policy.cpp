@@ -76,10 +76,12 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   d.orig.out_port = out.port;
   d.orig.out_ifindex = to_dst->oif;
   d.orig.next_hop = to_dst->next_hop;
+  d.orig.mtu = to_dst->mtu;
   d.reply.in_port = out.port;
   d.reply.out_port = in.port;
   d.reply.out_ifindex = to_src->oif;
   d.reply.next_hop = to_src->next_hop;
+  d.reply.mtu = to_src->mtu;
   const auto mac_out = kernel.neighbour(to_dst->oif, to_dst->next_hop);
   const auto mac_in = kernel.neighbour(to_src->oif, to_src->next_hop);
   if (!mac_out || !mac_in) {

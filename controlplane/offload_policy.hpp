@@ -41,6 +41,7 @@ struct Direction {
   int out_ifindex = 0;
   IpAddr next_hop;
   MacAddr next_hop_mac{};
+  uint16_t mtu = 0;  // the route's own MTU, where the kernel forwards by it (RouteResult::mtu)
   Rewrite rewrite = Rewrite::route;
   IpAddr nat_addr;
   uint16_t nat_port = 0;  // network order

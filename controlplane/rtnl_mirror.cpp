@@ -9,6 +9,7 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -32,6 +33,16 @@ void for_each_attr(const nlmsghdr* nlh, std::size_t offset, Fn&& fn) {
   const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
   for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
        mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
+       a = mnl_attr_next(a))
+    fn(a);
+}
+
+template <class Fn>
+void for_each_nested(const nlattr* nest, Fn&& fn) {
+  const auto* end =
+      static_cast<const char*>(mnl_attr_get_payload(nest)) + mnl_attr_get_payload_len(nest);
+  for (auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
+       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
        a = mnl_attr_next(a))
     fn(a);
 }
@@ -173,6 +184,13 @@ void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
       case RTA_TABLE:
         table = mnl_attr_get_u32(a);
         break;
+      case RTA_METRICS:  // nested RTAX_* values
+        for_each_nested(a, [&](const nlattr* m) {
+          if (mnl_attr_get_type(m) == RTAX_MTU) r.mtu = mnl_attr_get_u32(m);
+          if (mnl_attr_get_type(m) == RTAX_LOCK)
+            r.mtu_locked = mnl_attr_get_u32(m) & (1u << RTAX_MTU);
+        });
+        break;
     }
   });
   if (table != RT_TABLE_MAIN) return;
@@ -258,7 +276,9 @@ std::optional<RouteResult> RtnlMirror::route(const IpAddr& dst) const {
       best = &r;
   }
   if (!best || best->oif == 0) return std::nullopt;
-  return RouteResult{best->oif, best->gateway.value_or(dst)};
+  const bool forwards_by_it = dst.family == AF_INET || best->mtu_locked;
+  return RouteResult{best->oif, best->gateway.value_or(dst),
+                     static_cast<uint16_t>(forwards_by_it ? std::min(best->mtu, 65535u) : 0)};
 }
 
 std::optional<MacAddr> RtnlMirror::neighbour(int ifindex, const IpAddr& addr) const {

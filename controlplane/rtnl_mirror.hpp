@@ -27,6 +27,9 @@ using MacAddr = std::array<uint8_t, 6>;
 struct RouteResult {
   int oif = 0;
   IpAddr next_hop;  // the gateway, or the destination itself when it is on-link
+  // The route's own MTU where the kernel forwards by it (IPv4: whenever set; IPv6: only when
+  // locked, otherwise the interface's IPv6 MTU applies); 0 when none does.
+  uint16_t mtu = 0;
 };
 
 // What the offload policy needs to know of the kernel; RtnlMirror provides it, tests give tables.
@@ -36,6 +39,8 @@ class KernelView {
   virtual std::optional<RouteResult> route(const IpAddr& dst) const = 0;
   virtual std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const = 0;
   virtual bool is_local(const IpAddr& addr) const = 0;
+  // Every address the box has, on any interface.
+  virtual std::vector<IpAddr> local_addresses() const = 0;
   // Resolved neighbours on an interface.
   virtual std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const = 0;
 };
@@ -46,6 +51,8 @@ struct Route {
   int oif = 0;
   std::optional<IpAddr> gateway;
   uint32_t priority = 0;
+  uint32_t mtu = 0;  // RTAX_MTU, 0 when unset
+  bool mtu_locked = false;
 };
 
 class RtnlMirror : public KernelView {
@@ -69,6 +76,7 @@ class RtnlMirror : public KernelView {
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const override;
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override;
   bool is_local(const IpAddr& addr) const override { return local_.count(addr) > 0; }
+  std::vector<IpAddr> local_addresses() const override { return {local_.begin(), local_.end()}; }
   std::vector<IpAddr> addresses_of(int ifindex) const;
   int ifindex(const std::string& name) const;
 

@@ -12,18 +12,19 @@
 #include <iomanip>
 
 #include "eal_args.hpp"
+#include "packet_buffers.hpp"
 #include "packet_pool.hpp"
 
 namespace tp {
 namespace {
 
-constexpr uint32_t kPoolCache = 256;
-
-uint16_t data_room_for(uint16_t mtu) {
-  const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN + RTE_ETHER_CRC_LEN;
-  return static_cast<uint16_t>(
-      std::max<uint32_t>(RTE_MBUF_DEFAULT_BUF_SIZE, frame + RTE_PKTMBUF_HEADROOM));
-}
+// The configuration sizes the packet buffers (conf/packet_buffers.hpp) by DPDK's numbers.
+static_assert(conf::kRxDescriptors == hw::kRxDescriptors &&
+              conf::kTxDescriptors == hw::kTxDescriptors);
+static_assert(conf::kMbufHeader == sizeof(rte_mbuf) &&
+              conf::kMbufHeadroom == RTE_PKTMBUF_HEADROOM &&
+              conf::kMinDataRoom == RTE_MBUF_DEFAULT_BUF_SIZE);
+static_assert(conf::kMempoolObjectHeader >= sizeof(rte_mempool_objhdr));
 
 int worker_main(void* arg) {
   auto* w = static_cast<std::pair<Worker*, std::atomic<bool>*>*>(arg);
@@ -50,15 +51,13 @@ void Runtime::build() {
     if (!rte_lcore_is_enabled(lc))
       throw RuntimeError("worker lcore " + std::to_string(lc) + " is not enabled in EAL");
 
-  uint16_t max_mtu = 0;
-  for (const auto& p : cfg_.ports) max_mtu = std::max(max_mtu, p.mtu);
   const unsigned n_ports = static_cast<unsigned>(cfg_.ports.size());
-  // RX and TX descriptors of every port, the rings, and bursts in flight.
-  const unsigned n_mbufs = n_ports * (1024 * 2 + dp.exception_ring_size * (n_workers + 1)) + 4096;
-  pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, kPoolCache, data_room_for(max_mtu),
+  // Every descriptor, ring and cache full at once, and the workers' bursts.
+  const auto n_mbufs = static_cast<unsigned>(conf::packet_buffers(cfg_).total());
+  pool_ = hw::create_packet_pool("tp_pkts", n_mbufs, conf::kPoolCache, conf::data_room(cfg_),
                                  /*packed=*/!has_pci_port(cfg_), rte_socket_id());
-  exception_pool_ =
-      rte_pktmbuf_pool_create("tp_exc", 4095, 0, 0, data_room_for(max_mtu), rte_socket_id());
+  exception_pool_ = rte_pktmbuf_pool_create("tp_exc", conf::kExceptionBuffers, 0, 0,
+                                            conf::data_room(cfg_), rte_socket_id());
   if (!pool_ || !exception_pool_)
     throw RuntimeError("cannot allocate packet buffers (" + std::to_string(n_mbufs) +
                        " mbufs); raise dataplane.memory_mb");
@@ -103,7 +102,7 @@ void Runtime::build() {
     PortInfo& info = topo->ports[i];
     info.enabled = true;
     std::memcpy(info.mac.addr_bytes, ps.port->mac().data(), 6);
-    info.mtu = pc.mtu;
+    info.mtu = info.mtu6 = ps.mtu = ps.mtu6 = pc.mtu;
     port_rt_[i].eth_port = ps.port->id();
     const std::string ring_name = "tp_inject_" + std::to_string(i);
     port_rt_[i].inject = rte_ring_create(ring_name.c_str(), dp.exception_ring_size, rte_socket_id(),
@@ -180,8 +179,10 @@ void Runtime::release() {
   }
   ports_.clear();  // closes the TAPs (the kernel removes them) and the devices
   topology_.reset();
+  // The tables' defer queues check the RCU state when they go: before it is freed.
   v4_.reset();
   v6_.reset();
+  rules6_.reset();
   rte_free(qsv_);
   qsv_ = nullptr;
   rte_mempool_free(exception_pool_);
@@ -190,32 +191,32 @@ void Runtime::release() {
   pool_ = nullptr;
 }
 
+// A launch that fails leaves the workers launched before it running: they are stopped and joined
+// (stop()) before the error goes up, since the runtime that owns them may be freed right after.
 void Runtime::start() {
   exception_->start();
   for (std::size_t w = 0; w < workers_.size(); ++w) {
+    const unsigned lcore = cfg_.dataplane.worker_lcores[w];
     auto* arg = new std::pair<Worker*, std::atomic<bool>*>(workers_[w].get(), &stop_workers_);
-    if (rte_eal_remote_launch(worker_main, arg, cfg_.dataplane.worker_lcores[w]) != 0) {
+    if (rte_eal_remote_launch(worker_main, arg, lcore) != 0) {
       delete arg;
       stop();
-      throw RuntimeError("cannot launch a worker on lcore " +
-                         std::to_string(cfg_.dataplane.worker_lcores[w]));
+      throw RuntimeError("cannot launch a worker on lcore " + std::to_string(lcore));
     }
+    launched_.push_back(lcore);
   }
-  running_ = true;
 }
 
 void Runtime::stop() {
   stop_workers_ = true;
   for (auto& w : workers_) w->doorbell.ring();
-  if (running_) {
-    for (unsigned lc : cfg_.dataplane.worker_lcores) rte_eal_wait_lcore(lc);
-    running_ = false;
-  }
+  for (unsigned lcore : launched_) rte_eal_wait_lcore(lcore);
+  launched_.clear();
   if (exception_) exception_->stop();
 }
 
 void Runtime::poll_links() {
-  bool topology_changed = false;
+  bool topology_changed = false, mtus_changed = false;
   for (std::size_t i = 0; i < ports_.size(); ++i) {
     PortState& ps = ports_[i];
     const bool admin = ps.tap->admin_up();
@@ -237,10 +238,24 @@ void Runtime::poll_links() {
       ps.usable = false;
       if (on_port_down) on_port_down(static_cast<uint8_t>(i));
     }
+    // The kernel would not send more than its MTUs through the TAP, nor the port more than its
+    // own; an error reading them keeps what was published.
+    const uint16_t tap = ps.tap->mtu(), tap6 = ps.tap->ipv6_mtu();
+    const uint16_t mtu = tap ? std::min(tap, ps.cfg.mtu) : ps.mtu;
+    const uint16_t mtu6 = tap6 ? std::min(tap6, mtu) : std::min(ps.mtu6, mtu);
+    if (mtu != ps.mtu || mtu6 != ps.mtu6) {
+      ps.mtu = mtu;
+      ps.mtu6 = mtu6;
+      mtus_changed = true;
+    }
   }
-  if (topology_changed) {
+  if (topology_changed || mtus_changed) {
     auto t = topology_->edit();
-    for (std::size_t i = 0; i < ports_.size(); ++i) t->ports[i].enabled = ports_[i].admin_up;
+    for (std::size_t i = 0; i < ports_.size(); ++i) {
+      t->ports[i].enabled = ports_[i].admin_up;
+      t->ports[i].mtu = ports_[i].mtu;
+      t->ports[i].mtu6 = ports_[i].mtu6;
+    }
     topology_->publish(std::move(t));
   }
 }

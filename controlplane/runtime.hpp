@@ -58,7 +58,8 @@ class Runtime {
   void start();  // launches the workers and the exception path
   void stop();   // drains and joins them; idempotent
 
-  // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port.
+  // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port, the TAP's
+  // MTUs (IPv4 and IPv6, as the kernel has them now) -> the topology.
   void poll_links();
   // The workers' coarse clock (milliseconds of the TSC), as they stamp FlowAction::last_seen.
   static uint32_t dataplane_ms();
@@ -100,6 +101,7 @@ class Runtime {
     bool link_up = true;
     bool usable = true;  // admin up with carrier, as last reported
     bool admin_up = true;
+    uint16_t mtu = 0, mtu6 = 0;  // as published
   };
 
   conf::Config cfg_;
@@ -117,7 +119,7 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<hw::ExceptionPath> exception_;
   std::atomic<bool> stop_workers_{false};
-  bool running_ = false;
+  std::vector<unsigned> launched_;  // lcores running a worker, until stop() has joined them
 };
 
 }  // namespace tp

@@ -11,8 +11,9 @@ void TopologySync::publish(const std::function<void(Topology&)>& edit) {
   pub_.publish(std::move(t));
 }
 
-uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
-  const Key key{port, addr};
+uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac,
+                               uint16_t route_mtu) {
+  const Key key{port, addr, route_mtu};
   if (auto it = by_key_.find(key); it != by_key_.end()) {
     ++entries_[it->second].refs;
     return it->second;
@@ -29,7 +30,7 @@ uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& 
     std::memcpy(nh.dst_mac.addr_bytes, mac.data(), 6);
     nh.src_mac = t.ports[port].mac;
     nh.port = port;
-    nh.mtu = t.ports[port].mtu;
+    nh.mtu = route_mtu ? route_mtu : kNoRouteMtu;
     nh.vlan = 0;
     nh.valid = true;
   });
@@ -45,10 +46,15 @@ void TopologySync::release(uint16_t index) {
 }
 
 bool TopologySync::update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac) {
-  auto it = by_key_.find({port, addr});
-  if (it == by_key_.end()) return false;
-  const uint16_t index = it->second;
-  publish([&](Topology& t) { std::memcpy(t.nexthops[index].dst_mac.addr_bytes, mac.data(), 6); });
+  std::vector<uint16_t> indexes;  // one per route MTU the neighbour is reached with
+  for (auto it = by_key_.lower_bound({port, addr, 0});
+       it != by_key_.end() && std::get<0>(it->first) == port && std::get<1>(it->first) == addr;
+       ++it)
+    indexes.push_back(it->second);
+  if (indexes.empty()) return false;
+  publish([&](Topology& t) {
+    for (uint16_t index : indexes) std::memcpy(t.nexthops[index].dst_mac.addr_bytes, mac.data(), 6);
+  });
   return true;
 }
 
@@ -62,6 +68,27 @@ void TopologySync::set_local_addresses(uint8_t port, const std::vector<IpAddr>& 
         std::memcpy(p.local6[p.n_local6++].data(), a.bytes.data(), 16);
     }
   });
+}
+
+bool TopologySync::set_kernel_only6(const std::vector<Prefix>& prefixes) {
+  if (prefixes.size() > kMaxKernelOnly6) return false;
+  if (prefixes == kernel_only6_) return true;
+  kernel_only6_ = prefixes;
+  publish([&](Topology& t) {
+    t.n_kernel_only6 = 0;
+    for (const Prefix& p : prefixes) {
+      std::array<uint8_t, 16> mask{};
+      for (int bit = 0; bit < p.len; ++bit) mask[bit / 8] |= static_cast<uint8_t>(0x80 >> bit % 8);
+      std::array<uint8_t, 16> net;
+      for (int i = 0; i < 16; ++i) net[i] = p.addr.bytes[i] & mask[i];
+      Prefix6& q = t.kernel_only6[t.n_kernel_only6++];
+      std::memcpy(&q.hi, net.data(), 8);
+      std::memcpy(&q.lo, net.data() + 8, 8);
+      std::memcpy(&q.mask_hi, mask.data(), 8);
+      std::memcpy(&q.mask_lo, mask.data() + 8, 8);
+    }
+  });
+  return true;
 }
 
 }  // namespace tp

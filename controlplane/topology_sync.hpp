@@ -1,12 +1,13 @@
 // Keeps the dataplane's published Topology in step with the kernel: next hops (egress port,
-// neighbour MAC, port MAC, MTU) shared by the flows that use them, and the box's own addresses
-// on each port. Next hops are reference-counted and keyed by (port, neighbour address); a MAC
-// change updates one entry and every flow using it follows.
+// neighbour MAC, port MAC, route MTU) shared by the flows that use them, and the box's own
+// addresses on each port. Next hops are reference-counted and keyed by (port, neighbour address,
+// route MTU); a MAC change updates the neighbour's entries and every flow using them follows.
 #pragma once
 
 #include <array>
 #include <map>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "ip_addr.hpp"
@@ -19,19 +20,24 @@ class TopologySync {
  public:
   explicit TopologySync(TopologyPublisher& publisher) : pub_(publisher) {}
 
-  // A next hop for (port, address) with this MAC: an existing one (reference added) or a new one.
-  // 0 when the table is full.
-  uint16_t acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac);
+  // A next hop for (port, address) with this MAC, for flows whose route has `route_mtu` (0: none;
+  // the engine applies the egress port's MTU either way): an existing one (reference added) or a
+  // new one. 0 when the table is full.
+  uint16_t acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac, uint16_t route_mtu = 0);
   void release(uint16_t index);
   // The neighbour's MAC changed: update its entries. Returns true if any existed.
   bool update_mac(uint8_t port, const IpAddr& addr, const MacAddr& mac);
   // The box's own addresses on a port, for the engine's "local" punt.
   void set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs);
+  // The IPv6 prefixes no address rule may forward to or from (Topology::kernel_only6); published
+  // only when they changed. False, and nothing published, when there are more than the engine
+  // checks (kMaxKernelOnly6).
+  bool set_kernel_only6(const std::vector<Prefix>& prefixes);
 
   std::size_t size() const { return by_key_.size(); }
 
  private:
-  using Key = std::pair<uint8_t, IpAddr>;
+  using Key = std::tuple<uint8_t, IpAddr, uint16_t>;  // port, neighbour, route MTU
   struct Entry {
     Key key;
     uint32_t refs = 0;
@@ -39,6 +45,7 @@ class TopologySync {
   void publish(const std::function<void(Topology&)>& edit);
 
   TopologyPublisher& pub_;
+  std::vector<Prefix> kernel_only6_;
   std::map<Key, uint16_t> by_key_;
   std::array<Entry, kMaxNextHops> entries_{};
 };

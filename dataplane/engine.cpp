@@ -2,6 +2,8 @@
 
 #include <rte_prefetch.h>
 
+#include <algorithm>
+
 #include "eth_output.hpp"
 #include "parse.hpp"
 #include "rewrite.hpp"
@@ -28,9 +30,11 @@ void Engine::except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r
 // IPv6 candidates no flow matched, when the kernel does not track IPv6: the client rule of the
 // destination (from the upstream to a client); failing that, unless the destination lies in a
 // downstream prefix (the kernel routes between downstreams), the rule of the source's /64
-// (from a client toward the upstream).
-void Engine::match_rules6(uint8_t in_port, const Parsed* meta, const uint16_t* at, uint16_t n,
-                          FlowAction** action) const {
+// (from a client toward the upstream). Rules are keyed by one address; whether the other end is
+// the box itself (on another port, or on none) or in a local prefix is checked after a hit, on the
+// few prefixes the topology lists, and such a packet is the kernel's (Reason::local).
+void Engine::match_rules6(uint8_t in_port, const Topology& topo, Parsed* meta, const uint16_t* at,
+                          uint16_t n, FlowAction** action) const {
   RuleKey6 client[kMaxBurst], marker[kMaxBurst], from[kMaxBurst];
   const RuleKey6 *client_p[kMaxBurst], *marker_p[kMaxBurst], *from_p[kMaxBurst];
   uint16_t idx[kMaxBurst];
@@ -53,10 +57,20 @@ void Engine::match_rules6(uint8_t in_port, const Parsed* meta, const uint16_t* a
   const uint64_t hit_marker = t_.rules6->lookup_bulk(marker_p, m, unused);
   const uint64_t hit_from = t_.rules6->lookup_bulk(from_p, m, to_up);
   for (uint16_t j = 0; j < m; ++j) {
+    FlowAction* a = nullptr;
     if ((hit_client >> j) & 1)
-      action[idx[j]] = to_client[j];
+      a = to_client[j];
     else if (!((hit_marker >> j) & 1) && ((hit_from >> j) & 1))
-      action[idx[j]] = to_up[j];
+      a = to_up[j];
+    if (!a) continue;
+    Parsed& p = meta[idx[j]];
+    for (uint8_t k = 0; k < topo.n_kernel_only6 && a; ++k)
+      if (topo.kernel_only6[k].contains(p.k6.src.data()) ||
+          topo.kernel_only6[k].contains(p.k6.dst.data())) {
+        a = nullptr;
+        p.to_local = true;
+      }
+    action[idx[j]] = a;
   }
 }
 
@@ -104,7 +118,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
   const uint64_t hit6 = n6 ? t_.v6->lookup_bulk(keys6, n6, found6) : 0;
   for (uint16_t j = 0; j < n4; ++j) action[at4[j]] = (hit4 >> j) & 1 ? found4[j] : nullptr;
   for (uint16_t j = 0; j < n6; ++j) action[at6[j]] = (hit6 >> j) & 1 ? found6[j] : nullptr;
-  if (t_.rules6 && __builtin_popcountll(hit6) != n6) match_rules6(in_port, meta, at6, n6, action);
+  if (t_.rules6 && __builtin_popcountll(hit6) != n6)
+    match_rules6(in_port, topo, meta, at6, n6, action);
 
   // 3. Rewrite and 4. output, in arrival order so that each flow keeps its packet order.
   for (uint16_t i = 0; i < n; ++i) {
@@ -120,7 +135,8 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
     }
     const uint16_t route = a->route.load(std::memory_order_relaxed);
     const NextHop& nh = topo.nexthops[FlowAction::nexthop_of(route) % kMaxNextHops];
-    if (!nh.valid || !topo.ports[nh.port % kMaxPorts].enabled) {
+    const PortInfo& egress = topo.ports[nh.port % kMaxPorts];
+    if (!nh.valid || !egress.enabled) {
       except(out, in, m, Reason::no_nexthop);
       continue;
     }
@@ -129,7 +145,7 @@ void Engine::process(uint8_t in_port, rte_mbuf** pkts, uint16_t n, uint32_t now,
       continue;
     }
     const Parsed& p = meta[i];
-    if (p.ip_bytes > nh.mtu) {
+    if (p.ip_bytes > std::min(nh.mtu, p.version == 4 ? egress.mtu : egress.mtu6)) {
       except(out, in, m, Reason::too_big);
       continue;
     }

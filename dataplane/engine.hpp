@@ -68,8 +68,8 @@ class Engine {
 
  private:
   void except(EngineOutput& out, PortCounters& port, rte_mbuf* m, Reason r);
-  void match_rules6(uint8_t in_port, const Parsed* meta, const uint16_t* at, uint16_t n,
-                    FlowAction** action) const;
+  void match_rules6(uint8_t in_port, const Topology& topo, Parsed* meta, const uint16_t* at,
+                    uint16_t n, FlowAction** action) const;
 
   Tables t_;
   WorkerCounters& c_;

@@ -10,7 +10,7 @@
 
 namespace tp {
 
-// 8-byte aligned: rte_hash_crc reads keys 8 bytes at a time.
+// 8-byte aligned: the flow table hashes and compares keys a word at a time.
 struct alignas(8) FlowKey4 {
   uint32_t src;
   uint32_t dst;

@@ -2,6 +2,8 @@
 
 #include <rte_errno.h>
 #include <rte_malloc.h>
+#include <rte_random.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +23,23 @@ constexpr uint32_t kMaxDeferQueue = 64 * 1024;
 // bucket); beyond, unknown-flow lookups walk long runs.
 constexpr uint32_t kMaxLoadPercent = 80;
 
+// Seeds expand into the hash's key words through splitmix64 (Steele, Lea, Flood 2014): every
+// output bit depends on every seed bit.
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The kernel's entropy; so early in a boot that its pool is not ready yet (getrandom would block
+// the start), DPDK's generator, which EAL seeded from the best source it found.
+uint64_t random_seed() {
+  uint64_t s;
+  if (getrandom(&s, sizeof s, GRND_NONBLOCK) == sizeof s) return s;
+  return rte_rand();
+}
+
 std::size_t heap_used(int socket_id) {
   rte_malloc_socket_stats st{};
   rte_malloc_get_socket_stats(socket_id < 0 ? 0 : socket_id, &st);
@@ -31,12 +50,15 @@ std::size_t heap_used(int socket_id) {
 
 template <class F>
 std::unique_ptr<FlowTable<F>> FlowTable<F>::create(const char* name, uint32_t capacity,
-                                                   rte_rcu_qsbr* qsv, int socket_id) {
+                                                   rte_rcu_qsbr* qsv, int socket_id,
+                                                   std::optional<uint64_t> seed) {
   std::unique_ptr<FlowTable> t(new (std::nothrow) FlowTable());
   if (!t || capacity == 0 || capacity >= kNone || !qsv) {
     rte_errno = EINVAL;
     return nullptr;
   }
+  uint64_t state = seed ? *seed : random_seed();
+  for (uint64_t& word : t->hash_key_) word = splitmix64(state);
   const std::size_t before = heap_used(socket_id);
   const uint64_t slots = (uint64_t{capacity} * 100 + kMaxLoadPercent - 1) / kMaxLoadPercent;
   t->n_buckets_ = static_cast<uint32_t>((slots + kSlots - 1) / kSlots);

@@ -14,11 +14,14 @@
 // has reported a quiescent state (rte_rcu_qsbr defer queue), so a worker that found an action
 // before the delete can finish its burst with it.
 //
+// The hash is keyed with random multipliers drawn when the table is created, so where a key lands
+// cannot be known outside the box: nobody can send flows built to pile up in a few buckets and
+// slow every lookup that walks through them.
+//
 // Threads: any number of workers call lookup_bulk(); exactly one control thread calls everything
 // else. Workers never block.
 #pragma once
 
-#include <rte_hash_crc.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_vect.h>
@@ -46,9 +49,11 @@ class FlowTable {
   static constexpr uint32_t kMaxBulk = 64;
 
   // nullptr on failure, with rte_errno set. `capacity` counts directions (two per flow); every
-  // one of them can be filled.
+  // one of them can be filled. The hash's key is random unless `seed` is given (tests and
+  // benchmarks that must place keys the same way every run).
   static std::unique_ptr<FlowTable> create(const char* name, uint32_t capacity, rte_rcu_qsbr* qsv,
-                                           int socket_id);
+                                           int socket_id,
+                                           std::optional<uint64_t> seed = std::nullopt);
   ~FlowTable();
   FlowTable(const FlowTable&) = delete;
   FlowTable& operator=(const FlowTable&) = delete;
@@ -166,10 +171,35 @@ class FlowTable {
   };
   static_assert(sizeof(Bucket) == 64);
 
-  // CRC32C is linear: keys that differ in a few bits (consecutive client addresses or NAT ports)
-  // get hashes on an affine subspace, whose high bits can cluster into few buckets. The
-  // multiplication spreads every bit into the high ones that pick the bucket.
-  static uint32_t hash_of(const Key& k) { return rte_hash_crc(&k, sizeof(Key), 0) * 0x9e3779b1u; }
+  // NH, UMAC's hash (Black et al., "UMAC: Fast and Secure Message Authentication", 1999): the
+  // key's 64-bit words, each plus a random 64-bit word, multiplied in pairs into 128 bits and
+  // summed. Over the random words two distinct keys give the same sum with probability at most
+  // 2^-64, so without them no set of keys can be chosen to collide. A CRC would not do, seeded
+  // or not: it is linear, keys sharing a CRC are easy to compute and collide under every seed.
+  // The sum's halves are folded and finished with MurmurHash3's fmix64, so that keys that differ
+  // in a few low bits (consecutive addresses or NAT ports) spread like random ones.
+  static_assert(sizeof(Key) % 8 == 0);
+  static constexpr std::size_t kKeyWords = sizeof(Key) / 8;
+  static constexpr std::size_t kKeyPairs = (kKeyWords + 1) / 2;
+  uint32_t hash_of(const Key& k) const {
+    __extension__ using u128 = unsigned __int128;
+    auto word = [&](std::size_t i) {
+      uint64_t v = 0;  // an odd last word is paired with zero
+      if (i < kKeyWords) std::memcpy(&v, reinterpret_cast<const char*>(&k) + 8 * i, 8);
+      return v + hash_key_[i];
+    };
+    u128 sum = 0;
+#pragma GCC unroll 4
+    for (std::size_t i = 0; i < 2 * kKeyPairs; i += 2)
+      sum += static_cast<u128>(word(i)) * word(i + 1);
+    uint64_t h = static_cast<uint64_t>(sum >> 64) ^ static_cast<uint64_t>(sum);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<uint32_t>(h >> 32);
+  }
   static constexpr uint64_t kTagBits = ~uint64_t{UINT32_MAX};
   // Never zero, so a tag match also means the slot is not empty.
   static uint64_t tag_of(uint32_t hash) { return uint64_t{(hash & 0xffff) | 0x10000} << 32; }
@@ -256,6 +286,7 @@ class FlowTable {
   void wait_grace_period();
   static void free_deferred(void* self, void* elems, unsigned int n);
 
+  uint64_t hash_key_[2 * kKeyPairs] = {};  // drawn at creation
   Bucket* buckets_ = nullptr;
   Entry* entries_ = nullptr;
   uint32_t n_buckets_ = 0;

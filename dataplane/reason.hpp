@@ -28,7 +28,7 @@ namespace tp {
   X(l2_other_host)   /* unicast frame for another MAC (promiscuous backends see these) */       \
   X(not_unicast_ip)  /* IPv4 broadcast/multicast destination */                                 \
   X(ipv6_non_global) /* link-local, multicast, loopback, unspecified or v4-mapped address */    \
-  X(local)           /* to the box itself (no flow matched) */                                  \
+  X(local)           /* to the box itself, or an IPv6 rule's to/from a local prefix: no flow */ \
   X(unsupported_l4)  /* any protocol other than TCP, UDP, ICMP, ICMPv6 */                       \
   X(vlan_stacked)    /* more than one 802.1Q/802.1ad tag */                                     \
   X(malformed)       /* truncated header, lying length, bad IPv4 header checksum, IHL < 5 */    \

@@ -19,8 +19,6 @@
 namespace tp::hw {
 namespace {
 
-constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
-
 std::string devargs_value(const std::string& device, const std::string& key) {
   const std::string needle = key + "=";
   std::size_t at = device.find(needle);
@@ -78,13 +76,13 @@ std::unique_ptr<Port> Port::open(const PortSpec& spec, rte_mempool* pool, std::s
   }
   const int socket = rte_eth_dev_socket_id(p->id_);
   for (uint16_t q = 0; q < spec.rx_queues; ++q) {
-    if ((rc = rte_eth_rx_queue_setup(p->id_, q, kRxDesc, socket, nullptr, pool)) != 0) {
+    if ((rc = rte_eth_rx_queue_setup(p->id_, q, kRxDescriptors, socket, nullptr, pool)) != 0) {
       error = where + ": RX queue " + std::to_string(q) + ": " + std::strerror(-rc);
       return nullptr;
     }
   }
   for (uint16_t q = 0; q < spec.tx_queues; ++q) {
-    if ((rc = rte_eth_tx_queue_setup(p->id_, q, kTxDesc, socket, nullptr)) != 0) {
+    if ((rc = rte_eth_tx_queue_setup(p->id_, q, kTxDescriptors, socket, nullptr)) != 0) {
       error = where + ": TX queue " + std::to_string(q) + ": " + std::strerror(-rc);
       return nullptr;
     }

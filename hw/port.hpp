@@ -15,6 +15,9 @@
 
 namespace tp::hw {
 
+// Descriptors of every RX and TX queue; the packet pool is sized for all of them to be full.
+inline constexpr uint16_t kRxDescriptors = 1024, kTxDescriptors = 1024;
+
 struct PortSpec {
   std::string name;    // logical name, for messages
   std::string device;  // PCI address or vdev string

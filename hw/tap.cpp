@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 namespace tp::hw {
 namespace {
@@ -94,6 +96,22 @@ bool Tap::admin_up() const {
   ifreq ifr = request(name_);
   if (ioctl(s.fd, SIOCGIFFLAGS, &ifr) < 0) return false;
   return ifr.ifr_flags & IFF_UP;
+}
+
+uint16_t Tap::mtu() const {
+  CtlSocket s;
+  ifreq ifr = request(name_);
+  if (ioctl(s.fd, SIOCGIFMTU, &ifr) < 0 || ifr.ifr_mtu <= 0) return 0;
+  return static_cast<uint16_t>(std::min(ifr.ifr_mtu, 65535));
+}
+
+// No netlink message announces a change of it (the kernel sets it from a router advertisement
+// silently), so it is read where the kernel shows it.
+uint16_t Tap::ipv6_mtu() const {
+  std::ifstream f("/proc/sys/net/ipv6/conf/" + name_ + "/mtu");
+  unsigned v = 0;
+  if (!(f >> v)) return mtu();
+  return static_cast<uint16_t>(std::min(v, 65535u));
 }
 
 long Tap::read_frame(void* buf, std::size_t len) {

@@ -28,6 +28,11 @@ class Tap {
   // The administrative state someone set with `ip link set NAME up|down`; nullopt-like false on
   // error.
   bool admin_up() const;
+  // The kernel's MTU of the interface (`ip link set NAME mtu`), and its IPv6 MTU, which a router
+  // advertisement or net.ipv6.conf.NAME.mtu may set lower (the link MTU when the interface has no
+  // IPv6). 0 on error.
+  uint16_t mtu() const;
+  uint16_t ipv6_mtu() const;
 
   // Non-blocking frame I/O. read_frame returns the length, 0 when nothing is waiting, -1 on error.
   long read_frame(void* buf, std::size_t len);

@@ -1,5 +1,5 @@
-// DPDK for tests, the fuzzer and benchmarks: EAL on one lcore without hugepages or PCI, and
-// helpers to move bytes in and out of mbufs.
+// DPDK for tests, the fuzzer and benchmarks: EAL without hugepages or PCI, the main lcore and two
+// worker lcores (all on CPU 0), and helpers to move bytes in and out of mbufs.
 #pragma once
 
 #include <rte_mbuf.h>

@@ -26,8 +26,8 @@ class FakeKernel : public KernelView {
   std::optional<RouteResult> route(const IpAddr& dst) const override {
     for (const auto& [prefix, len, oif] : connected)
       if (dst.in(ip(prefix), len)) return RouteResult{oif, dst};
-    if (dst.family == AF_INET) return RouteResult{kModemIf, ip("100.64.0.1")};
-    return RouteResult{kModemIf, ip("2001:db8:100::1")};
+    if (dst.family == AF_INET) return RouteResult{kModemIf, ip("100.64.0.1"), default_route_mtu};
+    return RouteResult{kModemIf, ip("2001:db8:100::1"), default_route_mtu};
   }
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& a) const override {
     auto it = neigh.find({ifindex, a});
@@ -35,6 +35,7 @@ class FakeKernel : public KernelView {
     return it->second;
   }
   bool is_local(const IpAddr& a) const override { return local.count(a) > 0; }
+  std::vector<IpAddr> local_addresses() const override { return {local.begin(), local.end()}; }
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override {
     std::vector<std::pair<IpAddr, MacAddr>> out;
     for (const auto& [k, mac] : neigh)
@@ -53,6 +54,7 @@ class FakeKernel : public KernelView {
       {{kWifiIf, ip("2001:db8:50::10")}, {2, 0, 0, 0, 1, 0x0a}},
   };
   std::set<IpAddr> local = {ip("100.64.0.2"), ip("192.168.50.1"), ip("2001:db8:50::1")};
+  uint16_t default_route_mtu = 0;  // RouteResult::mtu of the default routes
 };
 
 inline PolicyConfig config() {

@@ -88,6 +88,80 @@ TEST_F(Ipv6RulesTest, BetweenDownstreamsAndToTheBoxStaysInTheKernel) {
   EXPECT_EQ(send(kWifi, "2001:db8:77::1", kServer6), "unknown_flow");  // not a downstream prefix
 }
 
+// The box's addresses on other ports (here the upstream's), or on no port at all, are the
+// kernel's: a client's packet to one must not go up to the router.
+TEST_F(Ipv6RulesTest, TrafficToTheBoxOnAnyPortStaysInTheKernel) {
+  kernel.local.insert(ip(kModemAddr6.c_str()));
+  kernel.local.insert(ip("2001:db8:aaaa::1"));  // a loopback address, say
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kModemAddr6), "local");
+  EXPECT_EQ(send(kWifi, kWifiClient6, "2001:db8:aaaa::1"), "local");
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
+  // An address the box gains later is the kernel's from the next rebuild (the control plane
+  // rebuilds on every address change).
+  kernel.local.insert(ip("2001:db8:aaaa::2"));
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, "2001:db8:aaaa::2"), "local");
+}
+
+// set_local_prefixes: traffic to or from them is never forwarded by a rule, whichever side they
+// are on and whatever their length.
+TEST_F(Ipv6RulesTest, LocalPrefixesAreNeverForwardedByARule) {
+  cfg.local_prefixes = {*Prefix::parse("2001:db8:ffff::/48"),  // the server's network
+                        *Prefix::parse("10.0.0.0/8")};
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "local");
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "local");
+  EXPECT_EQ(send(kWifi, kWifiClient6, "2001:db8:eeee::10"), "modem");
+  EXPECT_EQ(send(kModem, "2001:db8:eeee::10", kWifiClient6), "wifi");
+  // A prefix inside a downstream /64: the client in it is the kernel's both ways.
+  cfg.local_prefixes = {*Prefix::parse("2001:db8:50::10/126")};
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "local");
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "local");
+  EXPECT_EQ(send(kWifi, "2001:db8:50::99", kServer6), "modem");
+  // Set back: forwarded again.
+  cfg.local_prefixes.clear();
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "wifi");
+}
+
+// More local prefixes and box addresses than the engine can check: no rule forwards anything
+// rather than one forwarding what it must not.
+TEST_F(Ipv6RulesTest, TooManyLocalPrefixesLeaveEverythingToTheKernel) {
+  for (int i = 0; i < 64; ++i)
+    cfg.local_prefixes.push_back(*Prefix::parse("2001:db8:f" + std::to_string(i) + "::/48"));
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "unknown_flow");
+  EXPECT_EQ(send(kModem, kServer6, kWifiClient6), "unknown_flow");
+  cfg.local_prefixes.resize(4);
+  rules->rebuild(cfg);
+  EXPECT_EQ(send(kWifi, kWifiClient6, kServer6), "modem");
+}
+
+// The default route's MTU (locked, as IPv6 forwarding only then uses it) bounds what the
+// from-prefix rule forwards; when it changes, the rebuild that follows moves the rule.
+TEST_F(Ipv6RulesTest, TheRoutesMtuBoundsTheRules) {
+  auto big = [&](uint16_t bytes) {
+    return h->send(kWifi, PacketBuilder()
+                              .eth(kWifiClientMac, kWifiMac)
+                              .ipv6(kWifiClient6, kServer6)
+                              .udp(5000, 6000)
+                              .payload(bytes - 48)
+                              .build());
+  };
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1400), "modem");
+  kernel.default_route_mtu = 1300;
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1301), "too_big");
+  EXPECT_EQ(big(1300), "modem");
+  kernel.default_route_mtu = 0;
+  rules->rebuild(cfg);
+  EXPECT_EQ(big(1400), "modem");
+}
+
 TEST_F(Ipv6RulesTest, RulesFollowTheNeighbourTable) {
   rules->rebuild(cfg);
   const IpAddr client = ip("2001:db8:50::10");

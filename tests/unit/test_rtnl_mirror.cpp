@@ -1,0 +1,54 @@
+// The rtnetlink mirror against the real kernel, in a network namespace of the test's own: route
+// MTUs as the kernel forwards by them, at the dump and as routes change.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "netns.hpp"
+#include "rtnl_mirror.hpp"
+
+namespace tp {
+namespace {
+
+int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+uint16_t route_mtu(const RtnlMirror& m, const char* dst) {
+  const auto r = m.route(ip(dst));
+  EXPECT_TRUE(r) << dst;
+  return r ? r->mtu : 9999;
+}
+
+TEST(RtnlMirror, RouteMtusAsTheKernelForwardsByThem) {
+  test::PrivateNetns ns;
+  ASSERT_TRUE(ns.ok());
+  ASSERT_EQ(sh("ip link add tpm0 type veth peer name tpm1 && ip link set tpm0 up && "
+               "ip link set tpm1 up && ip addr add 198.51.100.1/24 dev tpm0 && "
+               "ip -6 addr add 2001:db8:77::1/64 dev tpm0 nodad"),
+            0);
+  ASSERT_EQ(sh("ip route add 203.0.113.0/24 via 198.51.100.2 mtu 1300 && "
+               "ip -6 route add 2001:db8:88::/48 via 2001:db8:77::2 mtu 1300 && "
+               "ip -6 route add 2001:db8:99::/48 via 2001:db8:77::2 mtu lock 1300"),
+            0);
+  RtnlMirror m;
+  EXPECT_EQ(route_mtu(m, "203.0.113.5"), 1300);
+  EXPECT_EQ(route_mtu(m, "198.51.100.9"), 0);  // the connected route has none
+  // IPv6 forwarding uses a route's MTU only when it is locked; otherwise the interface's IPv6
+  // MTU (which a router advertisement sets) applies.
+  EXPECT_EQ(route_mtu(m, "2001:db8:88::5"), 0);
+  EXPECT_EQ(route_mtu(m, "2001:db8:99::5"), 1300);
+
+  ASSERT_EQ(sh("ip route change 203.0.113.0/24 via 198.51.100.2 mtu 1280 && "
+               "ip -6 route change 2001:db8:99::/48 via 2001:db8:77::2 mtu lock 1400"),
+            0);
+  m.on_readable();
+  EXPECT_EQ(route_mtu(m, "203.0.113.5"), 1280);
+  EXPECT_EQ(route_mtu(m, "2001:db8:99::5"), 1400);
+  ASSERT_EQ(sh("ip route change 203.0.113.0/24 via 198.51.100.2"), 0);
+  m.on_readable();
+  EXPECT_EQ(route_mtu(m, "203.0.113.5"), 0);
+}
+
+}  // namespace
+}  // namespace tp
