@@ -22,7 +22,7 @@ uint16_t route_mtu(const RtnlMirror& m, const char* dst) {
 
 TEST(RtnlMirror, RouteMtusAsTheKernelForwardsByThem) {
   test::PrivateNetns ns;
-  ASSERT_TRUE(ns.ok());
+  if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
   ASSERT_EQ(sh("ip link add tpm0 type veth peer name tpm1 && ip link set tpm0 up && "
                "ip link set tpm1 up && ip addr add 198.51.100.1/24 dev tpm0 && "
                "ip -6 addr add 2001:db8:77::1/64 dev tpm0 nodad"),
