@@ -47,6 +47,13 @@ conf::Config lab_config(const std::string& extra = "") {
       "test.yaml");
 }
 
+// The same, with offload enabled at start, as the daemon applies a configuration file.
+conf::Config enabled_config(const std::string& extra) {
+  conf::Config c = lab_config(extra);
+  c.offload.enabled = true;
+  return c;
+}
+
 class OffloadApiTest : public ::testing::Test {
  protected:
   OffloadApiTest() : api(lab_config(), host) {
@@ -452,8 +459,8 @@ TEST(OffloadApiConfig, StartAppliesTheConfigAndReloadOnlyWhatChanged) {
   const std::string base =
       "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
       "downstreams: [{iface: wifi0, prefix: 192.168.50.0/24}]\n";
-  conf::Config cfg = lab_config(base + "limits: {upstreams: [{iface: modem0, limit_bytes: 50}]}\n");
-  cfg.offload.enabled = true;
+  const conf::Config cfg =
+      enabled_config(base + "limits: {upstreams: [{iface: modem0, limit_bytes: 50}]}\n");
   RecordingHost host;
   OffloadApi api(cfg, host);
   api.apply_config(cfg, nullptr);
@@ -493,10 +500,9 @@ TEST(OffloadApiConfig, StartAppliesTheConfigAndReloadOnlyWhatChanged) {
 // A reload that lowers a limit below what is already used reaches it at once (one event); one
 // that raises it above lifts the block and does not resend the warning already sent.
 TEST(OffloadApiConfig, ReloadedThresholdsKeepUsageAndEvents) {
-  conf::Config cfg = lab_config(
+  const conf::Config cfg = enabled_config(
       "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
       "limits: {upstreams: [{iface: modem0, warning_bytes: 10, limit_bytes: 100}]}\n");
-  cfg.offload.enabled = true;
   RecordingHost host;
   OffloadApi api(cfg, host);
   std::vector<std::string> events;
@@ -521,10 +527,9 @@ TEST(OffloadApiConfig, ReloadedThresholdsKeepUsageAndEvents) {
 
 // Offload turned off and on again by reloads starts from the file, as at start.
 TEST(OffloadApiConfig, ReEnabledOffloadStartsFromTheFile) {
-  conf::Config cfg = lab_config(
+  const conf::Config cfg = enabled_config(
       "upstream: {iface: modem0, ipv4_addr: 100.64.0.2}\n"
       "downstreams: [{iface: wifi0, prefix: 192.168.50.0/24}]\n");
-  cfg.offload.enabled = true;
   RecordingHost host;
   OffloadApi api(cfg, host);
   api.apply_config(cfg, nullptr);
