@@ -14,8 +14,8 @@ namespace {
 
 std::atomic<int> g_instance{0};
 
-rte_ether_addr ether(const std::string& s) {
-  rte_ether_addr a;
+EtherAddr ether(const std::string& s) {
+  EtherAddr a;
   const Mac m = mac(s);
   std::memcpy(a.addr_bytes, m.data(), 6);
   return a;

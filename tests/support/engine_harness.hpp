@@ -11,7 +11,7 @@
 #include "engine.hpp"
 #include "flow_table.hpp"
 #include "packet_builder.hpp"
-#include "topology.hpp"
+#include "topology_publisher.hpp"
 
 namespace tp::test {
 

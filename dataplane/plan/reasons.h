@@ -1,15 +1,9 @@
-// Every packet the engine does not forward ends in exactly one named reason, counted per core.
-// Punts go to the kernel through the exception path of the ingress port; drops are freed.
-// Prefer punt: the kernel is the slow path and owns correctness (xdp-forward, Android offload.c).
-#pragma once
+/* The exception reasons as one C list, shared by the C++ engines and the BPF programs, so the
+ * numbering and the names cannot drift apart between them. */
+#ifndef TP_REASONS_H
+#define TP_REASONS_H
 
-#include <array>
-#include <cstdint>
-#include <string_view>
-
-namespace tp {
-
-// One list, so the enum and the names cannot drift apart. Drops come last.
+/* Drops come last. */
 #define TP_REASONS(X)                                                                           \
   /* Punts. */                                                                                  \
   X(unknown_flow)    /* no fast-path entry: the kernel routes/NATs it, conntrack may offload */ \
@@ -39,24 +33,5 @@ namespace tp {
   /* Drops: not even a frame the kernel could account for. */                                   \
   X(runt) /* shorter than an Ethernet header */
 
-enum class Reason : uint8_t {
-#define TP_REASON_ENUM(name) name,
-  TP_REASONS(TP_REASON_ENUM)
-#undef TP_REASON_ENUM
-      count_
-};
 
-inline constexpr std::size_t kReasonCount = static_cast<std::size_t>(Reason::count_);
-inline constexpr Reason kFirstDropReason = Reason::runt;
-
-constexpr bool is_drop(Reason r) { return r >= kFirstDropReason; }
-
-inline constexpr std::array<std::string_view, kReasonCount> kReasonNames = {
-#define TP_REASON_NAME(name) #name,
-    TP_REASONS(TP_REASON_NAME)
-#undef TP_REASON_NAME
-};
-
-constexpr std::string_view name(Reason r) { return kReasonNames[static_cast<std::size_t>(r)]; }
-
-}  // namespace tp
+#endif

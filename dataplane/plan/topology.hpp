@@ -1,17 +1,11 @@
-// What the engine needs to know about ports, next hops and the IPv6 addresses no rule may forward,
-// published by the control plane as an immutable snapshot: it builds a new one, swaps the pointer,
-// waits for a QSBR grace period, then frees the old one (grout's policy tables). Workers load the
-// pointer once per burst.
+// What an engine needs to know about ports, next hops and the IPv6 addresses no rule may forward:
+// the control plane edits one snapshot and each engine publishes it its own way (the DPDK engine
+// by RCU, topology_publisher.hpp; the BPF engine entry by entry into its maps).
 #pragma once
 
-#include <rte_ether.h>
-#include <rte_rcu_qsbr.h>
-
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 
 #include "max_ports.hpp"
 
@@ -22,9 +16,15 @@ inline constexpr uint16_t kMaxLocalAddrs = 8;
 inline constexpr uint16_t kMaxKernelOnly6 = 32;
 inline constexpr uint16_t kNoRouteMtu = UINT16_MAX;
 
+// A MAC address as it sits in a frame (the layout of rte_ether_addr and of struct ethhdr's fields).
+struct EtherAddr {
+  uint8_t addr_bytes[6] = {};
+  bool operator==(const EtherAddr&) const = default;
+};
+
 struct PortInfo {
   bool enabled = false;
-  rte_ether_addr mac{};
+  EtherAddr mac{};
   // What the kernel would send out of the port's TAP, IPv4 and IPv6 (the IPv6 MTU is lower when a
   // router advertised one), never above the port's configured MTU. Followed while running.
   uint16_t mtu = 1500;
@@ -40,8 +40,8 @@ struct PortInfo {
 // and the MTU of the route it was chosen by, if that route has one. A packet above it or above the
 // egress port's MTU is the kernel's (it fragments or answers Packet Too Big).
 struct NextHop {
-  rte_ether_addr dst_mac{};
-  rte_ether_addr src_mac{};
+  EtherAddr dst_mac{};
+  EtherAddr src_mac{};
   uint16_t port = 0;
   uint16_t mtu = kNoRouteMtu;
   uint16_t vlan = 0;
@@ -67,36 +67,6 @@ struct Topology {
   // addresses, on any interface, and the local prefixes. Flows are decided by the policy instead.
   uint8_t n_kernel_only6 = 0;
   std::array<Prefix6, kMaxKernelOnly6> kernel_only6{};
-};
-
-// Single-writer (control thread) RCU publication of a Topology.
-class TopologyPublisher {
- public:
-  explicit TopologyPublisher(rte_rcu_qsbr* qsv) : qsv_(qsv), current_(new Topology{}) {}
-  ~TopologyPublisher() { delete current_.load(std::memory_order_relaxed); }
-  TopologyPublisher(const TopologyPublisher&) = delete;
-  TopologyPublisher& operator=(const TopologyPublisher&) = delete;
-
-  // Worker side: valid until the worker's next quiescent-state report.
-  const Topology* get() const { return current_.load(std::memory_order_acquire); }
-
-  // Control side: a copy to edit and hand back to publish().
-  std::unique_ptr<Topology> edit() const {
-    return std::make_unique<Topology>(*current_.load(std::memory_order_relaxed));
-  }
-
-  // Release-store orders the new snapshot's contents before the pointer; the grace period
-  // guarantees no worker still reads the old one when it is freed. Blocks until every online
-  // worker has reported a quiescent state (one loop iteration).
-  void publish(std::unique_ptr<Topology> next) {
-    Topology* old = current_.exchange(next.release(), std::memory_order_acq_rel);
-    rte_rcu_qsbr_synchronize(qsv_, RTE_QSBR_THRID_INVALID);
-    delete old;
-  }
-
- private:
-  rte_rcu_qsbr* qsv_;
-  std::atomic<Topology*> current_;
 };
 
 }  // namespace tp

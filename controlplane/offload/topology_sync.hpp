@@ -12,7 +12,7 @@
 
 #include "ip_addr.hpp"
 #include "rtnl_mirror.hpp"
-#include "topology.hpp"
+#include "topology_publisher.hpp"
 
 namespace tp {
 

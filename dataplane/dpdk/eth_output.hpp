@@ -37,8 +37,8 @@ inline void eth_output(rte_mbuf* m, const Parsed& p, const NextHop& nh) {
     reinterpret_cast<rte_ether_hdr*>(frame)->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
   }
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
-  rte_ether_addr_copy(&nh.dst_mac, &eth->dst_addr);
-  rte_ether_addr_copy(&nh.src_mac, &eth->src_addr);
+  std::memcpy(eth->dst_addr.addr_bytes, nh.dst_mac.addr_bytes, RTE_ETHER_ADDR_LEN);
+  std::memcpy(eth->src_addr.addr_bytes, nh.src_mac.addr_bytes, RTE_ETHER_ADDR_LEN);
 }
 
 }  // namespace tp

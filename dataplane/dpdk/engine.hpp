@@ -13,7 +13,7 @@
 #include "data_limits.hpp"
 #include "flow_table.hpp"
 #include "reason.hpp"
-#include "topology.hpp"
+#include "topology_publisher.hpp"
 
 namespace tp {
 

@@ -20,7 +20,7 @@
 #include "flow_table.hpp"
 #include "port.hpp"
 #include "tap.hpp"
-#include "topology.hpp"
+#include "topology_publisher.hpp"
 #include "worker.hpp"
 
 namespace tp {

@@ -241,7 +241,8 @@ inline Reason parse(const rte_mbuf* m, uint8_t port_id, const PortInfo& port, Pa
   }
   if (ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) return Reason::arp;
   if (!rte_is_unicast_ether_addr(&eth->dst_addr)) return Reason::l2_multicast;
-  if (!rte_is_same_ether_addr(&eth->dst_addr, &port.mac)) return Reason::l2_other_host;
+  if (std::memcmp(eth->dst_addr.addr_bytes, port.mac.addr_bytes, RTE_ETHER_ADDR_LEN) != 0)
+    return Reason::l2_other_host;
   p.l3_off = static_cast<uint16_t>(l3);
   if (ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
     p.version = 4;
