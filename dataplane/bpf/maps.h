@@ -1,0 +1,141 @@
+/* The kernel engine's map layouts, read by the BPF programs (C) and written by the loader (C++).
+ * Every struct is padded by hand and its size asserted on both sides: the verifier and libbpf see
+ * only bytes, so a layout drift between the two compilers would go unnoticed otherwise. Keys are
+ * the engine-neutral FlowKey4 / FlowKey6 / RuleKey6 of dataplane/plan/flow_key.hpp, byte for
+ * byte. Addresses and ports are in network order, everything else in host order. */
+#ifndef TP_BPF_MAPS_H
+#define TP_BPF_MAPS_H
+
+#include <linux/types.h>
+
+#include "reasons.h"
+
+#define TP_MAX_PORTS 16           /* tp::kMaxPorts */
+#define TP_MAX_NEXTHOPS 4096      /* tp::kMaxNextHops */
+#define TP_MAX_LOCAL_ADDRS 8      /* tp::kMaxLocalAddrs */
+#define TP_MAX_KERNEL_ONLY6 32    /* tp::kMaxKernelOnly6 */
+#define TP_ANY_PORT 0xff          /* tp::kAnyPort */
+
+enum tp_reason {
+#define TP_BPF_REASON_ENUM(name) TP_R_##name,
+  TP_REASONS(TP_BPF_REASON_ENUM)
+#undef TP_BPF_REASON_ENUM
+      TP_R_COUNT
+};
+
+enum tp_rewrite { TP_RW_ROUTE = 0, TP_RW_SNAT = 1, TP_RW_DNAT = 2 }; /* tp::Rewrite */
+enum tp_rule6 { TP_RULE_CLIENT = 1, TP_RULE_FROM_PREFIX = 2, TP_RULE_TO_PREFIX = 3 };
+
+struct tp_key4 { /* tp::FlowKey4 */
+  __u32 src;
+  __u32 dst;
+  __u16 sport; /* ICMP echo: the identifier */
+  __u16 dport; /* ICMP echo: the type, network order */
+  __u8 proto;
+  __u8 port;
+  __u16 vlan;
+};
+
+struct tp_key6 { /* tp::FlowKey6 */
+  __u8 src[16];
+  __u8 dst[16];
+  __u16 sport;
+  __u16 dport;
+  __u8 proto;
+  __u8 port;
+  __u16 vlan;
+};
+
+struct tp_rule_key6 { /* tp::RuleKey6 */
+  __u8 addr[16];
+  __u8 kind;
+  __u8 port;
+  __u16 vlan;
+  __u32 zero;
+};
+
+/* One flow direction or IPv6 rule. Written whole by the control thread when the entry is created
+ * (a hash map update replaces the element, so readers see the old or the new value); afterwards
+ * only the program writes last_used_ns, and only when it moved by a second, so a busy flow does
+ * not dirty its entry's cache line on every packet. Per-flow packet and byte counts would need
+ * that store on every packet: they are not kept. */
+struct tp_action {
+  __u32 nat_addr;     /* network order */
+  __u16 nat_port;     /* network order; ICMP echo: the identifier */
+  __u16 nexthop;      /* index into tp_nexthops */
+  __u16 csum_l3;      /* tp::CsumDeltas, host-order values of the folded deltas */
+  __u16 csum_l4_addr;
+  __u16 csum_l4_port;
+  __u8 rewrite;       /* enum tp_rewrite */
+  __u8 pad;
+  __u64 last_used_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+};
+
+struct tp_port {
+  __u8 enabled;
+  __u8 rawip; /* the device has no link-layer header (rmnet, tun) */
+  __u8 n_local4;
+  __u8 n_local6;
+  __u8 mac[6];
+  __u16 mtu;
+  __u16 mtu6;
+  __u16 pad;
+  __u32 ifindex; /* the device packets leave by; 0 until the loader knows it */
+  __u32 pad2;    /* local6 8-byte aligned: the program compares it a word at a time */
+  __u32 local4[TP_MAX_LOCAL_ADDRS];
+  __u8 local6[TP_MAX_LOCAL_ADDRS][16];
+};
+
+struct tp_nexthop {
+  __u8 dst_mac[6];
+  __u8 src_mac[6];
+  __u16 port;
+  __u16 mtu; /* route MTU, 0xffff: none */
+  __u16 vlan;
+  __u8 valid;
+  __u8 pad;
+};
+
+struct tp_prefix6 { /* tp::Prefix6: halves loaded from the address bytes as they are */
+  __u64 hi;
+  __u64 lo;
+  __u64 mask_hi;
+  __u64 mask_lo;
+};
+
+struct tp_config {
+  __u32 n_kernel_only6;
+  __u32 pad;
+};
+
+struct tp_port_totals { /* tp::PortTotals */
+  __u64 rx_packets, rx_ip_bytes;
+  __u64 fwd_rx_packets, fwd_rx_bytes;
+  __u64 fwd_tx_packets, fwd_tx_bytes;
+  __u64 punted, dropped;
+};
+
+/* Data limits: `used` is charged with one atomic add per packet, only while armed. */
+struct tp_limit {
+  __u64 armed;
+  __u64 limit;
+  __u64 used;
+};
+
+#ifdef __cplusplus
+#define TP_STATIC_ASSERT static_assert
+#else
+#define TP_STATIC_ASSERT _Static_assert
+#endif
+TP_STATIC_ASSERT(sizeof(struct tp_key4) == 16, "tp_key4 is FlowKey4");
+TP_STATIC_ASSERT(sizeof(struct tp_key6) == 40, "tp_key6 is FlowKey6");
+TP_STATIC_ASSERT(sizeof(struct tp_rule_key6) == 24, "tp_rule_key6 is RuleKey6");
+TP_STATIC_ASSERT(sizeof(struct tp_action) == 24, "tp_action layout");
+TP_STATIC_ASSERT(sizeof(struct tp_port) == 184, "tp_port layout");
+TP_STATIC_ASSERT(sizeof(struct tp_nexthop) == 20, "tp_nexthop layout");
+TP_STATIC_ASSERT(sizeof(struct tp_prefix6) == 32, "tp_prefix6 layout");
+TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 64, "tp_port_totals layout");
+TP_STATIC_ASSERT(sizeof(struct tp_limit) == 24, "tp_limit layout");
+#undef TP_STATIC_ASSERT
+
+#endif
