@@ -1,0 +1,117 @@
+// The kernel engine behind the FastPath boundary: the tc and XDP programs of this folder, loaded
+// from the objects embedded in the library, and their maps, written entry by entry (one map
+// update is atomic per entry, so the programs never see half an entry). The maps stay unpinned:
+// they live as long as this object and the programs attached through it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "fast_path.hpp"
+
+struct bpf_object;
+struct xdp_program;
+
+namespace tp {
+
+struct BpfOptions {
+  uint32_t flow_capacity = 65536;  // flow directions per address family (one map entry each)
+  uint32_t rule_capacity = 1024;   // IPv6 address rules
+};
+
+class BpfFastPath : public FastPath {
+ public:
+  enum class Hook { tc, tc_rawip, xdp };
+
+  // Loads the programs and creates the maps. On failure, `error` says what the kernel lacks or
+  // what the verifier refused.
+  static std::unique_ptr<BpfFastPath> create(const BpfOptions& opts, std::string& error);
+  ~BpfFastPath() override;
+  BpfFastPath(const BpfFastPath&) = delete;
+  BpfFastPath& operator=(const BpfFastPath&) = delete;
+
+  // The device a port's packets arrive on and leave by; `rawip`: it has no link-layer header.
+  // 0 or -errno.
+  int set_port_device(uint8_t port, int ifindex, bool rawip);
+  // The program of a hook (-1 when XDP could not be loaded), e.g. for BPF_PROG_TEST_RUN.
+  int prog_fd(Hook hook) const;
+  // Why XDP is unavailable, empty when it loaded.
+  const std::string& xdp_unavailable() const { return xdp_error_; }
+
+  // Attaches a port's ingress. XDP falls back to tc when the port's device cannot take the
+  // frames other XDP ports redirect to it; attached_hook() and attach_note() say what it got and
+  // why. tc uses clsact (created when missing) at priority kTcPriority.
+  bool attach(uint8_t port, Hook hook, std::string& error);
+  void detach(uint8_t port);
+  std::optional<Hook> attached_hook(uint8_t port) const;
+  const std::string& attach_note(uint8_t port) const;
+  static constexpr uint16_t kTcPriority = 1;
+  static constexpr uint32_t kTcHandle = 0x7470;
+
+  // FastPath.
+  std::string_view name() const override { return "bpf"; }
+  void update_topology(const std::function<void(Topology&)>& edit) override;
+  Topology topology() const override { return *shadow_; }
+  int install(const FlowPlan4& orig, const FlowPlan4& reply) override;
+  int install(const FlowPlan6& orig, const FlowPlan6& reply) override;
+  void remove(const FlowKey4& orig, const FlowKey4& reply) override;
+  void remove(const FlowKey6& orig, const FlowKey6& reply) override;
+  // Per-flow packets and bytes are 0: counting them would write the entry on every packet.
+  std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
+  std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
+  int add_rule(const RulePlan6& rule) override;
+  void remove_rule(const RuleKey6& key) override;
+  std::optional<FlowUsage> usage(const RuleKey6& key) const override;
+  // CLOCK_MONOTONIC in milliseconds: the clock of bpf_ktime_get_ns().
+  uint32_t clock_ms() const override;
+  void arm_limit(uint8_t port, uint64_t limit, uint64_t used) override;
+  void disarm_limit(uint8_t port) override;
+  uint64_t limit_used(uint8_t port) const override;
+  bool limit_reached(uint8_t port) const override;
+  PortTotals port_totals(uint8_t port) const override;
+  ReasonTotals reasons() const override;
+
+ private:
+  BpfFastPath();
+  bool load(const BpfOptions& opts, std::string& error);
+  bpf_object* open_xdp_object(std::string& error) const;
+  void write_port(uint8_t port, bool force);
+  void write_nexthop(uint16_t index, bool force);
+  void write_kernel_only6(bool force);
+  std::optional<FlowUsage> usage_of(int map_fd, const void* key) const;
+  bool attach_tc(uint8_t port, bool rawip, std::string& error);
+  bool attach_xdp(uint8_t port, std::string& error);
+
+  struct Maps {
+    int flows4 = -1, flows6 = -1, rules6 = -1, ports = -1, ifindex_port = -1, nexthops = -1,
+        kernel_only6 = -1, config = -1, port_totals = -1, reasons = -1, limits = -1, tx_ports = -1;
+  };
+  struct Device {
+    int ifindex = 0;
+    bool rawip = false;
+    bool xdp_target = false;  // in tp_tx_ports
+  };
+  struct Attachment {
+    std::optional<Hook> hook;
+    int ifindex = 0;
+    bool created_clsact = false;
+    bpf_object* xdp_obj = nullptr;
+    xdp_program* xdp_prog = nullptr;
+    std::string note;
+  };
+
+  bpf_object* tc_obj_ = nullptr;
+  bpf_object* xdp_obj_ = nullptr;  // loaded as a plain XDP program, for prog_fd(Hook::xdp)
+  std::string xdp_error_;
+  Maps maps_;
+  int ncpus_ = 1;
+  std::unique_ptr<Topology> shadow_;
+  bool written_ = false;  // the maps hold the shadow (nothing is compared before the first write)
+  std::array<Device, kMaxPorts> devices_{};
+  std::array<Attachment, kMaxPorts> attached_{};
+};
+
+}  // namespace tp
