@@ -115,6 +115,8 @@ std::string missing_xdp_features() {
        "bpf_redirect_map");
   need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_adjust_head, nullptr),
        "bpf_xdp_adjust_head");
+  need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, nullptr),
+       "bpf_xdp_get_buff_len (Linux 5.18)");
   return missing;
 }
 

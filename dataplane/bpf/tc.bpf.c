@@ -40,7 +40,8 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
   if (p->tag && vlan) {
     __u16 tci = bpf_htons((p->tci & 0xf000) | vlan);
     if (p->tag == TP_TAG_INBAND) {
-      bpf_skb_store_bytes(skb, TP_ETH_HLEN, &tci, 2, 0);
+      /* skb->csum (COMPLETE) starts at the network header, which an in-frame tag follows. */
+      bpf_skb_store_bytes(skb, TP_ETH_HLEN, &tci, 2, BPF_F_RECOMPUTE_CSUM);
     } else {
       /* A tag in skb->vlan_tci is replaced by popping it and pushing the new one: both only
        * touch the skb's metadata. */

@@ -44,7 +44,7 @@ int tp_xdp(struct xdp_md* ctx) {
       .data = (void*)(long)ctx->data,
       .data_end = (void*)(long)ctx->data_end,
   };
-  in.len = (__u32)(in.data_end - in.data);
+  in.len = (__u32)bpf_xdp_get_buff_len(ctx);
   struct tp_decision d;
   __builtin_memset(&d, 0, sizeof(d));
   int r = tp_decide(&in, in_port, port, &p, &d);
