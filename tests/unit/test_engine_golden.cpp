@@ -1,6 +1,5 @@
-// The shared packet-golden table (golden_cases.hpp) through the DPDK engine with its real flow
-// tables, installed through the engine boundary, and the DPDK engine's own cases: bursts, buffer
-// headroom, per-burst data-limit accounting.
+// The DPDK engine's own golden cases, beyond the shared table (test_golden.cpp): bursts, buffer
+// headroom, per-burst data-limit accounting, per-worker counters.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -22,52 +21,8 @@ class GoldenTest : public ::testing::Test {
     install_golden_state(*h->fast_path);
   }
 
-  void check(const Golden& g) {
-    SCOPED_TRACE(g.name);
-    rte_mbuf* m = to_mbuf(g.in);
-    ASSERT_NE(m, nullptr);
-    EngineOutput& out = h->run(g.in_port, &m, 1);
-    if (g.out_port) {
-      ASSERT_EQ(out.punt.n, 0) << "punted: " << name(out.punt.reasons[0]);
-      ASSERT_EQ(out.drop.n, 0);
-      ASSERT_EQ(out.n_tx_ports, 1);
-      EXPECT_EQ(out.tx_ports[0], *g.out_port);
-      ASSERT_EQ(out.tx[*g.out_port].n, 1);
-      const Bytes got = from_mbuf(out.tx[*g.out_port].pkts[0]);
-      EXPECT_EQ(verify_checksums(got), "");
-      EXPECT_EQ(hex(got), hex(g.out));
-    } else {
-      ASSERT_EQ(out.n_tx_ports, 0) << "forwarded instead of " << name(g.reason);
-      auto& list = is_drop(g.reason) ? out.drop : out.punt;
-      ASSERT_EQ(out.punt.n + out.drop.n, 1);
-      ASSERT_EQ(list.n, 1) << "expected " << (is_drop(g.reason) ? "drop" : "punt");
-      EXPECT_EQ(name(list.reasons[0]), name(g.reason));
-      // A punted packet reaches the kernel exactly as it arrived.
-      if (!is_drop(g.reason)) {
-        EXPECT_EQ(hex(from_mbuf(list.pkts[0])), hex(g.in));
-      }
-    }
-    rte_pktmbuf_free(m);
-  }
-
   std::unique_ptr<EngineHarness> h;
 };
-
-TEST_F(GoldenTest, Forwarding) {
-  for (const auto& g : golden_forwarding_cases()) check(g);
-}
-
-TEST_F(GoldenTest, Exceptions) {
-  for (const auto& g : golden_exception_cases()) check(g);
-}
-
-TEST_F(GoldenTest, EveryReasonIsCovered) {
-  std::array<bool, kReasonCount> seen{};
-  for (const auto& g : golden_exception_cases()) seen[static_cast<size_t>(g.reason)] = true;
-  seen[static_cast<size_t>(Reason::no_headroom)] = true;  // NoHeadroomPuntsUntouched below
-  seen[static_cast<size_t>(Reason::data_limit)] = true;   // DataLimit* below
-  for (size_t r = 0; r < kReasonCount; ++r) EXPECT_TRUE(seen[r]) << name(static_cast<Reason>(r));
-}
 
 TEST_F(GoldenTest, NoHeadroomPuntsUntouched) {
   const Bytes in = down4().udp(443, 61003).payload(30).build();
