@@ -63,8 +63,8 @@ std::vector<char> event_message(uint32_t i) {
 
 struct Fixture {
   explicit Fixture(uint32_t flows) : h(static_cast<uint32_t>(flows * 2.2) + 64) {
-    sync = std::make_unique<TopologySync>(*h.topology);
-    fm = std::make_unique<FlowManager>(*h.v4, *h.v6, *sync, kernel, config(), nullptr);
+    sync = std::make_unique<TopologySync>(*h.fast_path);
+    fm = std::make_unique<FlowManager>(*h.fast_path, *sync, kernel, config(), nullptr);
     for (uint32_t i = 0; i < flows; ++i) events.push_back(event_message(i));
   }
   FakeKernel kernel;

@@ -36,11 +36,11 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
   std::cerr << "tetherpath: " << enable_conntrack_events() << '\n';
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
-  topo_ = std::make_unique<TopologySync>(rt_.topology());
+  topo_ = std::make_unique<TopologySync>(rt_.fast_path());
   api_ = std::make_unique<OffloadApi>(cfg_, static_cast<OffloadHost&>(*this));
   api_->on_event = [this](const Json& e) { publish(e); };
-  flows_ = std::make_unique<FlowManager>(rt_.flows4(), rt_.flows6(), *topo_, *rtnl_,
-                                         policy_from(cfg_), writer_.get());
+  flows_ = std::make_unique<FlowManager>(rt_.fast_path(), *topo_, *rtnl_, policy_from(cfg_),
+                                         writer_.get());
   ConntrackMirror::Sink sink{
       [this](const CtEntry& e) {
         if (offloading_) flows_->upsert(e);
@@ -53,7 +53,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
       sink, static_cast<int>(cfg_.offload.conntrack_rcvbuf_kb * 1024),
       static_cast<int>(cfg_.offload.conntrack_rcvbuf_max_kb * 1024));
   ct_->ignore_events_from(writer_->portid());
-  if (rt_.rules6()) rules6_ = std::make_unique<Ipv6Rules>(*rt_.rules6(), *topo_, *rtnl_);
+  if (rt_.rules6()) rules6_ = std::make_unique<Ipv6Rules>(rt_.fast_path(), *topo_, *rtnl_);
   rtnl_->on_neighbour = [this](int ifindex, const IpAddr& a, std::optional<MacAddr> mac) {
     flows_->neighbour_changed(ifindex, a, mac);
     if (rules6_ && offloading_) rules6_->neighbour_changed(ifindex, a, mac);
@@ -195,8 +195,7 @@ void ControlPlane::schedule_keepalive() {
     // Read again now: refreshing to a timeout the integrator has since lowered would keep the
     // entry alive long after its traffic stopped.
     flows_->keepalive_round(*writer_, ConntrackTimeouts::read_sysctls(),
-                            cfg_.offload.keepalive_interval_s, FlowManager::steady_ms(),
-                            rt_.dataplane_ms());
+                            cfg_.offload.keepalive_interval_s, FlowManager::steady_ms());
     schedule_keepalive();
   });
 }
@@ -297,12 +296,12 @@ ByteCounts ControlPlane::forwarded_bytes(uint8_t port) {
 }
 
 void ControlPlane::arm_limit(uint8_t port, uint64_t limit, uint64_t used) {
-  rt_.limits().arm(port, limit, used);
+  rt_.fast_path().arm_limit(port, limit, used);
 }
 
-void ControlPlane::disarm_limit(uint8_t port) { rt_.limits().disarm(port); }
+void ControlPlane::disarm_limit(uint8_t port) { rt_.fast_path().disarm_limit(port); }
 
-uint64_t ControlPlane::limit_used(uint8_t port) { return rt_.limits().used(port); }
+uint64_t ControlPlane::limit_used(uint8_t port) { return rt_.fast_path().limit_used(port); }
 
 void ControlPlane::report(std::ostream& out) const {
   const FlowStats& s = flows_->stats();

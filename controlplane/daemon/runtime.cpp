@@ -146,6 +146,9 @@ void Runtime::build() {
     workers_.push_back(std::make_unique<Worker>(wcfg[w], tables, qsv_, port_rt_,
                                                 static_cast<uint16_t>(n_ports), punt_rings_[w]));
   }
+  fast_path_ = std::make_unique<DpdkFastPath>(
+      DpdkFastPath::Tables{v4_.get(), v6_.get(), rules6_.get(), topology_.get(), limits_.get()});
+  for (const auto& w : workers_) fast_path_->add_counters(&w->counters);
 
   std::vector<hw::ExceptionPath::PortLink> links;
   for (unsigned p = 0; p < n_ports; ++p) {
@@ -178,6 +181,7 @@ void Runtime::release() {
     pr.inject = nullptr;
   }
   ports_.clear();  // closes the TAPs (the kernel removes them) and the devices
+  fast_path_.reset();
   topology_.reset();
   // The tables' defer queues check the RCU state when they go: before it is freed.
   v4_.reset();
@@ -262,21 +266,12 @@ void Runtime::poll_links() {
 
 PortTotals Runtime::port_totals(std::size_t i) const {
   PortTotals t;
+  static_cast<PortCounts&>(t) = fast_path_->port_counts(static_cast<uint8_t>(i));
   const PortState& ps = ports_[i];
   t.name = ps.cfg.name;
   t.link = ps.admin_up ? (ps.link_up ? "up" : "no-carrier") : "down";
-  for (const auto& w : workers_) {
-    const PortCounters& c = w->counters.ports[i];
-    t.rx_packets += c.rx_packets.get();
-    t.rx_ip_bytes += c.rx_ip_bytes.get();
-    t.fwd_rx_packets += c.fwd_rx_packets.get();
-    t.fwd_rx_bytes += c.fwd_rx_bytes.get();
-    t.fwd_tx_packets += c.fwd_tx_packets.get();
-    t.fwd_tx_bytes += c.fwd_tx_bytes.get();
-    t.injected_ip_bytes += c.injected_ip_bytes.get();
-    t.punted += c.punted.get();
-    t.dropped += c.dropped.get();
-  }
+  for (const auto& w : workers_)
+    t.injected_ip_bytes += w->counters.ports[i].injected_ip_bytes.get();
   const auto& ex = exception_->stats[i];
   t.to_kernel = ex.to_kernel.get();
   t.from_kernel = ex.from_kernel.get();
@@ -308,12 +303,7 @@ std::pair<unsigned, unsigned> Runtime::free_mbufs() const {
   return {rte_mempool_avail_count(pool_), rte_mempool_avail_count(exception_pool_)};
 }
 
-std::array<uint64_t, kReasonCount> Runtime::reason_totals() const {
-  std::array<uint64_t, kReasonCount> out{};
-  for (const auto& w : workers_)
-    for (std::size_t r = 0; r < kReasonCount; ++r) out[r] += w->counters.reasons[r].get();
-  return out;
-}
+std::array<uint64_t, kReasonCount> Runtime::reason_totals() const { return fast_path_->reasons(); }
 
 void Runtime::report(std::ostream& out) const {
   out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx"
@@ -341,10 +331,6 @@ void Runtime::report(std::ostream& out) const {
   for (std::size_t r = 0; r < kReasonCount; ++r)
     if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
   out << '\n';
-}
-
-uint32_t Runtime::dataplane_ms() {
-  return static_cast<uint32_t>(rte_rdtsc() / (rte_get_tsc_hz() / 1000));
 }
 
 }  // namespace tp

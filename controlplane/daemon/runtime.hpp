@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "dpdk_fast_path.hpp"
 #include "exception_path.hpp"
 #include "flow_table.hpp"
 #include "port.hpp"
@@ -30,11 +31,11 @@ struct RuntimeError : std::runtime_error {
 };
 
 // Counters summed over workers, for reports, the API and metrics.
-struct PortTotals {
+// The engine's counts of a port, and what the DPDK runtime adds: link, exception path, PMD.
+struct PortTotals : PortCounts {
   std::string name;
   std::string link;  // up, no-carrier, down
-  uint64_t rx_packets = 0, rx_ip_bytes = 0, fwd_rx_packets = 0, fwd_rx_bytes = 0;
-  uint64_t fwd_tx_packets = 0, fwd_tx_bytes = 0, injected_ip_bytes = 0, punted = 0, dropped = 0;
+  uint64_t injected_ip_bytes = 0;
   uint64_t to_kernel = 0, from_kernel = 0, exception_drops = 0;
   uint64_t pmd_tx_packets = 0, rx_missed = 0, rx_nombuf = 0;
 };
@@ -61,8 +62,6 @@ class Runtime {
   // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port, the TAP's
   // MTUs (IPv4 and IPv6, as the kernel has them now) -> the topology.
   void poll_links();
-  // The workers' coarse clock (milliseconds of the TSC), as they stamp FlowAction::last_seen.
-  static uint32_t dataplane_ms();
   // Called from poll_links when a port loses its carrier or is set down, and when it is usable
   // again.
   std::function<void(uint8_t port)> on_port_down;
@@ -87,6 +86,8 @@ class Runtime {
   // Clients and downstream prefixes: a car's hotspot has tens of clients.
   static constexpr uint32_t kIpv6RuleCapacity = 8192;
   TopologyPublisher& topology() { return *topology_; }
+  // The engine boundary the control plane drives: these tables, topology and limits.
+  FastPath& fast_path() { return *fast_path_; }
   rte_rcu_qsbr* qsv() { return qsv_; }
   DataLimits& limits() { return *limits_; }
 
@@ -113,6 +114,7 @@ class Runtime {
   std::unique_ptr<RuleTable6> rules6_;
   std::unique_ptr<TopologyPublisher> topology_;
   std::unique_ptr<DataLimits> limits_ = std::make_unique<DataLimits>();
+  std::unique_ptr<DpdkFastPath> fast_path_;
   std::vector<PortState> ports_;
   std::array<PortRuntime, kMaxPorts> port_rt_;
   std::vector<std::array<rte_ring*, kMaxPorts>> punt_rings_;  // [worker][port], nullptr-filled

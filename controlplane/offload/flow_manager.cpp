@@ -31,18 +31,16 @@ Key make_key(const CtTuple& t, uint8_t proto, uint8_t port) {
   return k;
 }
 
-FlowAction make_action(const FlowKey4& key, const Direction& d, uint16_t nh) {
-  if (d.rewrite == Rewrite::route) return make_route_action(nh);
-  return make_nat44_action(key, d.rewrite, d.nat_addr.v4_be(), d.nat_port, nh);
+FlowPlan4 plan4(const FlowKey4& key, const Direction& d, uint16_t nh) {
+  return plan_nat44(key, d.rewrite, d.nat_addr.v4_be(), d.nat_port, nh);
 }
 
 }  // namespace
 
-FlowManager::FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo,
-                         const KernelView& kernel, PolicyConfig cfg, ConntrackWriter* writer,
+FlowManager::FlowManager(FastPath& engine, TopologySync& topo, const KernelView& kernel,
+                         PolicyConfig cfg, ConntrackWriter* writer,
                          std::function<uint64_t()> clock_ms)
-    : v4_(v4),
-      v6_(v6),
+    : engine_(engine),
       topo_(topo),
       kernel_(kernel),
       cfg_(std::move(cfg)),
@@ -80,23 +78,11 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
     if (e.family == AF_INET) {
       const auto ko = make_key<FlowKey4>(e.orig, e.proto, d.orig.in_port);
       const auto kr = make_key<FlowKey4>(e.reply, e.proto, d.reply.in_port);
-      rc = v4_.insert(ko, make_action(ko, d.orig, f.nh_orig), kr,
-                      make_action(kr, d.reply, f.nh_reply));
-      if (rc == 0) {
-        f.a_orig = v4_.find(ko);
-        f.a_reply = v4_.find(kr);
-      }
+      rc = engine_.install(plan4(ko, d.orig, f.nh_orig), plan4(kr, d.reply, f.nh_reply));
     } else {
       const auto ko = make_key<FlowKey6>(e.orig, e.proto, d.orig.in_port);
       const auto kr = make_key<FlowKey6>(e.reply, e.proto, d.reply.in_port);
-      FlowAction ao, ar;
-      ao.set_nexthop(f.nh_orig);
-      ar.set_nexthop(f.nh_reply);
-      rc = v6_.insert(ko, ao, kr, ar);
-      if (rc == 0) {
-        f.a_orig = v6_.find(ko);
-        f.a_reply = v6_.find(kr);
-      }
+      rc = engine_.install(FlowPlan6{ko, f.nh_orig}, FlowPlan6{kr, f.nh_reply});
     }
   }
   if (rc != 0) {
@@ -118,11 +104,11 @@ void FlowManager::remove(Map::iterator it, bool give_back) {
   const Flow& f = it->second;
   const CtEntry& e = f.ct;
   if (e.family == AF_INET)
-    v4_.remove(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
-               make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+    engine_.remove(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
+                   make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
   else
-    v6_.remove(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
-               make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+    engine_.remove(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
+                   make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
   topo_.release(f.nh_orig);
   topo_.release(f.nh_reply);
   ++stats_.removed;
@@ -257,28 +243,43 @@ void FlowManager::port_down(uint8_t port) {
   }
 }
 
+std::pair<FlowUsage, FlowUsage> FlowManager::usage(const Flow& f) const {
+  const CtEntry& e = f.ct;
+  std::optional<FlowUsage> o, r;
+  if (e.family == AF_INET) {
+    o = engine_.usage(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port));
+    r = engine_.usage(make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+  } else {
+    o = engine_.usage(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port));
+    r = engine_.usage(make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+  }
+  return {o.value_or(FlowUsage{}), r.value_or(FlowUsage{})};
+}
+
 void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
-                                  uint32_t interval_s, uint64_t now_ms, uint32_t dataplane_ms) {
+                                  uint32_t interval_s, uint64_t now_ms) {
   ++stats_.keepalive_rounds;
+  const uint32_t engine_ms = engine_.clock_ms();
   std::vector<ConntrackWriter::Update> updates;
   std::vector<std::pair<CtKey, uint32_t>> sent;  // the flow, and the timeout set (0: a probe)
   for (auto& [k, f] : flows_) {
-    const uint64_t packets = f.a_orig->packets.load(std::memory_order_relaxed) +
-                             f.a_reply->packets.load(std::memory_order_relaxed);
+    // Engines that keep no per-flow packet count (BPF) still move the last-used time.
+    const auto [o, r] = usage(f);
+    const FlowUsage use{o.packets + r.packets, o.bytes + r.bytes,
+                        std::max(o.last_used_ms, r.last_used_ms)};
+    const bool active =
+        use.packets != f.at_refresh.packets || use.last_used_ms != f.at_refresh.last_used_ms;
     const uint32_t timeout = timeouts.for_entry(f.ct);
     const uint64_t since = now_ms >= f.refreshed_ms ? now_ms - f.refreshed_ms : 0;
-    switch (keepalive_step(packets != f.packets_at_refresh, since, timeout, f.known_timeout_s,
-                           interval_s)) {
+    switch (keepalive_step(active, since, timeout, f.known_timeout_s, interval_s)) {
       case KeepaliveStep::none:
         continue;
       case KeepaliveStep::refresh: {
         // What the kernel would have left had it seen the flow's last packet itself: the
         // mapping then expires one timeout after that packet, as without offload.
-        const uint32_t last = std::max(f.a_orig->last_seen.load(std::memory_order_relaxed),
-                                       f.a_reply->last_seen.load(std::memory_order_relaxed));
-        const uint32_t idle_s = (dataplane_ms - last) / 1000;
+        const uint32_t idle_s = (engine_ms - use.last_used_ms) / 1000;
         const uint32_t left = timeout - std::min(idle_s, timeout - 1);
-        f.packets_at_refresh = packets;
+        f.at_refresh = use;
         updates.push_back({f.ct, left, false});
         sent.emplace_back(k, left);
         break;
@@ -335,13 +336,9 @@ void FlowManager::set_config(PolicyConfig cfg) {
 
 void FlowManager::for_each(const std::function<void(const FlowView&)>& fn) const {
   for (const auto& [k, f] : flows_) {
-    const auto ld = [](const std::atomic<uint64_t>& a) {
-      return a.load(std::memory_order_relaxed);
-    };
-    fn(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, ld(f.a_orig->packets),
-                ld(f.a_orig->bytes), ld(f.a_reply->packets), ld(f.a_reply->bytes),
-                std::max(f.a_orig->last_seen.load(std::memory_order_relaxed),
-                         f.a_reply->last_seen.load(std::memory_order_relaxed))});
+    const auto [o, r] = usage(f);
+    fn(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes, r.packets,
+                r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
   }
 }
 

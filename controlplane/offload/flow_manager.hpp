@@ -12,7 +12,7 @@
 
 #include "conntrack_entry.hpp"
 #include "conntrack_writer.hpp"
-#include "flow_table.hpp"
+#include "fast_path.hpp"
 #include "offload_policy.hpp"
 #include "topology_sync.hpp"
 
@@ -37,9 +37,8 @@ class FlowManager {
  public:
   // `writer` may be null (tests): no hand-back updates are sent then. `clock_ms`: monotonic
   // milliseconds (a test may drive it).
-  FlowManager(FlowTable4& v4, FlowTable6& v6, TopologySync& topo, const KernelView& kernel,
-              PolicyConfig cfg, ConntrackWriter* writer,
-              std::function<uint64_t()> clock_ms = steady_ms);
+  FlowManager(FastPath& engine, TopologySync& topo, const KernelView& kernel, PolicyConfig cfg,
+              ConntrackWriter* writer, std::function<uint64_t()> clock_ms = steady_ms);
   static uint64_t steady_ms();
   ~FlowManager();
 
@@ -57,9 +56,9 @@ class FlowManager {
   // Keepalive round (keepalive.hpp): flows that carried traffic since their last refresh get
   // their conntrack timeout set again once their protocol's period is up; idle flows past their
   // known expiry are probed; entries the kernel no longer has are removed. `now_ms`: a monotonic
-  // clock; `dataplane_ms`: the workers' coarse clock (FlowAction::last_seen) now.
+  // clock; how long a flow has been idle is read on the engine's own clock.
   void keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
-                       uint32_t interval_s, uint64_t now_ms, uint32_t dataplane_ms);
+                       uint32_t interval_s, uint64_t now_ms);
   // Every flow goes back to the kernel (shutdown, offload stopped).
   void release_all();
   // Sends the conntrack updates queued by installs (TCP liberal marks), batched. The control
@@ -78,9 +77,7 @@ class FlowManager {
     CtEntry ct;
     Decision plan;
     uint16_t nh_orig = 0, nh_reply = 0;
-    FlowAction* a_orig = nullptr;
-    FlowAction* a_reply = nullptr;
-    uint64_t packets_at_refresh = 0;
+    FlowUsage at_refresh;          // both directions' use, summed (last use: the later one)
     uint64_t refreshed_ms = 0;     // when the kernel's timeout was last set or reported
     uint32_t known_timeout_s = 0;  // what it was then (0: unknown, probe at the next round)
     bool seen = true;              // in the current resync
@@ -90,12 +87,12 @@ class FlowManager {
   bool install(const CtEntry& e, const Decision& d);
   void remove(Map::iterator it, bool hand_back);
   void hand_back(const std::vector<CtEntry>& tcp_entries);
+  std::pair<FlowUsage, FlowUsage> usage(const Flow& f) const;  // orig, reply
   std::vector<ConntrackWriter::Update> liberal_queue_;
   static bool same_plan(const Decision& a, const Decision& b);
   static CtEntry complete(const CtEntry& e, const CtEntry* known);
 
-  FlowTable4& v4_;
-  FlowTable6& v6_;
+  FastPath& engine_;
   TopologySync& topo_;
   const KernelView& kernel_;
   PolicyConfig cfg_;

@@ -44,8 +44,8 @@ std::vector<Prefix> kernel_only(const std::vector<Prefix>& local_prefixes,
 
 }  // namespace
 
-Ipv6Rules::Ipv6Rules(RuleTable6& table, TopologySync& topo, const KernelView& kernel)
-    : table_(table), topo_(topo), kernel_(kernel) {}
+Ipv6Rules::Ipv6Rules(FastPath& engine, TopologySync& topo, const KernelView& kernel)
+    : engine_(engine), topo_(topo), kernel_(kernel) {}
 
 Ipv6Rules::~Ipv6Rules() { clear(); }
 
@@ -135,25 +135,24 @@ void Ipv6Rules::put(const RuleKey6& key, const std::optional<Hop>& hop) {
     remove(it);
   }
   Rule r;
-  FlowAction action;  // a marker's: never forwarded, only found
+  RulePlan6 plan{key, 0};  // a marker's (no next hop): never forwarded, only found
   if (hop) {
     r.out_port = hop->port;
     r.hop_addr = hop->addr;
     r.hop_mtu = hop->mtu;
     r.nexthop = topo_.acquire(hop->port, hop->addr, hop->mac, hop->mtu);
     if (!r.nexthop) return;  // next-hop table full: the kernel keeps forwarding it
-    action = make_route_action(r.nexthop);
+    plan.nexthop = r.nexthop;
   }
-  if (table_.insert_one(key, action) != 0) {
+  if (engine_.add_rule(plan) != 0) {
     topo_.release(r.nexthop);
     return;
   }
-  r.action = table_.find(key);
   rules_.emplace(key, r);
 }
 
 void Ipv6Rules::remove(Rules::iterator it) {
-  table_.remove_one(it->first);
+  engine_.remove_rule(it->first);
   topo_.release(it->second.nexthop);
   rules_.erase(it);
 }
@@ -184,8 +183,8 @@ void Ipv6Rules::for_each(const std::function<void(const View&)>& fn) const {
   for (const auto& [key, r] : rules_) {
     if (key.kind == Rule6::to_prefix) continue;
     IpAddr a = IpAddr::v6(key.addr.data());
-    fn(View{key.kind, a, key.port, r.out_port, r.action->packets.load(std::memory_order_relaxed),
-            r.action->bytes.load(std::memory_order_relaxed)});
+    const FlowUsage u = engine_.usage(key).value_or(FlowUsage{});
+    fn(View{key.kind, a, key.port, r.out_port, u.packets, u.bytes});
   }
 }
 

@@ -14,7 +14,7 @@
 #include <map>
 #include <optional>
 
-#include "flow_table.hpp"
+#include "fast_path.hpp"
 #include "offload_policy.hpp"
 #include "rtnl_mirror.hpp"
 #include "topology_sync.hpp"
@@ -23,7 +23,7 @@ namespace tp {
 
 class Ipv6Rules {
  public:
-  Ipv6Rules(RuleTable6& table, TopologySync& topo, const KernelView& kernel);
+  Ipv6Rules(FastPath& engine, TopologySync& topo, const KernelView& kernel);
   ~Ipv6Rules();
 
   // Roles (upstream, downstream and local prefixes), routes or the box's addresses changed: the
@@ -61,7 +61,6 @@ class Ipv6Rules {
     IpAddr hop_addr;
     uint16_t hop_mtu = 0;
     uint16_t nexthop = 0;  // 0: a marker, nothing to forward
-    FlowAction* action = nullptr;
   };
   struct KeyLess {
     bool operator()(const RuleKey6& a, const RuleKey6& b) const {
@@ -80,7 +79,7 @@ class Ipv6Rules {
   // The MTU of the route to a client (0: none).
   uint16_t route_mtu(const IpAddr& addr) const;
 
-  RuleTable6& table_;
+  FastPath& engine_;
   TopologySync& topo_;
   const KernelView& kernel_;
   PolicyConfig cfg_;

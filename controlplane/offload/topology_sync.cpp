@@ -6,9 +6,7 @@
 namespace tp {
 
 void TopologySync::publish(const std::function<void(Topology&)>& edit) {
-  auto t = pub_.edit();
-  edit(*t);
-  pub_.publish(std::move(t));
+  engine_.update_topology(edit);
 }
 
 uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& mac,

@@ -10,15 +10,15 @@
 #include <tuple>
 #include <vector>
 
+#include "fast_path.hpp"
 #include "ip_addr.hpp"
 #include "rtnl_mirror.hpp"
-#include "topology_publisher.hpp"
 
 namespace tp {
 
 class TopologySync {
  public:
-  explicit TopologySync(TopologyPublisher& publisher) : pub_(publisher) {}
+  explicit TopologySync(FastPath& engine) : engine_(engine) {}
 
   // A next hop for (port, address) with this MAC, for flows whose route has `route_mtu` (0: none;
   // the engine applies the egress port's MTU either way): an existing one (reference added) or a
@@ -44,7 +44,7 @@ class TopologySync {
   };
   void publish(const std::function<void(Topology&)>& edit);
 
-  TopologyPublisher& pub_;
+  FastPath& engine_;
   std::vector<Prefix> kernel_only6_;
   std::map<Key, uint16_t> by_key_;
   std::array<Entry, kMaxNextHops> entries_{};

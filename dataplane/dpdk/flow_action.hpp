@@ -6,17 +6,10 @@
 #include <atomic>
 #include <cstdint>
 
-#include "checksum.hpp"
-#include "flow_key.hpp"
+#include "flow_plan.hpp"
 #include "topology.hpp"
 
 namespace tp {
-
-enum class Rewrite : uint8_t {
-  route = 0,  // forward unchanged but for TTL/hop limit and MACs (IPv6, routed IPv4)
-  snat = 1,   // new source address and source port (ICMP echo: identifier)
-  dnat = 2,   // new destination address and destination port (ICMP echo: identifier)
-};
 
 struct FlowAction {
   // Immutable once the entry is published.
@@ -71,39 +64,24 @@ struct FlowAction {
 static_assert(sizeof(FlowAction) == 32, "two directions with their keys must fit in 128 bytes");
 static_assert(kMaxNextHops - 1 <= FlowAction::kNextHopMask);
 
-// TTL lives in the high byte of the TTL/protocol word: decrementing it subtracts 0x0100.
-inline constexpr uint32_t kTtlDecrementDelta = csum::word_delta(0x0100, 0x0000);
-
-// IPv4 routed without NAT: only the TTL changes.
-inline FlowAction make_route_action(uint16_t nexthop) {
+// The DPDK engine's form of a plan: both transport deltas in one, since it rewrites the bytes.
+inline FlowAction action_of(const FlowPlan4& p) {
   FlowAction a;
-  a.l3_delta = csum::fold(kTtlDecrementDelta);
-  a.set_route(Rewrite::route, nexthop);
+  a.nat_addr = p.nat_addr;
+  a.nat_port = p.nat_port;
+  a.l3_delta = p.csum.l3;
+  a.l4_delta = p.csum.l4();
+  a.set_route(p.rewrite, p.nexthop);
   return a;
 }
 
-// IPv4 NAPT for the direction whose packets match `key`: SNAT replaces (src, sport), DNAT
-// replaces (dst, dport). For ICMP echo the identifier travels in sport either way. Addresses and
-// ports in network order, as in the key.
+inline FlowAction make_route_action(uint16_t nexthop) {
+  return action_of(plan_route4(FlowKey4{}, nexthop));
+}
+
 inline FlowAction make_nat44_action(const FlowKey4& key, Rewrite rw, uint32_t new_addr_be,
                                     uint16_t new_port_be, uint16_t nexthop) {
-  auto ntoh32 = [](uint32_t v) { return __builtin_bswap32(v); };
-  auto ntoh16 = [](uint16_t v) { return __builtin_bswap16(v); };
-  const bool snat = rw == Rewrite::snat;
-  const bool icmp = key.proto == 1;
-  const uint32_t old_addr = ntoh32(snat ? key.src : key.dst);
-  const uint16_t old_port = ntoh16(icmp || snat ? key.sport : key.dport);
-  const uint32_t addr = csum::addr_delta(old_addr, ntoh32(new_addr_be));
-  const uint32_t port = csum::word_delta(old_port, ntoh16(new_port_be));
-
-  FlowAction a;
-  a.nat_addr = new_addr_be;
-  a.nat_port = new_port_be;
-  a.l3_delta = csum::fold(addr + kTtlDecrementDelta);
-  // ICMP's checksum has no pseudo-header; TCP's and UDP's cover the addresses.
-  a.l4_delta = csum::fold(icmp ? port : addr + port);
-  a.set_route(rw, nexthop);
-  return a;
+  return action_of(plan_nat44(key, rw, new_addr_be, new_port_be, nexthop));
 }
 
 }  // namespace tp

@@ -1,5 +1,7 @@
 #include "worker.hpp"
 
+#include "worker_clock.hpp"
+
 #include <rte_cycles.h>
 #include <rte_malloc.h>
 
@@ -143,7 +145,7 @@ void Worker::run(const std::atomic<bool>& stop) {
   uint32_t backoff_us = 10;
   while (!stop.load(std::memory_order_relaxed)) {
     const uint64_t t0 = rte_rdtsc();
-    const Poll moved = poll_once(static_cast<uint32_t>(t0 / tsc_per_ms));
+    const Poll moved = poll_once(worker_clock_ms(t0, tsc_per_ms));
     // Under load (full bursts) TX batches fill up and leave on their own, or after kDrainUs at
     // most; when the ports run dry the partial batches leave now, so light traffic does not
     // wait out the drain period.

@@ -28,8 +28,8 @@ struct FlowUsage {
 };
 
 // What the fast path did on one port, summed over workers or CPUs. IP bytes, as data limits count.
-struct PortTotals {
-  uint64_t rx_packets = 0, rx_ip_bytes = 0;        // every frame seen arriving
+struct PortCounts {
+  uint64_t rx_packets = 0, rx_ip_bytes = 0;       // every frame seen arriving
   uint64_t fwd_rx_packets = 0, fwd_rx_bytes = 0;  // forwarded, counted on the ingress port
   uint64_t fwd_tx_packets = 0, fwd_tx_bytes = 0;  // forwarded, counted on the egress port
   uint64_t punted = 0, dropped = 0;
@@ -70,7 +70,7 @@ class FastPath {
   virtual uint64_t limit_used(uint8_t port) const = 0;
   virtual bool limit_reached(uint8_t port) const = 0;
 
-  virtual PortTotals port_totals(uint8_t port) const = 0;
+  virtual PortCounts port_counts(uint8_t port) const = 0;
   virtual ReasonTotals reasons() const = 0;
 };
 

@@ -17,8 +17,8 @@ class FlowManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     h = std::make_unique<EngineHarness>();
-    sync = std::make_unique<TopologySync>(*h->topology);
-    fm = std::make_unique<FlowManager>(*h->v4, *h->v6, *sync, kernel, config(), nullptr);
+    sync = std::make_unique<TopologySync>(*h->fast_path);
+    fm = std::make_unique<FlowManager>(*h->fast_path, *sync, kernel, config(), nullptr);
   }
 
   // One upstream TCP packet of the masqueraded flow; returns where it went.

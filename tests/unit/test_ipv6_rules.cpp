@@ -19,8 +19,8 @@ class Ipv6RulesTest : public ::testing::Test {
   void SetUp() override {
     init_eal();
     h = std::make_unique<EngineHarness>();
-    sync = std::make_unique<TopologySync>(*h->topology);
-    rules = std::make_unique<Ipv6Rules>(*h->rules6, *sync, kernel);
+    sync = std::make_unique<TopologySync>(*h->fast_path);
+    rules = std::make_unique<Ipv6Rules>(*h->fast_path, *sync, kernel);
     cfg = config();
     cfg.ports[kUsbIf].prefixes.push_back(*Prefix::parse("2001:db8:60::/64"));
     kernel.connected.emplace_back("2001:db8:60::", 64, kUsbIf);

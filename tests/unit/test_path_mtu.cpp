@@ -28,8 +28,8 @@ class PathMtuTest : public ::testing::Test {
   void SetUp() override {
     init_eal();
     h = std::make_unique<EngineHarness>();
-    sync = std::make_unique<TopologySync>(*h->topology);
-    fm = std::make_unique<FlowManager>(*h->v4, *h->v6, *sync, kernel, config(), nullptr);
+    sync = std::make_unique<TopologySync>(*h->fast_path);
+    fm = std::make_unique<FlowManager>(*h->fast_path, *sync, kernel, config(), nullptr);
     fm->upsert(masqueraded_tcp());
   }
   void set_port_mtu(uint8_t port, uint16_t mtu) {

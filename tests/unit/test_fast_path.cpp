@@ -1,0 +1,169 @@
+// The engine boundary behaves the same on every engine: installs are both directions or neither,
+// removal takes both, use, limits, rules, topology and counters read back alike.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+#include "engine_under_test.hpp"
+#include "golden_cases.hpp"
+
+namespace tp::test {
+namespace {
+
+using namespace lab;
+
+uint16_t be16(uint16_t v) { return __builtin_bswap16(v); }
+
+FlowKey4 up_key(uint16_t cport, uint8_t proto = 6) {
+  return {ip4(kWifiClient), ip4(kServer), be16(cport), be16(80), proto, kWifi, 0};
+}
+FlowKey4 down_key(uint16_t nat, uint8_t proto = 6) {
+  return {ip4(kServer), ip4(kModemAddr), be16(80), be16(nat), proto, kModem, 0};
+}
+
+std::vector<std::string> kind_names() {
+  std::vector<std::string> n;
+  for (const EngineKind& k : engine_kinds()) n.push_back(k.name);
+  return n;
+}
+
+class FastPathTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const EngineKind& k : engine_kinds())
+      if (k.name == GetParam()) {
+        std::string why;
+        ut = k.make(why);
+        if (!ut) GTEST_SKIP() << "engine " << k.name << " cannot run here: " << why;
+      }
+    ASSERT_NE(ut, nullptr);
+    install_lab_topology(fp());
+  }
+  FastPath& fp() { return ut->engine(); }
+  int add(uint16_t cport, uint16_t nat) {
+    return add_masquerade4(fp(), 6, kWifiClient, cport, kServer, 80, nat);
+  }
+
+  std::unique_ptr<EngineUnderTest> ut;
+};
+
+TEST_P(FastPathTest, InstallIsBothDirectionsOrNeither) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  EXPECT_TRUE(fp().usage(up_key(40000)).has_value());
+  EXPECT_TRUE(fp().usage(down_key(61000)).has_value());
+  // The same NAT port again: the reply direction is taken, so the original is not left behind.
+  EXPECT_EQ(add(40001, 61000), -EEXIST);
+  EXPECT_FALSE(fp().usage(up_key(40001)).has_value());
+  EXPECT_EQ(add(40000, 61001), -EEXIST);
+  EXPECT_FALSE(fp().usage(down_key(61001)).has_value());
+  EXPECT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build()), "port:0");
+}
+
+TEST_P(FastPathTest, RemoveTakesBothDirections) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  fp().remove(up_key(40000), down_key(61000));
+  EXPECT_FALSE(fp().usage(up_key(40000)).has_value());
+  EXPECT_FALSE(fp().usage(down_key(61000)).has_value());
+  EXPECT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build()), "unknown_flow");
+  // No flow, and addressed to the box: the kernel's.
+  EXPECT_EQ(ut->send(kModem, down4().tcp(80, 61000, kAck).build()), "local");
+  // The keys are free again.
+  EXPECT_EQ(add(40000, 61000), 0);
+}
+
+TEST_P(FastPathTest, UseFollowsPacketsOnTheEngineClock) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  const uint32_t before = fp().clock_ms();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).payload(100).build()), "port:0");
+  const uint32_t after = fp().clock_ms();
+  const FlowUsage u = *fp().usage(up_key(40000));
+  EXPECT_EQ(u.packets, 3u);
+  EXPECT_EQ(u.bytes, 3u * 140);
+  EXPECT_GE(u.last_used_ms, before);
+  EXPECT_LE(u.last_used_ms, after);
+  const FlowUsage d = *fp().usage(down_key(61000));
+  EXPECT_EQ(d.packets, 0u);
+}
+
+TEST_P(FastPathTest, CountersByPortAndReason) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  const PortCounts wifi0 = fp().port_counts(kWifi), modem0 = fp().port_counts(kModem);
+  const ReasonTotals r0 = fp().reasons();
+  ASSERT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).payload(60).build()), "port:0");
+  ASSERT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kSyn).build()), "tcp_control");
+  ASSERT_EQ(ut->send(kWifi, up4().tcp(40009, 80, kAck).build()), "unknown_flow");
+  const PortCounts wifi = fp().port_counts(kWifi), modem = fp().port_counts(kModem);
+  const ReasonTotals r = fp().reasons();
+  EXPECT_EQ(wifi.rx_packets - wifi0.rx_packets, 3u);
+  EXPECT_EQ(wifi.rx_ip_bytes - wifi0.rx_ip_bytes, 100u + 40 + 40);
+  EXPECT_EQ(wifi.fwd_rx_packets - wifi0.fwd_rx_packets, 1u);
+  EXPECT_EQ(wifi.fwd_rx_bytes - wifi0.fwd_rx_bytes, 100u);
+  EXPECT_EQ(modem.fwd_tx_packets - modem0.fwd_tx_packets, 1u);
+  EXPECT_EQ(modem.fwd_tx_bytes - modem0.fwd_tx_bytes, 100u);
+  EXPECT_EQ(wifi.punted - wifi0.punted, 2u);
+  auto delta = [&](Reason x) {
+    const auto i = static_cast<std::size_t>(x);
+    return r[i] - r0[i];
+  };
+  EXPECT_EQ(delta(Reason::tcp_control), 1u);
+  EXPECT_EQ(delta(Reason::unknown_flow), 1u);
+}
+
+// The packet that reaches the limit still goes (it was under when it arrived); from the next
+// one on, everything through the port is the kernel's, both directions, until disarmed.
+TEST_P(FastPathTest, DataLimitPuntsOnceReached) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  const Bytes up = up4().tcp(40000, 80, kAck).payload(460).build();  // 500 IP bytes
+  fp().arm_limit(kModem, 1000, 0);
+  EXPECT_EQ(fp().limit_used(kModem), 0u);
+  EXPECT_FALSE(fp().limit_reached(kModem));
+  EXPECT_EQ(ut->send(kWifi, up), "port:0");
+  EXPECT_EQ(fp().limit_used(kModem), 500u);
+  EXPECT_FALSE(fp().limit_reached(kModem));
+  EXPECT_EQ(ut->send(kWifi, up), "port:0");
+  EXPECT_EQ(fp().limit_used(kModem), 1000u);
+  EXPECT_TRUE(fp().limit_reached(kModem));
+  EXPECT_EQ(ut->send(kWifi, up), "data_limit");
+  EXPECT_EQ(ut->send(kModem, down4().tcp(80, 61000, kAck).build()), "data_limit");
+  // Limits on another port leave this one alone.
+  fp().disarm_limit(kModem);
+  EXPECT_FALSE(fp().limit_reached(kModem));
+  fp().arm_limit(kUsb, 0, 0);
+  EXPECT_EQ(ut->send(kWifi, up), "port:0");
+  // Re-arming restarts from the figure given (a persisted one after a restart).
+  fp().arm_limit(kModem, 2000, 1800);
+  EXPECT_EQ(ut->send(kWifi, up), "port:0");
+  EXPECT_TRUE(fp().limit_reached(kModem));
+}
+
+TEST_P(FastPathTest, Ipv6RulesInstallAndRemove) {
+  const auto client6 = ip6(kWifiClient6);
+  const RuleKey6 to_client = rule_key6(client6.data(), Rule6::client, kModem, 0);
+  ASSERT_EQ(fp().add_rule({to_client, kNhWifiClient}), 0);
+  EXPECT_EQ(fp().add_rule({to_client, kNhWifiClient}), -EEXIST);
+  EXPECT_TRUE(fp().usage(to_client).has_value());
+  EXPECT_EQ(ut->send(kModem, down6().udp(53, 5353).payload(20).build()), "port:1");
+  fp().remove_rule(to_client);
+  EXPECT_FALSE(fp().usage(to_client).has_value());
+  EXPECT_EQ(ut->send(kModem, down6().udp(53, 5353).payload(20).build()), "unknown_flow");
+}
+
+TEST_P(FastPathTest, TopologyEditsReadBackAndApply) {
+  ASSERT_EQ(add(40000, 61000), 0);
+  fp().update_topology([](Topology& t) { t.nexthops[kNhGateway].dst_mac.addr_bytes[5] = 0xef; });
+  EXPECT_EQ(fp().topology().nexthops[kNhGateway].dst_mac.addr_bytes[5], 0xef);
+  Bytes out;
+  ASSERT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build(), &out), "port:0");
+  EXPECT_EQ(out[5], 0xef);  // the new next-hop MAC, for a flow installed before the change
+  fp().update_topology([](Topology& t) { t.nexthops[kNhGateway].valid = false; });
+  EXPECT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build()), "no_nexthop");
+  fp().update_topology([](Topology& t) { t.ports[kWifi].enabled = false; });
+  EXPECT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build()), "port_disabled");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, FastPathTest, ::testing::ValuesIn(kind_names()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace tp::test

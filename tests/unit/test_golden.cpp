@@ -1,0 +1,76 @@
+// The shared packet-golden table (golden_cases.hpp) through every engine, with the flows installed
+// through the engine boundary: the same output bytes, egress port and exception reason for each.
+#include <gtest/gtest.h>
+
+#include "engine_under_test.hpp"
+#include "golden_cases.hpp"
+
+namespace tp::test {
+namespace {
+
+std::vector<std::string> kind_names() {
+  std::vector<std::string> n;
+  for (const EngineKind& k : engine_kinds()) n.push_back(k.name);
+  return n;
+}
+
+class GoldenTable : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const EngineKind& k : engine_kinds())
+      if (k.name == GetParam()) {
+        std::string why;
+        ut = k.make(why);
+        if (!ut) GTEST_SKIP() << "engine " << k.name << " cannot run here: " << why;
+      }
+    ASSERT_NE(ut, nullptr);
+    install_golden_state(ut->engine());
+  }
+
+  void check(const Golden& g) {
+    SCOPED_TRACE(g.name);
+    Bytes out;
+    const std::string where = ut->send(g.in_port, g.in, &out);
+    if (where.rfind("skip:", 0) == 0) {
+      std::printf("  [%s] not run: %s: %s\n", GetParam().c_str(), g.name.c_str(),
+                  where.c_str() + 5);
+      return;
+    }
+    if (g.out_port) {
+      ASSERT_EQ(where, "port:" + std::to_string(*g.out_port));
+      EXPECT_EQ(verify_checksums(out), "");
+      EXPECT_EQ(hex(out), hex(g.out));
+    } else {
+      ASSERT_EQ(where, std::string(name(g.reason)));
+      // A punted packet reaches the kernel exactly as it arrived.
+      if (!is_drop(g.reason)) {
+        EXPECT_EQ(hex(out), hex(g.in));
+      }
+    }
+  }
+
+  std::unique_ptr<EngineUnderTest> ut;
+};
+
+TEST_P(GoldenTable, Forwarding) {
+  for (const auto& g : golden_forwarding_cases()) check(g);
+}
+
+TEST_P(GoldenTable, Exceptions) {
+  for (const auto& g : golden_exception_cases()) check(g);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, GoldenTable, ::testing::ValuesIn(kind_names()),
+                         [](const auto& info) { return info.param; });
+
+// Every reason has a case, in the shared table or in an engine's own (named here).
+TEST(GoldenTableCoverage, EveryReasonIsCovered) {
+  std::array<bool, kReasonCount> seen{};
+  for (const auto& g : golden_exception_cases()) seen[static_cast<size_t>(g.reason)] = true;
+  seen[static_cast<size_t>(Reason::no_headroom)] = true;  // DPDK: NoHeadroomPuntsUntouched
+  seen[static_cast<size_t>(Reason::data_limit)] = true;   // FastPathTest.DataLimitPuntsOnceReached
+  for (size_t r = 0; r < kReasonCount; ++r) EXPECT_TRUE(seen[r]) << name(static_cast<Reason>(r));
+}
+
+}  // namespace
+}  // namespace tp::test
