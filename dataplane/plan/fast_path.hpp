@@ -60,6 +60,9 @@ class FastPath {
   virtual std::optional<FlowUsage> usage(const RuleKey6& key) const = 0;
   // Now, on the clock of FlowUsage::last_used_ms.
   virtual uint32_t clock_ms() const = 0;
+  // False when FlowUsage carries only the last-used time, its packets and bytes staying 0: the
+  // BPF engine, which would otherwise write each flow's entry on every packet.
+  virtual bool counts_flows() const { return true; }
 
   // Data limits: bytes through a port (received, and forwarded out of it) are counted from `used`
   // once armed; when they reach `limit`, what would be forwarded through the port is punted
