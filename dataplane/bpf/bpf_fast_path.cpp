@@ -467,8 +467,8 @@ bool BpfFastPath::limit_reached(uint8_t port) const {
   return v.armed && v.used >= v.limit;
 }
 
-PortTotals BpfFastPath::port_totals(uint8_t port) const {
-  PortTotals t;
+PortCounts BpfFastPath::port_counts(uint8_t port) const {
+  PortCounts t;
   if (port >= kMaxPorts) return t;
   std::vector<tp_port_totals> per_cpu(static_cast<size_t>(ncpus_));
   uint32_t key = port;

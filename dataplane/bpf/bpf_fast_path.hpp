@@ -71,7 +71,8 @@ class BpfFastPath : public FastPath {
   void disarm_limit(uint8_t port) override;
   uint64_t limit_used(uint8_t port) const override;
   bool limit_reached(uint8_t port) const override;
-  PortTotals port_totals(uint8_t port) const override;
+  PortCounts port_counts(uint8_t port) const override;
+  bool counts_flows() const override { return false; }
   ReasonTotals reasons() const override;
 
  private:

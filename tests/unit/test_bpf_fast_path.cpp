@@ -364,8 +364,8 @@ class BpfFastPathTest : public ::testing::Test {
   void check(const Case& c, Hook hook) {
     SCOPED_TRACE(c.name);
     const ReasonTotals before = fp->reasons();
-    std::array<PortTotals, 3> tx_before;
-    for (uint8_t p = 0; p < 3; ++p) tx_before[p] = fp->port_totals(p);
+    std::array<PortCounts, 3> tx_before;
+    for (uint8_t p = 0; p < 3; ++p) tx_before[p] = fp->port_counts(p);
     RunResult r =
         hook == Hook::xdp
             ? run_xdp(c.in_port, c.in)
@@ -375,7 +375,7 @@ class BpfFastPathTest : public ::testing::Test {
     const ReasonTotals after = fp->reasons();
     int egress = -1;
     for (uint8_t p = 0; p < 3; ++p)
-      if (fp->port_totals(p).fwd_tx_packets != tx_before[p].fwd_tx_packets) egress = p;
+      if (fp->port_counts(p).fwd_tx_packets != tx_before[p].fwd_tx_packets) egress = p;
     if (c.out_port) {
       EXPECT_EQ(r.retval, hook == Hook::xdp ? uint32_t{XDP_REDIRECT} : uint32_t{TC_ACT_REDIRECT});
       for (size_t i = 0; i < kReasonCount; ++i)
@@ -485,7 +485,7 @@ TEST_F(BpfFastPathTest, PortTotalsCountIpBytes) {
   const Bytes f = up4().tcp(kCport, 80).payload(100).build();  // 140 IP bytes
   for (int i = 0; i < 3; ++i) ASSERT_EQ(run_tc(kWifi, f).retval, uint32_t{TC_ACT_REDIRECT});
   ASSERT_EQ(run_tc(kWifi, up4().tcp(kCport, 80, kSyn).build()).retval, uint32_t{TC_ACT_PIPE});
-  const PortTotals w = fp->port_totals(kWifi), m = fp->port_totals(kModem);
+  const PortCounts w = fp->port_counts(kWifi), m = fp->port_counts(kModem);
   EXPECT_EQ(w.rx_packets, 4u);
   EXPECT_EQ(w.rx_ip_bytes, 3u * 140 + 40);
   EXPECT_EQ(w.fwd_rx_packets, 3u);
