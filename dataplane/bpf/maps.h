@@ -23,6 +23,9 @@ enum tp_reason {
       TP_R_COUNT
 };
 
+/* tc: skb->cb[0] holds this flag and the TCI of a tag the program put into skb->vlan_tci. */
+#define TP_CB_VLAN_PUSHED 0x10000u
+
 enum tp_rewrite { TP_RW_ROUTE = 0, TP_RW_SNAT = 1, TP_RW_DNAT = 2 }; /* tp::Rewrite */
 enum tp_rule6 { TP_RULE_CLIENT = 1, TP_RULE_FROM_PREFIX = 2, TP_RULE_TO_PREFIX = 3 };
 

@@ -13,6 +13,10 @@
 /* Enough linear bytes for any header the core reads: Ethernet, one tag, IPv6, TCP with options. */
 #define TP_TC_PULL 128
 
+static __always_inline __u32 vlan_tci_of(const struct tp_pkt* p, __u16 vlan) {
+  return p->tag ? (p->tci & 0xf000) | vlan : vlan;
+}
+
 static __always_inline int tp_tc_punt(__u32 in_port, const struct tp_pkt* p, int r) {
   tp_account(in_port, p, r, 0);
   return TC_ACT_PIPE;
@@ -59,6 +63,10 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
     /* Into skb->vlan_tci: the egress device or dev_queue_xmit inserts it. */
     if (bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan)) return TP_R_no_headroom;
   }
+  /* The tag now in skb->vlan_tci, also in tc's scratch space (qdisc_skb_cb.data, which nothing
+   * after tc reads): BPF_PROG_TEST_RUN returns cb[] but not vlan_tci, and the golden tests must
+   * see the tag. */
+  if (vlan && p->tag != TP_TAG_INBAND) skb->cb[0] = TP_CB_VLAN_PUSHED | vlan_tci_of(p, vlan);
 
   if (p->version == 4) {
     __u8 ttl;

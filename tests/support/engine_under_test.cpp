@@ -1,5 +1,6 @@
 #include "engine_under_test.hpp"
 
+#include "bpf_under_test.hpp"
 #include "dpdk_env.hpp"
 #include "engine_harness.hpp"
 #include "worker_clock.hpp"
@@ -38,6 +39,7 @@ std::vector<EngineKind> engine_kinds() {
   kinds.push_back({"dpdk", [](std::string&) -> std::unique_ptr<EngineUnderTest> {
                      return std::make_unique<DpdkUnderTest>();
                    }});
+  add_bpf_engine_kinds(kinds);
   return kinds;
 }
 
