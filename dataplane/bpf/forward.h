@@ -14,6 +14,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/in6.h>
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -30,9 +31,9 @@ enum { TP_TAG_NONE = 0, TP_TAG_INBAND = 1, TP_TAG_HWACCEL = 2 };
 struct tp_in {
   void* data;
   void* data_end;
-  __u32 len;    /* the whole frame; tc: skb->len */
-  __u8 rawip;   /* no link-layer header: the frame starts with the IP header */
-  __u8 hw_tag;  /* tc: the outer 802.1Q/802.1ad tag was taken off into skb->vlan_tci */
+  __u32 len;   /* the whole frame; tc: skb->len */
+  __u8 rawip;  /* no link-layer header: the frame starts with the IP header */
+  __u8 hw_tag; /* tc: the outer 802.1Q/802.1ad tag was taken off into skb->vlan_tci */
   __u16 hw_tci;
   __u16 gso_size; /* tc: GSO/GRO super-packet's segment payload size, 0 otherwise */
 };
@@ -40,7 +41,7 @@ struct tp_in {
 struct tp_pkt {
   __u16 l3_off;
   __u16 l4_off;
-  __u16 l4_hlen; /* TCP data offset or UDP header, for the GSO MTU check */
+  __u16 l4_hlen;  /* TCP data offset or UDP header, for the GSO MTU check */
   __u16 ip_bytes; /* IP total length, once the header was found sane */
   __u16 tci;      /* the tag as received (priority bits are kept on retagging) */
   __u8 tag;       /* TP_TAG_* */
@@ -118,7 +119,7 @@ static __always_inline int tp_parse_l4(const struct tp_in* in, struct tp_pkt* p,
         return TP_FORWARD;
       }
       return type == 3 || type == 4 || type == 5 || type == 11 || type == 12 ? TP_R_icmp_error
-                                                                              : TP_R_icmp_other;
+                                                                             : TP_R_icmp_other;
     }
     case IPPROTO_ICMPV6: {
       if (avail < 8) return TP_R_malformed;
@@ -187,7 +188,16 @@ static __always_inline int tp_ipv6_non_global(const __u8* a) {
 
 static __always_inline int tp_ipv6_is_ext(__u8 next) {
   switch (next) {
-    case 0: case 43: case 44: case 60: case 51: case 135: case 139: case 140: case 253: case 254:
+    case 0:
+    case 43:
+    case 44:
+    case 60:
+    case 51:
+    case 135:
+    case 139:
+    case 140:
+    case 253:
+    case 254:
       return 1;
     default:
       return 0;

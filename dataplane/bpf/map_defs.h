@@ -7,6 +7,7 @@
 #define TP_BPF_MAP_DEFS_H
 
 #include <linux/bpf.h>
+
 #include <bpf/bpf_helpers.h>
 
 #include "maps.h"

@@ -10,11 +10,11 @@
 
 #include "reasons.h"
 
-#define TP_MAX_PORTS 16           /* tp::kMaxPorts */
-#define TP_MAX_NEXTHOPS 4096      /* tp::kMaxNextHops */
-#define TP_MAX_LOCAL_ADDRS 8      /* tp::kMaxLocalAddrs */
-#define TP_MAX_KERNEL_ONLY6 32    /* tp::kMaxKernelOnly6 */
-#define TP_ANY_PORT 0xff          /* tp::kAnyPort */
+#define TP_MAX_PORTS 16        /* tp::kMaxPorts */
+#define TP_MAX_NEXTHOPS 4096   /* tp::kMaxNextHops */
+#define TP_MAX_LOCAL_ADDRS 8   /* tp::kMaxLocalAddrs */
+#define TP_MAX_KERNEL_ONLY6 32 /* tp::kMaxKernelOnly6 */
+#define TP_ANY_PORT 0xff       /* tp::kAnyPort */
 
 enum tp_reason {
 #define TP_BPF_REASON_ENUM(name) TP_R_##name,
@@ -63,13 +63,13 @@ struct tp_rule_key6 { /* tp::RuleKey6 */
  * not dirty its entry's cache line on every packet. Per-flow packet and byte counts would need
  * that store on every packet: they are not kept. */
 struct tp_action {
-  __u32 nat_addr;     /* network order */
-  __u16 nat_port;     /* network order; ICMP echo: the identifier */
-  __u16 nexthop;      /* index into tp_nexthops */
-  __u16 csum_l3;      /* tp::CsumDeltas, host-order values of the folded deltas */
+  __u32 nat_addr; /* network order */
+  __u16 nat_port; /* network order; ICMP echo: the identifier */
+  __u16 nexthop;  /* index into tp_nexthops */
+  __u16 csum_l3;  /* tp::CsumDeltas, host-order values of the folded deltas */
   __u16 csum_l4_addr;
   __u16 csum_l4_port;
-  __u8 rewrite;       /* enum tp_rewrite */
+  __u8 rewrite; /* enum tp_rewrite */
   __u8 pad;
   __u64 last_used_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 };

@@ -5,6 +5,7 @@
  * the hard way, commit 6e66a36367). */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -90,8 +91,7 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
           bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &a->nat_port, 2, 0);
           bpf_l4_csum_replace(skb, l4 + 6, 0, tp_raw_delta(a->csum_l4_addr),
                               BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-          bpf_l4_csum_replace(skb, l4 + 6, 0, tp_raw_delta(a->csum_l4_port),
-                              BPF_F_MARK_MANGLED_0);
+          bpf_l4_csum_replace(skb, l4 + 6, 0, tp_raw_delta(a->csum_l4_port), BPF_F_MARK_MANGLED_0);
         } else {
           /* No checksum (RFC 768) stays none; nothing compensates the new port, so skb->csum
            * (COMPLETE) is moved by the store itself. */

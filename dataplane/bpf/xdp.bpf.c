@@ -3,6 +3,7 @@
  * holds only the ports whose device takes XDP frames. A punt is XDP_PASS; nothing is dropped.
  * Built for libxdp's dispatcher: a global function of the plain XDP signature, with BTF. */
 #include <linux/bpf.h>
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <xdp/xdp_helpers.h>
