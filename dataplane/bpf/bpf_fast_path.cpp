@@ -3,10 +3,16 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <linux/membarrier.h>
+#include <linux/pfkeyv2.h>
 #include <net/if.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include <xdp/libxdp.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -34,7 +40,7 @@ static_assert(TP_MAX_PORTS == kMaxPorts && TP_MAX_NEXTHOPS == kMaxNextHops &&
               TP_MAX_LOCAL_ADDRS == kMaxLocalAddrs && TP_MAX_KERNEL_ONLY6 == kMaxKernelOnly6 &&
               TP_ANY_PORT == kAnyPort);
 static_assert(TP_R_COUNT == kReasonCount && TP_R_data_limit == int(Reason::data_limit));
-static_assert(sizeof(tp_prefix6) == sizeof(Prefix6));
+static_assert(sizeof(tp_prefix6) == sizeof(Prefix6) && TP_BANKS == 2);
 static_assert(TP_RULE_CLIENT == int(Rule6::client) && TP_RULE_TO_PREFIX == int(Rule6::to_prefix));
 static_assert(TP_RW_SNAT == int(Rewrite::snat) && TP_RW_DNAT == int(Rewrite::dnat));
 
@@ -161,9 +167,29 @@ tp_nexthop nexthop_value(const NextHop& nh) {
   return v;
 }
 
+// Returns once every BPF program that was running has finished: tc and XDP programs run inside
+// RCU read-side sections, and both calls below end with synchronize_rcu() in the kernel.
+// MEMBARRIER_CMD_GLOBAL refuses on nohz_full kernels; closing a PF_KEY socket is Android's way
+// (BpfCoordinator's synchronizeKernelRCU).
+bool wait_for_readers() {
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0) return true;
+  const int fd = socket(PF_KEY, SOCK_RAW | SOCK_CLOEXEC, PF_KEY_V2);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
 }  // namespace
 
-BpfFastPath::BpfFastPath() : shadow_(std::make_unique<Topology>()) {}
+struct BpfFastPath::Bank {
+  std::array<tp_port, kMaxPorts> ports{};
+  std::vector<tp_nexthop> nexthops = std::vector<tp_nexthop>(kMaxNextHops);
+  tp_kernel_only6 kernel_only6{};
+};
+
+BpfFastPath::BpfFastPath() : shadow_(std::make_unique<Topology>()) {
+  for (auto& b : banks_) b = std::make_unique<Bank>();  // the maps start out zeroed, as these
+}
 
 BpfFastPath::~BpfFastPath() {
   for (uint8_t p = 0; p < kMaxPorts; ++p) detach(p);
@@ -189,6 +215,12 @@ bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
     return false;
   }
   ncpus_ = ncpus;
+  if (!wait_for_readers()) {
+    error =
+        "the kernel offers no way to wait for running BPF programs (membarrier "
+        "MEMBARRIER_CMD_GLOBAL, or PF_KEY sockets), which publishing the topology needs";
+    return false;
+  }
   std::string log;
   LogScope scope(log);
   tc_obj_ = bpf_object__open_mem(tp_bpf_tc_obj, tp_bpf_tc_obj_size, nullptr);
@@ -288,74 +320,70 @@ int BpfFastPath::set_port_device(uint8_t port, int ifindex, bool rawip) {
   } else {
     bpf_map_delete_elem(maps_.tx_ports, &idx);
   }
-  write_port(port, true);
-  return 0;
+  return publish() ? 0 : -EIO;
 }
 
-void BpfFastPath::write_port(uint8_t port, bool force) {
-  static_cast<void>(force);
-  const PortInfo& p = shadow_->ports[port];
-  tp_port v{};
-  v.enabled = p.enabled;
-  v.rawip = devices_[port].rawip;
-  v.n_local4 = std::min<uint8_t>(p.n_local4, kMaxLocalAddrs);
-  v.n_local6 = std::min<uint8_t>(p.n_local6, kMaxLocalAddrs);
-  std::memcpy(v.mac, p.mac.addr_bytes, 6);
-  v.mtu = p.mtu;
-  v.mtu6 = p.mtu6;
-  v.ifindex = static_cast<uint32_t>(devices_[port].ifindex);
-  for (size_t i = 0; i < kMaxLocalAddrs; ++i) {
-    v.local4[i] = p.local4[i];
-    std::memcpy(v.local6[i], p.local6[i].data(), 16);
+bool BpfFastPath::publish() {
+  const uint32_t next = bank_ ^ 1;
+  Bank& b = *banks_[next];
+  bool ok = true;
+  // Only what differs from the bank's content is written: mostly a port or a next hop.
+  for (uint8_t port = 0; port < kMaxPorts; ++port) {
+    const PortInfo& p = shadow_->ports[port];
+    tp_port v{};
+    v.enabled = p.enabled;
+    v.rawip = devices_[port].rawip;
+    v.n_local4 = std::min<uint8_t>(p.n_local4, kMaxLocalAddrs);
+    v.n_local6 = std::min<uint8_t>(p.n_local6, kMaxLocalAddrs);
+    std::memcpy(v.mac, p.mac.addr_bytes, 6);
+    v.mtu = p.mtu;
+    v.mtu6 = p.mtu6;
+    v.ifindex = static_cast<uint32_t>(devices_[port].ifindex);
+    for (size_t i = 0; i < kMaxLocalAddrs; ++i) {
+      v.local4[i] = p.local4[i];
+      std::memcpy(v.local6[i], p.local6[i].data(), 16);
+    }
+    if (std::memcmp(&v, &b.ports[port], sizeof(v)) == 0) continue;
+    const uint32_t key = next * kMaxPorts + port;
+    if (bpf_map_update_elem(maps_.ports, &key, &v, BPF_ANY) == 0)
+      b.ports[port] = v;
+    else
+      ok = false;
   }
-  uint32_t key = port;
-  bpf_map_update_elem(maps_.ports, &key, &v, BPF_ANY);
-}
-
-void BpfFastPath::write_nexthop(uint16_t index, bool force) {
-  static_cast<void>(force);
-  const tp_nexthop v = nexthop_value(shadow_->nexthops[index]);
-  uint32_t key = index;
-  bpf_map_update_elem(maps_.nexthops, &key, &v, BPF_ANY);
-}
-
-// Entries first, then the count: a program that reads the new count finds the new entries.
-void BpfFastPath::write_kernel_only6(bool force) {
-  static_cast<void>(force);
-  const uint32_t n = std::min<uint32_t>(shadow_->n_kernel_only6, kMaxKernelOnly6);
-  for (uint32_t i = 0; i < n; ++i) {
-    tp_prefix6 v{};
-    std::memcpy(&v, &shadow_->kernel_only6[i], sizeof(v));
-    bpf_map_update_elem(maps_.kernel_only6, &i, &v, BPF_ANY);
+  for (uint32_t i = 0; i < kMaxNextHops; ++i) {
+    const tp_nexthop v = nexthop_value(shadow_->nexthops[i]);
+    if (std::memcmp(&v, &b.nexthops[i], sizeof(v)) == 0) continue;
+    const uint32_t key = next * kMaxNextHops + i;
+    if (bpf_map_update_elem(maps_.nexthops, &key, &v, BPF_ANY) == 0)
+      b.nexthops[i] = v;
+    else
+      ok = false;
   }
+  tp_kernel_only6 k6{};
+  k6.n = std::min<uint32_t>(shadow_->n_kernel_only6, kMaxKernelOnly6);
+  std::memcpy(k6.prefix, shadow_->kernel_only6.data(), k6.n * sizeof(tp_prefix6));
+  if (std::memcmp(&k6, &b.kernel_only6, sizeof(k6)) != 0) {
+    if (bpf_map_update_elem(maps_.kernel_only6, &next, &k6, BPF_ANY) == 0)
+      b.kernel_only6 = k6;
+    else
+      ok = false;
+  }
+  if (!ok) return false;
+  // The bank's entries before the flip, on every CPU (system call entry is no barrier); the
+  // programs' loads after reading the bank depend on its value.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   tp_config cfg{};
-  cfg.n_kernel_only6 = n;
-  uint32_t zero = 0;
-  bpf_map_update_elem(maps_.config, &zero, &cfg, BPF_ANY);
+  cfg.bank = next;
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(maps_.config, &zero, &cfg, BPF_ANY) != 0) return false;
+  bank_ = next;
+  // The old bank is written by the next edit: no program may be reading it then.
+  return wait_for_readers();
 }
 
 void BpfFastPath::update_topology(const std::function<void(Topology&)>& edit) {
-  auto next = std::make_unique<Topology>(*shadow_);
-  edit(*next);
-  std::swap(shadow_, next);  // `next` is the old snapshot now
-  const Topology& now = *shadow_;
-  const Topology& old = *next;
-  for (uint8_t p = 0; p < kMaxPorts; ++p) {
-    const PortInfo &a = now.ports[p], &b = old.ports[p];
-    const bool same = a.enabled == b.enabled && a.mac == b.mac && a.mtu == b.mtu &&
-                      a.mtu6 == b.mtu6 && a.n_local4 == b.n_local4 && a.n_local6 == b.n_local6 &&
-                      a.local4 == b.local4 && a.local6 == b.local6;
-    if (!written_ || !same) write_port(p, true);
-  }
-  for (uint16_t i = 0; i < kMaxNextHops; ++i) {
-    const tp_nexthop a = nexthop_value(now.nexthops[i]), b = nexthop_value(old.nexthops[i]);
-    if (!written_ || std::memcmp(&a, &b, sizeof(a)) != 0) write_nexthop(i, true);
-  }
-  bool same6 = now.n_kernel_only6 == old.n_kernel_only6;
-  for (uint32_t i = 0; same6 && i < now.n_kernel_only6 && i < kMaxKernelOnly6; ++i)
-    same6 = std::memcmp(&now.kernel_only6[i], &old.kernel_only6[i], sizeof(Prefix6)) == 0;
-  if (!written_ || !same6) write_kernel_only6(true);
-  written_ = true;
+  edit(*shadow_);
+  publish();
 }
 
 namespace {

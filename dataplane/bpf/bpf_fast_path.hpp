@@ -1,7 +1,8 @@
 // The kernel engine behind the FastPath boundary: the tc and XDP programs of this folder, loaded
-// from the objects embedded in the library, and their maps, written entry by entry (one map
-// update is atomic per entry, so the programs never see half an entry). The maps stay unpinned:
-// they live as long as this object and the programs attached through it.
+// from the objects embedded in the library, and their maps. Flows and rules are hash-map entries,
+// written whole when created; the topology is published in two banks (maps.h), so a program never
+// reads a port or next hop while it is written. The maps stay unpinned: they live as long as this
+// object and the programs attached through it.
 #pragma once
 
 #include <array>
@@ -79,9 +80,10 @@ class BpfFastPath : public FastPath {
   BpfFastPath();
   bool load(const BpfOptions& opts, std::string& error);
   bpf_object* open_xdp_object(std::string& error) const;
-  void write_port(uint8_t port, bool force);
-  void write_nexthop(uint16_t index, bool force);
-  void write_kernel_only6(bool force);
+  // Writes the shadow topology into the bank the programs do not read, makes it the published
+  // one, and waits until no program still reads the other. False if a write failed (the old
+  // topology stays published).
+  bool publish();
   std::optional<FlowUsage> usage_of(int map_fd, const void* key) const;
   bool attach_tc(uint8_t port, bool rawip, std::string& error);
   bool attach_xdp(uint8_t port, std::string& error);
@@ -110,7 +112,9 @@ class BpfFastPath : public FastPath {
   Maps maps_;
   int ncpus_ = 1;
   std::unique_ptr<Topology> shadow_;
-  bool written_ = false;  // the maps hold the shadow (nothing is compared before the first write)
+  struct Bank;                                  // what one bank of the maps holds
+  std::array<std::unique_ptr<Bank>, 2> banks_;  // each bank's content, as written
+  uint32_t bank_ = 0;                           // the published bank
   std::array<Device, kMaxPorts> devices_{};
   std::array<Attachment, kMaxPorts> attached_{};
 };

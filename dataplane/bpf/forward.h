@@ -70,6 +70,18 @@ static __always_inline void tp_count_reason(__u32 r) {
   if (c) *c += 1;
 }
 
+/* The bank this packet reads the topology from (maps.h). */
+static __always_inline __u32 tp_bank(void) {
+  __u32 zero = 0;
+  struct tp_config* c = bpf_map_lookup_elem(&tp_config, &zero);
+  return c ? c->bank & 1 : 0;
+}
+
+static __always_inline struct tp_port* tp_port_of(__u32 bank, __u32 port) {
+  __u32 k = bank * TP_MAX_PORTS + port % TP_MAX_PORTS;
+  return bpf_map_lookup_elem(&tp_ports, &k);
+}
+
 static __always_inline struct tp_port_totals* tp_totals(__u32 port) {
   return bpf_map_lookup_elem(&tp_port_totals, &port);
 }
@@ -316,7 +328,8 @@ static __always_inline int tp_prefix6_contains(const struct tp_prefix6* pf, cons
 /* As Engine::match_rules6: the client rule of the destination; failing that, unless the
  * destination lies in a downstream prefix (a to_prefix marker), the rule of the source's /64.
  * A hit to or from a kernel_only6 prefix is the kernel's (local). */
-static __always_inline struct tp_action* tp_match_rules6(struct tp_pkt* p, __u32 in_port) {
+static __always_inline struct tp_action* tp_match_rules6(struct tp_pkt* p, __u32 in_port,
+                                                         __u32 bank) {
   struct tp_rule_key6 k;
   __builtin_memset(&k, 0, sizeof(k));
   __builtin_memcpy(k.addr, p->k6.dst, 16);
@@ -337,13 +350,13 @@ static __always_inline struct tp_action* tp_match_rules6(struct tp_pkt* p, __u32
     a = bpf_map_lookup_elem(&tp_rules6, &k);
     if (!a) return 0;
   }
-  __u32 zero = 0;
-  struct tp_config* cfg = bpf_map_lookup_elem(&tp_config, &zero);
-  __u32 n = cfg ? cfg->n_kernel_only6 : 0;
+  struct tp_kernel_only6* ko = bpf_map_lookup_elem(&tp_kernel_only6, &bank);
+  if (!ko) return a;
+  __u32 n = ko->n;
   for (__u32 i = 0; i < TP_MAX_KERNEL_ONLY6; i++) {
     if (i >= n) break;
-    struct tp_prefix6* pf = bpf_map_lookup_elem(&tp_kernel_only6, &i);
-    if (pf && (tp_prefix6_contains(pf, p->k6.src) || tp_prefix6_contains(pf, p->k6.dst))) {
+    const struct tp_prefix6* pf = &ko->prefix[i];
+    if (tp_prefix6_contains(pf, p->k6.src) || tp_prefix6_contains(pf, p->k6.dst)) {
       p->to_local = 1;
       return 0;
     }
@@ -361,7 +374,7 @@ static __always_inline int tp_too_big(const struct tp_in* in, const struct tp_pk
 }
 
 /* Classify and look up: TP_FORWARD with `d` filled, or the reason for the kernel. */
-static __always_inline int tp_decide(const struct tp_in* in, __u32 in_port,
+static __always_inline int tp_decide(const struct tp_in* in, __u32 bank, __u32 in_port,
                                      const struct tp_port* port, struct tp_pkt* p,
                                      struct tp_decision* d) {
   if (!port->enabled) return TP_R_port_disabled;
@@ -372,14 +385,14 @@ static __always_inline int tp_decide(const struct tp_in* in, __u32 in_port,
     a = bpf_map_lookup_elem(&tp_flows4, &p->k4);
   } else {
     a = bpf_map_lookup_elem(&tp_flows6, &p->k6);
-    if (!a && !p->to_local) a = tp_match_rules6(p, in_port);
+    if (!a && !p->to_local) a = tp_match_rules6(p, in_port, bank);
   }
   if (!a) return p->to_local ? TP_R_local : TP_R_unknown_flow;
-  __u32 nh_idx = a->nexthop % TP_MAX_NEXTHOPS;
+  __u32 nh_idx = bank * TP_MAX_NEXTHOPS + a->nexthop % TP_MAX_NEXTHOPS;
   struct tp_nexthop* nh = bpf_map_lookup_elem(&tp_nexthops, &nh_idx);
   if (!nh) return TP_R_no_nexthop;
   __u32 out_port = nh->port % TP_MAX_PORTS;
-  struct tp_port* egress = bpf_map_lookup_elem(&tp_ports, &out_port);
+  struct tp_port* egress = tp_port_of(bank, out_port);
   if (!egress || !nh->valid || !egress->enabled) return TP_R_no_nexthop;
   if (tp_blocked(in_port) || tp_blocked(out_port)) return TP_R_data_limit;
   __u32 mtu = p->version == 4 ? egress->mtu : egress->mtu6;

@@ -35,7 +35,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, TP_MAX_PORTS);
+  __uint(max_entries, TP_BANKS* TP_MAX_PORTS);
   __type(key, __u32);
   __type(value, struct tp_port);
 } tp_ports SEC(".maps");
@@ -50,16 +50,16 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, TP_MAX_NEXTHOPS);
+  __uint(max_entries, TP_BANKS* TP_MAX_NEXTHOPS);
   __type(key, __u32);
   __type(value, struct tp_nexthop);
 } tp_nexthops SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, TP_MAX_KERNEL_ONLY6);
+  __uint(max_entries, TP_BANKS);
   __type(key, __u32);
-  __type(value, struct tp_prefix6);
+  __type(value, struct tp_kernel_only6);
 } tp_kernel_only6 SEC(".maps");
 
 struct {

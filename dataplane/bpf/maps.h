@@ -16,6 +16,14 @@
 #define TP_MAX_KERNEL_ONLY6 32 /* tp::kMaxKernelOnly6 */
 #define TP_ANY_PORT 0xff       /* tp::kAnyPort */
 
+/* The topology (ports, next hops, kernel-only prefixes) lives in two banks: tp_ports holds
+ * TP_BANKS * TP_MAX_PORTS entries, tp_nexthops TP_BANKS * TP_MAX_NEXTHOPS, tp_kernel_only6 one
+ * value per bank. A program reads tp_config.bank once per packet and only that bank after it. The
+ * loader writes the other bank, flips tp_config.bank, and waits for an RCU grace period before it
+ * writes the old bank again, so no program ever reads an entry while it is written (an ARRAY
+ * entry is updated in place) and an edit is seen whole or not at all. */
+#define TP_BANKS 2
+
 enum tp_reason {
 #define TP_BPF_REASON_ENUM(name) TP_R_##name,
   TP_REASONS(TP_BPF_REASON_ENUM)
@@ -106,8 +114,15 @@ struct tp_prefix6 { /* tp::Prefix6: halves loaded from the address bytes as they
   __u64 mask_lo;
 };
 
+/* One bank's kernel-only prefixes and their count, in one value. */
+struct tp_kernel_only6 {
+  __u32 n;
+  __u32 pad;
+  struct tp_prefix6 prefix[TP_MAX_KERNEL_ONLY6];
+};
+
 struct tp_config {
-  __u32 n_kernel_only6;
+  __u32 bank; /* the published bank, 0 or 1: one byte changes, so a reader sees either */
   __u32 pad;
 };
 
@@ -137,6 +152,8 @@ TP_STATIC_ASSERT(sizeof(struct tp_action) == 24, "tp_action layout");
 TP_STATIC_ASSERT(sizeof(struct tp_port) == 184, "tp_port layout");
 TP_STATIC_ASSERT(sizeof(struct tp_nexthop) == 20, "tp_nexthop layout");
 TP_STATIC_ASSERT(sizeof(struct tp_prefix6) == 32, "tp_prefix6 layout");
+TP_STATIC_ASSERT(sizeof(struct tp_kernel_only6) == 8 + 32 * TP_MAX_KERNEL_ONLY6,
+                 "tp_kernel_only6 layout");
 TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 64, "tp_port_totals layout");
 TP_STATIC_ASSERT(sizeof(struct tp_limit) == 24, "tp_limit layout");
 #undef TP_STATIC_ASSERT

@@ -128,7 +128,8 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
     return TC_ACT_PIPE;
   }
   __u32 in_port = *port_idx % TP_MAX_PORTS;
-  struct tp_port* port = bpf_map_lookup_elem(&tp_ports, &in_port);
+  const __u32 bank = tp_bank();
+  struct tp_port* port = tp_port_of(bank, in_port);
   if (!port) return tp_tc_punt(in_port, &p, TP_R_port_disabled);
 
   /* Only direct reads below, which never pull by themselves: on a non-linear skb the headers may
@@ -147,7 +148,7 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
   };
   struct tp_decision d;
   __builtin_memset(&d, 0, sizeof(d));
-  int r = tp_decide(&in, in_port, port, &p, &d);
+  int r = tp_decide(&in, bank, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
   if (!d.egress->ifindex) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
   __u32 oif = d.egress->ifindex;

@@ -38,7 +38,8 @@ int tp_xdp(struct xdp_md* ctx) {
     return XDP_PASS;
   }
   __u32 in_port = *port_idx % TP_MAX_PORTS;
-  struct tp_port* port = bpf_map_lookup_elem(&tp_ports, &in_port);
+  const __u32 bank = tp_bank();
+  struct tp_port* port = tp_port_of(bank, in_port);
   if (!port) return tp_xdp_punt(in_port, &p, TP_R_port_disabled);
 
   struct tp_in in = {
@@ -48,7 +49,7 @@ int tp_xdp(struct xdp_md* ctx) {
   in.len = (__u32)bpf_xdp_get_buff_len(ctx);
   struct tp_decision d;
   __builtin_memset(&d, 0, sizeof(d));
-  int r = tp_decide(&in, in_port, port, &p, &d);
+  int r = tp_decide(&in, bank, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_xdp_punt(in_port, &p, r);
   /* An egress device that cannot take XDP frames would drop them after the redirect: the kernel
    * routes such packets instead. */
