@@ -416,7 +416,13 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
   tp_charge(in_port, p->ip_bytes);
   if (r != TP_FORWARD) {
     tp_count_reason(r);
-    if (in) in->punted += 1; /* nothing is dropped: even a runt is the kernel's to discard */
+    /* Only a half-rewritten frame is dropped: even a runt is the kernel's to discard. */
+    if (in) {
+      if (r == TP_R_rewrite_failed)
+        in->dropped += 1;
+      else
+        in->punted += 1;
+    }
     return;
   }
   if (in) {

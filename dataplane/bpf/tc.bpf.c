@@ -23,99 +23,127 @@ static __always_inline int tp_tc_punt(__u32 in_port, const struct tp_pkt* p, int
   return TC_ACT_PIPE;
 }
 
-/* The rewrite, after every check passed. The first call that could fail for want of memory
- * (making the head writable, adding the link-layer header, moving a tag) comes before any byte
- * changes, so a packet that cannot be rewritten reaches the kernel as it arrived. */
+/* A frame a rewrite step refused after an earlier step had changed it: it may neither leave nor
+ * reach the kernel half-rewritten, so it is dropped and counted. Cannot happen (tp_tc_apply). */
+static __always_inline int tp_tc_drop(__u32 in_port, const struct tp_pkt* p) {
+  tp_account(in_port, p, TP_R_rewrite_failed, 0);
+  return TC_ACT_SHOT;
+}
+
+/* The rewrite, after every check passed. Two phases:
+ * 1. Everything that can fail, with the frame as it arrived: making the bytes the rewrite touches
+ *    linear and private (bpf_skb_pull_data unclones), reading what the rewrite needs, and
+ *    prepending the link-layer header (bpf_skb_change_head changes nothing when it fails). A
+ *    failure here is a punt: the kernel gets the frame untouched.
+ * 2. The changes. None can fail: every offset lies inside the bytes phase 1 made linear and
+ *    private (plus the prepended header), so the helpers' own bpf_try_make_writable has nothing
+ *    to do; the checksum helpers get size 0 (a delta), which they always accept; popping a tag
+ *    held in skb->vlan_tci only clears it, popping an in-frame one moves bytes already writable,
+ *    and no second tag follows (vlan_stacked was punted); a push happens only when the frame
+ *    carries no tag, so it only sets skb->vlan_tci. Each result is still checked: a failure
+ *    drops the frame (tp_tc_drop) rather than send it on half-rewritten.
+ * Returns TP_FORWARD, a punt reason (phase 1), or TP_R_rewrite_failed (phase 2). */
 static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, struct tp_pkt* p,
                                        const struct tp_decision* d) {
-  const struct tp_action* a = d->a;
   const struct tp_nexthop* nh = d->nh;
   const __u8 rawip_out = d->egress->rawip;
+  const __u16 vlan = rawip_out ? 0 : nh->vlan;
+  /* The flow's plan, read once: a removed flow's element may be reused by another flow. */
+  const __u32 nat_addr = d->a->nat_addr;
+  const __u16 nat_port = d->a->nat_port;
+  const __u32 csum_l3 = tp_raw_delta(d->a->csum_l3);
+  const __u32 csum_l4_addr = tp_raw_delta(d->a->csum_l4_addr);
+  const __u32 csum_l4_port = tp_raw_delta(d->a->csum_l4_port);
+  const __u8 rewrite = d->a->rewrite;
   __u32 l3 = p->l3_off, l4 = p->l4_off;
-  if (bpf_skb_pull_data(skb, p->l4_off + 8 < skb->len ? p->l4_off + 8 : skb->len))
-    return TP_R_no_headroom;
+
+  /* Phase 1. TCP: ports and checksum lie in the first 20 bytes; UDP, ICMP, IPv6: in 8. */
+  const __u32 reach = l4 + (p->proto == IPPROTO_TCP ? 20 : 8);
+  if (bpf_skb_pull_data(skb, reach < skb->len ? reach : skb->len)) return TP_R_no_headroom;
+  __u8 hop[2]; /* IPv4: TTL, protocol; IPv6: next header, hop limit */
+  if (bpf_skb_load_bytes(skb, l3 + (p->version == 4 ? 8 : 6), hop, 2)) return TP_R_malformed;
+  __u16 udp_check = 0;
+  if (p->version == 4 && p->proto == IPPROTO_UDP && bpf_skb_load_bytes(skb, l4 + 6, &udp_check, 2))
+    return TP_R_malformed;
   if (rawip_in && !rawip_out) {
     if (bpf_skb_change_head(skb, TP_ETH_HLEN, 0)) return TP_R_no_headroom;
-    __u16 proto = p->version == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
-    bpf_skb_store_bytes(skb, 12, &proto, 2, 0);
     l3 += TP_ETH_HLEN;
     l4 += TP_ETH_HLEN;
+    __u16 proto = p->version == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+    if (bpf_skb_store_bytes(skb, 12, &proto, 2, 0)) return TP_R_rewrite_failed;
   }
-  const __u16 vlan = rawip_out ? 0 : nh->vlan;
+
+  /* Phase 2. */
   if (p->tag && vlan) {
     __u16 tci = bpf_htons((p->tci & 0xf000) | vlan);
     if (p->tag == TP_TAG_INBAND) {
       /* skb->csum (COMPLETE) starts at the network header, which an in-frame tag follows. */
-      bpf_skb_store_bytes(skb, TP_ETH_HLEN, &tci, 2, BPF_F_RECOMPUTE_CSUM);
+      if (bpf_skb_store_bytes(skb, TP_ETH_HLEN, &tci, 2, BPF_F_RECOMPUTE_CSUM))
+        return TP_R_rewrite_failed;
     } else {
       /* A tag in skb->vlan_tci is replaced by popping it and pushing the new one: both only
        * touch the skb's metadata. */
       __u16 vproto = skb->vlan_proto;
-      bpf_skb_vlan_pop(skb);
-      bpf_skb_vlan_push(skb, vproto, bpf_ntohs(tci));
+      if (bpf_skb_vlan_pop(skb) || bpf_skb_vlan_push(skb, vproto, bpf_ntohs(tci)))
+        return TP_R_rewrite_failed;
     }
   } else if (p->tag) {
-    if (bpf_skb_vlan_pop(skb)) return TP_R_no_headroom;
+    if (bpf_skb_vlan_pop(skb)) return TP_R_rewrite_failed;
     if (p->tag == TP_TAG_INBAND) {
       l3 -= TP_VLAN_HLEN;
       l4 -= TP_VLAN_HLEN;
     }
   } else if (vlan) {
     /* Into skb->vlan_tci: the egress device or dev_queue_xmit inserts it. */
-    if (bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan)) return TP_R_no_headroom;
+    if (bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), vlan)) return TP_R_rewrite_failed;
   }
   /* The tag now in skb->vlan_tci, also in tc's scratch space (qdisc_skb_cb.data, which nothing
    * after tc reads): BPF_PROG_TEST_RUN returns cb[] but not vlan_tci, and the golden tests must
    * see the tag. */
   if (vlan && p->tag != TP_TAG_INBAND) skb->cb[0] = TP_CB_VLAN_PUSHED | vlan_tci_of(p, vlan);
 
+  long err = 0;
   if (p->version == 4) {
-    __u8 ttl;
-    if (bpf_skb_load_bytes(skb, l3 + 8, &ttl, 1)) return TP_FORWARD;
-    ttl -= 1;
+    __u8 ttl = hop[0] - 1;
     /* The header checksum compensates the TTL and address bytes, so skb->csum (COMPLETE) holds:
      * plain stores, and the delta into the header checksum. */
-    bpf_skb_store_bytes(skb, l3 + 8, &ttl, 1, 0);
-    bpf_l3_csum_replace(skb, l3 + 10, 0, tp_raw_delta(a->csum_l3), 0);
-    if (a->rewrite != TP_RW_ROUTE) {
-      const int snat = a->rewrite == TP_RW_SNAT;
-      bpf_skb_store_bytes(skb, l3 + (snat ? 12 : 16), &a->nat_addr, 4, 0);
+    err |= bpf_skb_store_bytes(skb, l3 + 8, &ttl, 1, 0);
+    err |= bpf_l3_csum_replace(skb, l3 + 10, 0, csum_l3, 0);
+    if (rewrite != TP_RW_ROUTE) {
+      const int snat = rewrite == TP_RW_SNAT;
+      err |= bpf_skb_store_bytes(skb, l3 + (snat ? 12 : 16), &nat_addr, 4, 0);
       if (p->proto == IPPROTO_TCP) {
-        bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &a->nat_port, 2, 0);
-        bpf_l4_csum_replace(skb, l4 + 16, 0, tp_raw_delta(a->csum_l4_addr), BPF_F_PSEUDO_HDR);
-        bpf_l4_csum_replace(skb, l4 + 16, 0, tp_raw_delta(a->csum_l4_port), 0);
+        err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, 0);
+        err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_addr, BPF_F_PSEUDO_HDR);
+        err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_port, 0);
       } else if (p->proto == IPPROTO_UDP) {
-        __u16 check = 0;
-        bpf_skb_load_bytes(skb, l4 + 6, &check, 2);
-        if (check) {
-          bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &a->nat_port, 2, 0);
-          bpf_l4_csum_replace(skb, l4 + 6, 0, tp_raw_delta(a->csum_l4_addr),
-                              BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-          bpf_l4_csum_replace(skb, l4 + 6, 0, tp_raw_delta(a->csum_l4_port), BPF_F_MARK_MANGLED_0);
+        if (udp_check) {
+          err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, 0);
+          err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_addr,
+                                     BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
+          err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_port, BPF_F_MARK_MANGLED_0);
         } else {
           /* No checksum (RFC 768) stays none; nothing compensates the new port, so skb->csum
            * (COMPLETE) is moved by the store itself. */
-          bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &a->nat_port, 2, BPF_F_RECOMPUTE_CSUM);
+          err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, BPF_F_RECOMPUTE_CSUM);
         }
       } else if (p->proto == IPPROTO_ICMP) {
-        bpf_skb_store_bytes(skb, l4 + 4, &a->nat_port, 2, 0);
-        bpf_l4_csum_replace(skb, l4 + 2, 0, tp_raw_delta(a->csum_l4_port), 0);
+        err |= bpf_skb_store_bytes(skb, l4 + 4, &nat_port, 2, 0);
+        err |= bpf_l4_csum_replace(skb, l4 + 2, 0, csum_l4_port, 0);
       }
     }
   } else {
     /* No IPv6 checksum covers the hop limit, but skb->csum (COMPLETE) does: the aligned word
      * {next header, hop limit} is stored with BPF_F_RECOMPUTE_CSUM. */
-    __u8 w[2];
-    if (bpf_skb_load_bytes(skb, l3 + 6, w, 2)) return TP_FORWARD;
-    w[1] -= 1;
-    bpf_skb_store_bytes(skb, l3 + 6, w, 2, BPF_F_RECOMPUTE_CSUM);
+    hop[1] -= 1;
+    err |= bpf_skb_store_bytes(skb, l3 + 6, hop, 2, BPF_F_RECOMPUTE_CSUM);
   }
   /* Leaving by a device without a link layer, the kernel strips the MAC header on redirect. */
   if (!rawip_out) {
-    bpf_skb_store_bytes(skb, 0, nh->dst_mac, 6, 0);
-    bpf_skb_store_bytes(skb, 6, nh->src_mac, 6, 0);
+    err |= bpf_skb_store_bytes(skb, 0, nh->dst_mac, 6, 0);
+    err |= bpf_skb_store_bytes(skb, 6, nh->src_mac, 6, 0);
   }
-  return TP_FORWARD;
+  return err ? TP_R_rewrite_failed : TP_FORWARD;
 }
 
 static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
@@ -151,11 +179,15 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
   int r = tp_decide(&in, bank, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
   if (!d.egress->ifindex) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
-  __u32 oif = d.egress->ifindex;
+  /* The verdict, before anything changes: bpf_redirect only records the target (the kernel
+   * redirects once the program returned) and refuses nothing but unknown flags. */
+  const long verdict = bpf_redirect(d.egress->ifindex, 0);
+  if (verdict != TC_ACT_REDIRECT) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
   r = tp_tc_apply(skb, rawip, &p, &d);
+  if (r == TP_R_rewrite_failed) return tp_tc_drop(in_port, &p);
   if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
   tp_account(in_port, &p, TP_FORWARD, &d);
-  return bpf_redirect(oif, 0);
+  return verdict;
 }
 
 SEC("tc")

@@ -22,6 +22,13 @@ static __always_inline void tp_csum_apply(__u16* field, __u16 delta) {
   *field = bpf_htons((__u16)~sum);
 }
 
+/* A frame changed and then found unfit to finish (cannot happen: see the checks before the first
+ * write) is dropped and counted, never passed on half-rewritten. */
+static __always_inline int tp_xdp_drop(__u32 in_port, const struct tp_pkt* p) {
+  tp_account(in_port, p, TP_R_rewrite_failed, 0);
+  return XDP_DROP;
+}
+
 static __always_inline int tp_xdp_punt(__u32 in_port, const struct tp_pkt* p, int r) {
   tp_account(in_port, p, r, 0);
   return XDP_PASS;
@@ -51,28 +58,35 @@ int tp_xdp(struct xdp_md* ctx) {
   __builtin_memset(&d, 0, sizeof(d));
   int r = tp_decide(&in, bank, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_xdp_punt(in_port, &p, r);
-  /* An egress device that cannot take XDP frames would drop them after the redirect: the kernel
-   * routes such packets instead. */
-  if (d.egress->rawip || !bpf_map_lookup_elem(&tp_tx_ports, &d.out_port))
-    return tp_xdp_punt(in_port, &p, TP_R_no_nexthop);
+  /* The verdict, before anything changes: bpf_redirect_map only records the target and says
+   * XDP_REDIRECT when the egress device is in tp_tx_ports, else the fallback given (XDP_PASS).
+   * A device that takes no XDP frames would drop them after the redirect: the kernel forwards
+   * such packets instead. */
+  if (d.egress->rawip) return tp_xdp_punt(in_port, &p, TP_R_xdp_egress);
+  const long verdict = bpf_redirect_map(&tp_tx_ports, d.out_port, XDP_PASS);
+  if (verdict != XDP_REDIRECT) return tp_xdp_punt(in_port, &p, TP_R_xdp_egress);
 
   const struct tp_action* a = d.a;
   const struct tp_nexthop* nh = d.nh;
   __s32 shift = 0;
   if (p.tag && !nh->vlan) shift = TP_VLAN_HLEN;
   if (!p.tag && nh->vlan) shift = -TP_VLAN_HLEN;
-  /* Moving the frame start is the only step that can fail: before any byte changes. */
+  /* Moving the frame start is the only step that can fail, and it fails without a change. */
   if (shift && bpf_xdp_adjust_head(ctx, shift)) return tp_xdp_punt(in_port, &p, TP_R_no_headroom);
   __u8* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   __u32 l3 = (p.l3_off - shift) & 0xff, l4 = (p.l4_off - shift) & 0xff;
+  /* Every byte written below, checked before the first write (the verifier wants the checks
+   * anyway). They cannot fail: parse() saw these bytes, and moving the start only gave or took
+   * the 4 bytes of a tag in front. If they did after the start moved, the frame is no longer as
+   * it arrived and is dropped (counted), never passed on half-rewritten. */
+  if ((void*)(data + l3 + 20) > data_end || (void*)(data + l4 + 8) > data_end ||
+      (void*)(data + TP_ETH_HLEN + TP_VLAN_HLEN) > data_end ||
+      (p.proto == IPPROTO_TCP && (void*)(data + l4 + 20) > data_end)) {
+    return shift ? tp_xdp_drop(in_port, &p) : tp_xdp_punt(in_port, &p, TP_R_malformed);
+  }
   /* Both MACs are written last, so stripping or pushing a tag only moved the frame start: the
    * ethertype after the MACs or the tag is already in place (eth_output.hpp). */
-  if ((void*)(data + l3 + 20) > data_end || (void*)(data + l4 + 8) > data_end ||
-      (void*)(data + TP_ETH_HLEN + TP_VLAN_HLEN) > data_end) {
-    /* Unreachable: parse() saw these bytes. Counted, never dropped. */
-    return tp_xdp_punt(in_port, &p, TP_R_malformed);
-  }
   if (nh->vlan) {
     if (!p.tag) *(__u16*)(data + 12) = bpf_htons(ETH_P_8021Q);
     *(__u16*)(data + TP_ETH_HLEN) = bpf_htons((p.tci & 0xf000) | nh->vlan);
@@ -88,7 +102,7 @@ int tp_xdp(struct xdp_md* ctx) {
       __u32 l4_delta = (__u32)a->csum_l4_addr + a->csum_l4_port;
       l4_delta = (l4_delta & 0xffff) + (l4_delta >> 16);
       if (p.proto == IPPROTO_TCP) {
-        if ((void*)(l4p + 20) > data_end) return tp_xdp_punt(in_port, &p, TP_R_malformed);
+        if ((void*)(l4p + 20) > data_end) return tp_xdp_drop(in_port, &p); /* checked above */
         *(__u16*)(l4p + (snat ? 0 : 2)) = a->nat_port;
         tp_csum_apply((__u16*)(l4p + 16), (__u16)l4_delta);
       } else if (p.proto == IPPROTO_UDP) {
@@ -110,7 +124,7 @@ int tp_xdp(struct xdp_md* ctx) {
   __builtin_memcpy(data, nh->dst_mac, 6);
   __builtin_memcpy(data + 6, nh->src_mac, 6);
   tp_account(in_port, &p, TP_FORWARD, &d);
-  return bpf_redirect_map(&tp_tx_ports, d.out_port, 0);
+  return verdict;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -519,6 +519,28 @@ TEST_F(BpfFastPathTest, TopologyEditsAreNeverSeenHalfWritten) {
                      << example;
 }
 
+// XDP redirects only to devices that take XDP frames; a packet whose egress device does not goes
+// to the kernel untouched, counted as xdp_egress (tc forwards the same packet).
+TEST_F(BpfFastPathTest, XdpEgressWithoutXdpRedirects) {
+  if (fp->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp->xdp_unavailable();
+  const PacketBuilder up = up4().tcp(kCport, 80).payload(10);
+  // The modem's peer runs neither GRO nor XDP: a veth then takes no redirected frames.
+  ASSERT_TRUE(sh("ethtool -K tpm1 gro off"));
+  ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
+  check(punt("modem takes no XDP frames", kWifi, up, Reason::xdp_egress), Hook::xdp);
+  const Case forwarded = fwd("the same through tc", kWifi, up, kModem,
+                             PacketBuilder()
+                                 .eth(kModemMac, kGatewayMac)
+                                 .ipv4(kModemAddr, kServer)
+                                 .ttl(63)
+                                 .tcp(kNatPort, 80)
+                                 .payload(10));
+  check(forwarded, Hook::tc);
+  ASSERT_TRUE(sh("ethtool -K tpm1 gro on"));
+  ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
+  check(forwarded, Hook::xdp);
+}
+
 TEST_F(BpfFastPathTest, AttachAndDetach) {
   std::string error;
   ASSERT_TRUE(fp->attach(kWifi, BpfFastPath::Hook::tc, error)) << error;
