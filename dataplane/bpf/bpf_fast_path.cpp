@@ -563,7 +563,6 @@ bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
     error = "cannot create clsact on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
     return false;
   }
-  at.created_clsact = err == 0;
   bpf_tc_opts o{};
   o.sz = sizeof(o);
   o.handle = kTcHandle;
@@ -573,11 +572,6 @@ bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
   if ((err = bpf_tc_attach(&h, &o))) {
     error =
         "cannot attach the tc program on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
-    if (at.created_clsact) {
-      h.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&h);
-    }
-    at.created_clsact = false;
     return false;
   }
   at.hook = rawip ? Hook::tc_rawip : Hook::tc;
@@ -628,12 +622,10 @@ void BpfFastPath::detach(uint8_t port) {
     o.sz = sizeof(o);
     o.handle = kTcHandle;
     o.priority = kTcPriority;
+    // Only tetherpath's filter goes. The clsact qdisc stays, even one this engine created: other
+    // filters may have joined it since (a clat, a shaper's classifier), and deleting the qdisc
+    // would take them along; an empty clsact costs nothing.
     bpf_tc_detach(&h, &o);
-    // Only a clsact this engine created goes, with it; one that was there stays.
-    if (at.created_clsact) {
-      h.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&h);
-    }
   }
   at = Attachment{};
 }

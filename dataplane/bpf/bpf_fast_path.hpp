@@ -44,7 +44,8 @@ class BpfFastPath : public FastPath {
 
   // Attaches a port's ingress. XDP falls back to tc when the port's device cannot take the
   // frames other XDP ports redirect to it; attached_hook() and attach_note() say what it got and
-  // why. tc uses clsact (created when missing) at priority kTcPriority.
+  // why. tc uses clsact (created when missing) at priority kTcPriority; detach() removes only
+  // that filter and leaves the qdisc, which others' filters may share.
   bool attach(uint8_t port, Hook hook, std::string& error);
   void detach(uint8_t port);
   std::optional<Hook> attached_hook(uint8_t port) const;
@@ -100,7 +101,6 @@ class BpfFastPath : public FastPath {
   struct Attachment {
     std::optional<Hook> hook;
     int ifindex = 0;
-    bool created_clsact = false;
     bpf_object* xdp_obj = nullptr;
     xdp_program* xdp_prog = nullptr;
     std::string note;
