@@ -4,10 +4,13 @@
 // (bpf_under_test.cpp); here is what only this engine has: capacity, the IPv6 rules' markers and
 // kernel-only prefixes, topology edits reaching the maps, attaching and the XDP fallback.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
+#include <sys/mount.h>
 #include <unistd.h>
+#include <xdp/libxdp.h>
 
 #include <gtest/gtest.h>
 
@@ -21,24 +24,15 @@
 #include <vector>
 
 #include "bpf_fast_path.hpp"
+#include "golden_cases.hpp"
+#include "lab_topology.hpp"
 #include "netns.hpp"
 #include "packet_builder.hpp"
 
 namespace tp::test {
 namespace {
 
-constexpr uint8_t kModem = 0, kWifi = 1, kUsb = 2;
-const std::string kModemMac = "02:00:00:00:00:01", kGatewayMac = "02:00:00:00:00:fe";
-const std::string kWifiMac = "02:00:00:00:01:01", kWifiClientMac = "02:00:00:00:01:0a";
-const std::string kModemAddr = "100.64.0.2", kWifiAddr = "192.168.50.1";
-const std::string kModemAddr6 = "2001:db8:100::2", kWifiAddr6 = "2001:db8:50::1";
-const std::string kWifiClient = "192.168.50.10", kServer = "203.0.113.10";
-const std::string kWifiClient6 = "2001:db8:50::10", kServer6 = "2001:db8:ffff::10";
-constexpr uint16_t kNhGateway = 1, kNhWifiClient = 2, kNhWifiVlan = 4, kNhGatewayVlan = 5,
-                   kNhWithdrawn = 6;
-constexpr uint16_t kModemMtu = 1400;
-constexpr uint16_t kCport = 40000, kNatPort = 61000;
-constexpr uint8_t kAck = 0x10, kSyn = 0x02, kPsh = 0x08;
+using namespace lab;
 
 uint16_t be16(uint16_t v) { return __builtin_bswap16(v); }
 
@@ -51,12 +45,6 @@ EtherAddr ether(const std::string& s) {
 
 bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
 
-PacketBuilder up4() {
-  return PacketBuilder().eth(kWifiClientMac, kWifiMac).ipv4(kWifiClient, kServer);
-}
-PacketBuilder down4() {
-  return PacketBuilder().eth(kGatewayMac, kModemMac).ipv4(kServer, kModemAddr);
-}
 struct Case {
   std::string name;
   uint8_t in_port;
@@ -109,15 +97,7 @@ class BpfFastPathTest : public ::testing::Test {
     ifindex[kWifi] = static_cast<int>(if_nametoindex("tpw0"));
     ifindex[kUsb] = static_cast<int>(if_nametoindex("tpu0"));
     for (uint8_t p : {kModem, kWifi, kUsb}) ASSERT_EQ(0, fp->set_port_device(p, ifindex[p], false));
-    fp->update_topology([](Topology& t) {
-      set_port(t.ports[kModem], kModemMac, kModemAddr, kModemAddr6, kModemMtu);
-      set_port(t.ports[kWifi], kWifiMac, kWifiAddr, kWifiAddr6, 1500);
-      set_port(t.ports[kUsb], "02:00:00:00:02:01", "192.168.60.1", "2001:db8:60::1", 1500);
-      set_nexthop(t.nexthops[kNhGateway], kModem, kModemMac, kGatewayMac, kModemMtu);
-      set_nexthop(t.nexthops[kNhWifiClient], kWifi, kWifiMac, kWifiClientMac, 1500);
-      set_nexthop(t.nexthops[kNhWifiVlan], kWifi, kWifiMac, kWifiClientMac, 1500, 20);
-      set_nexthop(t.nexthops[kNhGatewayVlan], kModem, kModemMac, kGatewayMac, kModemMtu, 30);
-    });
+    install_lab_topology(*fp);
     ASSERT_EQ(0, masquerade(6, kCport, 80, kNatPort));
     ASSERT_EQ(0, masquerade(17, 5353, 53, 61001));
     ASSERT_EQ(0, masquerade(17, 7000, 7000, 61002));
@@ -132,24 +112,6 @@ class BpfFastPathTest : public ::testing::Test {
   void TearDown() override {
     fp.reset();
     ns.reset();  // the namespace and its veths go with it
-  }
-
-  static void set_port(PortInfo& p, const std::string& m, const std::string& v4,
-                       const std::string& v6, uint16_t mtu) {
-    p.enabled = true;
-    p.mac = ether(m);
-    p.mtu = p.mtu6 = mtu;
-    p.local4[p.n_local4++] = ip4(v4);
-    p.local6[p.n_local6++] = ip6(v6);
-  }
-  static void set_nexthop(NextHop& nh, uint16_t port, const std::string& src,
-                          const std::string& dst, uint16_t mtu, uint16_t vlan = 0) {
-    nh.port = port;
-    nh.src_mac = ether(src);
-    nh.dst_mac = ether(dst);
-    nh.mtu = mtu;
-    nh.vlan = vlan;
-    nh.valid = true;
   }
 
   FlowKey4 orig4(uint8_t proto, uint16_t cport, uint16_t sport, uint16_t vlan = 0) const {
@@ -169,9 +131,8 @@ class BpfFastPathTest : public ::testing::Test {
   }
   int masquerade(uint8_t proto, uint16_t cport, uint16_t sport, uint16_t nat,
                  uint16_t down_nh = kNhWifiClient, uint16_t up_nh = kNhGateway) {
-    const FlowKey4 o = orig4(proto, cport, sport), r = reply4(proto, sport, nat);
-    return fp->install(plan_nat44(o, Rewrite::snat, ip4(kModemAddr), be16(nat), up_nh),
-                       plan_nat44(r, Rewrite::dnat, ip4(kWifiClient), be16(cport), down_nh));
+    return add_masquerade4(*fp, proto, kWifiClient, cport, kServer, sport, nat, kWifi, down_nh,
+                           up_nh);
   }
   int vlan_flow(uint16_t vlan, uint16_t cport, uint16_t sport, uint16_t nat, uint16_t up_nh,
                 uint16_t down_nh) {
@@ -180,20 +141,7 @@ class BpfFastPathTest : public ::testing::Test {
                        plan_nat44(r, Rewrite::dnat, ip4(kWifiClient), be16(cport), down_nh));
   }
   int route6(uint8_t proto, uint16_t cport, uint16_t sport) {
-    const bool icmp = proto == 58;
-    FlowPlan6 o, r;
-    o.match = {
-        ip6(kWifiClient6), ip6(kServer6), be16(cport), be16(icmp ? 128 : sport), proto, kWifi, 0};
-    r.match = {ip6(kServer6),
-               ip6(kWifiClient6),
-               be16(icmp ? cport : sport),
-               be16(icmp ? 129 : cport),
-               proto,
-               kModem,
-               0};
-    o.nexthop = kNhGateway;
-    r.nexthop = kNhWifiClient;
-    return fp->install(o, r);
+    return add_route6(*fp, proto, kWifiClient6, cport, kServer6, sport);
   }
 
   RunResult run_tc(uint8_t port, const Bytes& in, uint32_t flags = 0) {
@@ -541,14 +489,104 @@ TEST_F(BpfFastPathTest, XdpEgressWithoutXdpRedirects) {
   check(forwarded, Hook::xdp);
 }
 
+// With bpffs mounted, libxdp attaches through its dispatcher, so that tetherpath's XDP program
+// shares the device with others. Mounts /sys/fs/bpf when nothing is mounted there (and unmounts
+// only that), adds xdp-filter's allow-all program next to tetherpath's, and runs a forwarded
+// frame through the dispatcher itself.
+TEST_F(BpfFastPathTest, XdpCoexistsThroughTheLibxdpDispatcher) {
+  if (fp->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp->xdp_unavailable();
+  const char* kOther = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o";
+  if (access(kOther, R_OK) != 0) GTEST_SKIP() << "no second XDP program here: " << kOther;
+  struct Bpffs {
+    bool mounted = false;
+    Bpffs() {
+      if (!sh("grep -q ' /sys/fs/bpf bpf ' /proc/mounts"))
+        mounted = mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) == 0;
+    }
+    ~Bpffs() {
+      if (mounted) umount("/sys/fs/bpf");
+    }
+  } bpffs;
+  ASSERT_TRUE(sh("grep -q ' /sys/fs/bpf bpf ' /proc/mounts"));
+  ASSERT_TRUE(sh("ethtool -K tpm1 gro on && ethtool -K tpw1 gro on"));
+  for (uint8_t p : {kModem, kWifi}) ASSERT_EQ(0, fp->set_port_device(p, ifindex[p], false));
+  std::string error;
+  ASSERT_TRUE(fp->attach(kWifi, BpfFastPath::Hook::xdp, error)) << error;
+  ASSERT_EQ(fp->attached_hook(kWifi), BpfFastPath::Hook::xdp) << fp->attach_note(kWifi);
+  {
+    // libxdp falls back to a single program when its dispatcher cannot load (its compatibility
+    // check needs freplace programs; this lab VM's kernel refuses them with EPERM).
+    xdp_multiprog* first = xdp_multiprog__get_from_ifindex(ifindex[kWifi]);
+    ASSERT_EQ(libxdp_get_error(first), 0);
+    const bool legacy = xdp_multiprog__is_legacy(first);
+    xdp_multiprog__close(first);
+    if (legacy) GTEST_SKIP() << "libxdp loaded no dispatcher on this kernel (see its message)";
+  }
+  xdp_program* other = xdp_program__open_file(kOther, nullptr, nullptr);
+  ASSERT_EQ(libxdp_get_error(other), 0);
+  ASSERT_EQ(0, xdp_program__attach(other, ifindex[kWifi], XDP_MODE_NATIVE, 0));
+
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex[kWifi]);
+  ASSERT_EQ(libxdp_get_error(mp), 0);
+  EXPECT_FALSE(xdp_multiprog__is_legacy(mp)) << "libxdp fell back to a single program";
+  std::string names;
+  for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p;
+       p = xdp_multiprog__next_prog(p, mp))
+    names += std::string(xdp_program__name(p)) + " ";
+  std::printf("dispatcher on tpw0 runs: %s\n", names.c_str());
+  EXPECT_NE(names.find("tp_xdp"), std::string::npos);
+  EXPECT_NE(names.find("xdpfilt_alw_all"), std::string::npos);
+  // The dispatcher runs both; tetherpath's redirect is its verdict.
+  const Bytes f = up4().tcp(kCport, 80).payload(10).build();
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(f.size());
+  ctx.ingress_ifindex = static_cast<uint32_t>(ifindex[kWifi]);
+  const RunResult r = run(xdp_program__fd(xdp_multiprog__main_prog(mp)), f, &ctx, sizeof(ctx), 0);
+  ASSERT_EQ(r.err, 0) << std::strerror(-r.err);
+  EXPECT_EQ(r.retval, uint32_t{XDP_REDIRECT});
+  xdp_multiprog__close(mp);
+
+  // Detaching tetherpath's leaves the other program in place.
+  fp->detach(kWifi);
+  mp = xdp_multiprog__get_from_ifindex(ifindex[kWifi]);
+  if (!libxdp_get_error(mp) && mp) {
+    std::string left;
+    for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p;
+         p = xdp_multiprog__next_prog(p, mp))
+      left += std::string(xdp_program__name(p)) + " ";
+    if (xdp_multiprog__is_legacy(mp)) left = xdp_program__name(xdp_multiprog__main_prog(mp));
+    EXPECT_EQ(left.find("tp_xdp"), std::string::npos) << left;
+    EXPECT_NE(left.find("xdpfilt_alw_all"), std::string::npos) << left;
+    xdp_multiprog__close(mp);
+  } else {
+    ADD_FAILURE() << "nothing left on tpw0";
+  }
+  xdp_program__detach(other, ifindex[kWifi], XDP_MODE_NATIVE, 0);
+  xdp_program__close(other);
+}
+
 TEST_F(BpfFastPathTest, AttachAndDetach) {
   std::string error;
   ASSERT_TRUE(fp->attach(kWifi, BpfFastPath::Hook::tc, error)) << error;
   EXPECT_EQ(fp->attached_hook(kWifi), BpfFastPath::Hook::tc);
   EXPECT_TRUE(sh("tc filter show dev tpw0 ingress | grep -q tp_tc_ether"));
+  // Someone else's filter joins the clsact tetherpath created (a clat, a shaper): any BPF
+  // classifier at another priority (this kernel has no other classifier modules).
+  bpf_tc_hook h{};
+  h.sz = sizeof(h);
+  h.ifindex = ifindex[kWifi];
+  h.attach_point = BPF_TC_INGRESS;
+  bpf_tc_opts other{};
+  other.sz = sizeof(other);
+  other.handle = 1;
+  other.priority = 7;
+  other.prog_fd = fp->prog_fd(BpfFastPath::Hook::tc_rawip);
+  ASSERT_EQ(0, bpf_tc_attach(&h, &other));
   fp->detach(kWifi);
   EXPECT_FALSE(fp->attached_hook(kWifi).has_value());
-  EXPECT_FALSE(sh("tc qdisc show dev tpw0 | grep -q clsact")) << "the clsact it created stays";
+  EXPECT_FALSE(sh("tc filter show dev tpw0 ingress | grep -q tp_tc_ether"));
+  EXPECT_TRUE(sh("tc filter show dev tpw0 ingress | grep -q tp_tc_rawip")) << "the other went";
+  EXPECT_TRUE(sh("tc qdisc show dev tpw0 | grep -q clsact"));
 
   // XDP into a veth whose peer runs no NAPI would drop the frames: tc instead, said so.
   ASSERT_TRUE(sh("ethtool -K tpm1 gro off"));
