@@ -1,0 +1,284 @@
+// Real traffic through the kernel engine: a client, the box and a server, each in a network
+// namespace of its own, joined by veth pairs; real UDP and TCP sockets (tests/support/traffic.py)
+// talk through the box, whose engine is attached with BpfFastPath::attach and fed through the
+// FastPath boundary (the lab topology: an IPv4 masquerade pair, an IPv6 routed pair). The box
+// forwards nothing itself: IPv4/IPv6 forwarding is off, except for TCP, whose SYN/FIN/RST the
+// engine leaves to the kernel; there a forward filter lets only those through, so every data
+// segment crossed by BPF. The receivers verify checksums in software (rx checksumming off), so a
+// datagram or segment with a wrong checksum is dropped and the exchange fails.
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "bpf_fast_path.hpp"
+#include "lab_topology.hpp"
+
+namespace tp::test {
+namespace {
+
+using namespace lab;
+
+const std::string kCli = "tpbt-cli", kBox = "tpbt-box", kSrv = "tpbt-srv";
+const std::string kTraffic = std::string(TP_TESTS_DIR) + "/support/traffic.py";
+constexpr uint16_t kUdp = 5000, kTcp = 5001;
+
+bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
+// Runs a command and returns its exit status, its output in `out`.
+int run(const std::string& cmd, std::string& out) {
+  out.clear();
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return -1;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), f)) out += buf;
+  const int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string in(const std::string& ns, const std::string& cmd) {
+  return "ip netns exec " + ns + " " + cmd;
+}
+
+void delete_namespaces() {
+  for (const auto& ns : {kCli, kBox, kSrv}) sh("ip netns del " + ns);
+}
+
+// The calling thread inside a named network namespace while this lives.
+class EnterNetns {
+ public:
+  explicit EnterNetns(const std::string& name)
+      : home_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+    const int fd = open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+    ok_ = home_ >= 0 && fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+    if (fd >= 0) close(fd);
+  }
+  ~EnterNetns() {
+    if (home_ < 0) return;
+    if (setns(home_, CLONE_NEWNET) != 0) std::abort();  // other tests must not run in the box
+    close(home_);
+  }
+  EnterNetns(const EnterNetns&) = delete;
+  EnterNetns& operator=(const EnterNetns&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  int home_;
+  bool ok_ = false;
+};
+
+class BpfTrafficTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, BPF programs)";
+    if (!sh("command -v python3")) GTEST_SKIP() << "needs python3 for the sockets";
+    delete_namespaces();  // a run killed earlier
+    for (const auto& ns : {kCli, kBox, kSrv}) ASSERT_TRUE(sh("ip netns add " + ns));
+    // The lab's MACs, so that the lab topology's next hops are the real neighbours.
+    ASSERT_TRUE(sh("ip link add cli0 netns " + kCli + " address " + kWifiClientMac +
+                   " type veth peer name boxc netns " + kBox + " address " + kWifiMac));
+    ASSERT_TRUE(sh("ip link add srv0 netns " + kSrv + " address " + kGatewayMac +
+                   " type veth peer name boxs netns " + kBox + " address " + kModemMac));
+    const std::string mtu = std::to_string(kModemMtu);
+    const char* setup[][2] = {
+        {"cli", "ip link set lo up"},
+        {"cli", "ip link set cli0 up"},
+        {"cli", "ip addr add 192.168.50.10/24 dev cli0"},
+        {"cli", "ip addr add 2001:db8:50::10/64 dev cli0 nodad"},
+        {"cli", "ip route add default via 192.168.50.1"},
+        {"cli", "ip -6 route add default via 2001:db8:50::1"},
+        {"box", "ip link set lo up"},
+        {"box", "ip link set boxc up"},
+        {"box", "ip link set boxs up"},
+        {"box", "ip addr add 192.168.50.1/24 dev boxc"},
+        {"box", "ip addr add 2001:db8:50::1/64 dev boxc nodad"},
+        {"box", "ip addr add 100.64.0.2/24 dev boxs"},
+        {"box", "ip addr add 2001:db8:100::2/64 dev boxs nodad"},
+        {"box", "ip route add default via 100.64.0.1"},
+        {"box", "ip -6 route add default via 2001:db8:100::1"},
+        {"box", "sysctl -qw net.ipv4.ip_forward=0"},
+        {"box", "sysctl -qw net.ipv6.conf.all.forwarding=0"},
+        {"srv", "ip link set lo up"},
+        {"srv", "ip link set srv0 up"},
+        {"srv", "ip addr add 100.64.0.1/24 dev srv0"},
+        {"srv", "ip addr add 203.0.113.10/32 dev lo"},
+        {"srv", "ip addr add 2001:db8:100::1/64 dev srv0 nodad"},
+        {"srv", "ip addr add 2001:db8:ffff::10/128 dev lo"},
+        {"srv", "ip -6 route add 2001:db8:50::/64 via 2001:db8:100::2"},
+    };
+    for (const auto& [where, cmd] : setup) {
+      const std::string ns = where[0] == 'c' ? kCli : where[0] == 'b' ? kBox : kSrv;
+      ASSERT_TRUE(sh(in(ns, cmd))) << where << ": " << cmd;
+    }
+    // The modem's MTU everywhere, so that TCP's segments fit the lab topology's modem port.
+    for (const auto& [ns, dev] : {std::pair{kCli, "cli0"}, std::pair{kBox, "boxc"},
+                                  std::pair{kBox, "boxs"}, std::pair{kSrv, "srv0"}})
+      ASSERT_TRUE(sh(in(ns, std::string("ip link set mtu ") + mtu + " dev " + dev)));
+    // Receivers verify every checksum themselves.
+    ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 rx off")));
+    ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 rx off")));
+
+    box_ = std::make_unique<EnterNetns>(kBox);
+    ASSERT_TRUE(box_->ok());
+    std::string error;
+    fp_ = BpfFastPath::create(BpfOptions{1024, 64}, error);
+    if (!fp_) GTEST_SKIP() << "BPF unavailable: " << error;
+  }
+
+  void TearDown() override {
+    if (server_ > 0) {
+      kill(-server_, SIGKILL);
+      waitpid(server_, nullptr, 0);
+    }
+    fp_.reset();  // detaches, inside the box
+    box_.reset();
+    delete_namespaces();
+  }
+
+  // Ports on the box's veths, the lab topology, the flows, the engine on the hooks asked for.
+  void start(BpfFastPath::Hook wifi, BpfFastPath::Hook modem) {
+    ASSERT_EQ(0, fp_->set_port_device(kModem, static_cast<int>(if_nametoindex("boxs")), false));
+    ASSERT_EQ(0, fp_->set_port_device(kWifi, static_cast<int>(if_nametoindex("boxc")), false));
+    install_lab_topology(*fp_);
+    ASSERT_EQ(0, add_masquerade4(*fp_, 17, kWifiClient, 40000, kServer, kUdp, 61000));
+    ASSERT_EQ(0, add_masquerade4(*fp_, 6, kWifiClient, 40001, kServer, kTcp, 61001));
+    ASSERT_EQ(0, add_route6(*fp_, 17, kWifiClient6, 40000, kServer6, kUdp));
+    ASSERT_EQ(0, add_route6(*fp_, 6, kWifiClient6, 40001, kServer6, kTcp));
+    for (uint8_t port : {kModem, kWifi}) {
+      std::string error;
+      ASSERT_TRUE(fp_->attach(port, port == kWifi ? wifi : modem, error)) << error;
+      std::printf("port %u: %s\n", port, fp_->attach_note(port).c_str());
+    }
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      setpgid(0, 0);
+      execlp("ip", "ip", "netns", "exec", kSrv.c_str(), "python3", kTraffic.c_str(), "serve",
+             kServer.c_str(), kServer6.c_str(), std::to_string(kUdp).c_str(),
+             std::to_string(kTcp).c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    server_ = pid;
+    // Listening once its UDP socket is bound.
+    for (int i = 0; i < 50 && !sh(in(kSrv, "ss -lun | grep -q ':5000'")); ++i) usleep(100000);
+  }
+
+  // The kernel's TCP handling for what the engine leaves to it (SYN, FIN, RST): forwarding on,
+  // conntrack + SNAT to the flow's mapped port, and a filter that forwards nothing else.
+  void kernel_tcp_control() {
+    ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv4.ip_forward=1")));
+    ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv6.conf.all.forwarding=1")));
+    sh(in(kBox, "sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=1"));
+    const std::string rules =
+        "table inet tpbt {\n"
+        " chain tcp_control { type filter hook forward priority 0; policy drop;\n"
+        "  tcp flags & (syn | fin | rst) != 0 accept; }\n"
+        " chain nat_out { type nat hook postrouting priority 100;\n"
+        "  oifname boxs ip saddr 192.168.50.10 tcp sport 40001 snat ip to 100.64.0.2:61001; }\n"
+        "}\n";
+    ASSERT_TRUE(sh("printf '" + rules + "' | " + in(kBox, "nft -f -")));
+  }
+
+  void exchange(const std::string& proto, const std::string& src, const std::string& dst,
+                int amount) {
+    std::string out;
+    const uint16_t port = proto == "udp" ? kUdp : kTcp;
+    const int cport = proto == "udp" ? 40000 : 40001;
+    const int rc = run(in(kCli, "timeout 60 python3 " + kTraffic + " " + proto + " " + src + " " +
+                                    std::to_string(cport) + " " + dst + " " + std::to_string(port) +
+                                    " " + std::to_string(amount)),
+                       out);
+    EXPECT_EQ(rc, 0) << proto << " " << src << " -> " << dst << ": " << out;
+    std::printf("%s", out.c_str());
+  }
+
+  void all_traffic() {
+    const PortCounts w0 = fp_->port_counts(kWifi), m0 = fp_->port_counts(kModem);
+    exchange("udp", kWifiClient, kServer, 200);
+    exchange("udp", kWifiClient6, kServer6, 200);
+    const PortCounts w1 = fp_->port_counts(kWifi), m1 = fp_->port_counts(kModem);
+    // Forwarding is off: every datagram crossed by the engine.
+    EXPECT_GE(w1.fwd_rx_packets - w0.fwd_rx_packets, 400u);
+    EXPECT_GE(m1.fwd_rx_packets - m0.fwd_rx_packets, 400u);
+    kernel_tcp_control();
+    constexpr int kBytes = 4 << 20;
+    exchange("tcp", kWifiClient, kServer, kBytes);
+    exchange("tcp", kWifiClient6, kServer6, kBytes);
+    const PortCounts w2 = fp_->port_counts(kWifi), m2 = fp_->port_counts(kModem);
+    // Every byte but a last segment's: one that carries the FIN goes through the kernel, and with
+    // TSO it may hold up to 64 KiB.
+    constexpr uint64_t kFinSegment = 64 << 10;
+    EXPECT_GE(w2.fwd_rx_bytes - w1.fwd_rx_bytes, 2u * (kBytes - kFinSegment));
+    EXPECT_GE(m2.fwd_rx_bytes - m1.fwd_rx_bytes, 2u * (kBytes - kFinSegment));
+    std::string snmp;
+    run(in(kSrv, "nstat -az Udp6InCsumErrors UdpInCsumErrors TcpInCsumErrors"), snmp);
+    std::printf("server's checksum error counters:\n%s", snmp.c_str());
+    EXPECT_EQ(fp_->reasons()[static_cast<size_t>(Reason::rewrite_failed)], 0u);
+  }
+
+  std::unique_ptr<EnterNetns> box_;
+  std::unique_ptr<BpfFastPath> fp_;
+  pid_t server_ = -1;
+};
+
+// Full checksums in the packets (senders compute them): the engine's incremental updates.
+TEST_F(BpfTrafficTest, TcCarriesUdpAndTcp) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off")));
+  start(BpfFastPath::Hook::tc, BpfFastPath::Hook::tc);
+  EXPECT_EQ(fp_->attached_hook(kWifi), BpfFastPath::Hook::tc);
+  all_traffic();
+}
+
+// The senders leave the checksums to "hardware" (veth tx offload): their skbs reach the box as
+// CHECKSUM_PARTIAL, holding only the pseudo-header sum, which the engine must move with the
+// address; the box's egress completes them in software (tx offload off there), and the receivers
+// verify them.
+TEST_F(BpfTrafficTest, TcKeepsChecksumPartialRight) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx on")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx on")));
+  ASSERT_TRUE(sh(in(kBox, "ethtool -K boxc tx off")));
+  ASSERT_TRUE(sh(in(kBox, "ethtool -K boxs tx off")));
+  start(BpfFastPath::Hook::tc, BpfFastPath::Hook::tc);
+  all_traffic();
+}
+
+// XDP, with GRO on the peers so that the box's veths take redirected frames; full checksums (an
+// XDP frame carries no checksum offload state).
+TEST_F(BpfTrafficTest, XdpCarriesUdpAndTcp) {
+  if (fp_->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp_->xdp_unavailable();
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off gro on")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off gro on")));
+  start(BpfFastPath::Hook::xdp, BpfFastPath::Hook::xdp);
+  EXPECT_EQ(fp_->attached_hook(kWifi), BpfFastPath::Hook::xdp) << fp_->attach_note(kWifi);
+  EXPECT_EQ(fp_->attached_hook(kModem), BpfFastPath::Hook::xdp) << fp_->attach_note(kModem);
+  all_traffic();
+}
+
+// XDP asked for on the modem, whose peer (the server's veth) runs no GRO: the modem's veth cannot
+// take redirected frames, so the port gets tc and says so, and traffic flows both ways.
+TEST_F(BpfTrafficTest, XdpFallsBackToTcWithoutGro) {
+  if (fp_->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp_->xdp_unavailable();
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off gro off")));
+  start(BpfFastPath::Hook::tc, BpfFastPath::Hook::xdp);
+  EXPECT_EQ(fp_->attached_hook(kModem), BpfFastPath::Hook::tc) << fp_->attach_note(kModem);
+  EXPECT_NE(fp_->attach_note(kModem).find("tc used"), std::string::npos)
+      << fp_->attach_note(kModem);
+  const PortCounts m0 = fp_->port_counts(kModem);
+  exchange("udp", kWifiClient, kServer, 50);
+  exchange("udp", kWifiClient6, kServer6, 50);
+  EXPECT_GE(fp_->port_counts(kModem).fwd_rx_packets - m0.fwd_rx_packets, 100u);
+}
+
+}  // namespace
+}  // namespace tp::test
