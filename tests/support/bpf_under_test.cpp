@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +18,11 @@
 namespace tp::test {
 namespace {
 
-enum class Mode { tc, tc_csum_complete, xdp };
+enum class Mode { tc, tc_csum_complete, tc_nonlinear, xdp };
+
+// Non-linear test skbs: only the Ethernet header in the linear part, the rest in a fragment, as a
+// GRO'd or paged skb may arrive, so every header the program reads must be pulled first.
+constexpr uint32_t kNonLinearHead = 14;
 
 bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
 
@@ -60,7 +65,24 @@ class BpfUnderTest final : public EngineUnderTest {
         why = "set_port_device: " + std::string(std::strerror(-err));
         return false;
       }
+    if (mode_ == Mode::tc_nonlinear && !nonlinear_supported()) {
+      why = "this kernel's test run builds no non-linear skbs (__sk_buff.data_end in ctx_in)";
+      return false;
+    }
     return true;
+  }
+
+  // Kernels that cannot build a non-linear test skb refuse a ctx_in with data_end set.
+  bool nonlinear_supported() {
+    Bytes frame(64, 0);
+    frame[12] = 0x08;  // IPv4 ethertype, junk after it: only the refusal matters
+    __sk_buff skb{};
+    skb.ifindex = static_cast<uint32_t>(ifindex_[0]);
+    skb.data_end = kNonLinearHead;
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &skb,
+                .ctx_size_in = sizeof(skb));
+    return bpf_prog_test_run_opts(fp_->prog_fd(BpfFastPath::Hook::tc), &o) == 0;
   }
 
   FastPath& engine() override { return *fp_; }
@@ -92,6 +114,8 @@ class BpfUnderTest final : public EngineUnderTest {
       o.ctx_out = &skb_out;
       o.ctx_size_out = sizeof(skb_out);
       if (mode_ == Mode::tc_csum_complete) o.flags = BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+      if (mode_ == Mode::tc_nonlinear)
+        skb.data_end = std::min<uint32_t>(kNonLinearHead, static_cast<uint32_t>(frame.size()));
       fd = fp_->prog_fd(BpfFastPath::Hook::tc);
     }
     if (bpf_prog_test_run_opts(fd, &o) != 0) {
@@ -154,6 +178,7 @@ EngineKind kind(const char* name, Mode mode) {
 void add_bpf_engine_kinds(std::vector<EngineKind>& kinds) {
   kinds.push_back(kind("bpf_tc", Mode::tc));
   kinds.push_back(kind("bpf_tc_csum_complete", Mode::tc_csum_complete));
+  kinds.push_back(kind("bpf_tc_nonlinear", Mode::tc_nonlinear));
   kinds.push_back(kind("bpf_xdp", Mode::xdp));
 }
 
