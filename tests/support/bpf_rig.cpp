@@ -75,10 +75,15 @@ const BpfRig::Result& BpfRig::run(Mode mode, uint8_t in_port, const Bytes& frame
   result_.out.clear();  // keeps its capacity: no allocation per run once warm
   // Room for a pushed tag (XDP) and for whatever the kernel appends; reused between runs.
   if (buf_.size() < frame.size() + 256) buf_.resize(frame.size() + 256);
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_out = buf_.data(),
-              .data_size_in = static_cast<uint32_t>(frame.size()),
-              .data_size_out = static_cast<uint32_t>(buf_.size()),
-              .repeat = static_cast<int>(repeat));
+  // Filled by hand rather than with LIBBPF_OPTS, a GNU statement expression that clang's
+  // -Wpedantic refuses in C++. sz tells libbpf which fields this build knows.
+  bpf_test_run_opts o{};
+  o.sz = sizeof(o);
+  o.data_in = frame.data();
+  o.data_out = buf_.data();
+  o.data_size_in = static_cast<uint32_t>(frame.size());
+  o.data_size_out = static_cast<uint32_t>(buf_.size());
+  o.repeat = static_cast<int>(repeat);
   __sk_buff skb{}, skb_out{};
   xdp_md xdp{};
   int fd;

@@ -33,7 +33,7 @@ constexpr uint16_t kNhGateway = 1, kNhWifiClient = 2, kNhWifiVlan = 4, kNhGatewa
                    kNhWithdrawn = 6;
 constexpr uint16_t kModemMtu = 1400;
 constexpr uint16_t kCport = 40000, kNatPort = 61000;
-constexpr uint8_t kAck = 0x10, kSyn = 0x02, kPsh = 0x08;
+constexpr uint8_t kSyn = 0x02;
 
 uint16_t be16(uint16_t v) { return __builtin_bswap16(v); }
 
