@@ -16,6 +16,7 @@
 // the program says why.
 #include <benchmark/benchmark.h>
 #include <rte_cycles.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -214,6 +215,9 @@ void BM_Dpdk(benchmark::State& state, size_t ci) {
 // The console output, and each benchmark's ns/pkt (or its median aggregate) for the table.
 class Collector : public benchmark::ConsoleReporter {
  public:
+  // Colour only on a terminal: the library decides that for its own reporter, not for ours, and
+  // scripts/test.sh reads the lines from a file.
+  Collector() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Color : OO_None) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
