@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,8 @@ namespace tp::test {
 namespace {
 
 bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
+constexpr uint32_t kNonLinearHead = 14;
 
 }  // namespace
 
@@ -61,12 +64,19 @@ bool BpfRig::init(std::string& why, uint32_t flow_capacity) {
   return true;
 }
 
+bool BpfRig::nonlinear_supported() {
+  Bytes frame(64, 0);
+  frame[12] = 0x08;  // IPv4 ethertype, junk after it: only a refusal of the context matters
+  return run(Mode::tc_nonlinear, 0, frame).err != EINVAL;
+}
+
 bool BpfRig::forwarded(Mode mode, uint32_t verdict) {
   return mode == Mode::xdp ? verdict == XDP_REDIRECT : verdict == TC_ACT_REDIRECT;
 }
 
 bool BpfRig::punted(Mode mode, uint32_t verdict) {
-  return mode == Mode::xdp ? verdict == XDP_PASS : verdict == TC_ACT_PIPE || verdict == TC_ACT_OK;
+  // tc punts with TC_ACT_PIPE (later filters still run); anything else would be a change of design.
+  return mode == Mode::xdp ? verdict == XDP_PASS : verdict == TC_ACT_PIPE;
 }
 
 const BpfRig::Result& BpfRig::run(Mode mode, uint8_t in_port, const Bytes& frame, uint32_t repeat) {
@@ -100,6 +110,8 @@ const BpfRig::Result& BpfRig::run(Mode mode, uint8_t in_port, const Bytes& frame
     o.ctx_out = &skb_out;
     o.ctx_size_out = sizeof(skb_out);
     if (mode == Mode::tc_csum_complete) o.flags = BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
+    if (mode == Mode::tc_nonlinear)
+      skb.data_end = std::min<uint32_t>(kNonLinearHead, static_cast<uint32_t>(frame.size()));
     fd = fp_->prog_fd(BpfFastPath::Hook::tc);
   }
   if (bpf_prog_test_run_opts(fd, &o) != 0) {

@@ -18,8 +18,10 @@ namespace tp::test {
 class BpfRig {
  public:
   // tc_csum_complete: the skb arrives CHECKSUM_COMPLETE and the kernel fails the run (EBADMSG)
-  // if the program leaves skb->csum inconsistent.
-  enum class Mode { tc, tc_csum_complete, xdp };
+  // if the program leaves skb->csum inconsistent. tc_nonlinear: only the Ethernet header is in
+  // the skb's linear part, the rest in a fragment, as a GRO'd or paged skb may arrive, so every
+  // header the program reads must be pulled first (kernels whose test run builds such skbs).
+  enum class Mode { tc, tc_csum_complete, tc_nonlinear, xdp };
   static constexpr uint8_t kPorts = 8;  // the golden table uses ports up to 7
 
   // Null, with `why` set, when it cannot run here (not root, no namespace, the programs do not
@@ -43,6 +45,9 @@ class BpfRig {
   // syscall and the buffer's set-up fall outside duration_ns. Each run sees what the previous
   // one left.
   const Result& run(Mode mode, uint8_t in_port, const Bytes& frame, uint32_t repeat = 1);
+
+  // Whether this kernel's test run builds non-linear skbs (__sk_buff.data_end in ctx_in).
+  bool nonlinear_supported();
 
   static bool forwarded(Mode mode, uint32_t verdict);
   static bool punted(Mode mode, uint32_t verdict);
