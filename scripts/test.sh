@@ -82,14 +82,28 @@ run_fuzz() {
   return "$rc"
 }
 
+# The kernel engine's programs (root: BPF and a network namespace of their own).
+run_fuzz_bpf() {
+  local corpus rc
+  corpus=$(mktemp -d)
+  build-fuzz/tests/fuzz/fuzz_seeds --bpf "$corpus" && fuzz fuzz_bpf "${TP_FUZZ_SECONDS:-30}" "$corpus"
+  rc=$?
+  rm -rf "$corpus"
+  return "$rc"
+}
+
 bench_smoke() {
   local out rc=0
   out=$(mktemp)
   build/perf/bench_engine --benchmark_filter='BM_EngineNat44/1000$' --benchmark_min_time=0.05 >"$out" 2>&1 || rc=1
   build/perf/bench_flow_table --benchmark_filter='/1000$' --benchmark_min_time=0.05 >>"$out" 2>&1 || rc=1
+  # Every golden case once per engine (each benchmark checks its path); without root DPDK only.
+  build/perf/bench_bpf --benchmark_min_time=0.01 >>"$out" 2>&1 || rc=1
   cat "$out"
   grep ERROR "$out" >/dev/null && rc=1
-  awk '/^BM_/ {print "bench: " $0}' "$out"
+  awk '/^BM_/ && !/^BM_(tc|xdp|dpdk)\// {print "bench: " $0}' "$out"
+  awk '/^BM_(tc|xdp|dpdk)\// {n++} /^bench_bpf:/ {print "bench: " $0}
+       END {print "bench: bench_bpf " n + 0 " benchmarks (table in the log)"}' "$out"
   rm -f "$out"
   return "$rc"
 }
@@ -105,6 +119,11 @@ step "build fuzzer (clang)" build_fuzz
 step "fuzz engine ${TP_FUZZ_SECONDS:-30}s" run_fuzz
 step "fuzz API ${TP_FUZZ_SECONDS:-30}s" fuzz fuzz_api "${TP_FUZZ_SECONDS:-30}" tests/fuzz/seeds/api
 step "fuzz config ${TP_FUZZ_SECONDS:-30}s" fuzz fuzz_config "${TP_FUZZ_SECONDS:-30}" tests/fuzz/seeds/config
+if [ "$(id -u)" -eq 0 ]; then
+  step "fuzz BPF programs ${TP_FUZZ_SECONDS:-30}s" run_fuzz_bpf
+else
+  echo "== fuzz BPF programs: skipped, needs root (BPF programs, a network namespace)"
+fi
 step "engine benchmark smoke" bench_smoke
 
 if [ -d tests/lab ]; then

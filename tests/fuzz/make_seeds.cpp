@@ -1,19 +1,45 @@
 // Writes a seed corpus for fuzz_engine: valid frames of every offloaded flow and of the common
 // exception cases, in the fuzzer's input format ([port & flags] then [length][frame]...), so the
-// fuzzer starts past the MAC, length and checksum gates instead of having to guess them.
+// fuzzer starts past the MAC, length and checksum gates instead of having to guess them. With
+// --bpf, the corpus of fuzz_bpf instead: every frame of the golden table, once per hook, in its
+// format ([port | hook | repair] then the frame).
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "engine_harness.hpp"
+#include "golden_cases.hpp"
 
 using namespace tp::test;
 using namespace tp::test::lab;
 
+namespace {
+
+int write_bpf_seeds(const std::string& dir) {
+  int n = 0;
+  auto write = [&](const Golden& g, bool repair) {
+    for (uint8_t hook = 0; hook < 3; ++hook) {  // tc, tc with CHECKSUM_COMPLETE, XDP
+      std::ofstream f(dir + "/bpf-" + std::to_string(n++), std::ios::binary);
+      // Repair only where the checksums are right to begin with: some exception cases are not.
+      f.put(static_cast<char>((g.in_port & 7) | hook << 3 | (repair ? 0x20 : 0)));
+      f.write(reinterpret_cast<const char*>(g.in.data()),
+              static_cast<std::streamsize>(g.in.size()));
+    }
+  };
+  for (const Golden& g : golden_forwarding_cases()) write(g, true);
+  for (const Golden& g : golden_exception_cases()) write(g, false);
+  std::printf("wrote %d seeds to %s\n", n, dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--bpf") == 0) return write_bpf_seeds(argv[2]);
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--bpf] OUTPUT_DIR\n", argv[0]);
     return 2;
   }
   auto up4 = [] {
