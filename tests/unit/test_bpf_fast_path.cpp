@@ -32,6 +32,20 @@
 namespace tp::test {
 namespace {
 
+// Filled by hand: LIBBPF_OPTS is a GNU statement expression that clang's -Wpedantic refuses in
+// C++. sz tells libbpf which fields this build knows.
+bpf_test_run_opts run_opts(const Bytes& in, Bytes& out, void* ctx, size_t ctx_size) {
+  bpf_test_run_opts o{};
+  o.sz = sizeof(o);
+  o.data_in = in.data();
+  o.data_out = out.data();
+  o.data_size_in = static_cast<uint32_t>(in.size());
+  o.data_size_out = static_cast<uint32_t>(out.size());
+  o.ctx_in = ctx;
+  o.ctx_size_in = static_cast<uint32_t>(ctx_size);
+  return o;
+}
+
 using namespace lab;
 
 uint16_t be16(uint16_t v) { return __builtin_bswap16(v); }
@@ -158,10 +172,8 @@ class BpfFastPathTest : public ::testing::Test {
   static RunResult run(int fd, const Bytes& in, void* ctx, size_t ctx_size, uint32_t flags) {
     RunResult r;
     r.out.resize(in.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data(), .data_out = r.out.data(),
-                .data_size_in = static_cast<uint32_t>(in.size()),
-                .data_size_out = static_cast<uint32_t>(r.out.size()), .ctx_in = ctx,
-                .ctx_size_in = static_cast<uint32_t>(ctx_size), .flags = flags);
+    bpf_test_run_opts o = run_opts(in, r.out, ctx, ctx_size);
+    o.flags = flags;
     r.err = bpf_prog_test_run_opts(fd, &o);
     if (r.err) r.err = -errno;
     r.retval = o.retval;
@@ -404,12 +416,10 @@ TEST_F(BpfFastPathTest, ProgramCost) {
       skb.ifindex = xdp.ingress_ifindex = static_cast<uint32_t>(ifindex[kWifi]);
       xdp.data_end = static_cast<uint32_t>(f.size());
       const bool is_xdp = hook == BpfFastPath::Hook::xdp;
-      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(),
-                  .data_size_in = static_cast<uint32_t>(f.size()),
-                  .data_size_out = static_cast<uint32_t>(out.size()),
-                  .ctx_in = is_xdp ? static_cast<void*>(&xdp) : static_cast<void*>(&skb),
-                  .ctx_size_in = static_cast<uint32_t>(is_xdp ? sizeof(xdp) : sizeof(skb)),
-                  .repeat = 1);
+      bpf_test_run_opts o =
+          run_opts(f, out, is_xdp ? static_cast<void*>(&xdp) : static_cast<void*>(&skb),
+                   is_xdp ? sizeof(xdp) : sizeof(skb));
+      o.repeat = 1;
       ASSERT_EQ(0, bpf_prog_test_run_opts(fd, &o));
       ASSERT_EQ(o.retval, is_xdp ? uint32_t{XDP_REDIRECT} : uint32_t{TC_ACT_REDIRECT});
       ns[static_cast<size_t>(i)] = o.duration;
