@@ -30,11 +30,11 @@ struct CsumDeltas {
 };
 
 struct FlowPlan4 {
-  FlowKey4 match;             // ingress port and VLAN included
+  FlowKey4 match;  // ingress port and VLAN included
   Rewrite rewrite = Rewrite::route;
-  uint32_t nat_addr = 0;      // network order
-  uint16_t nat_port = 0;      // network order
-  uint16_t nexthop = 0;       // index into Topology::nexthops: egress port, MACs, VLAN, MTU
+  uint32_t nat_addr = 0;  // network order
+  uint16_t nat_port = 0;  // network order
+  uint16_t nexthop = 0;   // index into Topology::nexthops: egress port, MACs, VLAN, MTU
   CsumDeltas csum;
 };
 
