@@ -202,7 +202,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   if (dfwd + dwhy != 1 || (fwd && dfwd != 1) || (punt && dwhy != 1))
     finding("not exactly one reason or one forward counted", frame, &r.out);
-  kReached[static_cast<size_t>(mode) * kOutcomes + outcome]();
+  const size_t hook_index = mode == BpfRig::Mode::xdp ? 2 : mode == BpfRig::Mode::tc ? 0 : 1;
+  kReached[hook_index * kOutcomes + outcome]();
   if (punt && r.out != frame) finding("punted frame changed", frame, &r.out);
   if (fwd && checksums_right(frame)) {
     if (!layout(r.out).ok) finding("forwarded frame lost its headers", frame, &r.out);

@@ -22,8 +22,10 @@ constexpr uint32_t kNonLinearHead = 14;
 
 }  // namespace
 
-std::unique_ptr<BpfRig> BpfRig::create(std::string& why, uint32_t flow_capacity) {
+std::unique_ptr<BpfRig> BpfRig::create(std::string& why, uint32_t flow_capacity,
+                                       uint8_t raw_ip_port) {
   std::unique_ptr<BpfRig> rig(new BpfRig());
+  rig->raw_ip_port_ = raw_ip_port;
   if (!rig->init(why, flow_capacity)) return nullptr;
   return rig;
 }
@@ -57,7 +59,7 @@ bool BpfRig::init(std::string& why, uint32_t flow_capacity) {
   fp_ = BpfFastPath::create(BpfOptions{flow_capacity, 1024}, why);
   if (!fp_) return false;
   for (uint8_t p = 0; p < kPorts; ++p)
-    if (int err = fp_->set_port_device(p, ifindex_[p], false)) {
+    if (int err = fp_->set_port_device(p, ifindex_[p], p == raw_ip_port_)) {
       why = "set_port_device: " + std::string(std::strerror(-err));
       return false;
     }
@@ -112,7 +114,10 @@ const BpfRig::Result& BpfRig::run(Mode mode, uint8_t in_port, const Bytes& frame
     if (mode == Mode::tc_csum_complete) o.flags = BPF_F_TEST_SKB_CHECKSUM_COMPLETE;
     if (mode == Mode::tc_nonlinear)
       skb.data_end = std::min<uint32_t>(kNonLinearHead, static_cast<uint32_t>(frame.size()));
-    fd = fp_->prog_fd(BpfFastPath::Hook::tc);
+    // A raw-IP frame needs no link layer, but the test run takes its first 14 bytes for one
+    // before handing the program the frame from its start, as a raw-IP device's skb is.
+    fd =
+        fp_->prog_fd(in_port == raw_ip_port_ ? BpfFastPath::Hook::tc_rawip : BpfFastPath::Hook::tc);
   }
   if (bpf_prog_test_run_opts(fd, &o) != 0) {
     result_.err = errno;

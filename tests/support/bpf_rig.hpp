@@ -26,7 +26,11 @@ class BpfRig {
 
   // Null, with `why` set, when it cannot run here (not root, no namespace, the programs do not
   // load). The calling thread stays in the rig's namespace until the rig is destroyed.
-  static std::unique_ptr<BpfRig> create(std::string& why, uint32_t flow_capacity = 4096);
+  // `raw_ip_port`: a port whose device has no link layer (as a modem's rmnet), whose frames go
+  // through the tc raw-IP program; kNoPort for none.
+  static constexpr uint8_t kNoPort = 0xff;
+  static std::unique_ptr<BpfRig> create(std::string& why, uint32_t flow_capacity = 4096,
+                                        uint8_t raw_ip_port = kNoPort);
   ~BpfRig();
   BpfRig(const BpfRig&) = delete;
   BpfRig& operator=(const BpfRig&) = delete;
@@ -55,6 +59,8 @@ class BpfRig {
  private:
   BpfRig() = default;
   bool init(std::string& why, uint32_t flow_capacity);
+
+  uint8_t raw_ip_port_ = kNoPort;
 
   std::unique_ptr<PrivateNetns> ns_;
   std::array<int, kPorts> ifindex_{};
