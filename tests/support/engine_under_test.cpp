@@ -43,4 +43,18 @@ std::vector<EngineKind> engine_kinds() {
   return kinds;
 }
 
+std::vector<std::string> engine_kind_names(bool with_golden_only) {
+  std::vector<std::string> names;
+  for (const EngineKind& k : engine_kinds())
+    if (with_golden_only || !k.golden_only) names.push_back(k.name);
+  return names;
+}
+
+std::unique_ptr<EngineUnderTest> make_engine(const std::string& name, std::string& why) {
+  for (const EngineKind& k : engine_kinds())
+    if (k.name == name) return k.make(why);
+  why = "no engine named " + name;
+  return nullptr;
+}
+
 }  // namespace tp::test

@@ -37,5 +37,9 @@ struct EngineKind {
 
 // Every engine this build has: the DPDK engine, and the BPF engine where it is built.
 std::vector<EngineKind> engine_kinds();
+// Their names, for parametrized tests; without the golden-only variants unless asked.
+std::vector<std::string> engine_kind_names(bool with_golden_only);
+// The engine of that name, or null with `why` set when it cannot run here.
+std::unique_ptr<EngineUnderTest> make_engine(const std::string& name, std::string& why);
 
 }  // namespace tp::test

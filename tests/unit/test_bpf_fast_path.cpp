@@ -320,14 +320,13 @@ TEST_F(BpfFastPathTest, Ipv6RulesAsMatchRules6) {
                       .ipv6("2001:db8:50::20", "2001:db8:ffff::20")
                       .udp(5000, 53)
                       .payload(20);
-  check(fwd("client rule", kModem, down, kWifi,
-            PacketBuilder()
-                .eth(kWifiMac, kWifiClientMac)
-                .ipv6("2001:db8:ffff::20", "2001:db8:50::20")
-                .hop_limit(63)
-                .udp(53, 5000)
-                .payload(20)),
-        Hook::tc);
+  const auto down_out = PacketBuilder()
+                            .eth(kWifiMac, kWifiClientMac)
+                            .ipv6("2001:db8:ffff::20", "2001:db8:50::20")
+                            .hop_limit(63)
+                            .udp(53, 5000)
+                            .payload(20);
+  check(fwd("client rule", kModem, down, kWifi, down_out), Hook::tc);
   check(fwd("from_prefix rule", kWifi, up, kModem,
             PacketBuilder()
                 .eth(kModemMac, kGatewayMac)
@@ -356,14 +355,7 @@ TEST_F(BpfFastPathTest, Ipv6RulesAsMatchRules6) {
   });
   check(punt("kernel-only server", kModem, down, Reason::local), Hook::tc);
   fp->update_topology([](Topology& t) { t.n_kernel_only6 = 0; });
-  check(fwd("client rule again", kModem, down, kWifi,
-            PacketBuilder()
-                .eth(kWifiMac, kWifiClientMac)
-                .ipv6("2001:db8:ffff::20", "2001:db8:50::20")
-                .hop_limit(63)
-                .udp(53, 5000)
-                .payload(20)),
-        Hook::tc);
+  check(fwd("client rule again", kModem, down, kWifi, down_out), Hook::tc);
   fp->remove_rule(rule_key6(client.data(), Rule6::client, kModem, 0));
   check(punt("rule removed", kModem, down, Reason::unknown_flow), Hook::tc);
 }

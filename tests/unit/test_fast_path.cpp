@@ -21,23 +21,12 @@ FlowKey4 down_key(uint16_t nat, uint8_t proto = 6) {
   return {ip4(kServer), ip4(kModemAddr), be16(80), be16(nat), proto, kModem, 0};
 }
 
-std::vector<std::string> kind_names() {
-  std::vector<std::string> n;
-  for (const EngineKind& k : engine_kinds())
-    if (!k.golden_only) n.push_back(k.name);
-  return n;
-}
-
 class FastPathTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    for (const EngineKind& k : engine_kinds())
-      if (k.name == GetParam()) {
-        std::string why;
-        ut = k.make(why);
-        if (!ut) GTEST_SKIP() << "engine " << k.name << " cannot run here: " << why;
-      }
-    ASSERT_NE(ut, nullptr);
+    std::string why;
+    ut = make_engine(GetParam(), why);
+    if (!ut) GTEST_SKIP() << "engine " << GetParam() << " cannot run here: " << why;
     install_lab_topology(fp());
   }
   FastPath& fp() { return ut->engine(); }
@@ -163,7 +152,7 @@ TEST_P(FastPathTest, TopologyEditsReadBackAndApply) {
   EXPECT_EQ(ut->send(kWifi, up4().tcp(40000, 80, kAck).build()), "port_disabled");
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, FastPathTest, ::testing::ValuesIn(kind_names()),
+INSTANTIATE_TEST_SUITE_P(Engines, FastPathTest, ::testing::ValuesIn(engine_kind_names(false)),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -8,22 +8,12 @@
 namespace tp::test {
 namespace {
 
-std::vector<std::string> kind_names() {
-  std::vector<std::string> n;
-  for (const EngineKind& k : engine_kinds()) n.push_back(k.name);
-  return n;
-}
-
 class GoldenTable : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    for (const EngineKind& k : engine_kinds())
-      if (k.name == GetParam()) {
-        std::string why;
-        ut = k.make(why);
-        if (!ut) GTEST_SKIP() << "engine " << k.name << " cannot run here: " << why;
-      }
-    ASSERT_NE(ut, nullptr);
+    std::string why;
+    ut = make_engine(GetParam(), why);
+    if (!ut) GTEST_SKIP() << "engine " << GetParam() << " cannot run here: " << why;
     install_golden_state(ut->engine());
   }
 
@@ -62,7 +52,7 @@ TEST_P(GoldenTable, Exceptions) {
   for (const auto& g : golden_exception_cases()) check(g);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, GoldenTable, ::testing::ValuesIn(kind_names()),
+INSTANTIATE_TEST_SUITE_P(Engines, GoldenTable, ::testing::ValuesIn(engine_kind_names(true)),
                          [](const auto& info) { return info.param; });
 
 // Every reason has a case, in the shared table or in an engine's own (named here).
