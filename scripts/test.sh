@@ -126,14 +126,18 @@ else
 fi
 step "engine benchmark smoke" bench_smoke
 
+# Every lab suite on both engines: the DPDK engine (TAPs, workers) and the kernel engine (tc/XDP
+# programs on the box's own interfaces).
 if [ -d tests/lab ]; then
-  for t in tests/lab/test_*.sh; do
-    [ -e "$t" ] || continue
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "== $(basename "$t"): skipped, needs root for network namespaces"
-      continue
-    fi
-    step "lab $(basename "$t" .sh)" bash "$t"
+  for engine in dpdk kernel; do
+    for t in tests/lab/test_*.sh; do
+      [ -e "$t" ] || continue
+      if [ "$(id -u)" -ne 0 ]; then
+        echo "== $(basename "$t"): skipped, needs root for network namespaces"
+        continue
+      fi
+      step "lab $(basename "$t" .sh) ($engine engine)" env TP_ENGINE=$engine bash "$t"
+    done
   done
 fi
 

@@ -13,7 +13,6 @@
 
 namespace tp {
 namespace {
-constexpr auto kLinkPollInterval = std::chrono::milliseconds(100);
 
 // A rule's address as tetherctl shows it: a client's address, or its downstream /64.
 std::string rule_text(const Ipv6Rules::View& r) {
@@ -68,6 +67,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     reevaluate_queued_ = true;
     boost::asio::post(io_, [this] {
       reevaluate_queued_ = false;
+      rt_.poll_links();  // a link change of a kernel-engine port is known now, not at the next poll
       sync_local_addresses();
       redecide_all();  // TAP ifindexes may have changed too
     });
@@ -205,7 +205,7 @@ void ControlPlane::schedule_keepalive() {
 }
 
 void ControlPlane::schedule_links() {
-  link_timer_.expires_after(kLinkPollInterval);
+  link_timer_.expires_after(rt_.link_poll_interval());
   link_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     rt_.poll_links();

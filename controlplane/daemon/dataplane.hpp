@@ -4,6 +4,7 @@
 // state through this; it never needs to know which one it has.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -65,9 +66,11 @@ class Dataplane {
   // Whether IPv6 address rules are available (offload.ipv6: neighbours).
   virtual bool has_rules6() const = 0;
 
-  // Control thread, every ~100 ms: link state and MTUs to the topology. Calls on_port_down when a
-  // port loses its carrier or is set down, on_port_up when it is usable again.
+  // Control thread, every link_poll_interval() and after each rtnetlink change: link state and
+  // MTUs to the topology. Calls on_port_down when a port loses its carrier or is set down,
+  // on_port_up when it is usable again.
   virtual void poll_links() = 0;
+  virtual std::chrono::milliseconds link_poll_interval() const = 0;
   std::function<void(uint8_t port)> on_port_down;
   std::function<void(uint8_t port)> on_port_up;
 

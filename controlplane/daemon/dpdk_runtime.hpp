@@ -41,6 +41,10 @@ class DpdkRuntime : public Dataplane {
   // Port carrier -> TAP carrier, TAP admin state -> port, the TAP's MTUs (IPv4 and IPv6, as the
   // kernel has them now) -> the topology.
   void poll_links() override;
+  // The ports' carrier is the PMD's, which tells no one: it is polled.
+  std::chrono::milliseconds link_poll_interval() const override {
+    return std::chrono::milliseconds(100);
+  }
   // Human-readable counters: ports, exception path, workers (clocks per packet), reasons.
   void report(std::ostream& out) const override;
   std::size_t port_count() const override { return ports_.size(); }

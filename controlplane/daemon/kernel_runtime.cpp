@@ -74,7 +74,8 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
     for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
       PortState ps;
       ps.cfg = cfg_.ports[i];
-      if (!probe(ps, &macs[i], error)) throw RuntimeError("port " + ps.cfg.name + ": " + error);
+      if (!probe(ps, true, &macs[i], error))
+        throw RuntimeError("port " + ps.cfg.name + ": " + error);
       const int rc = bpf_->set_port_device(static_cast<uint8_t>(i), ps.ifindex, ps.rawip);
       if (rc < 0)
         throw RuntimeError("port " + ps.cfg.name +
@@ -106,7 +107,7 @@ void KernelRuntime::stop() {
   for (std::size_t i = 0; i < ports_.size(); ++i) bpf_->detach(static_cast<uint8_t>(i));
 }
 
-bool KernelRuntime::probe(PortState& ps, EtherAddr* mac, std::string& error) const {
+bool KernelRuntime::probe(PortState& ps, bool full, EtherAddr* mac, std::string& error) const {
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, ps.cfg.name.c_str(), IFNAMSIZ - 1);
   if (::ioctl(ioctl_fd_, SIOCGIFINDEX, &ifr) != 0) {
@@ -114,7 +115,17 @@ bool KernelRuntime::probe(PortState& ps, EtherAddr* mac, std::string& error) con
             " (a kernel-engine port attaches to an existing interface)";
     return false;
   }
+  const bool same_device = ps.ifindex == ifr.ifr_ifindex;
   ps.ifindex = ifr.ifr_ifindex;
+  if (::ioctl(ioctl_fd_, SIOCGIFFLAGS, &ifr) == 0) {
+    ps.admin_up = ifr.ifr_flags & IFF_UP;
+    ps.carrier = ifr.ifr_flags & IFF_RUNNING;
+  }
+  if (::ioctl(ioctl_fd_, SIOCGIFMTU, &ifr) == 0) ps.mtu = static_cast<uint16_t>(ifr.ifr_mtu);
+  if (!full && same_device) {
+    ps.mtu6 = std::min(ps.mtu6, ps.mtu);
+    return true;
+  }
   if (::ioctl(ioctl_fd_, SIOCGIFHWADDR, &ifr) != 0) {
     error = std::string("cannot read its link type: ") + std::strerror(errno);
     return false;
@@ -127,12 +138,7 @@ bool KernelRuntime::probe(PortState& ps, EtherAddr* mac, std::string& error) con
     return false;
   }
   if (mac && !ps.rawip) std::memcpy(mac->addr_bytes, ifr.ifr_hwaddr.sa_data, 6);
-  if (::ioctl(ioctl_fd_, SIOCGIFFLAGS, &ifr) == 0) {
-    ps.admin_up = ifr.ifr_flags & IFF_UP;
-    ps.carrier = ifr.ifr_flags & IFF_RUNNING;
-  }
-  if (::ioctl(ioctl_fd_, SIOCGIFMTU, &ifr) == 0) ps.mtu = static_cast<uint16_t>(ifr.ifr_mtu);
-  // The IPv6 MTU a router advertised, if lower: read from procfs, rarely (see poll_links).
+  // The IPv6 MTU a router advertised, if lower.
   const int mtu6 = read_int("/proc/sys/net/ipv6/conf/" + ps.cfg.name + "/mtu", ps.mtu);
   ps.mtu6 = static_cast<uint16_t>(std::min<int>(mtu6, ps.mtu));
   return true;
@@ -171,17 +177,16 @@ void KernelRuntime::publish_ports() {
 
 void KernelRuntime::poll_links() {
   if (stopped_) return;
-  // Flags and MTU are two ioctls a port; the IPv6 MTU (procfs) only every tenth poll: an idle box
-  // should cost next to nothing.
-  const bool read_mtu6 = polls_++ % 10 == 0;
+  // Flags and MTU are three ioctls a port; the rest only every tenth poll: an idle box should cost
+  // next to nothing.
+  const bool full = polls_++ % 10 == 0;
   bool changed = false;
   for (std::size_t i = 0; i < ports_.size(); ++i) {
     PortState& ps = ports_[i];
     PortState now = ps;
     std::string error;
     EtherAddr mac{};
-    const bool exists = probe(now, &mac, error);
-    if (!read_mtu6) now.mtu6 = std::min(ps.mtu6, now.mtu);
+    const bool exists = probe(now, full, &mac, error);
     if (!exists) {
       now.ifindex = 0;
       now.admin_up = now.carrier = false;

@@ -33,6 +33,11 @@ class KernelRuntime : public Dataplane {
   // Admin state and carrier of the interfaces, their MTUs, and their ifindex: an interface that
   // went away and came back (a modem re-enumerated) gets the programs again.
   void poll_links() override;
+  // The interfaces are the kernel's: rtnetlink reports their changes (ControlPlane polls on each),
+  // so the timer is only a safety net, and an idle box wakes once a second.
+  std::chrono::milliseconds link_poll_interval() const override {
+    return std::chrono::milliseconds(1000);
+  }
   std::size_t port_count() const override { return ports_.size(); }
   PortTotals port_totals(std::size_t port) const override;
   std::size_t worker_count() const override { return 0; }
@@ -50,8 +55,9 @@ class KernelRuntime : public Dataplane {
     bool usable = false;         // as last reported to on_port_up / on_port_down
     uint16_t mtu = 0, mtu6 = 0;  // as published
   };
-  // Reads the interface (ifindex, type, MAC, MTUs, flags); false when it does not exist.
-  bool probe(PortState& ps, EtherAddr* mac, std::string& error) const;
+  // Reads the interface's ifindex, flags and MTU; with `full` also its type, MAC and IPv6 MTU
+  // (procfs). False when it does not exist.
+  bool probe(PortState& ps, bool full, EtherAddr* mac, std::string& error) const;
   void attach(uint8_t port);  // throws RuntimeError
   void publish_ports();
 

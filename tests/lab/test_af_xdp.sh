@@ -2,6 +2,7 @@
 # The same box on AF_XDP ports (hw/boards/lab-xdp.yaml: DPDK's net_af_xdp over libxdp, copy mode
 # on veth): traffic through the exception path and the fast path, IPv4 and IPv6.
 source "$(dirname "$0")/lib.sh"
+only_engine dpdk  # DPDK ports over AF_XDP; the kernel engine is XDP itself
 lab_begin
 start_daemon "$(lab_config -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab-xdp.yaml|")"
 # The daemon reads each port's XDP program through libxdp; the kernel's own view must agree.

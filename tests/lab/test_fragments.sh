@@ -2,8 +2,8 @@
 # UDP datagrams larger than the MTU cross the box as IP fragments, both ways, as they would cross
 # the kernel alone: real clients in tp-wifi and tp-usb send IPv4 and IPv6 datagrams of up to
 # 65000 bytes to an echo server in tp-net, and every echo must come back with the same bytes.
-# On AF_PACKET ports (hw/boards/lab.yaml) and AF_XDP ports (lab-xdp.yaml), with offload on (a
-# flow the fast path already carries, and a new one) and off.
+# On AF_PACKET ports (hw/boards/lab.yaml) and AF_XDP ports (lab-xdp.yaml), or on the kernel
+# engine's programs, with offload on (a flow the fast path already carries, and a new one) and off.
 source "$(dirname "$0")/lib.sh"
 lab_begin
 
@@ -98,7 +98,11 @@ still_offloaded() {
 }
 
 started=$(now_ms)
-run_backend AF_PACKET "$LAB_ROOT/hw/boards/lab.yaml"
-run_backend AF_XDP "$LAB_ROOT/hw/boards/lab-xdp.yaml"
+if [ "$TP_ENGINE" = kernel ]; then
+  run_backend "kernel engine" none  # its configuration names no board
+else
+  run_backend AF_PACKET "$LAB_ROOT/hw/boards/lab.yaml"
+  run_backend AF_XDP "$LAB_ROOT/hw/boards/lab-xdp.yaml"
+fi
 measure "test time (s)" "$((($(now_ms) - started) / 1000))"
 lab_end
