@@ -431,6 +431,8 @@ std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
   tp_action a{};
   if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
   FlowUsage u;
+  u.packets = a.packets;
+  u.bytes = a.ip_bytes;
   u.last_used_ms = static_cast<uint32_t>(a.last_used_ns / 1000000);
   return u;
 }

@@ -61,7 +61,6 @@ class BpfFastPath : public FastPath {
   int install(const FlowPlan6& orig, const FlowPlan6& reply) override;
   void remove(const FlowKey4& orig, const FlowKey4& reply) override;
   void remove(const FlowKey6& orig, const FlowKey6& reply) override;
-  // Per-flow packets and bytes are 0: counting them would write the entry on every packet.
   std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
   std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
   int add_rule(const RulePlan6& rule) override;
@@ -74,7 +73,6 @@ class BpfFastPath : public FastPath {
   uint64_t limit_used(uint8_t port) const override;
   bool limit_reached(uint8_t port) const override;
   PortCounts port_counts(uint8_t port) const override;
-  bool counts_flows() const override { return false; }
   ReasonTotals reasons() const override;
 
  private:

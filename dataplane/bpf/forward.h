@@ -435,6 +435,8 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
     out->fwd_tx_bytes += p->ip_bytes;
   }
   tp_charge(d->out_port, p->ip_bytes);
+  __sync_fetch_and_add(&d->a->packets, 1);
+  __sync_fetch_and_add(&d->a->ip_bytes, p->ip_bytes);
   /* At most one store a second per flow: the keepalives need no finer time. */
   __u64 now = bpf_ktime_get_ns();
   if (now - d->a->last_used_ns >= TP_NSEC_PER_SEC) d->a->last_used_ns = now;
