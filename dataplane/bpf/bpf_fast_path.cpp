@@ -372,10 +372,7 @@ bool BpfFastPath::publish() {
   // The bank's entries before the flip, on every CPU (system call entry is no barrier); the
   // programs' loads after reading the bank depend on its value.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  tp_config cfg{};
-  cfg.bank = next;
-  const uint32_t zero = 0;
-  if (bpf_map_update_elem(maps_.config, &zero, &cfg, BPF_ANY) != 0) return false;
+  if (!store_bank(next)) return false;
   bank_ = next;
   // The old bank is written by the next edit: no program may be reading it then.
   return wait_for_readers();

@@ -124,9 +124,17 @@ struct tp_kernel_only6 {
   struct tp_prefix6 prefix[TP_MAX_KERNEL_ONLY6];
 };
 
+/* One value every packet reads. The daemon stores heartbeat_ns (CLOCK_MONOTONIC, the clock of
+ * bpf_ktime_get_ns) periodically; once it is older than heartbeat_bound_ns (0: never), every
+ * packet goes to the kernel (stale_heartbeat), so a daemon that hangs or dies without detaching
+ * leaves no flow forwarded with a NAT mapping or next hop the kernel has since changed. The loader
+ * maps the array (BPF_F_MMAPABLE) and stores the heartbeat fields with single 8-byte stores, so a
+ * program never reads one half-written. */
 struct tp_config {
   __u32 bank; /* the published bank, 0 or 1: one byte changes, so a reader sees either */
   __u32 pad;
+  __u64 heartbeat_ns;
+  __u64 heartbeat_bound_ns;
 };
 
 struct tp_port_totals { /* tp::PortTotals */
@@ -157,6 +165,7 @@ TP_STATIC_ASSERT(sizeof(struct tp_nexthop) == 20, "tp_nexthop layout");
 TP_STATIC_ASSERT(sizeof(struct tp_prefix6) == 32, "tp_prefix6 layout");
 TP_STATIC_ASSERT(sizeof(struct tp_kernel_only6) == 8 + 32 * TP_MAX_KERNEL_ONLY6,
                  "tp_kernel_only6 layout");
+TP_STATIC_ASSERT(sizeof(struct tp_config) == 24, "tp_config layout");
 TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 64, "tp_port_totals layout");
 TP_STATIC_ASSERT(sizeof(struct tp_limit) == 24, "tp_limit layout");
 #undef TP_STATIC_ASSERT

@@ -555,6 +555,42 @@ TEST_F(BpfFastPathTest, XdpEgressWithoutXdpRedirects) {
   check(forwarded, Hook::xdp);
 }
 
+// With a bound set, a daemon whose heartbeat is older than the bound gets no packet forwarded on
+// either hook: each goes to the kernel untouched, counted stale_heartbeat, until the next beat.
+TEST_F(BpfFastPathTest, StaleHeartbeatPuntsUntilTheNextBeat) {
+  const PacketBuilder up = up4().tcp(kCport, 80).payload(10);
+  const Case forwarded = fwd("forwarded", kWifi, up, kModem,
+                             PacketBuilder()
+                                 .eth(kModemMac, kGatewayMac)
+                                 .ipv4(kModemAddr, kServer)
+                                 .ttl(63)
+                                 .tcp(kNatPort, 80)
+                                 .payload(10));
+  const bool xdp = fp->prog_fd(BpfFastPath::Hook::xdp) >= 0;
+  if (xdp) {
+    ASSERT_TRUE(sh("ethtool -K tpm1 gro on"));  // the modem's device takes XDP frames
+    ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
+  }
+  // No bound (the default): no check, although nothing ever beat.
+  check(forwarded, Hook::tc);
+  constexpr auto kBound = std::chrono::milliseconds(300);
+  fp->set_heartbeat_bound(static_cast<uint32_t>(kBound.count()));
+  check(forwarded, Hook::tc);
+  if (xdp) check(forwarded, Hook::xdp);
+  std::this_thread::sleep_for(kBound + std::chrono::milliseconds(50));
+  check(punt("stale (tc)", kWifi, up, Reason::stale_heartbeat), Hook::tc);
+  if (xdp) check(punt("stale (xdp)", kWifi, up, Reason::stale_heartbeat), Hook::xdp);
+  // Packets the kernel gets anyway keep their own reason.
+  check(punt("SYN while stale", kWifi, up4().tcp(kCport, 80, kSyn), Reason::tcp_control), Hook::tc);
+  fp->heartbeat();
+  check(forwarded, Hook::tc);
+  if (xdp) check(forwarded, Hook::xdp);
+  // Removing the bound ends the check.
+  fp->set_heartbeat_bound(0);
+  std::this_thread::sleep_for(kBound + std::chrono::milliseconds(50));
+  check(forwarded, Hook::tc);
+}
+
 // With bpffs mounted, libxdp attaches through its dispatcher, so that tetherpath's XDP program
 // shares the device with others. Mounts /sys/fs/bpf when nothing is mounted there (and unmounts
 // only that), adds xdp-filter's allow-all program next to tetherpath's, and runs a forwarded
