@@ -263,7 +263,6 @@ void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeou
   std::vector<ConntrackWriter::Update> updates;
   std::vector<std::pair<CtKey, uint32_t>> sent;  // the flow, and the timeout set (0: a probe)
   for (auto& [k, f] : flows_) {
-    // Engines that keep no per-flow packet count (BPF) still move the last-used time.
     const auto [o, r] = usage(f);
     const FlowUsage use{o.packets + r.packets, o.bytes + r.bytes,
                         std::max(o.last_used_ms, r.last_used_ms)};

@@ -372,10 +372,7 @@ bool BpfFastPath::publish() {
   // The bank's entries before the flip, on every CPU (system call entry is no barrier); the
   // programs' loads after reading the bank depend on its value.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  tp_config cfg{};
-  cfg.bank = next;
-  const uint32_t zero = 0;
-  if (bpf_map_update_elem(maps_.config, &zero, &cfg, BPF_ANY) != 0) return false;
+  if (!store_bank(next)) return false;
   bank_ = next;
   // The old bank is written by the next edit: no program may be reading it then.
   return wait_for_readers();
@@ -431,6 +428,8 @@ std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
   tp_action a{};
   if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
   FlowUsage u;
+  u.packets = a.packets;
+  u.bytes = a.ip_bytes;
   u.last_used_ms = static_cast<uint32_t>(a.last_used_ns / 1000000);
   return u;
 }

@@ -39,6 +39,14 @@ class BpfFastPath : public FastPath {
   int set_port_device(uint8_t port, int ifindex, bool rawip);
   // The program of a hook (-1 when XDP could not be loaded), e.g. for BPF_PROG_TEST_RUN.
   int prog_fd(Hook hook) const;
+  // The daemon's liveness as the programs see it: heartbeat() stores now (CLOCK_MONOTONIC, the
+  // clock of bpf_ktime_get_ns). With a bound set, once the last heartbeat is older than the bound
+  // every program stops forwarding and hands every packet to the kernel (Reason::stale_heartbeat)
+  // until the next heartbeat, so a hung daemon leaves no flow forwarded on state it no longer
+  // keeps right. 0, the default: no check. Setting a bound beats once first.
+  void heartbeat();
+  void set_heartbeat_bound(uint32_t ms);
+
   // Why XDP is unavailable, empty when it loaded.
   const std::string& xdp_unavailable() const { return xdp_error_; }
 
@@ -61,7 +69,6 @@ class BpfFastPath : public FastPath {
   int install(const FlowPlan6& orig, const FlowPlan6& reply) override;
   void remove(const FlowKey4& orig, const FlowKey4& reply) override;
   void remove(const FlowKey6& orig, const FlowKey6& reply) override;
-  // Per-flow packets and bytes are 0: counting them would write the entry on every packet.
   std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
   std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
   int add_rule(const RulePlan6& rule) override;
@@ -74,7 +81,6 @@ class BpfFastPath : public FastPath {
   uint64_t limit_used(uint8_t port) const override;
   bool limit_reached(uint8_t port) const override;
   PortCounts port_counts(uint8_t port) const override;
-  bool counts_flows() const override { return false; }
   ReasonTotals reasons() const override;
 
  private:
@@ -86,6 +92,10 @@ class BpfFastPath : public FastPath {
   // topology stays published).
   bool publish();
   std::optional<FlowUsage> usage_of(int map_fd, const void* key) const;
+  // tp_config's one value, mapped (null if it cannot be), and stores into it (config_map.cpp).
+  void* config_value();
+  bool store_bank(uint32_t bank);
+  void store_config_u64(size_t offset, uint64_t value);
   bool attach_tc(uint8_t port, bool rawip, std::string& error);
   bool attach_xdp(uint8_t port, std::string& error);
 
@@ -117,6 +127,12 @@ class BpfFastPath : public FastPath {
   uint32_t bank_ = 0;                           // the published bank
   std::array<Device, kMaxPorts> devices_{};
   std::array<Attachment, kMaxPorts> attached_{};
+  struct Mapping {
+    void* addr = nullptr;
+    size_t len = 0;
+    ~Mapping();
+  };
+  Mapping config_map_;
 };
 
 }  // namespace tp

@@ -59,6 +59,7 @@ struct tp_decision {
   struct tp_nexthop* nh;
   struct tp_port* egress;
   __u32 out_port;
+  __u64 now; /* bpf_ktime_get_ns(), when the heartbeat check read it already */
 };
 
 static __always_inline int tp_is_vlan(__u16 ether_type_be) {
@@ -70,11 +71,21 @@ static __always_inline void tp_count_reason(__u32 r) {
   if (c) *c += 1;
 }
 
-/* The bank this packet reads the topology from (maps.h). */
-static __always_inline __u32 tp_bank(void) {
+/* What a packet takes from tp_config, read once: the bank it reads the topology from, and the
+ * heartbeat (maps.h). */
+struct tp_state {
+  __u32 bank;
+  __u64 heartbeat_ns;
+  __u64 heartbeat_bound_ns;
+};
+
+static __always_inline void tp_read_config(struct tp_state* st) {
   __u32 zero = 0;
   struct tp_config* c = bpf_map_lookup_elem(&tp_config, &zero);
-  return c ? c->bank & 1 : 0;
+  if (!c) return;
+  st->bank = c->bank & 1;
+  st->heartbeat_ns = c->heartbeat_ns;
+  st->heartbeat_bound_ns = c->heartbeat_bound_ns;
 }
 
 static __always_inline struct tp_port* tp_port_of(__u32 bank, __u32 port) {
@@ -374,12 +385,19 @@ static __always_inline int tp_too_big(const struct tp_in* in, const struct tp_pk
 }
 
 /* Classify and look up: TP_FORWARD with `d` filled, or the reason for the kernel. */
-static __always_inline int tp_decide(const struct tp_in* in, __u32 bank, __u32 in_port,
-                                     const struct tp_port* port, struct tp_pkt* p,
+static __always_inline int tp_decide(const struct tp_in* in, const struct tp_state* st,
+                                     __u32 in_port, const struct tp_port* port, struct tp_pkt* p,
                                      struct tp_decision* d) {
+  const __u32 bank = st->bank;
   if (!port->enabled) return TP_R_port_disabled;
   int r = tp_parse(in, in_port, port, p);
   if (r != TP_FORWARD) return r;
+  if (st->heartbeat_bound_ns) {
+    d->now = bpf_ktime_get_ns();
+    /* Signed: a heartbeat stored after this packet read it may lie a little ahead of now. */
+    if ((__s64)(d->now - st->heartbeat_ns) > (__s64)st->heartbeat_bound_ns)
+      return TP_R_stale_heartbeat;
+  }
   struct tp_action* a;
   if (p->version == 4) {
     a = bpf_map_lookup_elem(&tp_flows4, &p->k4);
@@ -435,8 +453,10 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
     out->fwd_tx_bytes += p->ip_bytes;
   }
   tp_charge(d->out_port, p->ip_bytes);
+  __sync_fetch_and_add(&d->a->packets, 1);
+  __sync_fetch_and_add(&d->a->ip_bytes, p->ip_bytes);
   /* At most one store a second per flow: the keepalives need no finer time. */
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = d->now ? d->now : bpf_ktime_get_ns();
   if (now - d->a->last_used_ns >= TP_NSEC_PER_SEC) d->a->last_used_ns = now;
 }
 

@@ -67,9 +67,10 @@ struct tp_rule_key6 { /* tp::RuleKey6 */
 
 /* One flow direction or IPv6 rule. Written whole by the control thread when the entry is created
  * (a hash map update replaces the element, so readers see the old or the new value); afterwards
- * only the program writes last_used_ns, and only when it moved by a second, so a busy flow does
- * not dirty its entry's cache line on every packet. Per-flow packet and byte counts would need
- * that store on every packet: they are not kept. */
+ * only the programs write it. packets and ip_bytes take one atomic add each per forwarded packet:
+ * nothing binds a flow direction to one CPU (RPS, a device without RSS, a rehashed queue), and a
+ * plain add racing on two CPUs would lose counts. last_used_ns is a plain store, made only when it
+ * moved by a second: a store lost to a race is made again by the next packet. */
 struct tp_action {
   __u32 nat_addr; /* network order */
   __u16 nat_port; /* network order; ICMP echo: the identifier */
@@ -80,6 +81,8 @@ struct tp_action {
   __u8 rewrite; /* enum tp_rewrite */
   __u8 pad;
   __u64 last_used_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+  __u64 packets;      /* forwarded by this entry */
+  __u64 ip_bytes;     /* their IP bytes (total length), as FlowUsage::bytes */
 };
 
 struct tp_port {
@@ -121,9 +124,17 @@ struct tp_kernel_only6 {
   struct tp_prefix6 prefix[TP_MAX_KERNEL_ONLY6];
 };
 
+/* One value every packet reads. The daemon stores heartbeat_ns (CLOCK_MONOTONIC, the clock of
+ * bpf_ktime_get_ns) periodically; once it is older than heartbeat_bound_ns (0: never), every
+ * packet goes to the kernel (stale_heartbeat), so a daemon that hangs or dies without detaching
+ * leaves no flow forwarded with a NAT mapping or next hop the kernel has since changed. The loader
+ * maps the array (BPF_F_MMAPABLE) and stores the heartbeat fields with single 8-byte stores, so a
+ * program never reads one half-written. */
 struct tp_config {
   __u32 bank; /* the published bank, 0 or 1: one byte changes, so a reader sees either */
   __u32 pad;
+  __u64 heartbeat_ns;
+  __u64 heartbeat_bound_ns;
 };
 
 struct tp_port_totals { /* tp::PortTotals */
@@ -148,12 +159,13 @@ struct tp_limit {
 TP_STATIC_ASSERT(sizeof(struct tp_key4) == 16, "tp_key4 is FlowKey4");
 TP_STATIC_ASSERT(sizeof(struct tp_key6) == 40, "tp_key6 is FlowKey6");
 TP_STATIC_ASSERT(sizeof(struct tp_rule_key6) == 24, "tp_rule_key6 is RuleKey6");
-TP_STATIC_ASSERT(sizeof(struct tp_action) == 24, "tp_action layout");
+TP_STATIC_ASSERT(sizeof(struct tp_action) == 40, "tp_action layout");
 TP_STATIC_ASSERT(sizeof(struct tp_port) == 184, "tp_port layout");
 TP_STATIC_ASSERT(sizeof(struct tp_nexthop) == 20, "tp_nexthop layout");
 TP_STATIC_ASSERT(sizeof(struct tp_prefix6) == 32, "tp_prefix6 layout");
 TP_STATIC_ASSERT(sizeof(struct tp_kernel_only6) == 8 + 32 * TP_MAX_KERNEL_ONLY6,
                  "tp_kernel_only6 layout");
+TP_STATIC_ASSERT(sizeof(struct tp_config) == 24, "tp_config layout");
 TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 64, "tp_port_totals layout");
 TP_STATIC_ASSERT(sizeof(struct tp_limit) == 24, "tp_limit layout");
 #undef TP_STATIC_ASSERT

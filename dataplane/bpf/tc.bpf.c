@@ -156,8 +156,9 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
     return TC_ACT_PIPE;
   }
   __u32 in_port = *port_idx % TP_MAX_PORTS;
-  const __u32 bank = tp_bank();
-  struct tp_port* port = tp_port_of(bank, in_port);
+  struct tp_state st = {0};
+  tp_read_config(&st);
+  struct tp_port* port = tp_port_of(st.bank, in_port);
   if (!port) return tp_tc_punt(in_port, &p, TP_R_port_disabled);
 
   /* Only direct reads below, which never pull by themselves: on a non-linear skb the headers may
@@ -176,7 +177,7 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
   };
   struct tp_decision d;
   __builtin_memset(&d, 0, sizeof(d));
-  int r = tp_decide(&in, bank, in_port, port, &p, &d);
+  int r = tp_decide(&in, &st, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
   if (!d.egress->ifindex) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
   /* The verdict, before anything changes: bpf_redirect only records the target (the kernel

@@ -45,8 +45,9 @@ int tp_xdp(struct xdp_md* ctx) {
     return XDP_PASS;
   }
   __u32 in_port = *port_idx % TP_MAX_PORTS;
-  const __u32 bank = tp_bank();
-  struct tp_port* port = tp_port_of(bank, in_port);
+  struct tp_state st = {0};
+  tp_read_config(&st);
+  struct tp_port* port = tp_port_of(st.bank, in_port);
   if (!port) return tp_xdp_punt(in_port, &p, TP_R_port_disabled);
 
   struct tp_in in = {
@@ -56,7 +57,7 @@ int tp_xdp(struct xdp_md* ctx) {
   in.len = (__u32)bpf_xdp_get_buff_len(ctx);
   struct tp_decision d;
   __builtin_memset(&d, 0, sizeof(d));
-  int r = tp_decide(&in, bank, in_port, port, &p, &d);
+  int r = tp_decide(&in, &st, in_port, port, &p, &d);
   if (r != TP_FORWARD) return tp_xdp_punt(in_port, &p, r);
   /* The verdict, before anything changes: bpf_redirect_map only records the target and says
    * XDP_REDIRECT when the egress device is in tp_tx_ports, else the fallback given (XDP_PASS).

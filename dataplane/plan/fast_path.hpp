@@ -19,8 +19,8 @@
 namespace tp {
 
 // One flow direction's use. `last_used_ms` is on the engine's clock (FastPath::clock_ms()), which
-// only moves forward; engines may coarsen it (the BPF engine writes it at most once a second per
-// flow, so that a busy flow does not dirty its entry's cache line on every packet).
+// only moves forward; engines may coarsen it (the BPF engine moves it at most once a second per
+// flow, which spares a busy flow's packets a store each).
 struct FlowUsage {
   uint64_t packets = 0;
   uint64_t bytes = 0;  // IP bytes (total length), link-layer headers excluded
@@ -60,9 +60,6 @@ class FastPath {
   virtual std::optional<FlowUsage> usage(const RuleKey6& key) const = 0;
   // Now, on the clock of FlowUsage::last_used_ms.
   virtual uint32_t clock_ms() const = 0;
-  // False when FlowUsage carries only the last-used time, its packets and bytes staying 0: the
-  // BPF engine, which would otherwise write each flow's entry on every packet.
-  virtual bool counts_flows() const { return true; }
 
   // Data limits: bytes through a port (received, and forwarded out of it) are counted from `used`
   // once armed; when they reach `limit`, what would be forwarded through the port is punted

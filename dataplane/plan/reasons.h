@@ -31,6 +31,7 @@
   X(no_headroom)     /* a VLAN tag must be pushed and the buffer has no room in front */         \
   X(port_disabled)   /* the ingress port is not (yet) part of the published topology */          \
   X(data_limit)      /* the upstream's data limit is reached: the kernel's policy applies */     \
+  X(stale_heartbeat) /* BPF: the daemon's heartbeat is older than its bound: the kernel's */     \
   /* Drops: not even a frame the kernel could account for. */                                    \
   X(runt)           /* shorter than an Ethernet header */                                        \
   X(rewrite_failed) /* BPF: a rewrite step failed after the frame was changed (cannot happen) */

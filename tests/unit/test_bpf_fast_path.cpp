@@ -8,6 +8,8 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
@@ -263,9 +265,71 @@ TEST_F(BpfFastPathTest, UsageLastUsedIsTheEngineClock) {
   ASSERT_TRUE(u.has_value());
   EXPECT_GE(u->last_used_ms, t0);
   EXPECT_LE(u->last_used_ms, fp->clock_ms());
-  EXPECT_EQ(u->packets, 0u);  // not kept: see BpfFastPath::usage
+  EXPECT_EQ(u->packets, 1u);
+  EXPECT_EQ(u->bytes, 50u);
   // The reply direction saw nothing.
   EXPECT_EQ(fp->usage(reply4(6, 80, kNatPort))->last_used_ms, 0u);
+  EXPECT_EQ(fp->usage(reply4(6, 80, kNatPort))->packets, 0u);
+}
+
+// Per-flow counts on both hooks, and only for what was forwarded: a punt of the same flow's
+// packet (SYN) counts nothing on the flow.
+TEST_F(BpfFastPathTest, FlowCountsOnBothHooks) {
+  const FlowKey4 o = orig4(6, kCport, 80);
+  ASSERT_EQ(run_tc(kWifi, up4().tcp(kCport, 80).payload(100).build()).retval,
+            uint32_t{TC_ACT_REDIRECT});
+  ASSERT_EQ(run_tc(kWifi, up4().tcp(kCport, 80, kSyn).build()).retval, uint32_t{TC_ACT_PIPE});
+  if (fp->prog_fd(BpfFastPath::Hook::xdp) >= 0) {
+    ASSERT_TRUE(sh("ethtool -K tpm1 gro on"));
+    ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
+    ASSERT_EQ(run_xdp(kWifi, up4().tcp(kCport, 80).payload(60).build()).retval,
+              uint32_t{XDP_REDIRECT});
+    EXPECT_EQ(fp->usage(o)->packets, 2u);
+    EXPECT_EQ(fp->usage(o)->bytes, 140u + 100);
+  } else {
+    EXPECT_EQ(fp->usage(o)->packets, 1u);
+    EXPECT_EQ(fp->usage(o)->bytes, 140u);
+  }
+}
+
+// One flow direction carried by every CPU at once: the counts are atomic adds, so none is lost.
+// The IPv6 flow routes only, so each test-run repetition matches it again (hop limit 255 leaves
+// room for the repetitions).
+TEST_F(BpfFastPathTest, FlowCountsLoseNothingAcrossCpus) {
+  const unsigned cpus = std::max(2u, std::thread::hardware_concurrency());
+  const Bytes f = up6().hop_limit(255).tcp(kCport, 443).payload(20).build();  // 80 IP bytes
+  constexpr uint32_t kRepeat = 200, kRuns = 100;
+  // The forwarded frame comes back addressed to the Wi-Fi port, for the next repetition.
+  fp->update_topology([](Topology& t) {
+    t.nexthops[kNhGateway].dst_mac = ether(kWifiMac);
+    t.nexthops[kNhGateway].src_mac = ether(kWifiClientMac);
+  });
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (unsigned c = 0; c < cpus; ++c)
+    threads.emplace_back([&, c] {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(c % std::thread::hardware_concurrency(), &set);
+      pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+      for (uint32_t i = 0; i < kRuns; ++i) {
+        Bytes out(f.size() + 256);
+        __sk_buff skb{};
+        skb.ifindex = static_cast<uint32_t>(ifindex[kWifi]);
+        bpf_test_run_opts o = run_opts(f, out, &skb, sizeof(skb));
+        o.repeat = kRepeat;
+        if (bpf_prog_test_run_opts(fp->prog_fd(BpfFastPath::Hook::tc), &o) != 0 ||
+            o.retval != TC_ACT_REDIRECT)
+          failed.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failed.load(), 0);
+  const FlowKey6 key{ip6(kWifiClient6), ip6(kServer6), be16(kCport), be16(443), 6, kWifi, 0};
+  const auto u = fp->usage(key);
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->packets, uint64_t{cpus} * kRuns * kRepeat);
+  EXPECT_EQ(u->bytes, uint64_t{cpus} * kRuns * kRepeat * 80);
 }
 
 TEST_F(BpfFastPathTest, PortTotalsCountIpBytes) {
@@ -489,6 +553,42 @@ TEST_F(BpfFastPathTest, XdpEgressWithoutXdpRedirects) {
   ASSERT_TRUE(sh("ethtool -K tpm1 gro on"));
   ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
   check(forwarded, Hook::xdp);
+}
+
+// With a bound set, a daemon whose heartbeat is older than the bound gets no packet forwarded on
+// either hook: each goes to the kernel untouched, counted stale_heartbeat, until the next beat.
+TEST_F(BpfFastPathTest, StaleHeartbeatPuntsUntilTheNextBeat) {
+  const PacketBuilder up = up4().tcp(kCport, 80).payload(10);
+  const Case forwarded = fwd("forwarded", kWifi, up, kModem,
+                             PacketBuilder()
+                                 .eth(kModemMac, kGatewayMac)
+                                 .ipv4(kModemAddr, kServer)
+                                 .ttl(63)
+                                 .tcp(kNatPort, 80)
+                                 .payload(10));
+  const bool xdp = fp->prog_fd(BpfFastPath::Hook::xdp) >= 0;
+  if (xdp) {
+    ASSERT_TRUE(sh("ethtool -K tpm1 gro on"));  // the modem's device takes XDP frames
+    ASSERT_EQ(0, fp->set_port_device(kModem, ifindex[kModem], false));
+  }
+  // No bound (the default): no check, although nothing ever beat.
+  check(forwarded, Hook::tc);
+  constexpr auto kBound = std::chrono::milliseconds(300);
+  fp->set_heartbeat_bound(static_cast<uint32_t>(kBound.count()));
+  check(forwarded, Hook::tc);
+  if (xdp) check(forwarded, Hook::xdp);
+  std::this_thread::sleep_for(kBound + std::chrono::milliseconds(50));
+  check(punt("stale (tc)", kWifi, up, Reason::stale_heartbeat), Hook::tc);
+  if (xdp) check(punt("stale (xdp)", kWifi, up, Reason::stale_heartbeat), Hook::xdp);
+  // Packets the kernel gets anyway keep their own reason.
+  check(punt("SYN while stale", kWifi, up4().tcp(kCport, 80, kSyn), Reason::tcp_control), Hook::tc);
+  fp->heartbeat();
+  check(forwarded, Hook::tc);
+  if (xdp) check(forwarded, Hook::xdp);
+  // Removing the bound ends the check.
+  fp->set_heartbeat_bound(0);
+  std::this_thread::sleep_for(kBound + std::chrono::milliseconds(50));
+  check(forwarded, Hook::tc);
 }
 
 // With bpffs mounted, libxdp attaches through its dispatcher, so that tetherpath's XDP program

@@ -62,6 +62,7 @@ TEST(GoldenTableCoverage, EveryReasonIsCovered) {
   seen[static_cast<size_t>(Reason::no_headroom)] = true;  // DPDK: NoHeadroomPuntsUntouched
   seen[static_cast<size_t>(Reason::data_limit)] = true;   // FastPathTest.DataLimitPuntsOnceReached
   seen[static_cast<size_t>(Reason::xdp_egress)] = true;   // BpfFastPathTest.XdpEgressWithoutXdp...
+  seen[static_cast<size_t>(Reason::stale_heartbeat)] = true;  // BpfFastPathTest.StaleHeartbeat...
   // Not producible: the BPF programs' drop of a frame a rewrite step refused after an earlier step
   // changed it, which the order of the steps rules out (tc.bpf.c tp_tc_apply, xdp.bpf.c).
   seen[static_cast<size_t>(Reason::rewrite_failed)] = true;
