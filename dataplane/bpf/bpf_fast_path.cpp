@@ -404,14 +404,12 @@ bool BpfFastPath::adopt(std::string& error) {
     ifindex = next;
     prev = &ifindex;
   }
-  for (auto [fd, err] : {std::pair{maps_.flows4, inherited4_.load(maps_.flows4)},
-                         std::pair{maps_.flows6, inherited6_.load(maps_.flows6)},
-                         std::pair{maps_.rules6, inherited_rules_.load(maps_.rules6)}}) {
+  for (const int err : {inherited4_.load(maps_.flows4), inherited6_.load(maps_.flows6),
+                        inherited_rules_.load(maps_.rules6)}) {
     if (err) {
       error = "cannot read the pinned flows in " + pin_dir_ + ": " + errstr(err);
       return false;
     }
-    (void)fd;
   }
   return true;
 }
