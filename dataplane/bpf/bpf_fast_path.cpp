@@ -7,6 +7,7 @@
 #include <linux/pfkeyv2.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "maps.h"
+#include "pinned_state.hpp"
 #include "xdp_features.hpp"
 
 extern const unsigned char tp_bpf_tc_obj[];
@@ -179,6 +181,75 @@ bool wait_for_readers() {
   return true;
 }
 
+// The kernel's name (truncated to 15 characters) and tag of a program.
+struct ProgInfo {
+  std::string name;
+  std::array<uint8_t, BPF_TAG_SIZE> tag{};
+  uint32_t id = 0;
+};
+
+std::optional<ProgInfo> info_of_fd(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return std::nullopt;
+  ProgInfo p;
+  p.name = info.name;
+  std::memcpy(p.tag.data(), info.tag, BPF_TAG_SIZE);
+  p.id = info.id;
+  return p;
+}
+
+std::optional<ProgInfo> info_of_id(uint32_t id) {
+  const int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return std::nullopt;
+  auto info = info_of_fd(fd);
+  close(fd);
+  return info;
+}
+
+std::string hex(const std::array<uint8_t, BPF_TAG_SIZE>& tag) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : tag) {
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+constexpr const char* kXdpName = "tp_xdp";  // the XDP program's name, as the kernel keeps it
+constexpr const char* kDispatcherName = "xdp_dispatcher";
+
+uint32_t xdp_prog_on(int ifindex) {
+  bpf_xdp_query_opts q{};
+  q.sz = sizeof(q);
+  if (bpf_xdp_query(ifindex, 0, &q) != 0) return 0;
+  return q.drv_prog_id;
+}
+
+bpf_tc_hook ingress_hook(int ifindex) {
+  bpf_tc_hook h{};
+  h.sz = sizeof(h);
+  h.ifindex = ifindex;
+  h.attach_point = BPF_TC_INGRESS;
+  return h;
+}
+
+bpf_tc_opts our_filter() {
+  bpf_tc_opts o{};
+  o.sz = sizeof(o);
+  o.handle = BpfFastPath::kTcHandle;
+  o.priority = BpfFastPath::kTcPriority;
+  return o;
+}
+
+// The id of the program in our tc filter on `ifindex`, 0 when there is none.
+uint32_t tc_prog_on(int ifindex) {
+  bpf_tc_hook h = ingress_hook(ifindex);
+  bpf_tc_opts o = our_filter();
+  return bpf_tc_query(&h, &o) == 0 ? o.prog_id : 0;
+}
+
 }  // namespace
 
 struct BpfFastPath::Bank {
@@ -192,7 +263,16 @@ BpfFastPath::BpfFastPath() : shadow_(std::make_unique<Topology>()) {
 }
 
 BpfFastPath::~BpfFastPath() {
-  for (uint8_t p = 0; p < kMaxPorts; ++p) detach(p);
+  // Pinned state outlives the process: the programs stay attached and keep forwarding, for the
+  // next run to take over. Only libxdp's handles are let go.
+  if (pin_dir_.empty()) {
+    detach_all();
+  } else {
+    for (Attachment& at : attached_) {
+      if (at.xdp_prog) xdp_program__close(at.xdp_prog);
+      if (at.xdp_obj) bpf_object__close(at.xdp_obj);
+    }
+  }
   if (xdp_obj_) bpf_object__close(xdp_obj_);
   if (tc_obj_) bpf_object__close(tc_obj_);
 }
@@ -200,8 +280,138 @@ BpfFastPath::~BpfFastPath() {
 std::unique_ptr<BpfFastPath> BpfFastPath::create(const BpfOptions& opts, std::string& error) {
   std::unique_ptr<BpfFastPath> fp(new BpfFastPath());
   if (!fp->load(opts, error)) return nullptr;
-  fp->update_topology([](Topology&) {});  // the maps start out holding the empty topology
+  if (fp->reused_) {
+    if (!fp->adopt(error)) return nullptr;
+  } else {
+    fp->update_topology([](Topology&) {});  // the maps start out holding the empty topology
+  }
   return fp;
+}
+
+std::string BpfFastPath::pin_dir_for(const std::string& bpffs_root) {
+  return pinned::dir_for(bpffs_root, kLayoutVersion);
+}
+
+std::vector<std::string> BpfFastPath::stale_pin_dirs(const std::string& bpffs_root) {
+  return pinned::stale_dirs(bpffs_root, kLayoutVersion);
+}
+
+int BpfFastPath::remove_pin_dir(const std::string& dir) { return pinned::remove_dir(dir); }
+
+void BpfFastPath::unpin() {
+  if (pin_dir_.empty()) return;
+  pinned::remove_dir(pin_dir_);
+  // The versions' parent goes too when this was its last version.
+  const size_t slash = pin_dir_.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) rmdir(pin_dir_.substr(0, slash).c_str());
+  pin_dir_.clear();
+  inherited4_ = {};
+  inherited6_ = {};
+  inherited_rules_ = {};
+}
+
+std::size_t BpfFastPath::inherited() const {
+  return inherited4_.size() + inherited6_.size() + inherited_rules_.size();
+}
+
+std::size_t BpfFastPath::drop_inherited() {
+  return inherited4_.drop(maps_.flows4) + inherited6_.drop(maps_.flows6) +
+         inherited_rules_.drop(maps_.rules6);
+}
+
+bool BpfFastPath::pin_programs(std::string& error) {
+  // For inspection (bpftool) and so that the programs in force are found by path; the attached
+  // ones live on without them. A new build's replace the previous run's.
+  for (bpf_object* obj : {tc_obj_, xdp_obj_}) {
+    if (!obj) continue;
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, obj) {
+      const std::string path = pin_dir_ + "/prog_" + bpf_program__name(prog);
+      unlink(path.c_str());
+      if (int err = bpf_program__pin(prog, path.c_str())) {
+        error = "cannot pin " + path + ": " + errstr(err);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool BpfFastPath::adopt(std::string& error) {
+  const uint32_t zero = 0;
+  tp_config cfg{};
+  if (bpf_map_lookup_elem(maps_.config, &zero, &cfg) != 0 || cfg.bank >= TP_BANKS) {
+    error = "the pinned configuration in " + pin_dir_ + " is unreadable or holds no valid bank";
+    return false;
+  }
+  bank_ = cfg.bank;
+  // Both banks as the maps hold them, so that publishing writes exactly what differs.
+  for (uint32_t b = 0; b < TP_BANKS; ++b) {
+    Bank& bank = *banks_[b];
+    for (uint32_t p = 0; p < kMaxPorts; ++p) {
+      const uint32_t key = b * kMaxPorts + p;
+      if (bpf_map_lookup_elem(maps_.ports, &key, &bank.ports[p]) != 0) bank.ports[p] = tp_port{};
+    }
+    for (uint32_t i = 0; i < kMaxNextHops; ++i) {
+      const uint32_t key = b * kMaxNextHops + i;
+      if (bpf_map_lookup_elem(maps_.nexthops, &key, &bank.nexthops[i]) != 0)
+        bank.nexthops[i] = tp_nexthop{};
+    }
+    if (bpf_map_lookup_elem(maps_.kernel_only6, &b, &bank.kernel_only6) != 0)
+      bank.kernel_only6 = tp_kernel_only6{};
+  }
+  // The published topology becomes the shadow: a daemon that states it again changes nothing.
+  const Bank& live = *banks_[bank_];
+  for (uint8_t p = 0; p < kMaxPorts; ++p) {
+    const tp_port& v = live.ports[p];
+    PortInfo& port = shadow_->ports[p];
+    port.enabled = v.enabled;
+    std::memcpy(port.mac.addr_bytes, v.mac, 6);
+    port.mtu = v.mtu;
+    port.mtu6 = v.mtu6;
+    port.n_local4 = v.n_local4;
+    port.n_local6 = v.n_local6;
+    for (size_t i = 0; i < kMaxLocalAddrs; ++i) {
+      port.local4[i] = v.local4[i];
+      std::memcpy(port.local6[i].data(), v.local6[i], 16);
+    }
+    devices_[p].rawip = v.rawip;
+  }
+  for (uint32_t i = 0; i < kMaxNextHops; ++i) {
+    const tp_nexthop& v = live.nexthops[i];
+    NextHop& nh = shadow_->nexthops[i];
+    std::memcpy(nh.dst_mac.addr_bytes, v.dst_mac, 6);
+    std::memcpy(nh.src_mac.addr_bytes, v.src_mac, 6);
+    nh.port = v.port;
+    nh.mtu = v.mtu;
+    nh.vlan = v.vlan;
+    nh.valid = v.valid;
+  }
+  shadow_->n_kernel_only6 =
+      static_cast<uint8_t>(std::min<uint32_t>(live.kernel_only6.n, kMaxKernelOnly6));
+  std::memcpy(shadow_->kernel_only6.data(), live.kernel_only6.prefix,
+              sizeof(tp_prefix6) * kMaxKernelOnly6);
+  // The port devices, from the map the programs find their port by.
+  uint32_t ifindex = 0, next = 0;
+  const uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(maps_.ifindex_port, prev, &next) == 0) {
+    uint32_t port = 0;
+    if (bpf_map_lookup_elem(maps_.ifindex_port, &next, &port) == 0 && port < kMaxPorts) {
+      devices_[port].ifindex = static_cast<int>(next);
+      uint32_t target = 0;
+      devices_[port].xdp_target = bpf_map_lookup_elem(maps_.tx_ports, &port, &target) == 0;
+    }
+    ifindex = next;
+    prev = &ifindex;
+  }
+  for (const int err : {inherited4_.load(maps_.flows4), inherited6_.load(maps_.flows6),
+                        inherited_rules_.load(maps_.rules6)}) {
+    if (err) {
+      error = "cannot read the pinned flows in " + pin_dir_ + ": " + errstr(err);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
@@ -221,6 +431,7 @@ bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
         "MEMBARRIER_CMD_GLOBAL, or PF_KEY sockets), which publishing the topology needs";
     return false;
   }
+  if (!opts.pin_dir.empty() && !pinned::make_dir(opts.pin_dir, error)) return false;
   std::string log;
   LogScope scope(log);
   tc_obj_ = bpf_object__open_mem(tp_bpf_tc_obj, tp_bpf_tc_obj_size, nullptr);
@@ -231,14 +442,41 @@ bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
   for (const char* m : {"tp_flows4", "tp_flows6"})
     bpf_map__set_max_entries(bpf_object__find_map_by_name(tc_obj_, m), opts.flow_capacity);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(tc_obj_, "tp_rules6"), opts.rule_capacity);
+  // Pinned: libbpf reuses a map found at its path (after checking its type, sizes and capacity)
+  // and pins the ones it creates.
+  int found = 0;
+  if (!opts.pin_dir.empty()) {
+    bpf_map* m;
+    bpf_object__for_each_map(m, tc_obj_) {
+      if (bpf_map__is_internal(m)) continue;
+      const std::string path = opts.pin_dir + "/" + bpf_map__name(m);
+      if (int err = bpf_map__set_pin_path(m, path.c_str())) {
+        error = "cannot pin at " + path + ": " + errstr(err);
+        return false;
+      }
+      struct stat st {};
+      if (stat(path.c_str(), &st) != 0) continue;
+      ++found;
+      // The kernel makes a device map read-only for programs and says so in its flags, which
+      // libbpf compares with the definition's before reusing it (a creation must not ask).
+      if (bpf_map__type(m) == BPF_MAP_TYPE_DEVMAP)
+        bpf_map__set_map_flags(m, bpf_map__map_flags(m) | BPF_F_RDONLY_PROG);
+    }
+  }
   if (int err = bpf_object__load(tc_obj_)) {
     const std::string missing = missing_features();
     error = "cannot load the tc programs (" + errstr(err) + ")";
+    if (found)
+      error += ": the maps pinned in " + opts.pin_dir +
+               " do not match this build's (another capacity?); remove the directory "
+               "(BpfFastPath::remove_pin_dir) to start afresh";
     if (!missing.empty()) error += ": the kernel lacks " + missing;
     if (err == -EPERM) error += "; loading BPF programs needs CAP_BPF and CAP_NET_ADMIN (root)";
     error += "\n" + tail(log);
     return false;
   }
+  pin_dir_ = opts.pin_dir;
+  reused_ = found > 0;
   maps_.flows4 = map_fd(tc_obj_, "tp_flows4");
   maps_.flows6 = map_fd(tc_obj_, "tp_flows6");
   maps_.rules6 = map_fd(tc_obj_, "tp_rules6");
@@ -265,7 +503,7 @@ bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
       xdp_obj_ = nullptr;
     }
   }
-  return true;
+  return pin_dir_.empty() || pin_programs(error);
 }
 
 // An XDP object whose maps are the tc object's: one write is seen by every hook.
@@ -385,14 +623,41 @@ void BpfFastPath::update_topology(const std::function<void(Topology&)>& edit) {
 
 namespace {
 
+// One entry written whole. A key inherited from a previous run is overwritten in place (the
+// programs go on forwarding it, with the old plan or the new, never without), keeping the time it
+// was last used and its counts (the few packets counted between the read and the write are lost
+// to them); `old` receives what it held, for an undo. Any other key must be new.
 template <typename Key>
-int install_pair(int fd, const Key& k1, const tp_action& a1, const Key& k2, const tp_action& a2) {
-  if (bpf_map_update_elem(fd, &k1, &a1, BPF_NOEXIST)) return install_error(errno);
-  if (bpf_map_update_elem(fd, &k2, &a2, BPF_NOEXIST)) {
-    const int err = install_error(errno);
-    bpf_map_delete_elem(fd, &k1);
+int put_entry(int fd, pinned::InheritedKeys<Key>& inherited, const Key& k, tp_action a,
+              std::optional<tp_action>& old) {
+  old.reset();
+  tp_action prev{};
+  if (inherited.contains(k) && bpf_map_lookup_elem(fd, &k, &prev) == 0) {
+    a.last_used_ns = prev.last_used_ns;
+    a.packets = prev.packets;
+    a.ip_bytes = prev.ip_bytes;
+    if (bpf_map_update_elem(fd, &k, &a, BPF_ANY)) return install_error(errno);
+    old = prev;
+    return 0;
+  }
+  if (bpf_map_update_elem(fd, &k, &a, BPF_NOEXIST)) return install_error(errno);
+  return 0;
+}
+
+template <typename Key>
+int install_pair(int fd, pinned::InheritedKeys<Key>& inherited, const Key& k1, const tp_action& a1,
+                 const Key& k2, const tp_action& a2) {
+  std::optional<tp_action> old1, old2;
+  if (int err = put_entry(fd, inherited, k1, a1, old1)) return err;
+  if (int err = put_entry(fd, inherited, k2, a2, old2)) {
+    if (old1)
+      bpf_map_update_elem(fd, &k1, &*old1, BPF_ANY);
+    else
+      bpf_map_delete_elem(fd, &k1);
     return err;
   }
+  inherited.erase(k1);
+  inherited.erase(k2);
   return 0;
 }
 
@@ -404,24 +669,29 @@ bool valid_plan(const FlowPlan4& p) {
 
 int BpfFastPath::install(const FlowPlan4& orig, const FlowPlan4& reply) {
   if (!valid_plan(orig) || !valid_plan(reply) || orig.match == reply.match) return -EINVAL;
-  return install_pair(maps_.flows4, orig.match, action_of(orig), reply.match, action_of(reply));
+  return install_pair(maps_.flows4, inherited4_, orig.match, action_of(orig), reply.match,
+                      action_of(reply));
 }
 
 int BpfFastPath::install(const FlowPlan6& orig, const FlowPlan6& reply) {
   if (orig.nexthop >= kMaxNextHops || reply.nexthop >= kMaxNextHops || orig.match == reply.match)
     return -EINVAL;
-  return install_pair(maps_.flows6, orig.match, route_action(orig.nexthop), reply.match,
-                      route_action(reply.nexthop));
+  return install_pair(maps_.flows6, inherited6_, orig.match, route_action(orig.nexthop),
+                      reply.match, route_action(reply.nexthop));
 }
 
 void BpfFastPath::remove(const FlowKey4& orig, const FlowKey4& reply) {
   bpf_map_delete_elem(maps_.flows4, &orig);
   bpf_map_delete_elem(maps_.flows4, &reply);
+  inherited4_.erase(orig);
+  inherited4_.erase(reply);
 }
 
 void BpfFastPath::remove(const FlowKey6& orig, const FlowKey6& reply) {
   bpf_map_delete_elem(maps_.flows6, &orig);
   bpf_map_delete_elem(maps_.flows6, &reply);
+  inherited6_.erase(orig);
+  inherited6_.erase(reply);
 }
 
 std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
@@ -446,12 +716,18 @@ std::optional<FlowUsage> BpfFastPath::usage(const RuleKey6& key) const {
 
 int BpfFastPath::add_rule(const RulePlan6& rule) {
   if (rule.nexthop >= kMaxNextHops) return -EINVAL;
-  const tp_action a = route_action(rule.nexthop);
-  if (bpf_map_update_elem(maps_.rules6, &rule.match, &a, BPF_NOEXIST)) return install_error(errno);
+  std::optional<tp_action> old;
+  if (int err =
+          put_entry(maps_.rules6, inherited_rules_, rule.match, route_action(rule.nexthop), old))
+    return err;
+  inherited_rules_.erase(rule.match);
   return 0;
 }
 
-void BpfFastPath::remove_rule(const RuleKey6& key) { bpf_map_delete_elem(maps_.rules6, &key); }
+void BpfFastPath::remove_rule(const RuleKey6& key) {
+  bpf_map_delete_elem(maps_.rules6, &key);
+  inherited_rules_.erase(key);
+}
 
 uint32_t BpfFastPath::clock_ms() const {
   timespec ts{};
@@ -528,10 +804,13 @@ bool BpfFastPath::attach(uint8_t port, Hook hook, std::string& error) {
     error = "port " + std::to_string(port) + " has no device (set_port_device first)";
     return false;
   }
-  detach(port);
+  // The program in place (this object's, or a previous run's) keeps forwarding until the new one
+  // replaces it; only then is the hook not in use cleared.
+  Attachment old = std::move(attached_[port]);
+  attached_[port] = Attachment{};
   const Device& d = devices_[port];
   Attachment& at = attached_[port];
-  at.note.clear();
+  bool ok = false;
   if (hook == Hook::xdp) {
     std::string why;
     if (d.rawip) {
@@ -541,31 +820,56 @@ bool BpfFastPath::attach(uint8_t port, Hook hook, std::string& error) {
     } else if (xdp_redirect_target(d.ifindex, why) != XdpTarget::yes) {
       at.note = "XDP not used: " + why + "; tc used";
     } else if (attach_xdp(port, why)) {
-      at.note = "XDP (native)";
-      return true;
+      at.note = "XDP (native)" + at.note;
+      ok = true;
     } else {
       at.note = "XDP attach failed (" + why + "); tc used";
     }
   }
-  return attach_tc(port, d.rawip || hook == Hook::tc_rawip, error);
+  if (!ok) ok = attach_tc(port, d.rawip || hook == Hook::tc_rawip, error);
+  if (!ok) {
+    attached_[port] = std::move(old);
+    return false;
+  }
+  if (*at.hook == Hook::xdp)
+    remove_tc(at.ifindex);
+  else
+    remove_xdp(at.ifindex, 0);
+  if (old.hook && old.ifindex != at.ifindex) {
+    // The port moved to another device: the old one keeps nothing of ours.
+    std::swap(attached_[port], old);
+    detach(port);
+    std::swap(attached_[port], old);
+  } else {
+    if (old.xdp_prog) xdp_program__close(old.xdp_prog);
+    if (old.xdp_obj) bpf_object__close(old.xdp_obj);
+  }
+  return true;
+}
+
+std::string BpfFastPath::replaced(uint32_t old_id, int fd) {
+  const auto before = info_of_id(old_id);
+  const auto now = info_of_fd(fd);
+  if (!before || !now) return "; replaced program " + std::to_string(old_id);
+  if (before->tag == now->tag)
+    return "; took over program " + std::to_string(old_id) + " (same build)";
+  return "; replaced program " + std::to_string(old_id) + " of another build (tag " +
+         hex(before->tag) + ", now " + hex(now->tag) + ")";
 }
 
 bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
   Attachment& at = attached_[port];
   const int ifindex = devices_[port].ifindex;
-  bpf_tc_hook h{};
-  h.sz = sizeof(h);
-  h.ifindex = ifindex;
-  h.attach_point = BPF_TC_INGRESS;
+  bpf_tc_hook h = ingress_hook(ifindex);
   int err = bpf_tc_hook_create(&h);
   if (err && err != -EEXIST) {
     error = "cannot create clsact on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
     return false;
   }
-  bpf_tc_opts o{};
-  o.sz = sizeof(o);
-  o.handle = kTcHandle;
-  o.priority = kTcPriority;
+  const uint32_t old_id = tc_prog_on(ifindex);
+  // The same handle and priority with the replace flag: the kernel swaps the filter's program in
+  // one step, so a previous run's filter (or this object's) never leaves a gap.
+  bpf_tc_opts o = our_filter();
   o.prog_fd = prog_fd(rawip ? Hook::tc_rawip : Hook::tc);
   o.flags = BPF_TC_F_REPLACE;
   if ((err = bpf_tc_attach(&h, &o))) {
@@ -575,13 +879,18 @@ bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
   }
   at.hook = rawip ? Hook::tc_rawip : Hook::tc;
   at.ifindex = ifindex;
+  at.prog_id = o.prog_id;
   if (at.note.empty()) at.note = rawip ? "tc (raw IP)" : "tc";
+  if (old_id) at.note += replaced(old_id, o.prog_fd);
   return true;
 }
 
 bool BpfFastPath::attach_xdp(uint8_t port, std::string& error) {
   Attachment& at = attached_[port];
   const int ifindex = devices_[port].ifindex;
+  const uint32_t old_id = xdp_prog_on(ifindex);
+  const auto old = old_id ? info_of_id(old_id) : std::nullopt;
+  if (old && old->name == kXdpName) return replace_xdp(port, old_id, error);
   bpf_object* obj = open_xdp_object(error);
   if (!obj) return false;
   xdp_program* prog = xdp_program__from_bpf_obj(obj, "xdp");
@@ -601,7 +910,76 @@ bool BpfFastPath::attach_xdp(uint8_t port, std::string& error) {
   at.ifindex = ifindex;
   at.xdp_obj = obj;
   at.xdp_prog = prog;
+  at.prog_id = xdp_prog_on(ifindex);
+  const auto main = info_of_id(at.prog_id);
+  at.dispatcher = main && main->name == kDispatcherName;
+  // A previous run's program in libxdp's dispatcher: ours now runs next to it (libxdp swaps the
+  // dispatcher atomically), and it goes the same way.
+  if (at.dispatcher) {
+    remove_xdp(ifindex, xdp_program__id(prog));
+    at.prog_id = xdp_prog_on(ifindex);
+  }
   return true;
+}
+
+// Our XDP program alone on the device (libxdp attached it without its dispatcher, which does not
+// load everywhere): XDP_FLAGS_REPLACE against the attached program's descriptor, so the kernel
+// swaps it only if it is still the one seen, and in one step.
+bool BpfFastPath::replace_xdp(uint8_t port, uint32_t old_id, std::string& error) {
+  Attachment& at = attached_[port];
+  const int ifindex = devices_[port].ifindex;
+  const int old_fd = bpf_prog_get_fd_by_id(old_id);
+  if (old_fd < 0) {
+    error = "cannot open the attached XDP program " + std::to_string(old_id) + ": " + errstr(errno);
+    return false;
+  }
+  bpf_xdp_attach_opts o{};
+  o.sz = sizeof(o);
+  o.old_prog_fd = old_fd;
+  const int fd = prog_fd(Hook::xdp);
+  const int err = bpf_xdp_attach(ifindex, fd, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE, &o);
+  close(old_fd);
+  if (err) {
+    error =
+        "cannot replace the XDP program on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
+    return false;
+  }
+  at.hook = Hook::xdp;
+  at.ifindex = ifindex;
+  at.prog_id = info_of_fd(fd) ? info_of_fd(fd)->id : 0;
+  at.note = replaced(old_id, fd);
+  return true;
+}
+
+void BpfFastPath::remove_tc(int ifindex) {
+  bpf_tc_hook h = ingress_hook(ifindex);
+  bpf_tc_opts o = our_filter();
+  if (tc_prog_on(ifindex)) bpf_tc_detach(&h, &o);
+}
+
+void BpfFastPath::remove_xdp(int ifindex, uint32_t keep_id) {
+  const uint32_t id = xdp_prog_on(ifindex);
+  const auto info = id ? info_of_id(id) : std::nullopt;
+  if (!info) return;
+  if (info->name == kXdpName && id != keep_id) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) return;
+    bpf_xdp_attach_opts o{};
+    o.sz = sizeof(o);
+    o.old_prog_fd = fd;  // only if it is still this program
+    bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE, &o);
+    close(fd);
+    return;
+  }
+  if (info->name != kDispatcherName) return;
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (!mp || libxdp_get_error(mp)) return;
+  for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p;
+       p = xdp_multiprog__next_prog(p, mp)) {
+    if (std::strcmp(xdp_program__name(p), kXdpName) == 0 && xdp_program__id(p) != keep_id)
+      xdp_program__detach(p, ifindex, XDP_MODE_NATIVE, 0);
+  }
+  xdp_multiprog__close(mp);
 }
 
 void BpfFastPath::detach(uint8_t port) {
@@ -609,24 +987,43 @@ void BpfFastPath::detach(uint8_t port) {
   Attachment& at = attached_[port];
   if (!at.hook) return;
   if (*at.hook == Hook::xdp) {
-    xdp_program__detach(at.xdp_prog, at.ifindex, XDP_MODE_NATIVE, 0);
-    xdp_program__close(at.xdp_prog);
-    bpf_object__close(at.xdp_obj);
+    if (at.xdp_prog) {
+      xdp_program__detach(at.xdp_prog, at.ifindex, XDP_MODE_NATIVE, 0);
+      xdp_program__close(at.xdp_prog);
+      bpf_object__close(at.xdp_obj);
+    } else {
+      remove_xdp(at.ifindex, 0);
+    }
   } else {
-    bpf_tc_hook h{};
-    h.sz = sizeof(h);
-    h.ifindex = at.ifindex;
-    h.attach_point = BPF_TC_INGRESS;
-    bpf_tc_opts o{};
-    o.sz = sizeof(o);
-    o.handle = kTcHandle;
-    o.priority = kTcPriority;
     // Only tetherpath's filter goes. The clsact qdisc stays, even one this engine created: other
     // filters may have joined it since (a clat, a shaper's classifier), and deleting the qdisc
     // would take them along; an empty clsact costs nothing.
+    bpf_tc_hook h = ingress_hook(at.ifindex);
+    bpf_tc_opts o = our_filter();
     bpf_tc_detach(&h, &o);
   }
   at = Attachment{};
+}
+
+void BpfFastPath::detach_all() {
+  for (uint8_t p = 0; p < kMaxPorts; ++p) detach(p);
+}
+
+uint32_t BpfFastPath::prog_id(uint8_t port) const {
+  return port < kMaxPorts && attached_[port].hook ? attached_[port].prog_id : 0;
+}
+
+std::string BpfFastPath::attach_mode(uint8_t port) const {
+  if (port >= kMaxPorts || !attached_[port].hook) return "";
+  switch (*attached_[port].hook) {
+    case Hook::tc:
+      return "tc clsact ingress";
+    case Hook::tc_rawip:
+      return "tc clsact ingress, raw IP";
+    case Hook::xdp:
+      return attached_[port].dispatcher ? "xdp native, libxdp dispatcher" : "xdp native";
+  }
+  return "";
 }
 
 std::optional<BpfFastPath::Hook> BpfFastPath::attached_hook(uint8_t port) const {

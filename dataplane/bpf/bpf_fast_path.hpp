@@ -1,8 +1,26 @@
 // The kernel engine behind the FastPath boundary: the tc and XDP programs of this folder, loaded
 // from the objects embedded in the library, and their maps. Flows and rules are hash-map entries,
 // written whole when created; the topology is published in two banks (maps.h), so a program never
-// reads a port or next hop while it is written. The maps stay unpinned: they live as long as this
-// object and the programs attached through it.
+// reads a port or next hop while it is written.
+//
+// Unpinned (BpfOptions::pin_dir empty), the maps live as long as this object and the programs
+// attached through it, and the destructor detaches. Pinned, the state outlives the process so that
+// a restarted daemon forwards without a gap:
+// - create() pins every map and program in pin_dir (pin_dir_for(bpffs root): a directory per map
+//   layout version). If the directory holds this layout's maps already (a run that crashed, or
+//   stopped and kept forwarding), it reuses them: reused() is true.
+// - On reuse nothing the programs read is reset. The flow and rule maps keep their entries; the
+//   inherited keys are recorded, install()/add_rule() of one overwrites it in place (one atomic
+//   update per entry) and drop_inherited() deletes those this run did not install. The topology
+//   is read back from the published bank (topology() is the previous run's until edited), so the
+//   first publish writes the other bank and a re-stated topology changes nothing the programs see;
+//   the port devices (ifindex map, XDP devmap) stay as they were until set_port_device() says
+//   otherwise. Data limits stay armed with their counts, counters keep counting.
+// - attach() on a device that carries this engine's program (a previous run's, or an older build)
+//   replaces it atomically: the tc filter with the same handle and priority, the XDP program with
+//   XDP_FLAGS_REPLACE against the attached one. It is never detached first.
+// - The destructor leaves the programs attached and the pins in place; a clean stop that is not to
+//   keep forwarding calls detach_all() and unpin().
 #pragma once
 
 #include <array>
@@ -10,8 +28,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "fast_path.hpp"
+#include "maps.h"
+#include "pinned_state.hpp"
 
 struct bpf_object;
 struct xdp_program;
@@ -21,15 +42,39 @@ namespace tp {
 struct BpfOptions {
   uint32_t flow_capacity = 65536;  // flow directions per address family (one map entry each)
   uint32_t rule_capacity = 1024;   // IPv6 address rules
+  // Empty: nothing pinned. Else the directory, on bpffs, that holds the pinned state
+  // (BpfFastPath::pin_dir_for). A reused directory's maps must have the capacities above.
+  std::string pin_dir{};
 };
 
 class BpfFastPath : public FastPath {
  public:
   enum class Hook { tc, tc_rawip, xdp };
 
-  // Loads the programs and creates the maps. On failure, `error` says what the kernel lacks or
-  // what the verifier refused.
+  // Loads the programs and creates the maps (or reuses the pinned ones). On failure, `error` says
+  // what the kernel lacks, what the verifier refused, or that the pin directory is not on bpffs.
   static std::unique_ptr<BpfFastPath> create(const BpfOptions& opts, std::string& error);
+
+  // Pinned state (see the top of this file).
+  static constexpr unsigned kLayoutVersion = TP_MAP_LAYOUT_VERSION;
+  // <bpffs_root>/tetherpath/v<kLayoutVersion>
+  static std::string pin_dir_for(const std::string& bpffs_root);
+  // Other layout versions' directories under <bpffs_root>/tetherpath, for the daemon to remove
+  // with remove_pin_dir() once its own programs are attached.
+  static std::vector<std::string> stale_pin_dirs(const std::string& bpffs_root);
+  // Unpins everything in `dir` and removes it: 0 or -errno.
+  static int remove_pin_dir(const std::string& dir);
+  const std::string& pin_dir() const { return pin_dir_; }
+  // The maps were found pinned: a previous run's flows, rules and topology are in force.
+  bool reused() const { return reused_; }
+  // Inherited flow directions and rules not yet installed (or removed) by this run.
+  std::size_t inherited() const;
+  // Deletes every inherited flow direction and rule this run did not install; how many. For after
+  // the daemon's first complete conntrack dump: what the kernel still has was overwritten.
+  std::size_t drop_inherited();
+  // Removes this instance's pins and directory (a stop that is not to keep forwarding; the maps
+  // live on while programs attached through them do).
+  void unpin();
   ~BpfFastPath() override;
   BpfFastPath(const BpfFastPath&) = delete;
   BpfFastPath& operator=(const BpfFastPath&) = delete;
@@ -53,11 +98,20 @@ class BpfFastPath : public FastPath {
   // Attaches a port's ingress. XDP falls back to tc when the port's device cannot take the
   // frames other XDP ports redirect to it; attached_hook() and attach_note() say what it got and
   // why. tc uses clsact (created when missing) at priority kTcPriority; detach() removes only
-  // that filter and leaves the qdisc, which others' filters may share.
+  // that filter and leaves the qdisc, which others' filters may share. A program of this engine
+  // already on the device (this object's, a previous run's, an older build's) is replaced
+  // atomically, and then removed from the other hook if it was there: packets always meet one of
+  // them. attach_note() says whether it replaced an older build.
   bool attach(uint8_t port, Hook hook, std::string& error);
   void detach(uint8_t port);
+  void detach_all();
   std::optional<Hook> attached_hook(uint8_t port) const;
   const std::string& attach_note(uint8_t port) const;
+  // The id of the program attached on a port's device (libxdp's dispatcher when it holds ours),
+  // 0 when none. For `tetherctl ports`, with attach_mode(): "tc clsact ingress", "tc clsact
+  // ingress, raw IP", "xdp native", "xdp native, libxdp dispatcher", or "" when not attached.
+  uint32_t prog_id(uint8_t port) const;
+  std::string attach_mode(uint8_t port) const;
   static constexpr uint16_t kTcPriority = 1;
   static constexpr uint32_t kTcHandle = 0x7470;
 
@@ -86,6 +140,10 @@ class BpfFastPath : public FastPath {
  private:
   BpfFastPath();
   bool load(const BpfOptions& opts, std::string& error);
+  bool pin_programs(std::string& error);
+  // A reused directory: the published bank, both banks' contents, the topology and the devices
+  // as the previous run left them, and the inherited keys.
+  bool adopt(std::string& error);
   bpf_object* open_xdp_object(std::string& error) const;
   // Writes the shadow topology into the bank the programs do not read, makes it the published
   // one, and waits until no program still reads the other. False if a write failed (the old
@@ -98,6 +156,13 @@ class BpfFastPath : public FastPath {
   void store_config_u64(size_t offset, uint64_t value);
   bool attach_tc(uint8_t port, bool rawip, std::string& error);
   bool attach_xdp(uint8_t port, std::string& error);
+  bool replace_xdp(uint8_t port, uint32_t old_id, std::string& error);
+  // Removes this engine's program from the hook of `ifindex` not in use (after the other was
+  // attached): our tc filter, or an XDP program named ours.
+  static void remove_tc(int ifindex);
+  static void remove_xdp(int ifindex, uint32_t keep_id);
+  // What replacing the program `old_id` with `fd` means, for the note.
+  static std::string replaced(uint32_t old_id, int fd);
 
   struct Maps {
     int flows4 = -1, flows6 = -1, rules6 = -1, ports = -1, ifindex_port = -1, nexthops = -1,
@@ -111,8 +176,10 @@ class BpfFastPath : public FastPath {
   struct Attachment {
     std::optional<Hook> hook;
     int ifindex = 0;
-    bpf_object* xdp_obj = nullptr;
+    bpf_object* xdp_obj = nullptr;  // libxdp's attachments; a direct one uses xdp_obj_
     xdp_program* xdp_prog = nullptr;
+    bool dispatcher = false;
+    uint32_t prog_id = 0;
     std::string note;
   };
 
@@ -133,6 +200,11 @@ class BpfFastPath : public FastPath {
     ~Mapping();
   };
   Mapping config_map_;
+  std::string pin_dir_;
+  bool reused_ = false;
+  pinned::InheritedKeys<FlowKey4> inherited4_;
+  pinned::InheritedKeys<FlowKey6> inherited6_;
+  pinned::InheritedKeys<RuleKey6> inherited_rules_;
 };
 
 }  // namespace tp

@@ -10,6 +10,12 @@
 
 #include "reasons.h"
 
+/* The layout of every map below (their types, keys, values, sizes and meaning). A daemon pins
+ * its maps under <bpffs>/tetherpath/v<this> and the next run reuses them; libbpf checks only the
+ * map type and the key and value sizes, so any change to a layout or to what a field means must
+ * bump this, which sends the next run to a fresh directory (repopulated from conntrack). */
+#define TP_MAP_LAYOUT_VERSION 1
+
 #define TP_MAX_PORTS 16        /* tp::kMaxPorts */
 #define TP_MAX_NEXTHOPS 4096   /* tp::kMaxNextHops */
 #define TP_MAX_LOCAL_ADDRS 8   /* tp::kMaxLocalAddrs */

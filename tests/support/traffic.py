@@ -8,12 +8,16 @@
       COUNT datagrams of growing size from SRC:SPORT, each must come back unchanged.
   traffic.py tcp SRC SPORT DST DPORT BYTES
       BYTES of pseudo-random data up from SRC:SPORT and back; both must arrive unchanged.
+  traffic.py flood SRC SPORT DST DPORT SECONDS
+      Numbered datagrams from SRC:SPORT for SECONDS, each sent once its predecessor came back or
+      was given up for lost (1 s); prints how many were sent and came back.
 Exit status 0 when everything arrived, 1 otherwise (the reason on stderr)."""
 import os
 import socket
 import struct
 import sys
 import threading
+import time
 
 
 def family(addr):
@@ -100,6 +104,27 @@ def tcp(src, sport, dst, dport, nbytes):
     print(f"tcp: {nbytes} bytes there and back")
 
 
+def flood(src, sport, dst, dport, seconds):
+    s = socket.socket(family(src), socket.SOCK_DGRAM)
+    s.bind((src, sport))
+    s.settimeout(1.0)
+    end = time.monotonic() + seconds
+    sent = back = 0
+    while time.monotonic() < end:
+        data = struct.pack("!Q", sent) + bytes(56)
+        s.sendto(data, (dst, dport))
+        sent += 1
+        try:
+            while s.recvfrom(2048)[0] != data:  # a late echo of a datagram given up for lost
+                pass
+            back += 1
+        except socket.timeout:
+            pass
+    print(f"flood: {sent} sent, {back} came back")
+    if back != sent:
+        sys.exit(f"flood: {sent - back} lost")
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[0] == "serve":
@@ -108,5 +133,7 @@ if __name__ == "__main__":
         udp(a[1], int(a[2]), a[3], int(a[4]), int(a[5]))
     elif a[0] == "tcp":
         tcp(a[1], int(a[2]), a[3], int(a[4]), int(a[5]))
+    elif a[0] == "flood":
+        flood(a[1], int(a[2]), a[3], int(a[4]), float(a[5]))
     else:
         sys.exit(__doc__)

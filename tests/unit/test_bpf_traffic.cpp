@@ -9,6 +9,8 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,8 +19,13 @@
 #include <fcntl.h>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <bpf/bpf.h>
 
 #include "bpf_fast_path.hpp"
 #include "lab_topology.hpp"
@@ -130,7 +137,10 @@ class BpfTrafficTest : public ::testing::Test {
     box_ = std::make_unique<EnterNetns>(kBox);
     ASSERT_TRUE(box_->ok());
     std::string error;
-    fp_ = BpfFastPath::create(BpfOptions{1024, 64}, error);
+    fp_ = BpfFastPath::create(opts_, error);
+    // Pinned, a refusal is the test's failure, unless the programs do not load here at all.
+    if (!fp_ && !opts_.pin_dir.empty() && BpfFastPath::create(BpfOptions{1024, 64}, error))
+      FAIL() << "pinned: " << error;
     if (!fp_) GTEST_SKIP() << "BPF unavailable: " << error;
   }
 
@@ -225,6 +235,7 @@ class BpfTrafficTest : public ::testing::Test {
     EXPECT_EQ(fp_->reasons()[static_cast<size_t>(Reason::rewrite_failed)], 0u);
   }
 
+  BpfOptions opts_{1024, 64};
   std::unique_ptr<EnterNetns> box_;
   std::unique_ptr<BpfFastPath> fp_;
   pid_t server_ = -1;
@@ -278,6 +289,255 @@ TEST_F(BpfTrafficTest, XdpFallsBackToTcWithoutGro) {
   exchange("udp", kWifiClient, kServer, 50);
   exchange("udp", kWifiClient6, kServer6, 50);
   EXPECT_GE(fp_->port_counts(kModem).fwd_rx_packets - m0.fwd_rx_packets, 100u);
+}
+
+// A BPF filesystem of the test's own, on a fresh directory: unmounted (with every pin in it) and
+// removed when the test ends, whatever happened.
+class BpffsMount {
+ public:
+  BpffsMount() {
+    char dir[] = "/tmp/tp-bpffs-XXXXXX";
+    if (!mkdtemp(dir)) return;
+    dir_ = dir;
+    mounted_ = mount("bpf", dir, "bpf", 0, nullptr) == 0;
+  }
+  ~BpffsMount() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+  BpffsMount(const BpffsMount&) = delete;
+  BpffsMount& operator=(const BpffsMount&) = delete;
+  bool ok() const { return mounted_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+// The engine with its state pinned, as the daemon runs it: later instances on the same pins stand
+// for a restarted (or crashed and restarted) daemon. The box forwards nothing itself, so a datagram
+// that misses the fast path is lost.
+class BpfPinningTest : public BpfTrafficTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (bpffs, network namespaces, BPF programs)";
+    bpffs_ = std::make_unique<BpffsMount>();
+    ASSERT_TRUE(bpffs_->ok()) << "cannot mount a bpffs";
+    opts_.pin_dir = BpfFastPath::pin_dir_for(bpffs_->dir());
+    BpfTrafficTest::SetUp();
+  }
+  void TearDown() override {
+    later_.reset();  // pinned: leaves the programs attached, gone with the namespaces
+    BpfTrafficTest::TearDown();
+    bpffs_.reset();
+  }
+
+  // A new instance on the pins, its ports on the same devices, as a restarted daemon does.
+  std::unique_ptr<BpfFastPath> restart() {
+    std::string error;
+    auto fp = BpfFastPath::create(opts_, error);
+    EXPECT_TRUE(fp) << error;
+    if (!fp) return fp;
+    EXPECT_TRUE(fp->reused());
+    EXPECT_EQ(0, fp->set_port_device(kModem, static_cast<int>(if_nametoindex("boxs")), false));
+    EXPECT_EQ(0, fp->set_port_device(kWifi, static_cast<int>(if_nametoindex("boxc")), false));
+    return fp;
+  }
+
+  // Datagrams there and back for `seconds` while `during` runs; all must come back.
+  void flood_while(const std::string& src, const std::string& dst, double seconds,
+                   const std::function<void()>& during) {
+    const std::string cmd =
+        in(kCli, "timeout 60 python3 " + kTraffic + " flood " + src + " 40000 " + dst + " " +
+                     std::to_string(kUdp) + " " + std::to_string(seconds) + " 2>&1");
+    FILE* f = popen(cmd.c_str(), "r");
+    ASSERT_TRUE(f);
+    const uint32_t start = fp_->clock_ms();
+    during();
+    const uint32_t took = fp_->clock_ms() - start;
+    std::string out;
+    char buf[512];
+    while (fgets(buf, sizeof(buf), f)) out += buf;
+    const int st = pclose(f);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+    EXPECT_LT(took, seconds * 1000) << "the replacements outlasted the flood";
+    std::printf("%s(replacements took %u ms)\n", out.c_str(), took);
+  }
+
+  // 20 restarts under a flood: each new instance takes the pins over, attaches over the running
+  // programs, and the one before goes (pinned, it leaves them attached).
+  void replace_repeatedly(BpfFastPath::Hook hook, const std::string& mode) {
+    constexpr int kRestarts = 20;
+    flood_while(kWifiClient, kServer, 8, [&] {
+      for (int i = 0; i < kRestarts; ++i) {
+        later_ = restart();
+        ASSERT_TRUE(later_);
+        for (uint8_t port : {kModem, kWifi}) {
+          std::string error;
+          const uint32_t before = later_->prog_id(port);
+          ASSERT_TRUE(later_->attach(port, hook, error)) << error;
+          ASSERT_EQ(later_->attach_mode(port), mode) << later_->attach_note(port);
+          ASSERT_NE(later_->attach_note(port).find("same build"), std::string::npos)
+              << later_->attach_note(port);
+          EXPECT_NE(later_->prog_id(port), before);
+        }
+        std::swap(fp_, later_);
+        later_.reset();
+      }
+    });
+    EXPECT_EQ(fp_->inherited(), 8u);
+  }
+
+  std::unique_ptr<BpffsMount> bpffs_;
+  std::unique_ptr<BpfFastPath> later_;
+};
+
+// A crash (the instance goes without unpinning or detaching) leaves the programs forwarding; the
+// next run takes the flows over, overwrites what it installs again, and drops the rest, whose
+// traffic then goes to the kernel.
+TEST_F(BpfPinningTest, NextRunTakesOverTheFlows) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off")));
+  EXPECT_FALSE(fp_->reused());
+  start(BpfFastPath::Hook::tc, BpfFastPath::Hook::tc);
+  for (const char* pin : {"tp_flows4", "tp_flows6", "tp_rules6", "tp_config", "tp_ports",
+                          "tp_nexthops", "prog_tp_tc_ether", "prog_tp_tc_rawip"})
+    EXPECT_TRUE(exists(opts_.pin_dir + "/" + pin)) << pin;
+  EXPECT_EQ(exists(opts_.pin_dir + "/prog_tp_xdp"), fp_->prog_fd(BpfFastPath::Hook::xdp) >= 0);
+  const uint32_t first_id = fp_->prog_id(kWifi);
+  EXPECT_NE(first_id, 0u);
+  EXPECT_EQ(fp_->attach_mode(kWifi), "tc clsact ingress");
+  const Topology topology = fp_->topology();
+
+  fp_.reset();  // the crash
+  exchange("udp", kWifiClient, kServer, 50);
+  exchange("udp", kWifiClient6, kServer6, 50);
+
+  fp_ = restart();
+  ASSERT_TRUE(fp_);
+  EXPECT_EQ(fp_->inherited(), 8u);  // four flows, two directions each
+  // The published topology came back whole.
+  const Topology back = fp_->topology();
+  for (uint8_t p : {kModem, kWifi}) {
+    EXPECT_EQ(back.ports[p].enabled, topology.ports[p].enabled);
+    EXPECT_EQ(back.ports[p].mac, topology.ports[p].mac);
+    EXPECT_EQ(back.ports[p].mtu, topology.ports[p].mtu);
+    EXPECT_EQ(back.ports[p].local4, topology.ports[p].local4);
+  }
+  EXPECT_EQ(0, std::memcmp(back.nexthops.data(), topology.nexthops.data(), sizeof(back.nexthops)));
+  // Stating the topology again changes nothing the programs see.
+  install_lab_topology(*fp_);
+  exchange("udp", kWifiClient, kServer, 50);
+  for (uint8_t port : {kModem, kWifi}) {
+    std::string error;
+    ASSERT_TRUE(fp_->attach(port, BpfFastPath::Hook::tc, error)) << error;
+    EXPECT_NE(fp_->attach_note(port).find("same build"), std::string::npos)
+        << fp_->attach_note(port);
+  }
+  // This instance's load of the same build now sits in the filter.
+  EXPECT_NE(fp_->prog_id(kWifi), first_id);
+  EXPECT_NE(fp_->prog_id(kWifi), 0u);
+  // The daemon's dump: the UDP flows again (overwritten in place), the TCP ones are gone.
+  ASSERT_EQ(0, add_masquerade4(*fp_, 17, kWifiClient, 40000, kServer, kUdp, 61000));
+  EXPECT_EQ(-EEXIST, add_masquerade4(*fp_, 17, kWifiClient, 40000, kServer, kUdp, 61000));
+  EXPECT_EQ(fp_->inherited(), 6u);
+  EXPECT_EQ(fp_->drop_inherited(), 6u);
+  EXPECT_EQ(fp_->inherited(), 0u);
+  exchange("udp", kWifiClient, kServer, 50);
+  // The dropped IPv6 flow's datagrams reach the kernel, which forwards them once allowed to.
+  ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv6.conf.all.forwarding=1")));
+  const PortCounts w0 = fp_->port_counts(kWifi);
+  exchange("udp", kWifiClient6, kServer6, 50);
+  const PortCounts w1 = fp_->port_counts(kWifi);
+  EXPECT_EQ(w1.fwd_rx_packets, w0.fwd_rx_packets);
+  EXPECT_GE(w1.punted - w0.punted, 50u);
+}
+
+// A restarted daemon's programs replace the running ones on every port while traffic flows: the
+// kernel swaps them in one step (tc: the same filter with the replace flag; XDP:
+// XDP_FLAGS_REPLACE), so not one datagram misses the fast path (the box would drop it).
+TEST_F(BpfPinningTest, TcReplacedUnderLoadLosesNothing) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off")));
+  start(BpfFastPath::Hook::tc, BpfFastPath::Hook::tc);
+  replace_repeatedly(BpfFastPath::Hook::tc, "tc clsact ingress");
+}
+
+TEST_F(BpfPinningTest, XdpReplacedUnderLoadLosesNothing) {
+  if (fp_->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp_->xdp_unavailable();
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off gro on")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off gro on")));
+  start(BpfFastPath::Hook::xdp, BpfFastPath::Hook::xdp);
+  ASSERT_EQ(fp_->attached_hook(kWifi), BpfFastPath::Hook::xdp) << fp_->attach_note(kWifi);
+  ASSERT_EQ(fp_->attached_hook(kModem), BpfFastPath::Hook::xdp) << fp_->attach_note(kModem);
+  replace_repeatedly(BpfFastPath::Hook::xdp, "xdp native");
+}
+
+// A different program in the engine's tc slot (standing for an older build: another tag) is
+// replaced the same way, and the note says so; moving a port from tc to XDP and back leaves the
+// device with one of ours at every moment and with exactly one at the end.
+TEST_F(BpfPinningTest, ReplacingAnotherBuildAndSwitchingHooks) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off gro on")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off gro on")));
+  start(BpfFastPath::Hook::tc_rawip, BpfFastPath::Hook::tc);
+  std::string error;
+  ASSERT_TRUE(fp_->attach(kWifi, BpfFastPath::Hook::tc, error)) << error;
+  EXPECT_NE(fp_->attach_note(kWifi).find("another build"), std::string::npos)
+      << fp_->attach_note(kWifi);
+  exchange("udp", kWifiClient, kServer, 50);
+  if (fp_->prog_fd(BpfFastPath::Hook::xdp) < 0) return;
+  auto tc_filters = [&] { return sh(in(kBox, "tc filter show dev boxc ingress | grep -q bpf")); };
+  auto xdp_on = [&] { return sh(in(kBox, "ip link show dev boxc | grep -q 'xdp'")); };
+  flood_while(kWifiClient, kServer, 4, [&] {
+    ASSERT_TRUE(fp_->attach(kWifi, BpfFastPath::Hook::xdp, error)) << error;
+    ASSERT_EQ(fp_->attached_hook(kWifi), BpfFastPath::Hook::xdp) << fp_->attach_note(kWifi);
+    EXPECT_TRUE(xdp_on());
+    EXPECT_FALSE(tc_filters());
+    ASSERT_TRUE(fp_->attach(kWifi, BpfFastPath::Hook::tc, error)) << error;
+    EXPECT_FALSE(xdp_on());
+    EXPECT_TRUE(tc_filters());
+  });
+}
+
+// Pins: unpin() removes the instance's directory; another layout version's directory is found
+// and removed; a pin root that is not bpffs is refused, saying how to mount one.
+TEST_F(BpfPinningTest, PinDirectories) {
+  const std::string root = bpffs_->dir();
+  EXPECT_EQ(opts_.pin_dir, root + "/tetherpath/v" + std::to_string(BpfFastPath::kLayoutVersion));
+  EXPECT_TRUE(exists(opts_.pin_dir + "/tp_flows4"));
+  EXPECT_TRUE(BpfFastPath::stale_pin_dirs(root).empty());
+  // An older layout's directory with a pinned map in it.
+  const std::string old = root + "/tetherpath/v" + std::to_string(BpfFastPath::kLayoutVersion + 7);
+  ASSERT_EQ(0, mkdir(old.c_str(), 0700));
+  const int map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tp_old", 4, 8, 1, nullptr);
+  ASSERT_GE(map, 0);
+  ASSERT_EQ(0, bpf_obj_pin(map, (old + "/tp_flows4").c_str()));
+  close(map);
+  ASSERT_EQ(BpfFastPath::stale_pin_dirs(root), std::vector<std::string>{old});
+  EXPECT_EQ(0, BpfFastPath::remove_pin_dir(old));
+  EXPECT_FALSE(exists(old));
+  EXPECT_TRUE(BpfFastPath::stale_pin_dirs(root).empty());
+
+  fp_->unpin();
+  EXPECT_FALSE(exists(opts_.pin_dir));
+  EXPECT_FALSE(exists(root + "/tetherpath"));
+
+  // Not bpffs: nothing is made there.
+  char dir[] = "/tmp/tp-notbpffs-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  BpfOptions opts = opts_;
+  opts.pin_dir = BpfFastPath::pin_dir_for(dir);
+  std::string error;
+  EXPECT_FALSE(BpfFastPath::create(opts, error));
+  EXPECT_NE(error.find("mount -t bpf bpf /sys/fs/bpf"), std::string::npos) << error;
+  EXPECT_FALSE(exists(std::string(dir) + "/tetherpath"));
+  rmdir(dir);
 }
 
 }  // namespace
