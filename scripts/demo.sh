@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, brings the lab topology up
-# (a modem network with servers, the connection box, two tethered clients), starts tetherpath
-# with conf/lab.yaml, runs a short real workload from both clients and shows, while it runs,
-# what the fast path carries; then a summary and a report file. Ctrl-C or the end tears it down.
+# (a modem network with servers, the connection box, two tethered clients), starts tetherpath,
+# runs a short real workload from both clients and shows, while it runs, what the fast path
+# carries; then a summary and a report file. Ctrl-C or the end tears it down.
+#
+#   bash scripts/demo.sh [--engine kernel|dpdk]
+#
+# The kernel engine (conf/lab-kernel.yaml: XDP/tc programs on the box's own veths) is the default:
+# on this lab's kernel netdevs it is the faster one (docs/performance.md); --engine dpdk runs the
+# DPDK engine (conf/lab.yaml: AF_PACKET ports, TAPs, a worker lcore) on the same lab.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+ENGINE=kernel
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --engine) ENGINE=${2:-}; shift 2 ;;
+    *) echo "usage: $0 [--engine kernel|dpdk]" >&2; exit 2 ;;
+  esac
+done
+case "$ENGINE" in
+  kernel | dpdk) ;;
+  *) echo "demo: --engine takes kernel or dpdk, not '$ENGINE'" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "demo: run as root: it creates network namespaces, veths, TAPs and nftables rules" >&2
@@ -23,12 +40,20 @@ bash scripts/install-deps.sh || exit 1
 ninja -C build >/dev/null || { echo "demo: build failed; run 'ninja -C build' to see why" >&2; exit 1; }
 
 export TP_LAB_DIR=/tmp/tp-lab
+export TP_ENGINE=$ENGINE
 source tests/lab/lib.sh
 REPORT=$ROOT/tetherpath-demo-report.txt
 lab_begin
 echo "lab up: tp-net (modem network, servers), tp-box (tetherpath), tp-wifi and tp-usb (clients)"
-start_daemon "$ROOT/conf/lab.yaml"
-echo "tetherpath running (pid $TP_PID), log $TP_LOG"
+start_daemon
+if [ "$ENGINE" = kernel ]; then
+  echo "tetherpath running (pid $TP_PID) on the kernel engine, the faster one on this lab's veths" \
+    "(--engine dpdk for the other); log $TP_LOG"
+else
+  echo "tetherpath running (pid $TP_PID) on the DPDK engine (the kernel engine is the default and" \
+    "faster here); log $TP_LOG"
+fi
+tetherctl ports | grep engine | sed 's/^/  /' 
 for c in wifi usb; do
   echo "  tp-$c: DHCP $(cut -d' ' -f1 "$TP_LAB_DIR/lease-tp-$c-c"), SLAAC $(ip -n "tp-$c" -6 addr show dev "tp-$c-c" scope global | awk '/inet6/ {print $2}')"
 done
@@ -58,10 +83,9 @@ echo
 printf '%5s %8s %12s %12s %12s %8s %14s\n' "time" "offloaded" "fast-path pkt" "kernel pkt" "fast Mbit/s" "fast %" "modem0 used MB"
 for t in $(seq 1 12); do
   sleep 1
-  report=$(daemon_report)
-  flows=$(echo "$report" | awk '/^offload:/ {gsub(",", "", $3); print $3}')
-  # Port rows: fast-path RX is column 3, punted column 5.
-  read -r fast slow < <(echo "$report" | awk '$1 ~ /0$/ && NF == 11 {f += $3; s += $5} END {print f + 0, s + 0}')
+  flows=$(tetherctl --json status | python3 -c "import json, sys; print(json.load(sys.stdin)['flows'])")
+  # Summed over the ports: what the fast path took in, and what went to the kernel (either engine).
+  read -r fast slow < <(tetherctl --json ports | python3 -c "import json, sys; p = json.load(sys.stdin)['ports']; print(sum(x['fast_rx_packets'] for x in p), sum(x['punted'] for x in p))")
   df=$((fast - prev_fast)) ds=$((slow - prev_slow))
   pct=$(awk -v f=$df -v s=$ds 'BEGIN {printf "%.1f", (f + s) ? 100 * f / (f + s) : 0}')
   mbps=$(awk -v p=$df 'BEGIN {printf "%.0f", p * 1400 * 8 / 1e6}')

@@ -49,6 +49,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       [this] {
         flows_->resync_end();
         rt_.resync_complete();
+        topo_->release_inherited();
       },
   };
   ct_ = std::make_unique<ConntrackMirror>(
@@ -85,14 +86,8 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
 
   rtnl_sd_.assign(::dup(rtnl_->event_fd()));
   ct_sd_.assign(::dup(ct_->event_fd()));
-  watch(rtnl_sd_, [this] {
-    rtnl_->on_readable();
-    flows_->flush();
-  });
-  watch(ct_sd_, [this] {
-    ct_->on_readable();
-    flows_->flush();
-  });
+  watch(rtnl_sd_, [this] { rtnl_->on_readable(); });
+  watch(ct_sd_, [this] { ct_->on_readable(); });
   api_server_ = std::make_unique<ApiServer>(io_, cfg_.api,
                                             [this](const Json& req) { return api_->handle(req); });
   if (cfg_.metrics.enabled)
@@ -164,7 +159,6 @@ void ControlPlane::start_offload() {
   offloading_ = true;
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
   ct_->resync();
-  flows_->flush();
   rebuild_rules6();
   schedule_keepalive();
 }
@@ -176,6 +170,7 @@ void ControlPlane::stop_offload() {
   flows_->release_all();
   if (rules6_) rules6_->clear();
   rt_.resync_complete();  // nothing a previous run left stays in the fast path either
+  topo_->release_inherited();
 }
 
 // The timeouts are read from the sysctls every round (an integrator may change them at run time)
@@ -184,6 +179,15 @@ void ControlPlane::schedule_keepalive() {
   const ConntrackTimeouts t = ConntrackTimeouts::read_sysctls();
   const auto& o = cfg_.offload;
   const uint32_t tick = keepalive_tick_s(o.keepalive_interval_s, t, o.tcp, o.udp, o.icmp);
+  const auto beat = std::chrono::duration_cast<std::chrono::milliseconds>(rt_.link_poll_interval());
+  const uint32_t bound =
+      liveness_bound_ms(t, o.tcp, o.udp, o.icmp, tick, static_cast<uint32_t>(beat.count()));
+  if (bound != liveness_bound_ms_) {
+    liveness_bound_ms_ = bound;
+    rt_.set_liveness_bound(bound);
+    std::cerr << "tetherpath: the fast path hands everything to the kernel " << bound
+              << " ms after the control loop's last heartbeat\n";
+  }
   if (tick != keepalive_tick_s_) {
     if (tick < o.keepalive_interval_s)
       std::cerr << "tetherpath: offload.keepalive_interval_s " << o.keepalive_interval_s
@@ -208,11 +212,11 @@ void ControlPlane::schedule_links() {
   link_timer_.expires_after(rt_.link_poll_interval());
   link_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
+    rt_.heartbeat();
     rt_.poll_links();
     api_->poll();
     if (offloading_ && ct_->resync_pending()) {  // an earlier resync found no complete dump
       ct_->resync();
-      flows_->flush();
     }
     schedule_links();
   });
@@ -286,7 +290,6 @@ void ControlPlane::roles_changed() { redecide_all(); }
 void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
   if (offloading_) ct_->resync();
-  flows_->flush();
   rebuild_rules6();
 }
 

@@ -83,7 +83,8 @@ class ControlPlane : private OffloadHost {
   uint64_t reloads_ = 0, reloads_refused_ = 0, usage_writes_ = 0;
   std::string persisted_usage_;  // what usage.json holds
   bool offloading_ = false;
-  uint32_t keepalive_tick_s_ = 0;  // the keepalive round's current period
+  uint32_t keepalive_tick_s_ = 0;   // the keepalive round's current period
+  uint32_t liveness_bound_ms_ = 0;  // as last given to the dataplane
   bool reevaluate_queued_ = false;
 };
 

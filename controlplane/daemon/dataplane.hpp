@@ -74,6 +74,12 @@ class Dataplane {
   std::function<void(uint8_t port)> on_port_down;
   std::function<void(uint8_t port)> on_port_up;
 
+  // Liveness (kernel engine): the control loop beats every link poll; once the last beat is older
+  // than the bound, the fast path hands everything to the kernel. The DPDK engine's workers die
+  // with the daemon, so it needs neither.
+  virtual void heartbeat() {}
+  virtual void set_liveness_bound(uint32_t /*ms*/) {}
+
   // The control plane has read a complete conntrack dump and installed what it holds: state a
   // previous run left that this one did not take over can go (kernel engine).
   virtual void resync_complete() {}

@@ -1,8 +1,8 @@
 #include "kernel_runtime.hpp"
 
-#include <bpf/libbpf.h>
+#include "link_type.hpp"
+
 #include <net/if.h>
-#include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,20 +16,6 @@
 namespace tp {
 namespace {
 
-// Link types whose frames start at the IP header (rmnet, WireGuard, tun, IPIP and SIT tunnels).
-bool is_rawip(int arphrd) {
-  switch (arphrd) {
-    case ARPHRD_NONE:
-    case ARPHRD_RAWIP:
-    case ARPHRD_TUNNEL:
-    case ARPHRD_TUNNEL6:
-    case ARPHRD_SIT:
-      return true;
-    default:
-      return false;
-  }
-}
-
 int read_int(const std::string& path, int fallback) {
   std::ifstream in(path);
   int v = fallback;
@@ -39,23 +25,6 @@ int read_int(const std::string& path, int fallback) {
 const char* hook_name(BpfFastPath::Hook h, bool rawip) {
   if (h == BpfFastPath::Hook::xdp) return "xdp";
   return rawip ? "tc-rawip" : "tc";
-}
-
-// The id of the program the kernel runs on the port's hook: the kernel's view, not ours.
-uint32_t attached_program_id(int ifindex, BpfFastPath::Hook hook) {
-  if (hook == BpfFastPath::Hook::xdp) {
-    uint32_t id = 0;
-    return bpf_xdp_query_id(ifindex, 0, &id) == 0 ? id : 0;
-  }
-  bpf_tc_hook h{};
-  h.sz = sizeof(h);
-  h.ifindex = ifindex;
-  h.attach_point = BPF_TC_INGRESS;
-  bpf_tc_opts o{};
-  o.sz = sizeof(o);
-  o.handle = BpfFastPath::kTcHandle;
-  o.priority = BpfFastPath::kTcPriority;
-  return bpf_tc_query(&h, &o) == 0 ? o.prog_id : 0;
 }
 
 }  // namespace
@@ -68,8 +37,16 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
     BpfOptions opts;
     opts.flow_capacity = cfg_.dataplane.flow_capacity * 2;  // two directions per flow
     opts.rule_capacity = kIpv6RuleCapacity;
+    opts.pin_dir = BpfFastPath::pin_dir_for(cfg_.kernel_engine.bpffs);
     bpf_ = BpfFastPath::create(opts, error);
     if (!bpf_) throw RuntimeError("kernel engine: " + error);
+    // A previous run's bound is in force: beat at once, so its flows go on forwarding.
+    bpf_->heartbeat();
+    if (bpf_->reused())
+      std::fprintf(stderr,
+                   "tetherpath: took over the kernel engine's state in %s (%zu flow directions "
+                   "and rules; they forward on until the conntrack dump confirms or drops them)\n",
+                   opts.pin_dir.c_str(), bpf_->inherited());
     std::array<EtherAddr, kMaxPorts> macs{};
     for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
       PortState ps;
@@ -89,8 +66,19 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
       for (std::size_t i = 0; i < ports_.size(); ++i) t.ports[i].mac = macs[i];
     });
     publish_ports();
+    // A previous layout's state (an upgrade that changed the maps) forwards until our programs
+    // replaced its on every port; what it carried is installed again from conntrack.
+    for (const std::string& dir : BpfFastPath::stale_pin_dirs(cfg_.kernel_engine.bpffs)) {
+      const int rc = BpfFastPath::remove_pin_dir(dir);
+      std::fprintf(stderr, "tetherpath: removed %s (another map layout)%s\n", dir.c_str(),
+                   rc ? (std::string(": ") + std::strerror(-rc)).c_str() : "");
+    }
   } catch (...) {
-    ::close(ioctl_fd_);  // bpf_ goes with the half-built object and detaches what it attached
+    if (bpf_ && !cfg_.kernel_engine.keep_forwarding_on_exit) {
+      bpf_->detach_all();
+      bpf_->unpin();
+    }
+    ::close(ioctl_fd_);
     throw;
   }
 }
@@ -103,8 +91,25 @@ KernelRuntime::~KernelRuntime() {
 void KernelRuntime::stop() {
   if (stopped_ || !bpf_) return;
   stopped_ = true;
-  if (cfg_.kernel_engine.keep_forwarding_on_exit) return;
-  for (std::size_t i = 0; i < ports_.size(); ++i) bpf_->detach(static_cast<uint8_t>(i));
+  if (cfg_.kernel_engine.keep_forwarding_on_exit) {
+    bpf_->keep_as_is();
+    std::fprintf(stderr,
+                 "tetherpath: the kernel engine keeps forwarding (kernel_engine."
+                 "keep_forwarding_on_exit) until its heartbeat goes stale or the next run takes "
+                 "over %s\n",
+                 bpf_->pin_dir().c_str());
+    return;
+  }
+  bpf_->detach_all();
+  bpf_->unpin();
+}
+
+void KernelRuntime::resync_complete() {
+  if (const std::size_t n = bpf_->drop_inherited())
+    std::fprintf(stderr,
+                 "tetherpath: dropped %zu flow directions or rules of the previous run that "
+                 "conntrack no longer has\n",
+                 n);
 }
 
 bool KernelRuntime::probe(PortState& ps, bool full, EtherAddr* mac, std::string& error) const {
@@ -131,7 +136,7 @@ bool KernelRuntime::probe(PortState& ps, bool full, EtherAddr* mac, std::string&
     return false;
   }
   const int type = ifr.ifr_hwaddr.sa_family;
-  ps.rawip = is_rawip(type);
+  ps.rawip = is_rawip_link(type);
   if (type != ARPHRD_ETHER && !ps.rawip) {
     error = "link type " + std::to_string(type) +
             " is neither Ethernet nor raw IP; the kernel engine cannot forward on it";
@@ -237,8 +242,8 @@ PortTotals KernelRuntime::port_totals(std::size_t i) const {
   const auto port = static_cast<uint8_t>(i);
   if (const auto hook = bpf_->attached_hook(port)) {
     t.attachment.hook = hook_name(*hook, ps.rawip);
-    t.attachment.mode = *hook == BpfFastPath::Hook::xdp ? "native" : "clsact ingress";
-    t.attachment.program_id = attached_program_id(ps.ifindex, *hook);
+    t.attachment.mode = bpf_->attach_mode(port);
+    t.attachment.program_id = bpf_->prog_id(port);
   } else {
     t.attachment.hook = "none";
   }

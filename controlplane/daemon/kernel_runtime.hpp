@@ -38,6 +38,11 @@ class KernelRuntime : public Dataplane {
   std::chrono::milliseconds link_poll_interval() const override {
     return std::chrono::milliseconds(1000);
   }
+  // Flows and rules a previous run left (pinned state taken over) that this run did not install
+  // again go: conntrack no longer has them.
+  void resync_complete() override;
+  void heartbeat() override { bpf_->heartbeat(); }
+  void set_liveness_bound(uint32_t ms) override { bpf_->set_heartbeat_bound(ms); }
   std::size_t port_count() const override { return ports_.size(); }
   PortTotals port_totals(std::size_t port) const override;
   std::size_t worker_count() const override { return 0; }

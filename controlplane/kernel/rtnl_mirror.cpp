@@ -1,5 +1,6 @@
 #include "rtnl_mirror.hpp"
 
+#include "link_type.hpp"
 #include "netlink_dump.hpp"
 
 #include <fcntl.h>
@@ -258,6 +259,10 @@ void RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
 
 void RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  if (add && is_rawip_link(ifi->ifi_type))
+    rawip_links_.insert(ifi->ifi_index);
+  else
+    rawip_links_.erase(ifi->ifi_index);
   for_each_attr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
     if (mnl_attr_get_type(a) != IFLA_IFNAME) return;
     const std::string name = mnl_attr_get_str(a);
@@ -282,6 +287,7 @@ std::optional<RouteResult> RtnlMirror::route(const IpAddr& dst) const {
 }
 
 std::optional<MacAddr> RtnlMirror::neighbour(int ifindex, const IpAddr& addr) const {
+  if (rawip_links_.count(ifindex)) return MacAddr{};
   auto it = neighbours_.find({ifindex, addr});
   if (it == neighbours_.end()) return std::nullopt;
   return it->second;

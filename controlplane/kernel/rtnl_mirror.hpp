@@ -108,6 +108,9 @@ class RtnlMirror : public KernelView {
   std::multimap<int, IpAddr> addrs_;        // ifindex -> address
   std::set<IpAddr> local_;
   std::map<std::string, int> links_;
+  // Interfaces without a link layer (raw IP: rmnet, tunnels): every address on them is reached
+  // without a neighbour, by an all-zero MAC the engine never writes.
+  std::set<int> rawip_links_;
 };
 
 }  // namespace tp

@@ -73,6 +73,13 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
   f.known_timeout_s = e.timeout;
   f.nh_orig = topo_.acquire(d.orig.out_port, d.orig.next_hop, d.orig.next_hop_mac, d.orig.mtu);
   f.nh_reply = topo_.acquire(d.reply.out_port, d.reply.next_hop, d.reply.next_hop_mac, d.reply.mtu);
+  // From the first packet the fast path carries, the kernel sees only this flow's FIN/RST and
+  // other punts, not the window updates in between: its TCP tracking must already be liberal,
+  // or it marks the next punted packet INVALID and skips NAT (the box then answers it with a
+  // RST from the NAT address: an ACK of data the fast path carried, punted because it arrived
+  // between the install of one direction and the other). nft_flow_offload_eval does the same.
+  // One write per TCP install, before it: a kernel engine installs in microseconds.
+  if (e.proto == IPPROTO_TCP && writer_ && f.nh_orig && f.nh_reply) writer_->apply({{e, 0, true}});
   int rc = -ENOSPC;
   if (f.nh_orig && f.nh_reply) {
     if (e.family == AF_INET) {
@@ -92,10 +99,6 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
     return false;
   }
   ++stats_.installed;
-  // From now on the kernel sees only this flow's FIN/RST and other punts, not the window updates
-  // in between: its TCP tracking must be liberal or it would mark them INVALID and skip NAT
-  // (nft_flow_offload_eval does the same when it offloads a flow).
-  if (e.proto == IPPROTO_TCP && writer_) liberal_queue_.push_back({e, 0, true});
   flows_.insert_or_assign(CtKey::of(e), std::move(f));
   return true;
 }
@@ -320,12 +323,6 @@ void FlowManager::release_all() {
   }
   hand_back(tcp);
   pending_.clear();
-}
-
-void FlowManager::flush() {
-  if (liberal_queue_.empty() || !writer_) return;
-  writer_->apply(liberal_queue_);
-  liberal_queue_.clear();
 }
 
 void FlowManager::set_config(PolicyConfig cfg) {

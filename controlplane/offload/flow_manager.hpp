@@ -61,9 +61,6 @@ class FlowManager {
                        uint32_t interval_s, uint64_t now_ms);
   // Every flow goes back to the kernel (shutdown, offload stopped).
   void release_all();
-  // Sends the conntrack updates queued by installs (TCP liberal marks), batched. The control
-  // loop calls it after each burst of events.
-  void flush();
 
   void set_config(PolicyConfig cfg);
   const PolicyConfig& config() const { return cfg_; }
@@ -88,7 +85,6 @@ class FlowManager {
   void remove(Map::iterator it, bool hand_back);
   void hand_back(const std::vector<CtEntry>& tcp_entries);
   std::pair<FlowUsage, FlowUsage> usage(const Flow& f) const;  // orig, reply
-  std::vector<ConntrackWriter::Update> liberal_queue_;
   static bool same_plan(const Decision& a, const Decision& b);
   static CtEntry complete(const CtEntry& e, const CtEntry* known);
 

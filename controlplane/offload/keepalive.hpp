@@ -26,6 +26,23 @@ inline uint32_t keepalive_tick_s(uint32_t configured_s, const ConntrackTimeouts&
   return std::max<uint32_t>(1, std::min(configured_s, shortest / 3));
 }
 
+// How long the kernel engine's programs may keep forwarding after the daemon's last heartbeat
+// (BpfFastPath::set_heartbeat_bound): never past the conntrack entry of a flow they rewrite, or
+// the kernel could hand that NAT mapping to another connection. A flow that carries traffic was
+// refreshed at most one refresh period (<= tick) plus one round (tick) ago, so its entry lives at
+// least `shortest - 2 * tick` more; the heartbeat itself is up to `heartbeat_ms` old. An idle
+// flow's entry may expire sooner, as it may while the daemon runs (the next round probes it).
+inline uint32_t liveness_bound_ms(const ConntrackTimeouts& t, bool tcp, bool udp, bool icmp,
+                                  uint32_t tick_s, uint32_t heartbeat_ms) {
+  uint64_t shortest = UINT32_MAX;
+  if (tcp) shortest = std::min<uint64_t>(shortest, t.tcp_established);
+  if (udp) shortest = std::min<uint64_t>({shortest, t.udp, t.udp_stream});
+  if (icmp) shortest = std::min<uint64_t>({shortest, t.icmp, t.icmpv6});
+  const int64_t bound =
+      static_cast<int64_t>(shortest) * 1000 - 2 * int64_t{tick_s} * 1000 - int64_t{heartbeat_ms};
+  return static_cast<uint32_t>(std::clamp<int64_t>(bound, heartbeat_ms + 1000, UINT32_MAX));
+}
+
 enum class KeepaliveStep {
   none,
   refresh,  // carried traffic: set the kernel's timeout again

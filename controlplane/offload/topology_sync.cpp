@@ -5,6 +5,13 @@
 
 namespace tp {
 
+TopologySync::TopologySync(FastPath& engine) : engine_(engine) {
+  const Topology t = engine_.topology();
+  for (uint16_t i = 1; i < kMaxNextHops; ++i) inherited_[i] = t.nexthops[i].valid;
+}
+
+void TopologySync::release_inherited() { inherited_.fill(false); }
+
 void TopologySync::publish(const std::function<void(Topology&)>& edit) {
   engine_.update_topology(edit);
 }
@@ -19,7 +26,7 @@ uint16_t TopologySync::acquire(uint8_t port, const IpAddr& addr, const MacAddr& 
   uint16_t index = 0;
   for (uint16_t i = 1; i < kMaxNextHops && !index;
        ++i)  // 0 stays invalid: a zeroed action points nowhere
-    if (entries_[i].refs == 0) index = i;
+    if (entries_[i].refs == 0 && !inherited_[i]) index = i;
   if (!index) return 0;
   entries_[index] = {key, 1};
   by_key_[key] = index;

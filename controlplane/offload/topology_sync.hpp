@@ -18,7 +18,13 @@ namespace tp {
 
 class TopologySync {
  public:
-  explicit TopologySync(FastPath& engine) : engine_(engine) {}
+  // Next hops the engine already holds (the kernel engine's pinned state, taken over from a
+  // previous run) are reserved: flows of that run still point at them until they are installed
+  // again or dropped, and a reused index would send them to another neighbour meanwhile.
+  explicit TopologySync(FastPath& engine);
+  // The previous run's flows are all installed again or dropped (the first complete conntrack
+  // dump): its next hops are free for reuse.
+  void release_inherited();
 
   // A next hop for (port, address) with this MAC, for flows whose route has `route_mtu` (0: none;
   // the engine applies the egress port's MTU either way): an existing one (reference added) or a
@@ -48,6 +54,7 @@ class TopologySync {
   std::vector<Prefix> kernel_only6_;
   std::map<Key, uint16_t> by_key_;
   std::array<Entry, kMaxNextHops> entries_{};
+  std::array<bool, kMaxNextHops> inherited_{};
 };
 
 }  // namespace tp

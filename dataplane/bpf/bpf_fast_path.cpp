@@ -617,6 +617,7 @@ bool BpfFastPath::publish() {
 }
 
 void BpfFastPath::update_topology(const std::function<void(Topology&)>& edit) {
+  if (frozen_) return;
   edit(*shadow_);
   publish();
 }
@@ -681,6 +682,7 @@ int BpfFastPath::install(const FlowPlan6& orig, const FlowPlan6& reply) {
 }
 
 void BpfFastPath::remove(const FlowKey4& orig, const FlowKey4& reply) {
+  if (frozen_) return;
   bpf_map_delete_elem(maps_.flows4, &orig);
   bpf_map_delete_elem(maps_.flows4, &reply);
   inherited4_.erase(orig);
@@ -688,6 +690,7 @@ void BpfFastPath::remove(const FlowKey4& orig, const FlowKey4& reply) {
 }
 
 void BpfFastPath::remove(const FlowKey6& orig, const FlowKey6& reply) {
+  if (frozen_) return;
   bpf_map_delete_elem(maps_.flows6, &orig);
   bpf_map_delete_elem(maps_.flows6, &reply);
   inherited6_.erase(orig);
@@ -725,6 +728,7 @@ int BpfFastPath::add_rule(const RulePlan6& rule) {
 }
 
 void BpfFastPath::remove_rule(const RuleKey6& key) {
+  if (frozen_) return;
   bpf_map_delete_elem(maps_.rules6, &key);
   inherited_rules_.erase(key);
 }
@@ -739,6 +743,7 @@ uint32_t BpfFastPath::clock_ms() const {
 // Counting restarts at `used`. Disarmed first, so that no program adds to the old count under the
 // new limit; adds racing with the update are lost, which is what restarting the count means.
 void BpfFastPath::arm_limit(uint8_t port, uint64_t limit, uint64_t used) {
+  if (frozen_) return;
   if (port >= kMaxPorts) return;
   uint32_t key = port;
   tp_limit v{0, limit, used};
@@ -748,6 +753,7 @@ void BpfFastPath::arm_limit(uint8_t port, uint64_t limit, uint64_t used) {
 }
 
 void BpfFastPath::disarm_limit(uint8_t port) {
+  if (frozen_) return;
   if (port >= kMaxPorts) return;
   uint32_t key = port;
   tp_limit v{};
@@ -983,6 +989,7 @@ void BpfFastPath::remove_xdp(int ifindex, uint32_t keep_id) {
 }
 
 void BpfFastPath::detach(uint8_t port) {
+  if (frozen_) return;
   if (port >= kMaxPorts) return;
   Attachment& at = attached_[port];
   if (!at.hook) return;

@@ -75,6 +75,11 @@ class BpfFastPath : public FastPath {
   // Removes this instance's pins and directory (a stop that is not to keep forwarding; the maps
   // live on while programs attached through them do).
   void unpin();
+  // The daemon exits and leaves forwarding to the programs, bounded by the heartbeat: from now on
+  // nothing this object is asked changes what they read (flows, rules, topology, limits,
+  // attachments), so a teardown that hands flows back cannot unmake the state the next run takes
+  // over. Pinned, the destructor then leaves everything attached.
+  void keep_as_is() { frozen_ = true; }
   ~BpfFastPath() override;
   BpfFastPath(const BpfFastPath&) = delete;
   BpfFastPath& operator=(const BpfFastPath&) = delete;
@@ -202,6 +207,7 @@ class BpfFastPath : public FastPath {
   Mapping config_map_;
   std::string pin_dir_;
   bool reused_ = false;
+  bool frozen_ = false;  // keep_as_is()
   pinned::InheritedKeys<FlowKey4> inherited4_;
   pinned::InheritedKeys<FlowKey6> inherited6_;
   pinned::InheritedKeys<RuleKey6> inherited_rules_;

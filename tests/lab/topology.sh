@@ -15,6 +15,8 @@
 #
 # With TP_ENGINE=kernel the box has no raw ports and no TAPs: its veths are named modem0, wifi0
 # and usb0 and are the kernel's interfaces, to which tetherpath attaches its tc/XDP programs.
+# TP_LAB_MODEM=rawip (kernel engine) makes modem0 a raw-IP device, as a modem's rmnet is: an
+# ip6tnl tunnel (IPv4 and IPv6 inside, no link-layer header) over a veth to tp-net.
 #
 # Usage: topology.sh up | down | box
 #   up    namespaces, veths, servers (HTTP, iperf3, DNS) in tp-net, clients' links
@@ -27,6 +29,7 @@ set -euo pipefail
 NS=(tp-net tp-box tp-wifi tp-usb)
 LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
 ENGINE=${TP_ENGINE:-dpdk}
+MODEM=${TP_LAB_MODEM:-ether}
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -62,8 +65,19 @@ up() {
     nsx "$ns" ip link set lo up
   done
 
-  if [ "$ENGINE" = kernel ]; then
+  if [ "$ENGINE" = kernel ] && [ "$MODEM" = rawip ]; then
+    # The carrier's link (an IPv6 underlay) and the raw-IP device on each side of it.
+    ip link add tp-net-link netns tp-net type veth peer name modem-link netns tp-box
+    nsx tp-net ip addr add fd00:100::1/64 dev tp-net-link nodad
+    nsx tp-box ip addr add fd00:100::2/64 dev modem-link nodad
+    nsx tp-net ip link set tp-net-link up
+    nsx tp-box ip link set modem-link up
+    nsx tp-net ip link add tp-net-modem type ip6tnl mode any local fd00:100::1 remote fd00:100::2
+    nsx tp-box ip link add modem0 type ip6tnl mode any local fd00:100::2 remote fd00:100::1
+  elif [ "$ENGINE" = kernel ]; then
     ip link add tp-net-modem netns tp-net type veth peer name modem0 netns tp-box
+  fi
+  if [ "$ENGINE" = kernel ]; then
     ip link add tp-wifi-c netns tp-wifi type veth peer name wifi0 netns tp-box
     ip link add tp-usb-c netns tp-usb type veth peer name usb0 netns tp-box
     for dev in modem0 wifi0 usb0; do
@@ -117,7 +131,7 @@ NFT
     # Frames the box's XDP programs redirect into a veth are received by its peer through NAPI,
     # which a veth enables with GRO (or an XDP program) on the receiving side. The box's veth
     # advertises that it takes redirected frames (xdp-features) only once both ends are up.
-    nsx tp-net ethtool -K tp-net-modem gro on
+    [ "$MODEM" = rawip ] || nsx tp-net ethtool -K tp-net-modem gro on
     nsx tp-wifi ethtool -K tp-wifi-c gro on
     nsx tp-usb ethtool -K tp-usb-c gro on
   fi

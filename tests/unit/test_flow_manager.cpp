@@ -159,4 +159,18 @@ TEST_F(FlowManagerTest, ReleaseAllEmptiesTheFastPath) {
 }
 
 }  // namespace
+// A restarted daemon on the kernel engine's pinned state: next hops the previous run's flows
+// still point at are not handed out until those flows are installed again or dropped.
+TEST_F(FlowManagerTest, InheritedNextHopsAreNotReusedUntilReleased) {
+  h->fast_path->update_topology([](Topology& t) {
+    t.nexthops[1].valid = true;
+    t.nexthops[1].port = kModem;
+  });
+  TopologySync next_run(*h->fast_path);
+  const MacAddr mac{0x02, 0, 0, 0, 0, 0x42};
+  EXPECT_EQ(next_run.acquire(kWifi, *IpAddr::parse("192.168.50.10"), mac), 2);
+  next_run.release_inherited();
+  EXPECT_EQ(next_run.acquire(kUsb, *IpAddr::parse("192.168.60.10"), mac), 1);
+}
+
 }  // namespace tp::test

@@ -35,4 +35,21 @@ TEST(Keepalive, IdleFlowsAreProbedOncePastTheirKnownExpiry) {
 }
 
 }  // namespace
+// The kernel engine stops forwarding after the daemon dies before any carried flow's conntrack
+// entry can expire: lab defaults (icmp/udp 30 s, rounds every 10 s, a 1 s heartbeat) give 9 s.
+TEST(Keepalive, LivenessBoundStaysInsideTheShortestTimeout) {
+  ConntrackTimeouts t;
+  t.tcp_established = 432000;
+  t.udp = 30;
+  t.udp_stream = 120;
+  t.icmp = 30;
+  t.icmpv6 = 30;
+  EXPECT_EQ(liveness_bound_ms(t, true, true, true, 10, 1000), 9000u);
+  // TCP alone: hours, as its entries live for days.
+  EXPECT_EQ(liveness_bound_ms(t, true, false, false, 60, 1000), 432000000u - 120000u - 1000u);
+  // Timeouts too short for any margin: the floor still lets a heartbeat arrive in between.
+  t.icmp = 3;
+  EXPECT_EQ(liveness_bound_ms(t, false, false, true, 1, 1000), 2000u);
+}
+
 }  // namespace tp

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What only the kernel engine does: its programs and maps outlive the daemon. A stop with
+# kernel_engine.keep_forwarding_on_exit leaves them attached and pinned; the next daemon (a new
+# build: an upgrade in place) takes them over and replaces each program atomically while an
+# iperf3 UDP transfer runs, losing no packet; a map layout change (a new versioned directory)
+# starts from empty maps, is repopulated from conntrack and removes the old directory, losing
+# nothing either (the kernel carries the flows meanwhile).
+source "$(dirname "$0")/lib.sh"
+only_engine kernel
+lab_begin
+KEEP=$(lab_config -e 's/keep_forwarding_on_exit: false/keep_forwarding_on_exit: true/')
+PINS=$TP_BPFFS/tetherpath
+
+prog_ids() { "$TETHERCTL" ports --json | python3 -c 'import json,sys; print(" ".join(str(p["program_id"]) for p in json.load(sys.stdin)["ports"]))'; }
+attached_anywhere() { tc -n tp-box filter show dev wifi0 ingress | grep -q bpf || ip -n tp-box link show wifi0 | grep -q 'prog/xdp'; }
+# udp_upload SECONDS OUT: an iperf3 UDP stream from the wifi client, 50 Mbit/s.
+udp_upload() { nsx tp-wifi iperf3 -c 203.0.113.10 -u -b 50M -l 1200 -t "$1" --json >"$2" 2>&1; }
+lost_packets() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum"]["lost_packets"])' "$1" 2>/dev/null || echo "?"; }
+
+echo "upgrade in place: stop keeping the programs, start the new build, under an iperf3 UDP transfer"
+start_daemon "$KEEP"
+before=$(prog_ids)
+udp_upload 10 "$TP_LAB_DIR/upgrade.json" &
+iperf_pid=$!
+check "the transfer is offloaded" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
+stop_daemon
+check "after the stop the programs stay attached" attached_anywhere
+check "and pinned under a versioned path" test -d "$PINS/v1"
+sleep 1
+start_daemon "$KEEP"
+check "the new daemon took the pinned state over" grep -q 'took over the kernel engine' "$TP_LOG"
+after=$(prog_ids)
+measure "program ids before / after" "$before / $after"
+check "every port's program was replaced" sh -c "for a in $before; do echo ' $after ' | grep -q \" \$a \" && exit 1; done; exit 0"
+check "the transfer is offloaded again" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
+wait "$iperf_pid"
+lost=$(lost_packets "$TP_LAB_DIR/upgrade.json")
+measure "iperf3 UDP packets lost across the upgrade" "$lost"
+check "no packet was lost" test "$lost" = 0
+
+echo "a map layout change: a new versioned directory, repopulated from conntrack"
+stop_daemon
+mv "$PINS/v1" "$PINS/v0"  # as a previous build's layout would sit there
+udp_upload 6 "$TP_LAB_DIR/layout.json" &
+iperf_pid=$!
+sleep 1
+start_daemon "$KEEP"
+check "the old layout's directory is removed" sh -c "! test -e $PINS/v0"
+check "the new one is in place" test -d "$PINS/v1"
+check "the transfer is offloaded into the new maps" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
+wait "$iperf_pid"
+lost=$(lost_packets "$TP_LAB_DIR/layout.json")
+measure "iperf3 UDP packets lost across the layout change" "$lost"
+check "no packet was lost" test "$lost" = 0
+
+echo "a clean stop that does not keep forwarding"
+stop_daemon
+start_daemon  # conf/lab-kernel.yaml: keep_forwarding_on_exit false
+stop_daemon
+check "nothing stays attached" sh -c "! { tc -n tp-box filter show dev wifi0 ingress | grep -q bpf || ip -n tp-box link show wifi0 | grep -q prog/xdp; }"
+check "nothing stays pinned" sh -c "! test -e $PINS"
+check "the kernel forwards everything" nsx tp-wifi ping -c 1 -W 2 203.0.113.10
+lab_end
