@@ -192,7 +192,10 @@ BpfFastPath::BpfFastPath() : shadow_(std::make_unique<Topology>()) {
 }
 
 BpfFastPath::~BpfFastPath() {
-  for (uint8_t p = 0; p < kMaxPorts; ++p) detach(p);
+  for (uint8_t p = 0; p < kMaxPorts; ++p) {
+    detach(p);
+    detach_egress(p);
+  }
   if (xdp_obj_) bpf_object__close(xdp_obj_);
   if (tc_obj_) bpf_object__close(tc_obj_);
 }
@@ -339,6 +342,7 @@ bool BpfFastPath::publish() {
     v.mtu = p.mtu;
     v.mtu6 = p.mtu6;
     v.ifindex = static_cast<uint32_t>(devices_[port].ifindex);
+    v.tc_egress = egress_ifindex_[port] != 0;
     for (size_t i = 0; i < kMaxLocalAddrs; ++i) {
       v.local4[i] = p.local4[i];
       std::memcpy(v.local6[i], p.local6[i].data(), 16);

@@ -61,6 +61,15 @@ class BpfFastPath : public FastPath {
   static constexpr uint16_t kTcPriority = 1;
   static constexpr uint32_t kTcHandle = 0x7470;
 
+  // Data limits on the egress side (tc_egress.cpp): tp_tc_egress on the port's clsact egress, same
+  // priority and handle, charges every IP packet that leaves by the port, the kernel's own and
+  // those tc redirected to it; from then on the ingress programs leave that charge to it. Detaching
+  // removes only the filter, as detach() does.
+  bool attach_egress(uint8_t port, std::string& error);
+  void detach_egress(uint8_t port);
+  // The egress program for a device with or without a link layer, e.g. for BPF_PROG_TEST_RUN.
+  int egress_prog_fd(bool rawip) const;
+
   // FastPath.
   std::string_view name() const override { return "bpf"; }
   void update_topology(const std::function<void(Topology&)>& edit) override;
@@ -133,6 +142,7 @@ class BpfFastPath : public FastPath {
     ~Mapping();
   };
   Mapping config_map_;
+  std::array<int, kMaxPorts> egress_ifindex_{};  // where tp_tc_egress is attached, 0: nowhere
 };
 
 }  // namespace tp
