@@ -428,14 +428,18 @@ void BpfFastPath::remove(const FlowKey6& orig, const FlowKey6& reply) {
   bpf_map_delete_elem(maps_.flows6, &reply);
 }
 
-std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
-  tp_action a{};
-  if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
+FlowUsage usage_of_action(const tp_action& a) {
   FlowUsage u;
   u.packets = a.packets;
   u.bytes = a.ip_bytes;
   u.last_used_ms = static_cast<uint32_t>(a.last_used_ns / 1000000);
   return u;
+}
+
+std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
+  tp_action a{};
+  if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
+  return usage_of_action(a);
 }
 
 std::optional<FlowUsage> BpfFastPath::usage(const FlowKey4& dir) const {

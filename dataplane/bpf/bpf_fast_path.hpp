@@ -80,6 +80,11 @@ class BpfFastPath : public FastPath {
   void remove(const FlowKey6& orig, const FlowKey6& reply) override;
   std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
   std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
+  // One dump of the flow map in batches (read_usage.cpp) rather than a lookup per key.
+  void read_usage(std::span<const FlowKey4> keys,
+                  std::span<std::optional<FlowUsage>> out) const override;
+  void read_usage(std::span<const FlowKey6> keys,
+                  std::span<std::optional<FlowUsage>> out) const override;
   int add_rule(const RulePlan6& rule) override;
   void remove_rule(const RuleKey6& key) override;
   std::optional<FlowUsage> usage(const RuleKey6& key) const override;
@@ -101,6 +106,9 @@ class BpfFastPath : public FastPath {
   // topology stays published).
   bool publish();
   std::optional<FlowUsage> usage_of(int map_fd, const void* key) const;
+  template <typename Key>
+  void read_usage_batched(int map_fd, std::span<const Key> keys,
+                          std::span<std::optional<FlowUsage>> out) const;
   // tp_config's one value, mapped (null if it cannot be), and stores into it (config_map.cpp).
   void* config_value();
   bool store_bank(uint32_t bank);

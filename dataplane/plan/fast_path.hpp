@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "flow_plan.hpp"
@@ -54,6 +55,17 @@ class FastPath {
   virtual void remove(const FlowKey6& orig, const FlowKey6& reply) = 0;
   virtual std::optional<FlowUsage> usage(const FlowKey4& dir) const = 0;
   virtual std::optional<FlowUsage> usage(const FlowKey6& dir) const = 0;
+  // Many directions at once (a keepalive round): out[i] for keys[i], nullopt when not installed;
+  // `out` as long as `keys`. An engine whose per-key read is a system call (BPF) reads its table
+  // in batches instead.
+  virtual void read_usage(std::span<const FlowKey4> keys,
+                          std::span<std::optional<FlowUsage>> out) const {
+    for (std::size_t i = 0; i < keys.size() && i < out.size(); ++i) out[i] = usage(keys[i]);
+  }
+  virtual void read_usage(std::span<const FlowKey6> keys,
+                          std::span<std::optional<FlowUsage>> out) const {
+    for (std::size_t i = 0; i < keys.size() && i < out.size(); ++i) out[i] = usage(keys[i]);
+  }
   // IPv6 address rules (offload.ipv6: neighbours).
   virtual int add_rule(const RulePlan6& rule) = 0;
   virtual void remove_rule(const RuleKey6& key) = 0;
