@@ -24,6 +24,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -212,6 +214,62 @@ void BM_Dpdk(benchmark::State& state, size_t ci) {
   report(state, static_cast<double>(cycles) / g.tsc_hz * 1e9 / static_cast<double>(packets));
 }
 
+// A keepalive round's read of every flow's use (issue #14): 64k flows, both directions, read with
+// FastPath::read_usage (the flow map dumped in batches) and with one usage() lookup per key, on an
+// engine of its own sized for them. Root only, as the programs.
+constexpr uint32_t kUsageFlows = 65536;
+struct UsageState {
+  std::unique_ptr<BpfFastPath> fp;
+  std::vector<FlowKey4> keys;
+  std::vector<std::optional<FlowUsage>> out;
+  std::string why;  // why the engine could not be made
+};
+UsageState g_usage;
+
+UsageState& usage_state() {
+  UsageState& s = g_usage;
+  if (s.fp || !s.why.empty()) return s;
+  std::string& why = s.why;
+  s.fp = BpfFastPath::create(BpfOptions{2 * kUsageFlows, 16}, why);
+  if (!s.fp) return s;
+  for (uint32_t i = 0; i < kUsageFlows; ++i) {
+    const uint16_t lo = static_cast<uint16_t>(i), hi = static_cast<uint16_t>(i >> 16);
+    FlowPlan4 o{}, r{};
+    o.match = {0x0a000001u + hi, 0x0b000001u, lo, 80, 6, 1, 0};
+    r.match = {0x0b000001u, 0x0c000001u + hi, 80, lo, 6, 0, 0};
+    if (s.fp->install(o, r) != 0) {
+      why = "cannot install the flows";
+      s.fp.reset();
+      return s;
+    }
+    s.keys.push_back(o.match);
+    s.keys.push_back(r.match);
+  }
+  s.out.resize(s.keys.size());
+  return s;
+}
+
+void BM_ReadUsage(benchmark::State& state, bool batched) {
+  UsageState& s = usage_state();
+  if (!s.fp) {
+    state.SkipWithError(s.why.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    if (batched) {
+      s.fp->read_usage(std::span<const FlowKey4>(s.keys), std::span(s.out));
+    } else {
+      for (size_t i = 0; i < s.keys.size(); ++i) s.out[i] = s.fp->usage(s.keys[i]);
+    }
+    benchmark::DoNotOptimize(s.out.data());
+  }
+  size_t found = 0;
+  for (const auto& u : s.out) found += u.has_value();
+  if (found != s.keys.size()) state.SkipWithError("not every key was found");
+  state.counters["keys"] = static_cast<double>(s.keys.size());
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.keys.size()));
+}
+
 // The console output, and each benchmark's ns/pkt (or its median aggregate) for the table.
 class Collector : public benchmark::ConsoleReporter {
  public:
@@ -321,10 +379,19 @@ int run(int argc, char** argv) {
     }
     add(kDpdk, [ci](benchmark::State& st) { BM_Dpdk(st, ci); });
   }
+  if (g.rig) {
+    benchmark::RegisterBenchmark("BM_ReadUsage/batched", [](benchmark::State& st) {
+      BM_ReadUsage(st, true);
+    })->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("BM_ReadUsage/per_key", [](benchmark::State& st) {
+      BM_ReadUsage(st, false);
+    })->Unit(benchmark::kMillisecond);
+  }
   Collector collector;
   benchmark::RunSpecifiedBenchmarks(&collector);
   benchmark::Shutdown();
   print_table();
+  g_usage.fp.reset();
   g.rig.reset();
   g.dpdk.reset();
   return 0;

@@ -167,6 +167,10 @@ void KernelRuntime::attach(uint8_t port) {
   if (ps.cfg.hook == conf::Hook::xdp && bpf_->attached_hook(port) != H::xdp)
     throw RuntimeError("port " + ps.cfg.name + ": hook xdp asked, but " + bpf_->attach_note(port) +
                        " (hook auto accepts tc there)");
+  // An upstream's data limit counts what the kernel sends out of it too (the kernel path's
+  // uploads), which only a tc egress program sees.
+  if (ps.cfg.role == conf::Role::upstream && !bpf_->attach_egress(port, error))
+    throw RuntimeError("port " + ps.cfg.name + ": cannot attach the egress counter: " + error);
 }
 
 void KernelRuntime::publish_ports() {

@@ -246,17 +246,32 @@ void FlowManager::port_down(uint8_t port) {
   }
 }
 
-std::pair<FlowUsage, FlowUsage> FlowManager::usage(const Flow& f) const {
-  const CtEntry& e = f.ct;
-  std::optional<FlowUsage> o, r;
-  if (e.family == AF_INET) {
-    o = engine_.usage(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port));
-    r = engine_.usage(make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
-  } else {
-    o = engine_.usage(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port));
-    r = engine_.usage(make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+std::vector<std::pair<FlowUsage, FlowUsage>> FlowManager::usage_of_all() const {
+  std::vector<FlowKey4> keys4;
+  std::vector<FlowKey6> keys6;
+  for (const auto& [k, f] : flows_) {
+    const CtEntry& e = f.ct;
+    if (e.family == AF_INET) {
+      keys4.push_back(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port));
+      keys4.push_back(make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+    } else {
+      keys6.push_back(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port));
+      keys6.push_back(make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+    }
   }
-  return {o.value_or(FlowUsage{}), r.value_or(FlowUsage{})};
+  std::vector<std::optional<FlowUsage>> use4(keys4.size()), use6(keys6.size());
+  engine_.read_usage(std::span<const FlowKey4>(keys4), std::span(use4));
+  engine_.read_usage(std::span<const FlowKey6>(keys6), std::span(use6));
+  std::vector<std::pair<FlowUsage, FlowUsage>> all;
+  all.reserve(flows_.size());
+  size_t i4 = 0, i6 = 0;
+  for (const auto& [k, f] : flows_) {
+    auto& use = f.ct.family == AF_INET ? use4 : use6;
+    size_t& i = f.ct.family == AF_INET ? i4 : i6;
+    all.emplace_back(use[i].value_or(FlowUsage{}), use[i + 1].value_or(FlowUsage{}));
+    i += 2;
+  }
+  return all;
 }
 
 void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
@@ -265,8 +280,10 @@ void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeou
   const uint32_t engine_ms = engine_.clock_ms();
   std::vector<ConntrackWriter::Update> updates;
   std::vector<std::pair<CtKey, uint32_t>> sent;  // the flow, and the timeout set (0: a probe)
+  const std::vector<std::pair<FlowUsage, FlowUsage>> all = usage_of_all();
+  size_t at = 0;
   for (auto& [k, f] : flows_) {
-    const auto [o, r] = usage(f);
+    const auto [o, r] = all[at++];
     const FlowUsage use{o.packets + r.packets, o.bytes + r.bytes,
                         std::max(o.last_used_ms, r.last_used_ms)};
     const bool active =
@@ -331,8 +348,10 @@ void FlowManager::set_config(PolicyConfig cfg) {
 }
 
 void FlowManager::for_each(const std::function<void(const FlowView&)>& fn) const {
+  const std::vector<std::pair<FlowUsage, FlowUsage>> all = usage_of_all();
+  size_t at = 0;
   for (const auto& [k, f] : flows_) {
-    const auto [o, r] = usage(f);
+    const auto [o, r] = all[at++];
     fn(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes, r.packets,
                 r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
   }

@@ -84,7 +84,9 @@ class FlowManager {
   bool install(const CtEntry& e, const Decision& d);
   void remove(Map::iterator it, bool hand_back);
   void hand_back(const std::vector<CtEntry>& tcp_entries);
-  std::pair<FlowUsage, FlowUsage> usage(const Flow& f) const;  // orig, reply
+  // Every flow's use (orig, reply), in the order of flows_, read at once per family
+  // (FastPath::read_usage).
+  std::vector<std::pair<FlowUsage, FlowUsage>> usage_of_all() const;
   static bool same_plan(const Decision& a, const Decision& b);
   static CtEntry complete(const CtEntry& e, const CtEntry* known);
 

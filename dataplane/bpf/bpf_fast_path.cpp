@@ -577,6 +577,7 @@ bool BpfFastPath::publish() {
     v.mtu = p.mtu;
     v.mtu6 = p.mtu6;
     v.ifindex = static_cast<uint32_t>(devices_[port].ifindex);
+    v.tc_egress = egress_ifindex_[port] != 0;
     for (size_t i = 0; i < kMaxLocalAddrs; ++i) {
       v.local4[i] = p.local4[i];
       std::memcpy(v.local6[i], p.local6[i].data(), 16);
@@ -697,14 +698,18 @@ void BpfFastPath::remove(const FlowKey6& orig, const FlowKey6& reply) {
   inherited6_.erase(reply);
 }
 
-std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
-  tp_action a{};
-  if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
+FlowUsage usage_of_action(const tp_action& a) {
   FlowUsage u;
   u.packets = a.packets;
   u.bytes = a.ip_bytes;
   u.last_used_ms = static_cast<uint32_t>(a.last_used_ns / 1000000);
   return u;
+}
+
+std::optional<FlowUsage> BpfFastPath::usage_of(int fd, const void* key) const {
+  tp_action a{};
+  if (bpf_map_lookup_elem(fd, key, &a)) return std::nullopt;
+  return usage_of_action(a);
 }
 
 std::optional<FlowUsage> BpfFastPath::usage(const FlowKey4& dir) const {
@@ -1013,7 +1018,10 @@ void BpfFastPath::detach(uint8_t port) {
 }
 
 void BpfFastPath::detach_all() {
-  for (uint8_t p = 0; p < kMaxPorts; ++p) detach(p);
+  for (uint8_t p = 0; p < kMaxPorts; ++p) {
+    detach(p);
+    detach_egress(p);
+  }
 }
 
 uint32_t BpfFastPath::prog_id(uint8_t port) const {

@@ -120,6 +120,15 @@ class BpfFastPath : public FastPath {
   static constexpr uint16_t kTcPriority = 1;
   static constexpr uint32_t kTcHandle = 0x7470;
 
+  // Data limits on the egress side (tc_egress.cpp): tp_tc_egress on the port's clsact egress, same
+  // priority and handle, charges every IP packet that leaves by the port, the kernel's own and
+  // those tc redirected to it; from then on the ingress programs leave that charge to it. Detaching
+  // removes only the filter, as detach() does.
+  bool attach_egress(uint8_t port, std::string& error);
+  void detach_egress(uint8_t port);
+  // The egress program for a device with or without a link layer, e.g. for BPF_PROG_TEST_RUN.
+  int egress_prog_fd(bool rawip) const;
+
   // FastPath.
   std::string_view name() const override { return "bpf"; }
   void update_topology(const std::function<void(Topology&)>& edit) override;
@@ -130,6 +139,11 @@ class BpfFastPath : public FastPath {
   void remove(const FlowKey6& orig, const FlowKey6& reply) override;
   std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
   std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
+  // One dump of the flow map in batches (read_usage.cpp) rather than a lookup per key.
+  void read_usage(std::span<const FlowKey4> keys,
+                  std::span<std::optional<FlowUsage>> out) const override;
+  void read_usage(std::span<const FlowKey6> keys,
+                  std::span<std::optional<FlowUsage>> out) const override;
   int add_rule(const RulePlan6& rule) override;
   void remove_rule(const RuleKey6& key) override;
   std::optional<FlowUsage> usage(const RuleKey6& key) const override;
@@ -155,6 +169,9 @@ class BpfFastPath : public FastPath {
   // topology stays published).
   bool publish();
   std::optional<FlowUsage> usage_of(int map_fd, const void* key) const;
+  template <typename Key>
+  void read_usage_batched(int map_fd, std::span<const Key> keys,
+                          std::span<std::optional<FlowUsage>> out) const;
   // tp_config's one value, mapped (null if it cannot be), and stores into it (config_map.cpp).
   void* config_value();
   bool store_bank(uint32_t bank);
@@ -211,6 +228,7 @@ class BpfFastPath : public FastPath {
   pinned::InheritedKeys<FlowKey4> inherited4_;
   pinned::InheritedKeys<FlowKey6> inherited6_;
   pinned::InheritedKeys<RuleKey6> inherited_rules_;
+  std::array<int, kMaxPorts> egress_ifindex_{};  // where tp_tc_egress is attached, 0: nowhere
 };
 
 }  // namespace tp

@@ -59,7 +59,9 @@ struct tp_decision {
   struct tp_nexthop* nh;
   struct tp_port* egress;
   __u32 out_port;
-  __u64 now; /* bpf_ktime_get_ns(), when the heartbeat check read it already */
+  __u64 now;               /* bpf_ktime_get_ns(), when the heartbeat check read it already */
+  struct tp_limit* lim_in; /* the ports' data limits, once looked up */
+  struct tp_limit* lim_out;
 };
 
 static __always_inline int tp_is_vlan(__u16 ether_type_be) {
@@ -97,15 +99,18 @@ static __always_inline struct tp_port_totals* tp_totals(__u32 port) {
   return bpf_map_lookup_elem(&tp_port_totals, &port);
 }
 
+/* A port's data limit, looked up once per packet and port, then asked and charged. */
+static __always_inline struct tp_limit* tp_limit_of(__u32 port) {
+  return bpf_map_lookup_elem(&tp_limits, &port);
+}
+
 /* Used bytes reached the limit, read per packet: a limit takes effect with the next packet on
- * every CPU, so the overshoot is one packet per CPU. */
-static __always_inline int tp_blocked(__u32 port) {
-  struct tp_limit* l = bpf_map_lookup_elem(&tp_limits, &port);
+ * every CPU, so the fast path's overshoot is one packet per CPU. */
+static __always_inline int tp_blocked(const struct tp_limit* l) {
   return l && l->armed && l->used >= l->limit;
 }
 
-static __always_inline void tp_charge(__u32 port, __u64 bytes) {
-  struct tp_limit* l = bpf_map_lookup_elem(&tp_limits, &port);
+static __always_inline void tp_charge(struct tp_limit* l, __u64 bytes) {
   if (l && bytes && l->armed) __sync_fetch_and_add(&l->used, bytes);
 }
 
@@ -412,7 +417,9 @@ static __always_inline int tp_decide(const struct tp_in* in, const struct tp_sta
   __u32 out_port = nh->port % TP_MAX_PORTS;
   struct tp_port* egress = tp_port_of(bank, out_port);
   if (!egress || !nh->valid || !egress->enabled) return TP_R_no_nexthop;
-  if (tp_blocked(in_port) || tp_blocked(out_port)) return TP_R_data_limit;
+  d->lim_in = tp_limit_of(in_port);
+  d->lim_out = tp_limit_of(out_port);
+  if (tp_blocked(d->lim_in) || tp_blocked(d->lim_out)) return TP_R_data_limit;
   __u32 mtu = p->version == 4 ? egress->mtu : egress->mtu6;
   if (nh->mtu < mtu) mtu = nh->mtu;
   if (tp_too_big(in, p, mtu)) return TP_R_too_big;
@@ -423,15 +430,18 @@ static __always_inline int tp_decide(const struct tp_in* in, const struct tp_sta
   return TP_FORWARD;
 }
 
-/* Bookkeeping after the hook applied the decision. */
+/* Bookkeeping after the hook applied the decision. Data limits: every IP packet that arrives is
+ * charged to its port's limit, whatever the verdict (a punted one is the kernel path's download);
+ * a forwarded one also to its egress port, unless `charge_out` says the egress device's tc egress
+ * program (tp_tc_egress, which sees what tc redirects to it) does that. */
 static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, int r,
-                                       const struct tp_decision* d) {
+                                       const struct tp_decision* d, int charge_out) {
   struct tp_port_totals* in = tp_totals(in_port);
   if (in) {
     in->rx_packets += 1;
     in->rx_ip_bytes += p->ip_bytes;
   }
-  tp_charge(in_port, p->ip_bytes);
+  if (p->ip_bytes) tp_charge(d->lim_in ? d->lim_in : tp_limit_of(in_port), p->ip_bytes);
   if (r != TP_FORWARD) {
     tp_count_reason(r);
     /* Only a half-rewritten frame is dropped: even a runt is the kernel's to discard. */
@@ -452,7 +462,7 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
     out->fwd_tx_packets += 1;
     out->fwd_tx_bytes += p->ip_bytes;
   }
-  tp_charge(d->out_port, p->ip_bytes);
+  if (charge_out) tp_charge(d->lim_out, p->ip_bytes);
   __sync_fetch_and_add(&d->a->packets, 1);
   __sync_fetch_and_add(&d->a->ip_bytes, p->ip_bytes);
   /* At most one store a second per flow: the keepalives need no finer time. */

@@ -99,7 +99,8 @@ struct tp_port {
   __u8 mac[6];
   __u16 mtu;
   __u16 mtu6;
-  __u16 pad;
+  __u8 tc_egress; /* tp_tc_egress charges the data limit for what leaves by this port */
+  __u8 pad;
   __u32 ifindex; /* the device packets leave by; 0 until the loader knows it */
   __u32 pad2;    /* local6 8-byte aligned: the program compares it a word at a time */
   __u32 local4[TP_MAX_LOCAL_ADDRS];

@@ -18,15 +18,17 @@ static __always_inline __u32 vlan_tci_of(const struct tp_pkt* p, __u16 vlan) {
   return p->tag ? (p->tci & 0xf000) | vlan : vlan;
 }
 
-static __always_inline int tp_tc_punt(__u32 in_port, const struct tp_pkt* p, int r) {
-  tp_account(in_port, p, r, 0);
+static __always_inline int tp_tc_punt(__u32 in_port, const struct tp_pkt* p,
+                                      const struct tp_decision* d, int r) {
+  tp_account(in_port, p, r, d, 0);
   return TC_ACT_PIPE;
 }
 
 /* A frame a rewrite step refused after an earlier step had changed it: it may neither leave nor
  * reach the kernel half-rewritten, so it is dropped and counted. Cannot happen (tp_tc_apply). */
-static __always_inline int tp_tc_drop(__u32 in_port, const struct tp_pkt* p) {
-  tp_account(in_port, p, TP_R_rewrite_failed, 0);
+static __always_inline int tp_tc_drop(__u32 in_port, const struct tp_pkt* p,
+                                      const struct tp_decision* d) {
+  tp_account(in_port, p, TP_R_rewrite_failed, d, 0);
   return TC_ACT_SHOT;
 }
 
@@ -149,6 +151,8 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
 static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
   struct tp_pkt p;
   __builtin_memset(&p, 0, sizeof(p));
+  struct tp_decision d;
+  __builtin_memset(&d, 0, sizeof(d));
   __u32 ifindex = skb->ifindex;
   __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
   if (!port_idx) {
@@ -159,7 +163,7 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
   struct tp_state st = {0};
   tp_read_config(&st);
   struct tp_port* port = tp_port_of(st.bank, in_port);
-  if (!port) return tp_tc_punt(in_port, &p, TP_R_port_disabled);
+  if (!port) return tp_tc_punt(in_port, &p, &d, TP_R_port_disabled);
 
   /* Only direct reads below, which never pull by themselves: on a non-linear skb the headers may
    * not be in the linear part at all (Android commit 8e69ec111f). */
@@ -175,19 +179,17 @@ static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
       .hw_tci = (__u16)skb->vlan_tci,
       .gso_size = (__u16)skb->gso_size,
   };
-  struct tp_decision d;
-  __builtin_memset(&d, 0, sizeof(d));
   int r = tp_decide(&in, &st, in_port, port, &p, &d);
-  if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
-  if (!d.egress->ifindex) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
+  if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, &d, r);
+  if (!d.egress->ifindex) return tp_tc_punt(in_port, &p, &d, TP_R_no_nexthop);
   /* The verdict, before anything changes: bpf_redirect only records the target (the kernel
    * redirects once the program returned) and refuses nothing but unknown flags. */
   const long verdict = bpf_redirect(d.egress->ifindex, 0);
-  if (verdict != TC_ACT_REDIRECT) return tp_tc_punt(in_port, &p, TP_R_no_nexthop);
+  if (verdict != TC_ACT_REDIRECT) return tp_tc_punt(in_port, &p, &d, TP_R_no_nexthop);
   r = tp_tc_apply(skb, rawip, &p, &d);
-  if (r == TP_R_rewrite_failed) return tp_tc_drop(in_port, &p);
-  if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, r);
-  tp_account(in_port, &p, TP_FORWARD, &d);
+  if (r == TP_R_rewrite_failed) return tp_tc_drop(in_port, &p, &d);
+  if (r != TP_FORWARD) return tp_tc_punt(in_port, &p, &d, r);
+  tp_account(in_port, &p, TP_FORWARD, &d, !d.egress->tc_egress);
   return verdict;
 }
 
@@ -198,5 +200,58 @@ int tp_tc_ether(struct __sk_buff* skb) { return tp_tc(skb, 0); }
  * packet leaves by an Ethernet device. */
 SEC("tc")
 int tp_tc_rawip(struct __sk_buff* skb) { return tp_tc(skb, 1); }
+
+/* tc egress: data limits for what leaves a port by the kernel's path (what the kernel forwards
+ * after a punt, what it sends itself) and what tc redirected to it. Every IP packet is charged to
+ * the port's limit with its IP length; anything else, whatever its shape, is only let through. It
+ * never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes here (the
+ * XDP program charges the egress port itself). */
+static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip) {
+  __u32 ifindex = skb->ifindex;
+  __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
+  if (!port_idx) return TC_ACT_PIPE;
+  struct tp_limit* l = tp_limit_of(*port_idx % TP_MAX_PORTS);
+  if (!l || !l->armed) return TC_ACT_PIPE;
+  __u32 l3 = 0;
+  __u8 version = 0;
+  if (rawip) {
+    __u8 first;
+    if (bpf_skb_load_bytes(skb, 0, &first, 1)) return TC_ACT_PIPE;
+    version = first >> 4;
+  } else {
+    /* A tag in skb->vlan_tci is not in the frame; one in the frame is stepped over. */
+    __u16 type;
+    if (bpf_skb_load_bytes(skb, 12, &type, 2)) return TC_ACT_PIPE;
+    l3 = TP_ETH_HLEN;
+    if (tp_is_vlan(type)) {
+      if (bpf_skb_load_bytes(skb, TP_ETH_HLEN + 2, &type, 2)) return TC_ACT_PIPE;
+      l3 += TP_VLAN_HLEN;
+    }
+    version = type == bpf_htons(ETH_P_IP) ? 4 : type == bpf_htons(ETH_P_IPV6) ? 6 : 0;
+  }
+  __u16 len;
+  __u64 bytes;
+  if (version == 4) {
+    if (bpf_skb_load_bytes(skb, l3 + 2, &len, 2)) return TC_ACT_PIPE;
+    bytes = bpf_ntohs(len);
+  } else if (version == 6) {
+    if (bpf_skb_load_bytes(skb, l3 + 4, &len, 2)) return TC_ACT_PIPE;
+    bytes = bpf_ntohs(len) ? bpf_ntohs(len) + 40u : 0;
+  } else {
+    return TC_ACT_PIPE;
+  }
+  /* A length field of 0: a GSO packet above 64 KiB (BIG TCP), whose length is the skb's. Never
+   * more than the skb holds. */
+  const __u64 held = skb->len > l3 ? skb->len - l3 : 0;
+  if (!bytes || bytes > held) bytes = held;
+  tp_charge(l, bytes);
+  return TC_ACT_PIPE;
+}
+
+SEC("tc")
+int tp_tc_egress(struct __sk_buff* skb) { return tp_tc_egress_charge(skb, 0); }
+
+SEC("tc")
+int tp_tc_egress_rawip(struct __sk_buff* skb) { return tp_tc_egress_charge(skb, 1); }
 
 char _license[] SEC("license") = "GPL";

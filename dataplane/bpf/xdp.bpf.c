@@ -24,13 +24,15 @@ static __always_inline void tp_csum_apply(__u16* field, __u16 delta) {
 
 /* A frame changed and then found unfit to finish (cannot happen: see the checks before the first
  * write) is dropped and counted, never passed on half-rewritten. */
-static __always_inline int tp_xdp_drop(__u32 in_port, const struct tp_pkt* p) {
-  tp_account(in_port, p, TP_R_rewrite_failed, 0);
+static __always_inline int tp_xdp_drop(__u32 in_port, const struct tp_pkt* p,
+                                       const struct tp_decision* d) {
+  tp_account(in_port, p, TP_R_rewrite_failed, d, 0);
   return XDP_DROP;
 }
 
-static __always_inline int tp_xdp_punt(__u32 in_port, const struct tp_pkt* p, int r) {
-  tp_account(in_port, p, r, 0);
+static __always_inline int tp_xdp_punt(__u32 in_port, const struct tp_pkt* p,
+                                       const struct tp_decision* d, int r) {
+  tp_account(in_port, p, r, d, 0);
   return XDP_PASS;
 }
 
@@ -38,6 +40,8 @@ SEC("xdp")
 int tp_xdp(struct xdp_md* ctx) {
   struct tp_pkt p;
   __builtin_memset(&p, 0, sizeof(p));
+  struct tp_decision d;
+  __builtin_memset(&d, 0, sizeof(d));
   __u32 ifindex = ctx->ingress_ifindex;
   __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
   if (!port_idx) {
@@ -48,24 +52,22 @@ int tp_xdp(struct xdp_md* ctx) {
   struct tp_state st = {0};
   tp_read_config(&st);
   struct tp_port* port = tp_port_of(st.bank, in_port);
-  if (!port) return tp_xdp_punt(in_port, &p, TP_R_port_disabled);
+  if (!port) return tp_xdp_punt(in_port, &p, &d, TP_R_port_disabled);
 
   struct tp_in in = {
       .data = (void*)(long)ctx->data,
       .data_end = (void*)(long)ctx->data_end,
   };
   in.len = (__u32)bpf_xdp_get_buff_len(ctx);
-  struct tp_decision d;
-  __builtin_memset(&d, 0, sizeof(d));
   int r = tp_decide(&in, &st, in_port, port, &p, &d);
-  if (r != TP_FORWARD) return tp_xdp_punt(in_port, &p, r);
+  if (r != TP_FORWARD) return tp_xdp_punt(in_port, &p, &d, r);
   /* The verdict, before anything changes: bpf_redirect_map only records the target and says
    * XDP_REDIRECT when the egress device is in tp_tx_ports, else the fallback given (XDP_PASS).
    * A device that takes no XDP frames would drop them after the redirect: the kernel forwards
    * such packets instead. */
-  if (d.egress->rawip) return tp_xdp_punt(in_port, &p, TP_R_xdp_egress);
+  if (d.egress->rawip) return tp_xdp_punt(in_port, &p, &d, TP_R_xdp_egress);
   const long verdict = bpf_redirect_map(&tp_tx_ports, d.out_port, XDP_PASS);
-  if (verdict != XDP_REDIRECT) return tp_xdp_punt(in_port, &p, TP_R_xdp_egress);
+  if (verdict != XDP_REDIRECT) return tp_xdp_punt(in_port, &p, &d, TP_R_xdp_egress);
 
   const struct tp_action* a = d.a;
   const struct tp_nexthop* nh = d.nh;
@@ -73,7 +75,8 @@ int tp_xdp(struct xdp_md* ctx) {
   if (p.tag && !nh->vlan) shift = TP_VLAN_HLEN;
   if (!p.tag && nh->vlan) shift = -TP_VLAN_HLEN;
   /* Moving the frame start is the only step that can fail, and it fails without a change. */
-  if (shift && bpf_xdp_adjust_head(ctx, shift)) return tp_xdp_punt(in_port, &p, TP_R_no_headroom);
+  if (shift && bpf_xdp_adjust_head(ctx, shift))
+    return tp_xdp_punt(in_port, &p, &d, TP_R_no_headroom);
   __u8* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   __u32 l3 = (p.l3_off - shift) & 0xff, l4 = (p.l4_off - shift) & 0xff;
@@ -84,7 +87,7 @@ int tp_xdp(struct xdp_md* ctx) {
   if ((void*)(data + l3 + 20) > data_end || (void*)(data + l4 + 8) > data_end ||
       (void*)(data + TP_ETH_HLEN + TP_VLAN_HLEN) > data_end ||
       (p.proto == IPPROTO_TCP && (void*)(data + l4 + 20) > data_end)) {
-    return shift ? tp_xdp_drop(in_port, &p) : tp_xdp_punt(in_port, &p, TP_R_malformed);
+    return shift ? tp_xdp_drop(in_port, &p, &d) : tp_xdp_punt(in_port, &p, &d, TP_R_malformed);
   }
   /* Both MACs are written last, so stripping or pushing a tag only moved the frame start: the
    * ethertype after the MACs or the tag is already in place (eth_output.hpp). */
@@ -103,7 +106,7 @@ int tp_xdp(struct xdp_md* ctx) {
       __u32 l4_delta = (__u32)a->csum_l4_addr + a->csum_l4_port;
       l4_delta = (l4_delta & 0xffff) + (l4_delta >> 16);
       if (p.proto == IPPROTO_TCP) {
-        if ((void*)(l4p + 20) > data_end) return tp_xdp_drop(in_port, &p); /* checked above */
+        if ((void*)(l4p + 20) > data_end) return tp_xdp_drop(in_port, &p, &d); /* checked above */
         *(__u16*)(l4p + (snat ? 0 : 2)) = a->nat_port;
         tp_csum_apply((__u16*)(l4p + 16), (__u16)l4_delta);
       } else if (p.proto == IPPROTO_UDP) {
@@ -124,7 +127,8 @@ int tp_xdp(struct xdp_md* ctx) {
   }
   __builtin_memcpy(data, nh->dst_mac, 6);
   __builtin_memcpy(data + 6, nh->src_mac, 6);
-  tp_account(in_port, &p, TP_FORWARD, &d);
+  /* An XDP redirect passes no tc egress program: the egress port is charged here. */
+  tp_account(in_port, &p, TP_FORWARD, &d, 1);
   return verdict;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "flow_plan.hpp"
@@ -54,6 +55,17 @@ class FastPath {
   virtual void remove(const FlowKey6& orig, const FlowKey6& reply) = 0;
   virtual std::optional<FlowUsage> usage(const FlowKey4& dir) const = 0;
   virtual std::optional<FlowUsage> usage(const FlowKey6& dir) const = 0;
+  // Many directions at once (a keepalive round): out[i] for keys[i], nullopt when not installed;
+  // `out` as long as `keys`. An engine whose per-key read is a system call (BPF) reads its table
+  // in batches instead.
+  virtual void read_usage(std::span<const FlowKey4> keys,
+                          std::span<std::optional<FlowUsage>> out) const {
+    for (std::size_t i = 0; i < keys.size() && i < out.size(); ++i) out[i] = usage(keys[i]);
+  }
+  virtual void read_usage(std::span<const FlowKey6> keys,
+                          std::span<std::optional<FlowUsage>> out) const {
+    for (std::size_t i = 0; i < keys.size() && i < out.size(); ++i) out[i] = usage(keys[i]);
+  }
   // IPv6 address rules (offload.ipv6: neighbours).
   virtual int add_rule(const RulePlan6& rule) = 0;
   virtual void remove_rule(const RuleKey6& key) = 0;
@@ -61,10 +73,14 @@ class FastPath {
   // Now, on the clock of FlowUsage::last_used_ms.
   virtual uint32_t clock_ms() const = 0;
 
-  // Data limits: bytes through a port (received, and forwarded out of it) are counted from `used`
-  // once armed; when they reach `limit`, what would be forwarded through the port is punted
-  // (Reason::data_limit) until disarmed or re-armed. The overshoot is bounded by the engine (one
-  // burst per worker for DPDK, one packet per CPU for BPF).
+  // Data limits: IP bytes through a port, both directions, are counted from `used` once armed:
+  // the fast path's and the kernel path's (what the kernel forwards after a punt, and what it
+  // sends out of the port itself). When they reach `limit`, what would be forwarded through the
+  // port is punted (Reason::data_limit) until disarmed or re-armed; the kernel path is counted,
+  // never blocked (the kernel's own policy applies to it). The fast path's overshoot is bounded by
+  // the engine (one burst per worker for DPDK, one packet per CPU for BPF); the kernel path's is
+  // whatever it carries. DPDK sees every packet in its workers; BPF counts the kernel's egress
+  // only on ports with BpfFastPath::attach_egress.
   virtual void arm_limit(uint8_t port, uint64_t limit, uint64_t used) = 0;
   virtual void disarm_limit(uint8_t port) = 0;
   virtual uint64_t limit_used(uint8_t port) const = 0;

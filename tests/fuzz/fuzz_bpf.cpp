@@ -6,8 +6,11 @@
 // Aborts when: the verdict is anything but a punt (pass/pipe) or a redirect; a punted frame comes
 // back changed; a run counts other than exactly one reason or one forward; a forwarded frame
 // whose checksums were right comes out with a wrong one; under CHECKSUM_COMPLETE the program
-// leaves skb->csum inconsistent. Needs root (BPF, a network namespace of its own).
+// leaves skb->csum inconsistent; the data limits' egress program, run on every frame too, judges
+// a frame (anything but TC_ACT_PIPE), changes it, or charges more than it holds. Needs root (BPF, a
+// network namespace of its own).
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 
 #include <array>
 #include <cerrno>
@@ -149,6 +152,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     std::fprintf(stderr, "fuzz_bpf: %s\n", e.what());
     std::exit(1);
   }
+  // Limits armed and never reached: every charge is made, no verdict changes.
+  for (uint8_t p = 0; p < BpfRig::kPorts; ++p) rig->engine().arm_limit(p, uint64_t{1} << 62, 0);
   if (!rig->has_xdp())
     std::fprintf(stderr, "fuzz_bpf: XDP inputs run through tc: %s\n",
                  rig->xdp_unavailable().c_str());
@@ -210,5 +215,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string bad = verify_checksums(r.out);
     if (!bad.empty()) finding(("forwarded with " + bad).c_str(), frame, &r.out);
   }
+
+  const uint64_t used0 = fp.limit_used(port);
+  const BpfRig::Result& e = g_rig->run(BpfRig::Mode::tc_egress, port, frame);
+  if (e.err == EINVAL) return 0;
+  if (e.err) finding("egress test run failed", frame, nullptr);
+  if (e.verdict != TC_ACT_PIPE) finding("the egress program judged a frame", frame, &e.out);
+  if (e.out != frame) finding("the egress program changed a frame", frame, &e.out);
+  if (fp.limit_used(port) - used0 > frame.size())
+    finding("the egress program charged more than the frame holds", frame, nullptr);
   return 0;
 }

@@ -118,6 +118,7 @@ const BpfRig::Result& BpfRig::run(Mode mode, uint8_t in_port, const Bytes& frame
     // before handing the program the frame from its start, as a raw-IP device's skb is.
     fd =
         fp_->prog_fd(in_port == raw_ip_port_ ? BpfFastPath::Hook::tc_rawip : BpfFastPath::Hook::tc);
+    if (mode == Mode::tc_egress) fd = fp_->egress_prog_fd(in_port == raw_ip_port_);
   }
   if (bpf_prog_test_run_opts(fd, &o) != 0) {
     result_.err = errno;

@@ -21,7 +21,8 @@ class BpfRig {
   // if the program leaves skb->csum inconsistent. tc_nonlinear: only the Ethernet header is in
   // the skb's linear part, the rest in a fragment, as a GRO'd or paged skb may arrive, so every
   // header the program reads must be pulled first (kernels whose test run builds such skbs).
-  enum class Mode { tc, tc_csum_complete, tc_nonlinear, xdp };
+  // tc_egress: the data limits' egress program (tp_tc_egress) on the port's device.
+  enum class Mode { tc, tc_csum_complete, tc_nonlinear, xdp, tc_egress };
   static constexpr uint8_t kPorts = 8;  // the golden table uses ports up to 7
 
   // Null, with `why` set, when it cannot run here (not root, no namespace, the programs do not

@@ -198,11 +198,12 @@ class BpfTrafficTest : public ::testing::Test {
     ASSERT_TRUE(sh("printf '" + rules + "' | " + in(kBox, "nft -f -")));
   }
 
+  // From the client's port of the installed flow unless `cport` says otherwise.
   void exchange(const std::string& proto, const std::string& src, const std::string& dst,
-                int amount) {
+                int amount, int cport = 0) {
     std::string out;
     const uint16_t port = proto == "udp" ? kUdp : kTcp;
-    const int cport = proto == "udp" ? 40000 : 40001;
+    if (!cport) cport = proto == "udp" ? 40000 : 40001;
     const int rc = run(in(kCli, "timeout 60 python3 " + kTraffic + " " + proto + " " + src + " " +
                                     std::to_string(cport) + " " + dst + " " + std::to_string(port) +
                                     " " + std::to_string(amount)),
@@ -236,6 +237,42 @@ class BpfTrafficTest : public ::testing::Test {
   }
 
   BpfOptions opts_{1024, 64};
+  // Data limits count the fast path and the kernel's path alike, each packet once per port: a UDP
+  // exchange over the installed IPv4 flow (forwarded by the engine both ways), then the same from
+  // a client port with no flow, which the engine hands to the kernel (forwarding on, masquerade)
+  // and the kernel sends out of the modem, where tp_tc_egress sees it. IPv6 is off on the modem
+  // link, so that nothing else IP crosses it (ARP is not IP, and not charged).
+  void limit_counts_both_paths(BpfFastPath::Hook hook) {
+    ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv6.conf.boxs.disable_ipv6=1")));
+    ASSERT_TRUE(sh(in(kSrv, "sysctl -qw net.ipv6.conf.srv0.disable_ipv6=1")));
+    start(hook, hook);
+    std::string error;
+    ASSERT_TRUE(fp_->attach_egress(kModem, error)) << error;
+    constexpr int kCount = 100;
+    uint64_t bytes = 0;  // traffic.py's datagrams, IP bytes one way
+    for (int i = 0; i < kCount; ++i) bytes += 16 + (i * 37) % 1300 + 8 + 20;
+
+    fp_->arm_limit(kModem, uint64_t{1} << 40, 0);
+    const PortCounts m0 = fp_->port_counts(kModem);
+    exchange("udp", kWifiClient, kServer, kCount);
+    const PortCounts m1 = fp_->port_counts(kModem);
+    EXPECT_EQ(m1.fwd_rx_bytes - m0.fwd_rx_bytes, bytes) << "not every reply crossed the engine";
+    EXPECT_EQ(m1.fwd_tx_bytes - m0.fwd_tx_bytes, bytes) << "not every request crossed the engine";
+    EXPECT_EQ(fp_->limit_used(kModem), 2 * bytes) << "the fast path's packets, once each";
+
+    ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv4.ip_forward=1")));
+    ASSERT_TRUE(
+        sh("printf 'table ip tpbt_nat {\n chain post { type nat hook postrouting priority "
+           "100; oifname boxs masquerade; }\n}\n' | " +
+           in(kBox, "nft -f -")));
+    fp_->arm_limit(kModem, uint64_t{1} << 40, 0);
+    exchange("udp", kWifiClient, kServer, kCount, 40002);
+    const PortCounts m2 = fp_->port_counts(kModem);
+    EXPECT_EQ(m2.fwd_rx_bytes - m1.fwd_rx_bytes, 0u) << "the engine carried the kernel's flow";
+    EXPECT_EQ(m2.fwd_tx_bytes - m1.fwd_tx_bytes, 0u) << "the engine carried the kernel's flow";
+    EXPECT_EQ(fp_->limit_used(kModem), 2 * bytes) << "the kernel's path, both ways";
+  }
+
   std::unique_ptr<EnterNetns> box_;
   std::unique_ptr<BpfFastPath> fp_;
   pid_t server_ = -1;
@@ -273,6 +310,21 @@ TEST_F(BpfTrafficTest, XdpCarriesUdpAndTcp) {
   EXPECT_EQ(fp_->attached_hook(kWifi), BpfFastPath::Hook::xdp) << fp_->attach_note(kWifi);
   EXPECT_EQ(fp_->attached_hook(kModem), BpfFastPath::Hook::xdp) << fp_->attach_note(kModem);
   all_traffic();
+}
+
+TEST_F(BpfTrafficTest, TcDataLimitCountsBothPathsOnce) {
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off")));
+  limit_counts_both_paths(BpfFastPath::Hook::tc);
+}
+
+// XDP charges the egress port when it redirects (the frame passes no tc egress program).
+TEST_F(BpfTrafficTest, XdpDataLimitCountsBothPathsOnce) {
+  if (fp_->prog_fd(BpfFastPath::Hook::xdp) < 0) GTEST_SKIP() << fp_->xdp_unavailable();
+  ASSERT_TRUE(sh(in(kCli, "ethtool -K cli0 tx off gro on")));
+  ASSERT_TRUE(sh(in(kSrv, "ethtool -K srv0 tx off gro on")));
+  limit_counts_both_paths(BpfFastPath::Hook::xdp);
+  EXPECT_EQ(fp_->attached_hook(kModem), BpfFastPath::Hook::xdp) << fp_->attach_note(kModem);
 }
 
 // XDP asked for on the modem, whose peer (the server's veth) runs no GRO: the modem's veth cannot

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <optional>
+#include <span>
+#include <vector>
 
 #include "engine_under_test.hpp"
 #include "golden_cases.hpp"
@@ -74,6 +77,60 @@ TEST_P(FastPathTest, UseFollowsPacketsOnTheEngineClock) {
   EXPECT_LE(u.last_used_ms, after);
   const FlowUsage d = *fp().usage(down_key(61000));
   EXPECT_EQ(d.packets, 0u);
+}
+
+// read_usage answers as usage() does, key by key, with nullopt for what is not installed: a few
+// keys (engines may look those up one by one) and more than a batch's worth of flows.
+TEST_P(FastPathTest, ReadUsageAnswersAsUsage) {
+  for (const uint16_t flows : {uint16_t{4}, uint16_t{1500}}) {
+    SCOPED_TRACE(flows);
+    for (uint16_t i = 0; i < flows; ++i)
+      ASSERT_EQ(add(static_cast<uint16_t>(30000 + i), static_cast<uint16_t>(50000 + i)), 0);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_EQ(ut->send(kWifi, up4().tcp(30001, 80, kAck).payload(100).build()), "port:0");
+    ASSERT_EQ(ut->send(kModem, down4().tcp(80, 50000, kAck).payload(10).build()), "port:1");
+    std::vector<FlowKey4> keys;
+    for (uint16_t i = 0; i < flows; ++i) {
+      keys.push_back(up_key(static_cast<uint16_t>(30000 + i)));
+      keys.push_back(down_key(static_cast<uint16_t>(50000 + i)));
+    }
+    keys.push_back(up_key(29999));  // not installed
+    keys.insert(keys.begin() + 1, down_key(49999));
+    std::vector<std::optional<FlowUsage>> out(keys.size(), FlowUsage{7, 7, 7});
+    fp().read_usage(std::span<const FlowKey4>(keys), std::span(out));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::optional<FlowUsage> want = fp().usage(keys[i]);
+      ASSERT_EQ(out[i].has_value(), want.has_value()) << "key " << i;
+      if (!want) continue;
+      EXPECT_EQ(out[i]->packets, want->packets) << "key " << i;
+      EXPECT_EQ(out[i]->bytes, want->bytes) << "key " << i;
+      EXPECT_EQ(out[i]->last_used_ms, want->last_used_ms) << "key " << i;
+    }
+    // keys: up 30000, down 49999 (missing), down 50000, up 30001, ...
+    EXPECT_FALSE(out[1].has_value());
+    EXPECT_FALSE(out.back().has_value());
+    EXPECT_EQ(out[0]->packets, 0u);
+    EXPECT_EQ(out[2]->packets, 1u);
+    EXPECT_EQ(out[2]->bytes, 50u);
+    EXPECT_EQ(out[3]->packets, 3u);
+    EXPECT_EQ(out[3]->bytes, 3u * 140);
+    for (uint16_t i = 0; i < flows; ++i)
+      fp().remove(up_key(static_cast<uint16_t>(30000 + i)),
+                  down_key(static_cast<uint16_t>(50000 + i)));
+  }
+  // IPv6: the installed lab pair, and a key never installed.
+  ASSERT_EQ(add_route6(fp(), 17, kWifiClient6, 40000, kServer6, 53), 0);
+  ASSERT_EQ(ut->send(kWifi, up6().udp(40000, 53).payload(20).build()), "port:0");
+  const FlowKey6 k6{ip6(kWifiClient6), ip6(kServer6), be16(40000), be16(53), 17, kWifi, 0};
+  FlowKey6 missing = k6;
+  missing.sport = be16(40001);
+  const std::vector<FlowKey6> keys6 = {missing, k6};
+  std::vector<std::optional<FlowUsage>> out6(2);
+  fp().read_usage(std::span<const FlowKey6>(keys6), std::span(out6));
+  EXPECT_FALSE(out6[0].has_value());
+  ASSERT_TRUE(out6[1].has_value());
+  EXPECT_EQ(out6[1]->packets, 1u);
+  EXPECT_EQ(out6[1]->bytes, 68u);
 }
 
 TEST_P(FastPathTest, CountersByPortAndReason) {
