@@ -305,7 +305,7 @@ dataplane: {{main_lcore: 0, worker_lcores: [1], burst: 32, memory_mb: 1024, huge
             b = backend_of(self.name)
             log = open(os.path.join(self.log_dir, "testpmd.log"), "a")
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", BOX, "stdbuf", "-oL", TESTPMD, "-l", "0,1", "--no-huge", "-m", "512",
+                ["ip", "netns", "exec", BOX, "taskset", "-c", "0,1", "stdbuf", "-oL", TESTPMD, "-l", "0,1", "--no-huge", "-m", "512",
                  "--no-pci", "--file-prefix", "tpp-testpmd",
                  "--vdev", vdev(0, "box-down", b), "--vdev", vdev(1, "box-up", b), "--",
                  "--forward-mode=io", "--auto-start", "--nb-cores=1", "--total-num-mbufs=32768"],
@@ -328,9 +328,9 @@ state_dir: {STATE}
 run_dir: {STATE}
 """)
         log = open(os.path.join(self.log_dir, f"{self.name}.log"), "a")
-        # The kernel engine's daemon has no worker: its control thread stays off the
-        # forwarding core (the DPDK engine pins its own threads by lcore).
-        pin = ["taskset", "-c", "0"] if self.name in KERNEL_ENGINE else []
+        # The kernel engine's daemon has no worker: all of it stays off the forwarding core. The
+        # DPDK engine is given both cores (the harness runs on core 0) and pins its lcores.
+        pin = ["taskset", "-c", "0" if self.name in KERNEL_ENGINE else "0,1"]
         self.proc = subprocess.Popen(["ip", "netns", "exec", BOX] + pin + [TETHERPATH, "--config", cfg],
                                      stdout=log, stderr=log)
         wait_for(lambda: self.proc.poll() is None and os.path.exists(SOCK) and ctl("status") is not None,
@@ -378,7 +378,8 @@ def wait_for(pred, seconds, what, step=0.2):
 
 def tpgen(mode, fam, flows, size, args, log_dir):
     a = ADDR[fam]
-    cmd = (f"ip netns exec {GEN} {TPGEN} -l 0 --no-huge -m 512 --no-pci --file-prefix tpp-gen "
+    # taskset: its start-up, before the EAL pins it to lcore 0, must not run on the box's core.
+    cmd = (f"ip netns exec {GEN} taskset -c 0 {TPGEN} -l 0 --no-huge -m 512 --no-pci --file-prefix tpp-gen "
            f"--log-level=*:warning "
            f"--vdev {vdev(0, 'gen-down')} --vdev {vdev(1, 'gen-up')} -- "
            f"--mode {mode} --family {fam} --flows {flows} --size {size} "
@@ -660,6 +661,9 @@ def main():
             print(f"perf harness: {b} is missing (build first; dpdk-testpmd comes with dpdk-dev)")
             return 1
     cases = parse_cases(opts.cases)
+    # The harness and what it runs stay on the generator's core; the box's core has only the
+    # system under test (DPDK processes are given both cores explicitly and pin their lcores).
+    os.sched_setaffinity(0, {0})
     os.makedirs(opts.out, exist_ok=True)
     log_dir = tempfile.mkdtemp(prefix="tpp-")
     topo = Topology()
