@@ -333,8 +333,12 @@ run_dir: {STATE}
         pin = ["taskset", "-c", "0" if self.name in KERNEL_ENGINE else "0,1"]
         self.proc = subprocess.Popen(["ip", "netns", "exec", BOX] + pin + [TETHERPATH, "--config", cfg],
                                      stdout=log, stderr=log)
-        wait_for(lambda: self.proc.poll() is None and os.path.exists(SOCK) and ctl("status") is not None,
-                 30, f"tetherpath ({self.name}) did not come up (see {log.name})")
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tetherpath ({self.name}) exited with {self.proc.returncode}: "
+                                   + open(log.name).read().strip()[-300:])
+            return os.path.exists(SOCK) and ctl("status") is not None
+        wait_for(up, 30, f"tetherpath ({self.name}) to come up (see {log.name})")
 
     def stop(self):
         if self.proc:
@@ -396,6 +400,7 @@ def tpgen(mode, fam, flows, size, args, log_dir):
 def run_case(fw, case, opts, log_dir):
     flows_name, size, fam = case
     flows = FLOWS[flows_name]
+    began = time.monotonic()
     out = {"system": fw.name, "flows": flows_name, "size": size, "family": fam, "generator": BACKEND}
     if fw.hooks:
         out["hooks"] = fw.hooks
@@ -456,6 +461,7 @@ def run_case(fw, case, opts, log_dir):
         kernel_rate[case] = out["cycles_rate"]
     elif fw.name in KERNEL_ENGINE and k:
         out["cycles_at_kernel_rate"] = cycles_at(fw, case, k, res["tsc_hz"], opts, log_dir)[0]
+    out["seconds"] = round(time.monotonic() - began, 1)
     return out
 
 
@@ -686,7 +692,7 @@ def main():
                         failures.append(f"{name} {case}: {e} (logs in {log_dir})")
                         print(f"  {name:10s} {case}: FAILED: {e}", flush=True)
                         continue
-                    print(f"  {name:14s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: "
+                    print(f"  {name:14s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]} ({r['seconds']:.0f} s): "
                           f"NDR {r['ndr'] / 1e6:.3f} PDR {r['pdr'] / 1e6:.3f} Mpps, "
                           f"p99 {r['latency_at90']['lat_p99_us']:.0f} µs, "
                           f"cycles/pkt {r['cycles_per_packet']}", flush=True)
