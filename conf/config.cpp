@@ -158,8 +158,8 @@ bool valid_ifname(const std::string& n) {
   return true;
 }
 
-PortConfig parse_port(const Field& f) {
-  f.only_keys({"name", "role", "device", "queues", "mtu", "mac"});
+PortConfig parse_port(const Field& f, Engine engine) {
+  f.only_keys({"name", "role", "engine", "device", "hook", "queues", "mtu", "mac"});
   PortConfig p;
   auto name = f.child("name");
   if (!name) f.fail("missing key 'name'");
@@ -169,6 +169,27 @@ PortConfig parse_port(const Field& f) {
   auto role = f.child("role");
   if (!role) f.fail("missing key 'role'");
   p.role = role->choice<Role>({{"upstream", Role::upstream}, {"downstream", Role::downstream}});
+  if (auto e = f.child("engine")) {
+    const Engine mine = e->choice<Engine>({{"dpdk", Engine::dpdk}, {"kernel", Engine::kernel}});
+    if (mine != engine)
+      e->fail("port " + p.name + " asks for the " + to_string(mine) +
+              " engine but dataplane.engine is " + to_string(engine) +
+              ": mixing engines is not supported (one engine forwards for every port; a flow "
+              "between a DPDK port and a kernel-engine port would cross the kernel anyway)");
+  }
+  if (engine == Engine::kernel) {
+    // The port is the kernel's interface as it is: its MAC, MTU and queues are the kernel's.
+    for (const char* dpdk_only : {"device", "queues", "mtu", "mac"})
+      if (auto d = f.child(dpdk_only))
+        d->fail(std::string("a DPDK port setting; a kernel-engine port is the existing kernel "
+                            "interface named by 'name' (remove '") +
+                dpdk_only + "', or set dataplane.engine: dpdk)");
+    if (auto h = f.child("hook"))
+      p.hook = h->choice<Hook>({{"auto", Hook::automatic}, {"xdp", Hook::xdp}, {"tc", Hook::tc}});
+    return p;
+  }
+  if (auto h = f.child("hook"))
+    h->fail("a kernel-engine setting (dataplane.engine: kernel); DPDK ports have no hook");
   auto device = f.child("device");
   if (!device) f.fail("missing key 'device'");
   p.device = device->string();
@@ -180,9 +201,20 @@ PortConfig parse_port(const Field& f) {
 }
 
 DataplaneConfig parse_dataplane(const Field& f) {
-  f.only_keys({"main_lcore", "worker_lcores", "burst", "memory_mb", "hugepages", "flow_capacity",
-               "idle_sleep_max_us", "exception_ring_size"});
+  f.only_keys({"engine", "main_lcore", "worker_lcores", "burst", "memory_mb", "hugepages",
+               "flow_capacity", "idle_sleep_max_us", "exception_ring_size"});
   DataplaneConfig d;
+  if (auto v = f.child("engine"))
+    d.engine = v->choice<Engine>({{"dpdk", Engine::dpdk}, {"kernel", Engine::kernel}});
+  if (d.engine == Engine::kernel) {
+    for (const char* dpdk_only : {"main_lcore", "worker_lcores", "burst", "memory_mb", "hugepages",
+                                  "idle_sleep_max_us", "exception_ring_size"})
+      if (auto v = f.child(dpdk_only))
+        v->fail(
+            "a DPDK setting; the kernel engine has no EAL, worker lcores or packet buffers "
+            "(it forwards in the kernel's receive path)");
+    d.worker_lcores.clear();
+  }
   if (auto v = f.child("main_lcore")) d.main_lcore = v->integer<unsigned>(0, 127);
   if (auto v = f.child("worker_lcores")) {
     if (!v->node.IsSequence() || v->node.size() == 0)
@@ -298,6 +330,17 @@ LimitsConfig parse_limits(const Field& f, const std::vector<PortConfig>& ports) 
   return l;
 }
 
+KernelEngineConfig parse_kernel_engine(const Field& f) {
+  f.only_keys({"bpffs", "keep_forwarding_on_exit"});
+  KernelEngineConfig k;
+  if (auto v = f.child("bpffs")) {
+    k.bpffs = v->string();
+    if (k.bpffs.empty() || k.bpffs[0] != '/') v->fail("expected an absolute path (a bpffs mount)");
+  }
+  if (auto v = f.child("keep_forwarding_on_exit")) k.keep_forwarding_on_exit = v->boolean();
+  return k;
+}
+
 ApiConfig parse_api(const Field& f) {
   f.only_keys({"socket", "group", "mode", "max_clients", "max_subscribers", "idle_timeout_s"});
   ApiConfig a;
@@ -364,10 +407,18 @@ std::string sibling_path(const std::string& file, const std::string& rel) {
 Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
-  top.only_keys({"board", "ports", "dataplane", "offload", "upstream", "downstreams",
-                 "local_prefixes", "limits", "api", "metrics", "state_dir", "run_dir"});
+  top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream",
+                 "downstreams", "local_prefixes", "limits", "api", "metrics", "state_dir",
+                 "run_dir"});
   Config c;
   c.source = file;
+  // First: which engine decides what a port may say.
+  if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
+  if (auto k = top.child("kernel_engine")) {
+    if (c.dataplane.engine != Engine::kernel)
+      k->fail("applies to dataplane.engine: kernel (this configuration runs the DPDK engine)");
+    c.kernel_engine = parse_kernel_engine(*k);
+  }
   auto ports = top.child("ports");
   if (!ports) top.fail("missing key 'ports'");
   if (!ports->node.IsSequence() || ports->node.size() == 0)
@@ -382,7 +433,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   int upstreams = 0;
   for (std::size_t i = 0; i < ports->node.size(); ++i) {
     const Field pf = ports->element(i);
-    PortConfig p = parse_port(pf);
+    PortConfig p = parse_port(pf, c.dataplane.engine);
     if (p.device.rfind("board:", 0) == 0) {
       const Field dev = *pf.child("device");
       const std::string slot = p.device.substr(6);
@@ -397,13 +448,15 @@ Config parse(const YAML::Node& root, const std::string& file) {
       p.device = it->second;
     }
     if (!names.insert(p.name).second) pf.fail("duplicate port name '" + p.name + "'");
-    if (!devices.insert(p.device).second) pf.fail("device '" + p.device + "' is used by two ports");
+    if (!p.device.empty() && !devices.insert(p.device).second)
+      pf.fail("device '" + p.device + "' is used by two ports");
     upstreams += p.role == Role::upstream;
     c.ports.push_back(std::move(p));
   }
   if (upstreams == 0) ports->fail("expected at least one port with role upstream");
-  if (auto d = top.child("dataplane")) c.dataplane = parse_dataplane(*d);
-  if (const std::string why = packet_buffers_shortfall(c); !why.empty()) {
+  const std::string why =
+      c.dataplane.engine == Engine::dpdk ? packet_buffers_shortfall(c) : std::string();
+  if (!why.empty()) {
     const auto d = top.child("dataplane");
     if (const auto m = d ? d->child("memory_mb") : std::nullopt) m->fail(why);
     top.fail("dataplane.memory_mb (the default): " + why);
@@ -464,6 +517,8 @@ std::string live_change_refusal(const Config& running, const Config& next) {
   if (running.dataplane != next.dataplane)
     return "dataplane settings (lcores, burst, memory, capacity) cannot change while running: "
            "restart tetherpath";
+  if (running.kernel_engine != next.kernel_engine)
+    return "kernel_engine settings cannot change while running: restart tetherpath";
   if (running.state_dir != next.state_dir) return "state_dir cannot change while running";
   if (running.run_dir != next.run_dir) return "run_dir cannot change while running";
   if (running.api != next.api) return "the api section cannot change while running";
@@ -477,5 +532,7 @@ std::string live_change_refusal(const Config& running, const Config& next) {
 }
 
 std::string to_string(Role r) { return r == Role::upstream ? "upstream" : "downstream"; }
+std::string to_string(Engine e) { return e == Engine::kernel ? "kernel" : "dpdk"; }
+std::string to_string(Hook h) { return h == Hook::xdp ? "xdp" : h == Hook::tc ? "tc" : "auto"; }
 
 }  // namespace tp::conf

@@ -20,10 +20,21 @@ struct ConfigError : std::runtime_error {
 
 enum class Role { upstream, downstream };
 
+// Which engine forwards: DPDK's poll-mode workers behind TAPs, or the kernel's own receive path
+// (tc/XDP programs on the box's interfaces). One per box: a flow crossing from one engine to the
+// other would go through the kernel anyway.
+enum class Engine { dpdk, kernel };
+// A kernel-engine port's hook. automatic: native XDP where the port and the ports it forwards to
+// take XDP redirects, tc otherwise (and always tc on a raw-IP device).
+enum class Hook { automatic, xdp, tc };
+
 struct PortConfig {
-  std::string name;  // the kernel-visible name of its TAP (modem0, wifi0, usb0)
+  // DPDK: the kernel-visible name of its TAP (modem0, wifi0, usb0). Kernel engine: the existing
+  // kernel interface the port is.
+  std::string name;
   Role role = Role::downstream;
-  std::string device;  // a PCI address or a DPDK vdev string (net_af_packet0,iface=eth1)
+  std::string device;           // DPDK: a PCI address or a vdev string (net_af_packet0,iface=eth1)
+  Hook hook = Hook::automatic;  // kernel engine only
   uint16_t queues = 1;
   uint16_t mtu = 1500;
   std::optional<std::array<uint8_t, 6>> mac;  // default: the device's own
@@ -33,6 +44,7 @@ struct PortConfig {
 enum class Hugepages { automatic, on, off };
 
 struct DataplaneConfig {
+  Engine engine = Engine::dpdk;
   unsigned main_lcore = 0;
   std::vector<unsigned> worker_lcores = {1};
   uint16_t burst = 32;
@@ -87,6 +99,16 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
+// The kernel engine's programs and maps are pinned under <bpffs>/tetherpath/v<layout>, so that a
+// restarted daemon finds them and forwarding never stops while it is away.
+struct KernelEngineConfig {
+  std::string bpffs = "/sys/fs/bpf";
+  // A clean stop leaves the programs attached and pinned (they keep forwarding, bounded by the
+  // heartbeat) instead of handing everything back to the kernel.
+  bool keep_forwarding_on_exit = false;
+  bool operator==(const KernelEngineConfig&) const = default;
+};
+
 struct ApiConfig {
   std::string socket;  // default: <run_dir>/api.sock
   std::string group;   // callers in this group may use it; empty: root only
@@ -110,6 +132,7 @@ struct Config {
   std::string board;   // the board profile the ports' "board:SLOT" devices came from, if any
   std::vector<PortConfig> ports;
   DataplaneConfig dataplane;
+  KernelEngineConfig kernel_engine;
   OffloadConfig offload;
   std::optional<UpstreamConfig> upstream;
   std::vector<DownstreamConfig> downstreams;
@@ -138,5 +161,7 @@ Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& source_name);
 
 std::string to_string(Role r);
+std::string to_string(Engine e);
+std::string to_string(Hook h);
 
 }  // namespace tp::conf

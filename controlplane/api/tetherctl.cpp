@@ -100,6 +100,18 @@ Json bytes(const std::string& s) {
 
 std::string str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
+// "wifi0: kernel engine, xdp program id 42 (native)": how a port is attached.
+std::string attachment_line(const Json& p) {
+  std::string s = str(p["name"]) + ": " + (p.contains("engine") ? str(p["engine"]) : "dpdk") +
+                  " engine, " + str(p.value("hook", Json("")));
+  if (p.value("program_id", 0) != 0)
+    s += " program id " + str(p["program_id"]) + " (" + str(p["attach_mode"]) + ")";
+  if (p.contains("xdp") && !p["xdp"].is_null())
+    s += ", XDP program " + str(p["xdp"]["program"]) + " in " + str(p["xdp"]["mode"]) + " mode";
+  if (!p.value("attach_note", std::string()).empty()) s += "; " + str(p["attach_note"]);
+  return s;
+}
+
 void table(const std::vector<std::string>& head,
            const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> w(head.size());
@@ -137,15 +149,16 @@ void show(const std::string& verb, const Json& r) {
     table({"port", "role", "link", "rx", "fast rx", "fast tx", "to kernel", "from kernel",
            "fast rx bytes", "fast tx bytes"},
           rows);
-    for (const Json& p : r["ports"])
-      if (!p["xdp"].is_null())
-        std::cout << str(p["name"]) << ": XDP program " << str(p["xdp"]["program"]) << " (id "
-                  << p["xdp"]["program_id"] << ") in " << str(p["xdp"]["mode"]) << " mode\n";
+    for (const Json& p : r["ports"]) std::cout << attachment_line(p) << '\n';
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
               << r["tx_bytes"] << " bytes forwarded since the previous call\n";
   } else if (verb == "status") {
     std::cout << "offload     " << str(r["offload"]) << '\n';
+    if (r.contains("engine")) std::cout << "engine      " << str(r["engine"]) << '\n';
+    if (r.contains("port_attachments"))
+      for (const Json& p : r["port_attachments"])
+        std::cout << "port        " << attachment_line(p) << '\n';
     std::cout << "flows       " << r["flows"] << " offloaded, " << r["flows_waiting_for_neighbour"]
               << " waiting for a neighbour\n";
     const Json& u = r["upstream"];

@@ -24,7 +24,7 @@ const char* rule_kind(const Ipv6Rules::View& r) {
 }
 }  // namespace
 
-ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf::Config& cfg)
+ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const conf::Config& cfg)
     : io_(io),
       rt_(rt),
       cfg_(cfg),
@@ -47,13 +47,16 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf:
       },
       [this](const CtEntry& e) { flows_->destroyed(e); },
       [this] { flows_->resync_begin(); },
-      [this] { flows_->resync_end(); },
+      [this] {
+        flows_->resync_end();
+        rt_.resync_complete();
+      },
   };
   ct_ = std::make_unique<ConntrackMirror>(
       sink, static_cast<int>(cfg_.offload.conntrack_rcvbuf_kb * 1024),
       static_cast<int>(cfg_.offload.conntrack_rcvbuf_max_kb * 1024));
   ct_->ignore_events_from(writer_->portid());
-  if (rt_.rules6()) rules6_ = std::make_unique<Ipv6Rules>(rt_.fast_path(), *topo_, *rtnl_);
+  if (rt_.has_rules6()) rules6_ = std::make_unique<Ipv6Rules>(rt_.fast_path(), *topo_, *rtnl_);
   rtnl_->on_neighbour = [this](int ifindex, const IpAddr& a, std::optional<MacAddr> mac) {
     flows_->neighbour_changed(ifindex, a, mac);
     if (rules6_ && offloading_) rules6_->neighbour_changed(ifindex, a, mac);
@@ -172,6 +175,7 @@ void ControlPlane::stop_offload() {
   keepalive_timer_.cancel();
   flows_->release_all();
   if (rules6_) rules6_->clear();
+  rt_.resync_complete();  // nothing a previous run left stays in the fast path either
 }
 
 // The timeouts are read from the sysctls every round (an integrator may change them at run time)
@@ -364,7 +368,17 @@ Json flow_json(const FlowView& f) {
 
 Json ControlPlane::describe(const std::string& what) {
   const FlowStats& fs = flows_->stats();
-  if (what == "status")
+  if (what == "status") {
+    Json attachments = Json::array();
+    for (std::size_t i = 0; i < rt_.port_count(); ++i) {
+      const PortTotals t = rt_.port_totals(i);
+      attachments.push_back({{"name", t.name},
+                             {"engine", t.attachment.engine},
+                             {"hook", t.attachment.hook},
+                             {"program_id", t.attachment.program_id},
+                             {"attach_mode", t.attachment.mode},
+                             {"attach_note", t.attachment.note}});
+    }
     return Json{{"flows", flows_->size()},
                 {"flows_waiting_for_neighbour", flows_->pending()},
                 {"ipv6_offload",
@@ -372,9 +386,12 @@ Json ControlPlane::describe(const std::string& what) {
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},
                 {"ports", rt_.port_count()},
                 {"workers", rt_.worker_count()},
+                {"engine", rt_.engine()},
+                {"port_attachments", attachments},
                 {"config", cfg_.source},
                 {"reloads", reloads_},
                 {"reloads_refused", reloads_refused_}};
+  }
   if (what == "flows") {
     // The most recently active first, at most kMaxFlows of them: a reply stays a few MB.
     constexpr std::size_t kMaxFlows = 10000;
@@ -418,12 +435,18 @@ Json ControlPlane::describe(const std::string& what) {
                       {"exception_drops", t.exception_drops},
                       {"rx_missed", t.rx_missed},
                       {"rx_nombuf", t.rx_nombuf},
+                      {"engine", t.attachment.engine},
+                      {"hook", t.attachment.hook},
+                      {"attach_mode", t.attachment.mode},
+                      {"program_id", t.attachment.program_id},
+                      {"attach_note", t.attachment.note},
                       {"xdp", nullptr}});
-      if (const auto& x = rt_.port_xdp(i))
-        list.back()["xdp"] = {{"mode", x->mode},
-                              {"program", x->program},
-                              {"program_id", x->program_id},
-                              {"programs", x->programs}};
+      const PortAttachment& a = t.attachment;
+      if (a.hook == "af_xdp")
+        list.back()["xdp"] = {{"mode", a.mode},
+                              {"program", a.program},
+                              {"program_id", a.program_id},
+                              {"programs", a.programs}};
     }
     return Json{{"ports", list}};
   }
@@ -447,9 +470,11 @@ Json ControlPlane::describe(const std::string& what) {
     reasons[std::string(name(static_cast<Reason>(i)))] = r[i];
   Json refused = Json::object();
   for (const auto& [reason, n] : fs.refused) refused[reason] = n;
-  const auto [free_pkts, free_exc] = rt_.free_mbufs();
+  Json free_mbufs = nullptr;
+  if (const auto m = rt_.free_mbufs())
+    free_mbufs = {{"ports", m->first}, {"exception_path", m->second}};
   return Json{{"workers", workers},
-              {"free_mbufs", {{"ports", free_pkts}, {"exception_path", free_exc}}},
+              {"free_mbufs", free_mbufs},
               {"exceptions", reasons},
               {"conntrack",
                {{"events", ct_->events},

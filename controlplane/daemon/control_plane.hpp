@@ -12,19 +12,19 @@
 #include "config.hpp"
 #include "conntrack_mirror.hpp"
 #include "conntrack_writer.hpp"
+#include "dataplane.hpp"
 #include "flow_manager.hpp"
 #include "ipv6_rules.hpp"
 #include "metrics_server.hpp"
 #include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
-#include "runtime.hpp"
 #include "topology_sync.hpp"
 
 namespace tp {
 
 class ControlPlane : private OffloadHost {
  public:
-  ControlPlane(boost::asio::io_context& io, Runtime& rt, const conf::Config& cfg);  // throws
+  ControlPlane(boost::asio::io_context& io, Dataplane& rt, const conf::Config& cfg);  // throws
   ~ControlPlane() override;
 
   // Offload on: dump conntrack and follow it. Off: every flow goes back to the kernel.
@@ -64,7 +64,7 @@ class ControlPlane : private OffloadHost {
   void rebuild_rules6();
 
   boost::asio::io_context& io_;
-  Runtime& rt_;
+  Dataplane& rt_;
   conf::Config cfg_;
   std::unique_ptr<RtnlMirror> rtnl_;
   std::unique_ptr<ConntrackWriter> writer_;

@@ -1,5 +1,6 @@
-// tetherpath: the daemon. Loads and validates the configuration, takes the instance lock,
-// initialises EAL, builds the runtime and serves on a Boost.Asio loop on the main lcore:
+// tetherpath: the daemon. Loads and validates the configuration, takes the instance lock, builds
+// the engine's runtime (DPDK: after EAL; the kernel engine needs none) and serves on a Boost.Asio
+// loop:
 // signals (SIGTERM/SIGINT stop, SIGHUP reloads the configuration, SIGUSR1 prints counters), the
 // management API and metrics, and the control plane's timers.
 #include <rte_eal.h>
@@ -14,9 +15,10 @@
 #include "asio.hpp"
 #include "config.hpp"
 #include "control_plane.hpp"
+#include "dpdk_runtime.hpp"
 #include "eal_args.hpp"
 #include "instance_lock.hpp"
-#include "runtime.hpp"
+#include "kernel_runtime.hpp"
 
 namespace {
 
@@ -26,8 +28,70 @@ void usage() {
                "       tetherpath --check-config FILE  validate a configuration and exit\n");
 }
 
+// The control loop, whichever engine runs: until SIGTERM/SIGINT.
+int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
+  rt.start();
+  boost::asio::io_context io;
+  tp::ControlPlane cp(io, rt, cfg);
+  // Ready: the ports forward and the API answers.
+  std::fprintf(stderr, "tetherpath: running with %zu ports on the %s engine, %zu workers; api %s\n",
+               cfg.ports.size(), std::string(rt.engine()).c_str(), rt.worker_count(),
+               cfg.api.socket.c_str());
+  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
+    std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);
+    io.stop();
+  });
+  boost::asio::signal_set report_signal(io, SIGUSR1);
+  std::function<void()> wait_report = [&] {
+    report_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      rt.report(std::cout);
+      cp.report(std::cout);
+      std::cout.flush();
+      wait_report();
+    });
+  };
+  wait_report();
+  boost::asio::signal_set reload_signal(io, SIGHUP);
+  std::function<void()> wait_reload = [&] {
+    reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      cp.reload();
+      wait_reload();
+    });
+  };
+  wait_reload();
+  // Every handler catches what it can; this is the last line, so that an exception nobody
+  // foresaw costs one event, never the daemon and every tethered client's connectivity.
+  while (!io.stopped()) {
+    try {
+      io.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tetherpath: error in the control loop, continuing: %s\n", e.what());
+    }
+  }
+  cp.persist_usage();
+  // Flows go back to the kernel (TCP marked liberal) before the fast path stops forwarding them,
+  // unless the kernel engine is to keep forwarding them across a restart.
+  if (!(rt.engine() == "kernel" && cfg.kernel_engine.keep_forwarding_on_exit)) cp.stop_offload();
+  cp.report(std::cout);
+  rt.stop();
+  rt.report(std::cout);
+  return 0;
+}
+
 int run(const tp::conf::Config& cfg, const char* program) {
   tp::InstanceLock lock(cfg.run_dir);
+  if (cfg.dataplane.engine == tp::conf::Engine::kernel) {
+    try {
+      tp::KernelRuntime rt(cfg);
+      return serve(rt, cfg);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tetherpath: %s\n", e.what());
+      return 1;
+    }
+  }
   std::vector<std::string> args = tp::eal_args(cfg, program);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -40,53 +104,8 @@ int run(const tp::conf::Config& cfg, const char* program) {
   }
   int rc = 0;
   try {
-    tp::Runtime rt(cfg);
-    rt.start();
-    boost::asio::io_context io;
-    tp::ControlPlane cp(io, rt, cfg);
-    // Ready: the ports forward and the API answers.
-    std::fprintf(stderr, "tetherpath: running with %zu ports, %zu workers; api %s\n",
-                 cfg.ports.size(), cfg.dataplane.worker_lcores.size(), cfg.api.socket.c_str());
-    boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-    stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
-      std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);
-      io.stop();
-    });
-    boost::asio::signal_set report_signal(io, SIGUSR1);
-    std::function<void()> wait_report = [&] {
-      report_signal.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) return;
-        rt.report(std::cout);
-        cp.report(std::cout);
-        std::cout.flush();
-        wait_report();
-      });
-    };
-    wait_report();
-    boost::asio::signal_set reload_signal(io, SIGHUP);
-    std::function<void()> wait_reload = [&] {
-      reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) return;
-        cp.reload();
-        wait_reload();
-      });
-    };
-    wait_reload();
-    // Every handler catches what it can; this is the last line, so that an exception nobody
-    // foresaw costs one event, never the daemon and every tethered client's connectivity.
-    while (!io.stopped()) {
-      try {
-        io.run();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "tetherpath: error in the control loop, continuing: %s\n", e.what());
-      }
-    }
-    cp.persist_usage();
-    // Flows go back to the kernel (TCP marked liberal) before the workers stop forwarding them.
-    cp.stop_offload();
-    cp.report(std::cout);
-    rt.stop();
-    rt.report(std::cout);
+    tp::DpdkRuntime rt(cfg);
+    rc = serve(rt, cfg);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tetherpath: %s\n", e.what());
     rc = 1;
@@ -126,7 +145,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    std::printf("%s: valid (%zu ports)\n", config_path.c_str(), cfg.ports.size());
+    std::printf("%s: valid (%zu ports, %s engine)\n", config_path.c_str(), cfg.ports.size(),
+                tp::conf::to_string(cfg.dataplane.engine).c_str());
     return 0;
   }
   try {

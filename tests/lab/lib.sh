@@ -10,6 +10,12 @@ export TETHERPATH_SOCKET=/run/tetherpath-lab/api.sock  # conf/lab.yaml's run_dir
 TP_STATE_DIR=/var/lib/tetherpath-lab                   # conf/lab.yaml's state_dir
 TOPOLOGY=$LAB_ROOT/tests/lab/topology.sh
 export TP_LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
+# The engine the suite runs on: dpdk (conf/lab.yaml) or kernel (conf/lab-kernel.yaml). Every
+# suite runs on both (scripts/test.sh); one that is about one engine says so with only_engine.
+export TP_ENGINE=${TP_ENGINE:-dpdk}
+LAB_CONFIG=$LAB_ROOT/conf/lab.yaml
+[ "$TP_ENGINE" = kernel ] && LAB_CONFIG=$LAB_ROOT/conf/lab-kernel.yaml
+TP_BPFFS=/run/tp-lab-bpffs  # conf/lab-kernel.yaml's kernel_engine.bpffs
 TP_LOG=$TP_LAB_DIR/tetherpath.log
 TP_PID=
 checks_passed=0
@@ -24,6 +30,18 @@ lab_cleanup() {
   disown -a 2>/dev/null  # the topology's teardown kills the rest; no "Killed" job reports
   bash "$TOPOLOGY" down >/dev/null 2>&1
   rm -rf "$TP_STATE_DIR"
+  if mountpoint -q "$TP_BPFFS" 2>/dev/null; then
+    umount "$TP_BPFFS" 2>/dev/null  # every pin in it goes with it
+    rmdir "$TP_BPFFS" 2>/dev/null
+  fi
+}
+
+# only_engine ENGINE: the suite is about one engine; on the other it says so and passes.
+only_engine() {
+  if [ "$TP_ENGINE" != "$1" ]; then
+    echo "SKIP $(basename "$0") on the $TP_ENGINE engine: it tests the $1 engine only"
+    exit 0
+  fi
 }
 
 lab_begin() {
@@ -37,7 +55,11 @@ lab_begin() {
   fi
   trap lab_cleanup EXIT
   trap 'exit 130' INT TERM
+  echo "$(basename "$0" .sh): engine $TP_ENGINE"
   rm -rf "$TP_STATE_DIR"  # each test starts without a previous run's accounting
+  if [ "$TP_ENGINE" = kernel ] && ! mountpoint -q "$TP_BPFFS"; then
+    mkdir -p "$TP_BPFFS" && mount -t bpf bpf "$TP_BPFFS" || { echo "FAIL: cannot mount a bpffs"; exit 1; }
+  fi
   bash "$TOPOLOGY" up || { echo "FAIL: lab topology"; exit 1; }
 }
 
@@ -78,7 +100,7 @@ eventually() {
 }
 
 start_daemon() {
-  local config=${1:-$LAB_ROOT/conf/lab.yaml}
+  local config=${1:-$LAB_CONFIG}
   # Not through nsx (a function would run in a subshell): $! must be the daemon itself.
   local lines
   lines=$(cat "$TP_LOG" 2>/dev/null | wc -l)
@@ -168,6 +190,6 @@ kernel_packets() {
 lab_config() {
   local out=$TP_LAB_DIR/config-$RANDOM.yaml
   # The copy lives elsewhere: its board profile path must not be relative.
-  sed -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab.yaml|" "$@" "$LAB_ROOT/conf/lab.yaml" >"$out"
+  sed -e "s|^board: .*|board: $LAB_ROOT/hw/boards/lab.yaml|" "$@" "$LAB_CONFIG" >"$out"
   echo "$out"
 }

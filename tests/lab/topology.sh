@@ -13,6 +13,9 @@
 #   tp-wifi tp-wifi-c 02:00:00:50:00:10: DHCP 192.168.50.10 (reserved), SLAAC 2001:db8:50::ff:fe50:10
 #   tp-usb  tp-usb-c  02:00:00:60:00:10: DHCP 192.168.60.10 (reserved), SLAAC 2001:db8:60::ff:fe60:10
 #
+# With TP_ENGINE=kernel the box has no raw ports and no TAPs: its veths are named modem0, wifi0
+# and usb0 and are the kernel's interfaces, to which tetherpath attaches its tc/XDP programs.
+#
 # Usage: topology.sh up | down | box
 #   up    namespaces, veths, servers (HTTP, iperf3, DNS) in tp-net, clients' links
 #   box   the box's kernel side, once tetherpath has created its TAPs: addresses, routes,
@@ -23,6 +26,7 @@ set -euo pipefail
 
 NS=(tp-net tp-box tp-wifi tp-usb)
 LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
+ENGINE=${TP_ENGINE:-dpdk}
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -58,24 +62,34 @@ up() {
     nsx "$ns" ip link set lo up
   done
 
-  ip link add tp-net-modem netns tp-net type veth peer name tp-modem-raw netns tp-box
-  ip link add tp-wifi-c netns tp-wifi type veth peer name tp-wifi-raw netns tp-box
-  ip link add tp-usb-c netns tp-usb type veth peer name tp-usb-raw netns tp-box
+  if [ "$ENGINE" = kernel ]; then
+    ip link add tp-net-modem netns tp-net type veth peer name modem0 netns tp-box
+    ip link add tp-wifi-c netns tp-wifi type veth peer name wifi0 netns tp-box
+    ip link add tp-usb-c netns tp-usb type veth peer name usb0 netns tp-box
+    for dev in modem0 wifi0 usb0; do
+      plain_veth tp-box "$dev"
+      nsx tp-box ip link set "$dev" up
+    done
+  else
+    ip link add tp-net-modem netns tp-net type veth peer name tp-modem-raw netns tp-box
+    ip link add tp-wifi-c netns tp-wifi type veth peer name tp-wifi-raw netns tp-box
+    ip link add tp-usb-c netns tp-usb type veth peer name tp-usb-raw netns tp-box
 
-  # The box's raw ports belong to tetherpath: the kernel gets no address on them, no IPv6, and
-  # drops what arrives there (AF_PACKET has its copy before the ingress hook runs).
-  nsx tp-box nft -f - <<'NFT'
+    # The box's raw ports belong to tetherpath: the kernel gets no address on them, no IPv6, and
+    # drops what arrives there (AF_PACKET has its copy before the ingress hook runs).
+    nsx tp-box nft -f - <<'NFT'
 table netdev tp_raw {
   chain modem { type filter hook ingress device "tp-modem-raw" priority -500; policy drop; }
   chain wifi { type filter hook ingress device "tp-wifi-raw" priority -500; policy drop; }
   chain usb { type filter hook ingress device "tp-usb-raw" priority -500; policy drop; }
 }
 NFT
-  for dev in tp-modem-raw tp-wifi-raw tp-usb-raw; do
-    nsx tp-box sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
-    plain_veth tp-box "$dev"
-    nsx tp-box ip link set "$dev" up
-  done
+    for dev in tp-modem-raw tp-wifi-raw tp-usb-raw; do
+      nsx tp-box sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+      plain_veth tp-box "$dev"
+      nsx tp-box ip link set "$dev" up
+    done
+  fi
 
   # The network side: modem link, server addresses, routes back to the box's IPv6 prefixes.
   nsx tp-net sysctl -qw net.ipv6.conf.all.forwarding=1
@@ -98,6 +112,15 @@ NFT
     nsx "tp-$name" sysctl -qw "net.ipv6.conf.tp-$name-c.accept_dad=0"
     nsx "tp-$name" ip link set "tp-$name-c" up
   done
+
+  if [ "$ENGINE" = kernel ]; then
+    # Frames the box's XDP programs redirect into a veth are received by its peer through NAPI,
+    # which a veth enables with GRO (or an XDP program) on the receiving side. The box's veth
+    # advertises that it takes redirected frames (xdp-features) only once both ends are up.
+    nsx tp-net ethtool -K tp-net-modem gro on
+    nsx tp-wifi ethtool -K tp-wifi-c gro on
+    nsx tp-usb ethtool -K tp-usb-c gro on
+  fi
 
   # Servers: HTTP (files in $LAB_DIR/www) and iperf3, on every server address.
   nsx tp-net python3 -m http.server 80 --bind :: --directory "$LAB_DIR/www" >"$LAB_DIR/http.log" 2>&1 &

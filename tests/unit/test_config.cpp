@@ -62,7 +62,8 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"", "bad.yaml: the file is empty"},
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
-       "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, offload, upstream, "
+       "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, kernel_engine, offload, "
+       "upstream, "
        "downstreams, local_prefixes, limits, api, metrics, state_dir, run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
@@ -76,7 +77,8 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports:\n  - name: m\n    role: upstream\n    device: d\n    mac: 01:00:00:00:00:01\n",
        "bad.yaml:5:10: ports[0].mac: expected a unicast MAC address, got '01:00:00:00:00:01'"},
       {"ports:\n  - name: m\n    role: upstream\n    device: d\n    colour: red\n",
-       "bad.yaml:5:5: ports[0].colour: unknown key (known: name, role, device, queues, mtu, mac)"},
+       "bad.yaml:5:5: ports[0].colour: unknown key (known: name, role, engine, device, hook, "
+       "queues, mtu, mac)"},
       {"ports:\n  - {name: m, role: upstream, device: a}\n  - {name: m, role: downstream, device: "
        "b}\n",
        "bad.yaml:3:5: ports[1]: duplicate port name 'm'"},
@@ -183,6 +185,62 @@ TEST(Config, RuntimeSectionsAreRead) {
   EXPECT_EQ(c.api.socket, "/run/x/api.sock");                // the socket belongs to the run
   EXPECT_EQ(c.api.mode, 0600u);
   EXPECT_EQ(c.metrics.port, 9999);
+}
+
+const char* kKernel = R"(ports:
+  - name: modem0
+    role: upstream
+  - name: wifi0
+    role: downstream
+    hook: tc
+dataplane:
+  engine: kernel
+  flow_capacity: 1024
+kernel_engine:
+  bpffs: /run/bpf
+  keep_forwarding_on_exit: true
+)";
+
+TEST(Config, KernelEnginePortsAreTheKernelsInterfaces) {
+  const Config c = load_string(kKernel, "kernel.yaml");
+  EXPECT_EQ(c.dataplane.engine, Engine::kernel);
+  EXPECT_TRUE(c.dataplane.worker_lcores.empty());
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_TRUE(c.ports[0].device.empty());
+  EXPECT_EQ(c.ports[0].hook, Hook::automatic);
+  EXPECT_EQ(c.ports[1].hook, Hook::tc);
+  EXPECT_EQ(c.kernel_engine.bpffs, "/run/bpf");
+  EXPECT_TRUE(c.kernel_engine.keep_forwarding_on_exit);
+  EXPECT_EQ(load_string(kGood, "good.yaml").dataplane.engine, Engine::dpdk);
+}
+
+// What the two engines cannot share is refused before anything runs (--check-config).
+TEST(Config, EngineMixesAreRefusedWithTheReason) {
+  const Bad cases[] = {
+      {"ports:\n  - {name: modem0, role: upstream, engine: kernel, device: x}\n",
+       "bad.yaml:2:44: ports[0].engine: port modem0 asks for the kernel engine but "
+       "dataplane.engine is dpdk: mixing engines is not supported (one engine forwards for every "
+       "port; a flow between a DPDK port and a kernel-engine port would cross the kernel "
+       "anyway)"},
+      {"dataplane: {engine: kernel}\nports:\n  - {name: modem0, role: upstream, device: x}\n",
+       "bad.yaml:3:44: ports[0].device: a DPDK port setting; a kernel-engine port is the existing "
+       "kernel interface named by 'name' (remove 'device', or set dataplane.engine: dpdk)"},
+      {"ports:\n  - {name: modem0, role: upstream, device: x, hook: xdp}\n",
+       "bad.yaml:2:53: ports[0].hook: a kernel-engine setting (dataplane.engine: kernel); DPDK "
+       "ports have no hook"},
+      {"dataplane: {engine: kernel, worker_lcores: [1]}\nports:\n  - {name: m, role: upstream}\n",
+       "bad.yaml:1:44: dataplane.worker_lcores: a DPDK setting; the kernel engine has no EAL, "
+       "worker lcores or packet buffers (it forwards in the kernel's receive path)"},
+      {"kernel_engine: {bpffs: /x}\nports:\n  - {name: m, role: upstream, device: x}\n",
+       "bad.yaml:1:16: kernel_engine: applies to dataplane.engine: kernel (this configuration "
+       "runs the DPDK engine)"},
+      {"dataplane: {engine: kernel}\nports:\n  - {name: m, role: upstream, hook: fast}\n",
+       "bad.yaml:3:37: ports[0].hook: expected one of auto, xdp, tc, got 'fast'"},
+      {"dataplane: {engine: kernel}\nkernel_engine: {bpffs: bpf}\nports:\n"
+       "  - {name: m, role: upstream}\n",
+       "bad.yaml:2:24: kernel_engine.bpffs: expected an absolute path (a bpffs mount)"},
+  };
+  check_bad(cases);
 }
 
 TEST(Config, LiveChangesAreTold) {

@@ -14,7 +14,7 @@
 #include "config.hpp"
 #include "dpdk_env.hpp"
 #include "netns.hpp"
-#include "runtime.hpp"
+#include "dpdk_runtime.hpp"
 
 namespace tp {
 namespace {
@@ -59,11 +59,11 @@ class Occupied {
   std::atomic<bool> release_{false};
 };
 
-TEST(Runtime, StartsAndStopsItsWorkers) {
+TEST(DpdkRuntime, StartsAndStopsItsWorkers) {
   test::init_eal();
   test::PrivateNetns ns;
   if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
-  Runtime rt(config(1));
+  DpdkRuntime rt(config(1));
   rt.start();
   EXPECT_EQ(rte_eal_get_lcore_state(1), RUNNING);
   EXPECT_EQ(rte_eal_get_lcore_state(2), RUNNING);
@@ -74,11 +74,11 @@ TEST(Runtime, StartsAndStopsItsWorkers) {
 
 // The second worker's lcore is taken: start() fails after the first worker runs. That worker must
 // be stopped and joined before start() gives up, or the runtime frees it while it still runs.
-TEST(Runtime, AFailedStartLeavesNoWorkerRunning) {
+TEST(DpdkRuntime, AFailedStartLeavesNoWorkerRunning) {
   test::init_eal();
   test::PrivateNetns ns;
   if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
-  Runtime rt(config(1));
+  DpdkRuntime rt(config(1));
   Occupied busy(2);
   ASSERT_TRUE(busy.launched());
   try {
@@ -92,29 +92,29 @@ TEST(Runtime, AFailedStartLeavesNoWorkerRunning) {
 
 // Many queues: the pool must hold what every descriptor, ring and cache can keep from it at once,
 // or the ports run dry (rx_nombuf) or fail to start. Counted here from the configuration alone.
-TEST(Runtime, PacketPoolHoldsEveryDescriptorRingAndCache) {
+TEST(DpdkRuntime, PacketPoolHoldsEveryDescriptorRingAndCache) {
   test::init_eal();
   test::PrivateNetns ns;
   if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
   const conf::Config cfg = config(16);
-  Runtime rt(cfg);
+  DpdkRuntime rt(cfg);
   const uint64_t ports = 2, workers = 2, burst = cfg.dataplane.burst;
   const uint64_t rx = ports * 16 * 1024;       // RX descriptors
   const uint64_t tx = ports * workers * 1024;  // a TX queue per worker
   const uint64_t rings = ports * workers * cfg.dataplane.exception_ring_size;  // punt rings
   const uint64_t caches = (workers + 1) * 384;  // each lcore's cache at its flush threshold
   const uint64_t bursts = workers * burst * (1 + ports);  // received, and in the TX buffers
-  EXPECT_GE(rt.free_mbufs().first, rx + tx + rings + caches + bursts);
+  EXPECT_GE(rt.free_mbufs()->first, rx + tx + rings + caches + bursts);
 }
 
 // The kernel's MTUs of a port's TAP, set after start (`ip link set tprt0 mtu`, and the IPv6 MTU a
 // router advertisement sets, as in /proc/sys/net/ipv6/conf/tprt0/mtu), reach the topology the
 // workers read at the next link poll.
-TEST(Runtime, LaterMtuChangesOfTheTapsReachTheTopology) {
+TEST(DpdkRuntime, LaterMtuChangesOfTheTapsReachTheTopology) {
   test::init_eal();
   test::PrivateNetns ns;
   if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
-  Runtime rt(config(1));
+  DpdkRuntime rt(config(1));
   auto port = [&](int i) { return rt.topology().get()->ports[i]; };
   ASSERT_EQ(system("ip link set tprt0 mtu 1400"), 0);
   rt.poll_links();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "dataplane.hpp"
 #include "dpdk_fast_path.hpp"
 #include "exception_path.hpp"
 #include "flow_table.hpp"
@@ -26,68 +27,39 @@
 
 namespace tp {
 
-struct RuntimeError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Counters summed over workers, for reports, the API and metrics.
-// The engine's counts of a port, and what the DPDK runtime adds: link, exception path, PMD.
-struct PortTotals : PortCounts {
-  std::string name;
-  std::string link;  // up, no-carrier, down
-  uint64_t injected_ip_bytes = 0;
-  uint64_t to_kernel = 0, from_kernel = 0, exception_drops = 0;
-  uint64_t pmd_tx_packets = 0, rx_missed = 0, rx_nombuf = 0;
-};
-
-struct WorkerTotals {
-  unsigned lcore = 0;
-  uint64_t busy_cycles = 0, idle_cycles = 0, packets = 0, bursts = 0, injected = 0, sleeps = 0;
-  uint64_t punt_ring_full = 0, tx_dropped = 0;
-  uint64_t clocks_per_packet() const {
-    return packets + injected ? busy_cycles / (packets + injected) : 0;
-  }
-};
-
-class Runtime {
+class DpdkRuntime : public Dataplane {
  public:
-  explicit Runtime(const conf::Config& cfg);  // throws RuntimeError
-  ~Runtime();
-  Runtime(const Runtime&) = delete;
-  Runtime& operator=(const Runtime&) = delete;
+  explicit DpdkRuntime(const conf::Config& cfg);  // throws RuntimeError
+  ~DpdkRuntime() override;
+  DpdkRuntime(const DpdkRuntime&) = delete;
+  DpdkRuntime& operator=(const DpdkRuntime&) = delete;
 
-  void start();  // launches the workers and the exception path
-  void stop();   // drains and joins them; idempotent
+  std::string_view engine() const override { return "dpdk"; }
+  void start() override;  // launches the workers and the exception path
+  void stop() override;   // drains and joins them; idempotent
 
-  // Control thread, every ~100 ms: port carrier -> TAP carrier, TAP admin state -> port, the TAP's
-  // MTUs (IPv4 and IPv6, as the kernel has them now) -> the topology.
-  void poll_links();
-  // Called from poll_links when a port loses its carrier or is set down, and when it is usable
-  // again.
-  std::function<void(uint8_t port)> on_port_down;
-  std::function<void(uint8_t port)> on_port_up;
+  // Port carrier -> TAP carrier, TAP admin state -> port, the TAP's MTUs (IPv4 and IPv6, as the
+  // kernel has them now) -> the topology.
+  void poll_links() override;
   // Human-readable counters: ports, exception path, workers (clocks per packet), reasons.
-  void report(std::ostream& out) const;
-  std::size_t port_count() const { return ports_.size(); }
-  std::size_t worker_count() const { return workers_.size(); }
-  PortTotals port_totals(std::size_t port) const;
-  const std::optional<hw::XdpAttachment>& port_xdp(std::size_t port) const {
-    return ports_[port].port->xdp();
-  }
-  WorkerTotals worker_totals(std::size_t worker) const;
-  std::array<uint64_t, kReasonCount> reason_totals() const;
-  // Free packet buffers in the ports' pool and the exception path's: a pool running dry stops RX.
-  std::pair<unsigned, unsigned> free_mbufs() const;
+  void report(std::ostream& out) const override;
+  std::size_t port_count() const override { return ports_.size(); }
+  std::size_t worker_count() const override { return workers_.size(); }
+  PortTotals port_totals(std::size_t port) const override;
+  WorkerTotals worker_totals(std::size_t worker) const override;
+  // A pool running dry stops RX.
+  std::optional<std::pair<unsigned, unsigned>> free_mbufs() const override;
 
   FlowTable4& flows4() { return *v4_; }
   FlowTable6& flows6() { return *v6_; }
   // Only with offload.ipv6 "neighbours"; null otherwise.
   RuleTable6* rules6() { return rules6_.get(); }
+  bool has_rules6() const override { return rules6_ != nullptr; }
   // Clients and downstream prefixes: a car's hotspot has tens of clients.
   static constexpr uint32_t kIpv6RuleCapacity = 8192;
   TopologyPublisher& topology() { return *topology_; }
   // The engine boundary the control plane drives: these tables, topology and limits.
-  FastPath& fast_path() { return *fast_path_; }
+  FastPath& fast_path() override { return *fast_path_; }
   rte_rcu_qsbr* qsv() { return qsv_; }
   DataLimits& limits() { return *limits_; }
 

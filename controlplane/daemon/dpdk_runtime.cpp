@@ -1,4 +1,4 @@
-#include "runtime.hpp"
+#include "dpdk_runtime.hpp"
 
 #include <rte_eal.h>
 #include <rte_launch.h>
@@ -35,7 +35,7 @@ int worker_main(void* arg) {
 
 }  // namespace
 
-Runtime::Runtime(const conf::Config& cfg) : cfg_(cfg) {
+DpdkRuntime::DpdkRuntime(const conf::Config& cfg) : cfg_(cfg) {
   try {
     build();
   } catch (...) {
@@ -44,7 +44,7 @@ Runtime::Runtime(const conf::Config& cfg) : cfg_(cfg) {
   }
 }
 
-void Runtime::build() {
+void DpdkRuntime::build() {
   const auto& dp = cfg_.dataplane;
   const unsigned n_workers = static_cast<unsigned>(dp.worker_lcores.size());
   for (unsigned lc : dp.worker_lcores)
@@ -161,9 +161,9 @@ void Runtime::build() {
   for (auto& w : workers_) w->exception_doorbell = &exception_->doorbell;
 }
 
-Runtime::~Runtime() { release(); }
+DpdkRuntime::~DpdkRuntime() { release(); }
 
-void Runtime::release() {
+void DpdkRuntime::release() {
   stop();
   exception_.reset();
   workers_.clear();
@@ -197,7 +197,7 @@ void Runtime::release() {
 
 // A launch that fails leaves the workers launched before it running: they are stopped and joined
 // (stop()) before the error goes up, since the runtime that owns them may be freed right after.
-void Runtime::start() {
+void DpdkRuntime::start() {
   exception_->start();
   for (std::size_t w = 0; w < workers_.size(); ++w) {
     const unsigned lcore = cfg_.dataplane.worker_lcores[w];
@@ -211,7 +211,7 @@ void Runtime::start() {
   }
 }
 
-void Runtime::stop() {
+void DpdkRuntime::stop() {
   stop_workers_ = true;
   for (auto& w : workers_) w->doorbell.ring();
   for (unsigned lcore : launched_) rte_eal_wait_lcore(lcore);
@@ -219,7 +219,7 @@ void Runtime::stop() {
   if (exception_) exception_->stop();
 }
 
-void Runtime::poll_links() {
+void DpdkRuntime::poll_links() {
   bool topology_changed = false, mtus_changed = false;
   for (std::size_t i = 0; i < ports_.size(); ++i) {
     PortState& ps = ports_[i];
@@ -264,12 +264,21 @@ void Runtime::poll_links() {
   }
 }
 
-PortTotals Runtime::port_totals(std::size_t i) const {
+PortTotals DpdkRuntime::port_totals(std::size_t i) const {
   PortTotals t;
   static_cast<PortCounts&>(t) = fast_path_->port_counts(static_cast<uint8_t>(i));
   const PortState& ps = ports_[i];
   t.name = ps.cfg.name;
   t.link = ps.admin_up ? (ps.link_up ? "up" : "no-carrier") : "down";
+  t.attachment.engine = "dpdk";
+  t.attachment.hook = "pmd";
+  if (const auto& x = ps.port->xdp()) {
+    t.attachment.hook = "af_xdp";
+    t.attachment.mode = x->mode;
+    t.attachment.program_id = x->program_id;
+    t.attachment.program = x->program;
+    t.attachment.programs = x->programs;
+  }
   for (const auto& w : workers_)
     t.injected_ip_bytes += w->counters.ports[i].injected_ip_bytes.get();
   const auto& ex = exception_->stats[i];
@@ -284,7 +293,7 @@ PortTotals Runtime::port_totals(std::size_t i) const {
   return t;
 }
 
-WorkerTotals Runtime::worker_totals(std::size_t w) const {
+WorkerTotals DpdkRuntime::worker_totals(std::size_t w) const {
   const Worker& wk = *workers_[w];
   WorkerTotals t;
   t.lcore = cfg_.dataplane.worker_lcores[w];
@@ -299,13 +308,11 @@ WorkerTotals Runtime::worker_totals(std::size_t w) const {
   return t;
 }
 
-std::pair<unsigned, unsigned> Runtime::free_mbufs() const {
-  return {rte_mempool_avail_count(pool_), rte_mempool_avail_count(exception_pool_)};
+std::optional<std::pair<unsigned, unsigned>> DpdkRuntime::free_mbufs() const {
+  return std::pair{rte_mempool_avail_count(pool_), rte_mempool_avail_count(exception_pool_)};
 }
 
-std::array<uint64_t, kReasonCount> Runtime::reason_totals() const { return fast_path_->reasons(); }
-
-void Runtime::report(std::ostream& out) const {
+void DpdkRuntime::report(std::ostream& out) const {
   out << std::left << std::setw(10) << "port" << std::right << std::setw(12) << "rx"
       << std::setw(12) << "fast rx" << std::setw(12) << "fast tx" << std::setw(12) << "punted"
       << std::setw(12) << "to kernel" << std::setw(12) << "from kernel" << std::setw(12)
@@ -327,7 +334,7 @@ void Runtime::report(std::ostream& out) const {
         << '\n';
   }
   out << "exceptions:";
-  const auto reasons = reason_totals();
+  const auto reasons = fast_path_->reasons();
   for (std::size_t r = 0; r < kReasonCount; ++r)
     if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
   out << '\n';
