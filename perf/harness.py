@@ -592,6 +592,12 @@ def markdown(results, opts):
     if verdicts:
         lines += ["", "Kernel engine against the targets (xdp: ≤ 1/3 of the kernel's cycles per packet "
                   "and NDR ≥ 3×; tc: ≤ 1/2 and ≥ 2×):", ""] + verdicts
+    partial = [r for r in results if r.get("offloaded_flows") is not None and r["offloaded_flows"] < FLOWS[r["flows"]]]
+    if partial:
+        lines += ["", "Not every flow was in the fast path when measured (the warm-up's slow path lost "
+                  "some; their packets took the kernel's path through the box): " + ", ".join(
+                      f"{r['system']} {r['flows']} flows {r['size']} IPv{r['family']}: {r['offloaded_flows']} "
+                      f"(fast path share {r.get('fast_path_share')})" for r in partial)]
     setup = [r for r in results if r.get("offload_setup_flows_per_s")]
     if setup:
         lines += ["", "Offload setup: flows per second from the assuring packet to the fast path: " + ", ".join(
@@ -628,7 +634,7 @@ def plots(results, out_dir):
             f.write(table(metric))
         using = ", ".join(f"'{data if i == 0 else ''}' using {i + 2}{':xtic(1)' if i == 0 else ''} title '{s}'"
                           for i, s in enumerate(systems))
-        script = f"""set terminal png size 1200,500
+        script = f"""set terminal png size 1200,500 noenhanced
 set output '{os.path.join(out_dir, name)}'
 set title '{title}'
 set style data histograms
@@ -716,7 +722,7 @@ def main():
         release_bpffs()
     doc = {"command": " ".join(["python3", "perf/harness.py"] + sys.argv[1:]),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": sh("nproc", check=False).stdout.strip() + " cores, " +
+           "machine": f"{os.cpu_count()} cores, " +
                       sh("uname -r", check=False).stdout.strip(),
            "results": results}
     with open(os.path.join(opts.out, "results.json"), "w") as f:
