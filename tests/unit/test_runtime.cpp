@@ -13,8 +13,8 @@
 
 #include "config.hpp"
 #include "dpdk_env.hpp"
-#include "netns.hpp"
 #include "dpdk_runtime.hpp"
+#include "netns.hpp"
 
 namespace tp {
 namespace {
