@@ -1,6 +1,7 @@
 #include "kernel_runtime.hpp"
 
 #include "link_type.hpp"
+#include "xdp_features.hpp"
 
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -61,6 +62,10 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
     }
     // Every device is known before the first attach: an XDP port redirects only to ports whose
     // devices are registered as redirect targets.
+    all_xdp_targets_ = std::all_of(ports_.begin(), ports_.end(), [](const PortState& ps) {
+      std::string why;
+      return !ps.rawip && xdp_redirect_target(ps.ifindex, why) == XdpTarget::yes;
+    });
     for (std::size_t i = 0; i < ports_.size(); ++i) attach(static_cast<uint8_t>(i));
     bpf_->update_topology([&](Topology& t) {
       for (std::size_t i = 0; i < ports_.size(); ++i) t.ports[i].mac = macs[i];
@@ -152,8 +157,12 @@ bool KernelRuntime::probe(PortState& ps, bool full, EtherAddr* mac, std::string&
 void KernelRuntime::attach(uint8_t port) {
   const PortState& ps = ports_[port];
   using H = BpfFastPath::Hook;
+  // auto: XDP where every port takes XDP redirects. A port whose flows leave by a device that
+  // does not (a raw-IP modem, a veth without NAPI) would hand them all to the kernel
+  // (xdp_egress); tc redirects to any device.
   H hook = H::tc;
-  if (ps.cfg.hook == conf::Hook::xdp || ps.cfg.hook == conf::Hook::automatic) hook = H::xdp;
+  if (ps.cfg.hook == conf::Hook::xdp || (ps.cfg.hook == conf::Hook::automatic && all_xdp_targets_))
+    hook = H::xdp;
   if (ps.rawip) {
     if (ps.cfg.hook == conf::Hook::xdp)
       throw RuntimeError("port " + ps.cfg.name +
@@ -252,6 +261,8 @@ PortTotals KernelRuntime::port_totals(std::size_t i) const {
     t.attachment.hook = "none";
   }
   t.attachment.note = bpf_->attach_note(port);
+  if (ps.cfg.hook == conf::Hook::automatic && !all_xdp_targets_ && !ps.rawip)
+    t.attachment.note += "; hook auto chose tc: not every port takes XDP redirects";
   return t;
 }
 

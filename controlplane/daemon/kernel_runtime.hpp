@@ -71,6 +71,7 @@ class KernelRuntime : public Dataplane {
   std::vector<PortState> ports_;
   int ioctl_fd_ = -1;  // a datagram socket for SIOCGIF* queries
   unsigned polls_ = 0;
+  bool all_xdp_targets_ = false;  // every port's device takes XDP redirects (hook auto)
   bool stopped_ = false;
 };
 

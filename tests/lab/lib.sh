@@ -112,7 +112,12 @@ start_daemon() {
     tail -20 "$TP_LOG"
     exit 1
   fi
+  # The DPDK engine's TAPs are new with each daemon: the box's addresses, routes and the clients'
+  # leases are set up again. The kernel engine's ports are the box's own interfaces, configured
+  # once: a restart must not touch them (a client's DHCP renewal would cut its connections).
+  if [ "$TP_ENGINE" = kernel ] && [ -e "$TP_LAB_DIR/box-configured" ]; then return 0; fi
   bash "$TOPOLOGY" box || { echo "FAIL: the box's kernel side could not be configured"; exit 1; }
+  touch "$TP_LAB_DIR/box-configured"
 }
 
 stop_daemon() {

@@ -150,7 +150,11 @@ check "a long transfer is offloaded" eventually 5 flow_carries ":5201 " orig 500
 cp "$CONFIG" "$CONFIG.good"
 echo "dataplane: [this is not a mapping" >>"$CONFIG"
 check "a malformed file is refused with file and line" expect_error reload_failed reload
-sed -e 's/device: board:usb/device: board:usb\n    mtu: 1400/' "$CONFIG.good" >"$CONFIG"
+if [ "$TP_ENGINE" = kernel ]; then
+  sed -e 's/    hook: auto/    hook: tc/' "$CONFIG.good" >"$CONFIG"
+else
+  sed -e 's/device: board:usb/device: board:usb\n    mtu: 1400/' "$CONFIG.good" >"$CONFIG"
+fi
 check "a change of ports is refused with the reason" sh -c "$TETHERCTL reload 2>&1 | grep -q 'ports cannot change'"
 check "nothing changed: still offloaded" flow_carries ":5201 " orig 500
 sed -e 's/keepalive_interval_s: 60/keepalive_interval_s: 30/' "$CONFIG.good" >"$CONFIG"

@@ -23,6 +23,7 @@ before=$(prog_ids)
 udp_upload 10 "$TP_LAB_DIR/upgrade.json" &
 iperf_pid=$!
 check "the transfer is offloaded" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
+k0=$(kernel_packets -p udp --dport 5201)
 stop_daemon
 check "after the stop the programs stay attached" attached_anywhere
 check "and pinned under a versioned path" test -d "$PINS/v1"
@@ -33,6 +34,9 @@ after=$(prog_ids)
 measure "program ids before / after" "$before / $after"
 check "every port's program was replaced" sh -c "for a in $before; do echo ' $after ' | grep -q \" \$a \" && exit 1; done; exit 0"
 check "the transfer is offloaded again" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
+k1=$(kernel_packets -p udp --dport 5201)
+measure "packets of the transfer the kernel saw across the upgrade" "$((k1 - k0))"
+check "the fast path carried it throughout (the kernel saw next to none of it)" test $((k1 - k0)) -lt 50
 wait "$iperf_pid"
 lost=$(lost_packets "$TP_LAB_DIR/upgrade.json")
 measure "iperf3 UDP packets lost across the upgrade" "$lost"

@@ -15,8 +15,8 @@
 #
 # With TP_ENGINE=kernel the box has no raw ports and no TAPs: its veths are named modem0, wifi0
 # and usb0 and are the kernel's interfaces, to which tetherpath attaches its tc/XDP programs.
-# TP_LAB_MODEM=rawip (kernel engine) makes modem0 a raw-IP device, as a modem's rmnet is: an
-# ip6tnl tunnel (IPv4 and IPv6 inside, no link-layer header) over a veth to tp-net.
+# TP_LAB_MODEM=rawip (kernel engine) makes modem0 a raw-IP device, as a modem's rmnet is: a
+# TUN device (IPv4 and IPv6, no link-layer header) relayed to one in tp-net (tools/tun_pair.py).
 #
 # Usage: topology.sh up | down | box
 #   up    namespaces, veths, servers (HTTP, iperf3, DNS) in tp-net, clients' links
@@ -66,14 +66,13 @@ up() {
   done
 
   if [ "$ENGINE" = kernel ] && [ "$MODEM" = rawip ]; then
-    # The carrier's link (an IPv6 underlay) and the raw-IP device on each side of it.
-    ip link add tp-net-link netns tp-net type veth peer name modem-link netns tp-box
-    nsx tp-net ip addr add fd00:100::1/64 dev tp-net-link nodad
-    nsx tp-box ip addr add fd00:100::2/64 dev modem-link nodad
-    nsx tp-net ip link set tp-net-link up
-    nsx tp-box ip link set modem-link up
-    nsx tp-net ip link add tp-net-modem type ip6tnl mode any local fd00:100::1 remote fd00:100::2
-    nsx tp-box ip link add modem0 type ip6tnl mode any local fd00:100::2 remote fd00:100::1
+    # TUN devices joined by a relay: the kernel here has no tunnel drivers, and a TUN device is
+    # what a raw-IP device looks like to the stack (ARPHRD_NONE, no link-layer header).
+    python3 "$(dirname "$0")/tools/tun_pair.py" tp-box modem0 tp-net tp-net-modem >"$LAB_DIR/tun_pair.log" 2>&1 &
+    for _ in $(seq 50); do
+      nsx tp-box ip link show modem0 >/dev/null 2>&1 && nsx tp-net ip link show tp-net-modem >/dev/null 2>&1 && break
+      sleep 0.1
+    done
   elif [ "$ENGINE" = kernel ]; then
     ip link add tp-net-modem netns tp-net type veth peer name modem0 netns tp-box
   fi
