@@ -48,8 +48,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       [this] { flows_->resync_begin(); },
       [this] {
         flows_->resync_end();
-        rt_.resync_complete();
-        topo_->release_inherited();
+        settle_previous_run();
       },
   };
   ct_ = std::make_unique<ConntrackMirror>(
@@ -169,8 +168,7 @@ void ControlPlane::stop_offload() {
   keepalive_timer_.cancel();
   flows_->release_all();
   if (rules6_) rules6_->clear();
-  rt_.resync_complete();  // nothing a previous run left stays in the fast path either
-  topo_->release_inherited();
+  settle_previous_run();  // nothing a previous run left stays in the fast path either
 }
 
 // The timeouts are read from the sysctls every round (an integrator may change them at run time)
@@ -291,6 +289,11 @@ void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
   if (offloading_) ct_->resync();
   rebuild_rules6();
+}
+
+void ControlPlane::settle_previous_run() {
+  rt_.resync_complete();
+  topo_->release_inherited();
 }
 
 void ControlPlane::rebuild_rules6() {

@@ -60,6 +60,10 @@ class ControlPlane : private OffloadHost {
   Json api_json() const;
   void sync_local_addresses();
   void redecide_all();
+  // After a complete conntrack dump (or with offload stopped): what a previous run left in the
+  // fast path (the kernel engine's pinned state) and did not install again goes, and its next
+  // hops are free.
+  void settle_previous_run();
   // The IPv6 address rules made to match the current roles, while offloading.
   void rebuild_rules6();
 

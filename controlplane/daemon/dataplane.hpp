@@ -93,6 +93,17 @@ class Dataplane {
   virtual std::optional<std::pair<unsigned, unsigned>> free_mbufs() const { return std::nullopt; }
   // Human-readable counters: ports, workers, reasons.
   virtual void report(std::ostream& out) const = 0;
+  // A clean stop leaves the fast path forwarding for the next run instead of handing every flow
+  // back to the kernel (kernel engine, kernel_engine.keep_forwarding_on_exit).
+  virtual bool keeps_forwarding_on_exit() const { return false; }
 };
+
+// The report's "exceptions:" line: every reason that counted something.
+inline void print_reasons(std::ostream& out, const ReasonTotals& reasons) {
+  out << "exceptions:";
+  for (std::size_t r = 0; r < kReasonCount; ++r)
+    if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
+  out << '\n';
+}
 
 }  // namespace tp

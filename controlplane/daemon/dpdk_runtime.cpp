@@ -333,11 +333,7 @@ void DpdkRuntime::report(std::ostream& out) const {
         << " sleeps, punt ring full " << t.punt_ring_full << ", tx dropped " << t.tx_dropped
         << '\n';
   }
-  out << "exceptions:";
-  const auto reasons = fast_path_->reasons();
-  for (std::size_t r = 0; r < kReasonCount; ++r)
-    if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
-  out << '\n';
+  print_reasons(out, fast_path_->reasons());
 }
 
 }  // namespace tp

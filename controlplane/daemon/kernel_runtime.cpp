@@ -96,7 +96,7 @@ KernelRuntime::~KernelRuntime() {
 void KernelRuntime::stop() {
   if (stopped_ || !bpf_) return;
   stopped_ = true;
-  if (cfg_.kernel_engine.keep_forwarding_on_exit) {
+  if (keeps_forwarding_on_exit()) {
     bpf_->keep_as_is();
     std::fprintf(stderr,
                  "tetherpath: the kernel engine keeps forwarding (kernel_engine."
@@ -278,11 +278,7 @@ void KernelRuntime::report(std::ostream& out) const {
         << t.punted << std::setw(12) << t.dropped << std::setw(10) << t.attachment.hook
         << std::setw(10) << t.attachment.program_id << std::setw(12) << t.link << '\n';
   }
-  out << "exceptions:";
-  const auto reasons = bpf_->reasons();
-  for (std::size_t r = 0; r < kReasonCount; ++r)
-    if (reasons[r]) out << ' ' << name(static_cast<Reason>(r)) << '=' << reasons[r];
-  out << '\n';
+  print_reasons(out, bpf_->reasons());
 }
 
 }  // namespace tp

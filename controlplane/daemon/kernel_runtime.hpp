@@ -48,6 +48,9 @@ class KernelRuntime : public Dataplane {
   std::size_t worker_count() const override { return 0; }
   WorkerTotals worker_totals(std::size_t) const override { return {}; }
   void report(std::ostream& out) const override;
+  bool keeps_forwarding_on_exit() const override {
+    return cfg_.kernel_engine.keep_forwarding_on_exit;
+  }
 
   static constexpr uint32_t kIpv6RuleCapacity = 8192;
 

@@ -74,7 +74,7 @@ int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
   cp.persist_usage();
   // Flows go back to the kernel (TCP marked liberal) before the fast path stops forwarding them,
   // unless the kernel engine is to keep forwarding them across a restart.
-  if (!(rt.engine() == "kernel" && cfg.kernel_engine.keep_forwarding_on_exit)) cp.stop_offload();
+  if (!rt.keeps_forwarding_on_exit()) cp.stop_offload();
   cp.report(std::cout);
   rt.stop();
   rt.report(std::cout);

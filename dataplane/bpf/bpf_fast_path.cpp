@@ -1,4 +1,5 @@
 #include "bpf_fast_path.hpp"
+#include "tc_filter.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -227,26 +228,10 @@ uint32_t xdp_prog_on(int ifindex) {
   return q.drv_prog_id;
 }
 
-bpf_tc_hook ingress_hook(int ifindex) {
-  bpf_tc_hook h{};
-  h.sz = sizeof(h);
-  h.ifindex = ifindex;
-  h.attach_point = BPF_TC_INGRESS;
-  return h;
-}
-
-bpf_tc_opts our_filter() {
-  bpf_tc_opts o{};
-  o.sz = sizeof(o);
-  o.handle = BpfFastPath::kTcHandle;
-  o.priority = BpfFastPath::kTcPriority;
-  return o;
-}
-
 // The id of the program in our tc filter on `ifindex`, 0 when there is none.
 uint32_t tc_prog_on(int ifindex) {
-  bpf_tc_hook h = ingress_hook(ifindex);
-  bpf_tc_opts o = our_filter();
+  bpf_tc_hook h = tc_hook(ifindex, BPF_TC_INGRESS);
+  bpf_tc_opts o = tc_filter();
   return bpf_tc_query(&h, &o) == 0 ? o.prog_id : 0;
 }
 
@@ -871,7 +856,7 @@ std::string BpfFastPath::replaced(uint32_t old_id, int fd) {
 bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
   Attachment& at = attached_[port];
   const int ifindex = devices_[port].ifindex;
-  bpf_tc_hook h = ingress_hook(ifindex);
+  bpf_tc_hook h = tc_hook(ifindex, BPF_TC_INGRESS);
   int err = bpf_tc_hook_create(&h);
   if (err && err != -EEXIST) {
     error = "cannot create clsact on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
@@ -880,9 +865,7 @@ bool BpfFastPath::attach_tc(uint8_t port, bool rawip, std::string& error) {
   const uint32_t old_id = tc_prog_on(ifindex);
   // The same handle and priority with the replace flag: the kernel swaps the filter's program in
   // one step, so a previous run's filter (or this object's) never leaves a gap.
-  bpf_tc_opts o = our_filter();
-  o.prog_fd = prog_fd(rawip ? Hook::tc_rawip : Hook::tc);
-  o.flags = BPF_TC_F_REPLACE;
+  bpf_tc_opts o = tc_filter(prog_fd(rawip ? Hook::tc_rawip : Hook::tc));
   if ((err = bpf_tc_attach(&h, &o))) {
     error =
         "cannot attach the tc program on ifindex " + std::to_string(ifindex) + ": " + errstr(err);
@@ -963,8 +946,8 @@ bool BpfFastPath::replace_xdp(uint8_t port, uint32_t old_id, std::string& error)
 }
 
 void BpfFastPath::remove_tc(int ifindex) {
-  bpf_tc_hook h = ingress_hook(ifindex);
-  bpf_tc_opts o = our_filter();
+  bpf_tc_hook h = tc_hook(ifindex, BPF_TC_INGRESS);
+  bpf_tc_opts o = tc_filter();
   if (tc_prog_on(ifindex)) bpf_tc_detach(&h, &o);
 }
 
@@ -1010,8 +993,8 @@ void BpfFastPath::detach(uint8_t port) {
     // Only tetherpath's filter goes. The clsact qdisc stays, even one this engine created: other
     // filters may have joined it since (a clat, a shaper's classifier), and deleting the qdisc
     // would take them along; an empty clsact costs nothing.
-    bpf_tc_hook h = ingress_hook(at.ifindex);
-    bpf_tc_opts o = our_filter();
+    bpf_tc_hook h = tc_hook(at.ifindex, BPF_TC_INGRESS);
+    bpf_tc_opts o = tc_filter();
     bpf_tc_detach(&h, &o);
   }
   at = Attachment{};

@@ -9,30 +9,9 @@
 #include <cstring>
 
 #include "bpf_fast_path.hpp"
+#include "tc_filter.hpp"
 
 namespace tp {
-namespace {
-
-bpf_tc_hook egress_hook(int ifindex) {
-  bpf_tc_hook h{};
-  h.sz = sizeof(h);
-  h.ifindex = ifindex;
-  h.attach_point = BPF_TC_EGRESS;
-  return h;
-}
-
-bpf_tc_opts egress_filter(int prog_fd) {
-  bpf_tc_opts o{};
-  o.sz = sizeof(o);
-  o.handle = BpfFastPath::kTcHandle;
-  o.priority = BpfFastPath::kTcPriority;
-  o.prog_fd = prog_fd;
-  o.flags = prog_fd > 0 ? BPF_TC_F_REPLACE : 0;
-  return o;
-}
-
-}  // namespace
-
 int BpfFastPath::egress_prog_fd(bool rawip) const {
   return bpf_program__fd(
       bpf_object__find_program_by_name(tc_obj_, rawip ? "tp_tc_egress_rawip" : "tp_tc_egress"));
@@ -45,13 +24,13 @@ bool BpfFastPath::attach_egress(uint8_t port, std::string& error) {
   }
   const int ifindex = devices_[port].ifindex;
   if (egress_ifindex_[port] && egress_ifindex_[port] != ifindex) detach_egress(port);
-  bpf_tc_hook h = egress_hook(ifindex);
+  bpf_tc_hook h = tc_hook(ifindex, BPF_TC_EGRESS);
   int err = bpf_tc_hook_create(&h);
   if (err && err != -EEXIST) {
     error = "cannot create clsact on ifindex " + std::to_string(ifindex) + ": " + strerror(-err);
     return false;
   }
-  bpf_tc_opts o = egress_filter(egress_prog_fd(devices_[port].rawip));
+  bpf_tc_opts o = tc_filter(egress_prog_fd(devices_[port].rawip));
   if ((err = bpf_tc_attach(&h, &o))) {
     error = "cannot attach the tc egress program on ifindex " + std::to_string(ifindex) + ": " +
             strerror(-err);
@@ -71,8 +50,8 @@ void BpfFastPath::detach_egress(uint8_t port) {
   const int ifindex = egress_ifindex_[port];
   egress_ifindex_[port] = 0;
   publish();
-  bpf_tc_hook h = egress_hook(ifindex);
-  bpf_tc_opts o = egress_filter(0);
+  bpf_tc_hook h = tc_hook(ifindex, BPF_TC_EGRESS);
+  bpf_tc_opts o = tc_filter();
   // The clsact qdisc stays, as detach() leaves it: other filters may share it.
   bpf_tc_detach(&h, &o);
 }
