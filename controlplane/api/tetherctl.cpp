@@ -58,7 +58,9 @@ class Connection {
     const std::string line = req.dump() + "\n";
     for (std::size_t done = 0; done < line.size();) {
       const ssize_t n = ::send(fd_, line.data() + done, line.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) fail("the daemon", "connection lost");
+      // A daemon that refuses a caller (permission_denied, busy) writes one line and closes at
+      // once, possibly before the request is sent: that line is the answer, so read it.
+      if (n <= 0) break;
       done += static_cast<std::size_t>(n);
     }
     return next();
