@@ -244,18 +244,22 @@ TEST(MetricsServer, ServesMetricsOverHttp) {
   cfg.port = 0;  // any free port
   MetricsServer m(io, cfg, [] { return std::string("tetherpath_flows 3\n"); });
   std::string reply;
+  std::atomic<bool> done{false};
+  boost::asio::io_context cio;
+  boost::asio::ip::tcp::socket s(cio);
   std::thread client([&, port = m.port()] {
-    boost::asio::io_context cio;
-    boost::asio::ip::tcp::socket s(cio);
     s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
     const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     boost::asio::write(s, boost::asio::buffer(req));
     boost::system::error_code ec;
     boost::asio::read(s, boost::asio::dynamic_buffer(reply), ec);
+    done = true;
   });
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (reply.empty() && std::chrono::steady_clock::now() < until)
+  while (!done && std::chrono::steady_clock::now() < until)
     io.run_for(std::chrono::milliseconds(50));
+  // A server that never answers fails the test instead of hanging it (and CI with it).
+  ::shutdown(s.native_handle(), SHUT_RDWR);
   client.join();
   EXPECT_NE(reply.find("200 OK"), std::string::npos) << reply;
   EXPECT_NE(reply.find("tetherpath_flows 3"), std::string::npos) << reply;
