@@ -247,7 +247,8 @@ DataplaneConfig parse_dataplane(const Field& f) {
 
 OffloadConfig parse_offload(const Field& f) {
   f.only_keys({"enabled", "protocols", "ipv6", "keepalive_interval_s", "no_offload_mark",
-               "no_offload_mask", "conntrack_rcvbuf_kb", "conntrack_rcvbuf_max_kb"});
+               "no_offload_mask", "route_mark_mask", "conntrack_rcvbuf_kb",
+               "conntrack_rcvbuf_max_kb"});
   OffloadConfig o;
   if (auto v = f.child("enabled")) o.enabled = v->boolean();
   if (auto v = f.child("protocols")) {
@@ -266,6 +267,7 @@ OffloadConfig parse_offload(const Field& f) {
     o.keepalive_interval_s = v->integer<uint32_t>(1, 3600);
   if (auto v = f.child("no_offload_mark")) o.no_offload_mark = v->integer<uint32_t>(0, UINT32_MAX);
   if (auto v = f.child("no_offload_mask")) o.no_offload_mask = v->integer<uint32_t>(0, UINT32_MAX);
+  if (auto v = f.child("route_mark_mask")) o.route_mark_mask = v->integer<uint32_t>(0, UINT32_MAX);
   if (auto v = f.child("conntrack_rcvbuf_kb"))
     o.conntrack_rcvbuf_kb = v->integer<uint32_t>(4, 1 << 20);
   if (auto v = f.child("conntrack_rcvbuf_max_kb"))

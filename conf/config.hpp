@@ -68,6 +68,7 @@ struct OffloadConfig {
   // Flows whose conntrack mark matches (mark & mask == value) stay in the kernel; mask 0: off.
   uint32_t no_offload_mark = 0;
   uint32_t no_offload_mask = 0;
+  uint32_t route_mark_mask = 0;  // conntrack mark bits restored into packet marks before routing
   uint32_t conntrack_rcvbuf_kb = 4096;
   uint32_t conntrack_rcvbuf_max_kb = 65536;
 };

@@ -136,6 +136,7 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   p.icmp = cfg.offload.icmp;
   p.no_offload_mark = cfg.offload.no_offload_mark;
   p.no_offload_mask = cfg.offload.no_offload_mask;
+  p.route_mark_mask = cfg.offload.route_mark_mask;
   p.ipv6_conntrack = cfg.offload.ipv6 == conf::Ipv6Mode::conntrack;
   p.local_prefixes = api_->local_prefixes();
   for (auto& [port, role] : api_->roles()) {
@@ -318,7 +319,7 @@ void ControlPlane::report(std::ostream& out) const {
   out << "offload: " << (offloading_ ? "on" : "off") << ", " << flows_->size() << " flows, "
       << flows_->pending() << " waiting for a neighbour; installed " << s.installed << ", removed "
       << s.removed << ", install failed " << s.install_failed << ", handed back " << s.handed_back
-      << '\n';
+      << "; " << flows_->parked() << " refused by the kernel's routes, decided again on changes\n";
   out << "conntrack: " << ct_->events << " events, " << ct_->overruns << " overruns, "
       << ct_->resyncs << " resyncs, rcvbuf " << ct_->rcvbuf_bytes() << "; keepalive rounds "
       << s.keepalive_rounds << ", refreshed " << s.keepalives << ", gone " << s.keepalive_gone
@@ -387,6 +388,7 @@ Json ControlPlane::describe(const std::string& what) {
     }
     return Json{{"flows", flows_->size()},
                 {"flows_waiting_for_neighbour", flows_->pending()},
+                {"flows_waiting_for_route", flows_->parked()},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},

@@ -1,6 +1,7 @@
 #include "rtnl_mirror.hpp"
 
 #include "link_type.hpp"
+#include "netlink_attr.hpp"
 #include "netlink_dump.hpp"
 
 #include <fcntl.h>
@@ -28,30 +29,6 @@ constexpr int kRcvBuf = 4 << 20;
 constexpr uint16_t kUsableNud =
     NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT | NUD_NOARP;
 
-// libmnl's mnl_attr_for_each relies on C's implicit void* conversion.
-template <class Fn>
-void for_each_attr(const nlmsghdr* nlh, std::size_t offset, Fn&& fn) {
-  const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-  for (auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
-       mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)));
-       a = mnl_attr_next(a))
-    fn(a);
-}
-
-template <class Fn>
-void for_each_nested(const nlattr* nest, Fn&& fn) {
-  const auto* end =
-      static_cast<const char*>(mnl_attr_get_payload(nest)) + mnl_attr_get_payload_len(nest);
-  for (auto* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));
-       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
-       a = mnl_attr_next(a))
-    fn(a);
-}
-
-IpAddr addr_from(const nlattr* a, int family) {
-  return family == AF_INET ? IpAddr::v4(mnl_attr_get_u32(a)) : IpAddr::v6(mnl_attr_get_payload(a));
-}
-
 }  // namespace
 
 RtnlMirror::RtnlMirror() {
@@ -63,6 +40,11 @@ RtnlMirror::RtnlMirror() {
   if (mnl_socket_bind(events_, groups, MNL_SOCKET_AUTOPID) < 0 ||
       mnl_socket_bind(query_, 0, MNL_SOCKET_AUTOPID) < 0)
     throw std::runtime_error("rtnetlink: cannot bind: " + std::string(std::strerror(errno)));
+  // ip rules change where flows go as much as routes do (the legacy bind mask has no IPv6 rules).
+  for (int group : {RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE})
+    if (mnl_socket_setsockopt(events_, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0)
+      throw std::runtime_error("rtnetlink: cannot follow ip rules: " +
+                               std::string(std::strerror(errno)));
   const int fd = mnl_socket_get_fd(events_);
   setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBuf, sizeof kRcvBuf);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -155,6 +137,9 @@ void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
     case RTM_DELLINK:
       handle_link(nlh, nlh->nlmsg_type == RTM_NEWLINK);
       break;
+    case RTM_NEWRULE:
+    case RTM_DELRULE:
+      break;  // nothing mirrored: flows are decided again, with the kernel's own lookups
     default:
       return;
   }
@@ -299,6 +284,12 @@ std::vector<std::pair<IpAddr, MacAddr>> RtnlMirror::neighbours_of(int ifindex) c
        it != neighbours_.end() && it->first.ifindex == ifindex; ++it)
     out.emplace_back(it->first.addr, it->second);
   return out;
+}
+
+bool RtnlMirror::has_address(int ifindex, const IpAddr& addr) const {
+  for (auto [it, end] = addrs_.equal_range(ifindex); it != end; ++it)
+    if (it->second == addr) return true;
+  return false;
 }
 
 std::vector<IpAddr> RtnlMirror::addresses_of(int ifindex) const {

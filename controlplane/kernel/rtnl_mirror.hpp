@@ -16,6 +16,7 @@
 
 #include "ip_addr.hpp"
 #include "netlink_dump.hpp"
+#include "route_lookup.hpp"
 
 struct mnl_socket;
 struct nlmsghdr;
@@ -24,19 +25,16 @@ namespace tp {
 
 using MacAddr = std::array<uint8_t, 6>;
 
-struct RouteResult {
-  int oif = 0;
-  IpAddr next_hop;  // the gateway, or the destination itself when it is on-link
-  // The route's own MTU where the kernel forwards by it (IPv4: whenever set; IPv6: only when
-  // locked, otherwise the interface's IPv6 MTU applies); 0 when none does.
-  uint16_t mtu = 0;
-};
-
 // What the offload policy needs to know of the kernel; RtnlMirror provides it, tests give tables.
 class KernelView {
  public:
   virtual ~KernelView() = default;
+  // The main table's route to `dst`: where a connected client lives, where the default points.
   virtual std::optional<RouteResult> route(const IpAddr& dst) const = 0;
+  // What the kernel itself does with a forwarded packet (RouteLookup): the decision a flow's
+  // fast-path route must equal.
+  virtual Forwarding forward(const RouteQuery& q) const = 0;
+  virtual bool has_address(int ifindex, const IpAddr& addr) const = 0;
   virtual std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const = 0;
   virtual bool is_local(const IpAddr& addr) const = 0;
   // Every address the box has, on any interface.
@@ -73,6 +71,9 @@ class RtnlMirror : public KernelView {
   void dump_all();
 
   std::optional<RouteResult> route(const IpAddr& dst) const override;
+  Forwarding forward(const RouteQuery& q) const override { return lookup_.forward(q); }
+  bool has_address(int ifindex, const IpAddr& addr) const override;
+  uint64_t route_lookups() const { return lookup_.lookups; }
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const override;
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override;
   bool is_local(const IpAddr& addr) const override { return local_.count(addr) > 0; }
@@ -94,6 +95,7 @@ class RtnlMirror : public KernelView {
   void handle_link(const nlmsghdr* nlh, bool add);
 
   mnl_socket* events_ = nullptr;
+  mutable RouteLookup lookup_;  // a question to the kernel, no state of the mirror's
   mnl_socket* query_ = nullptr;
   uint32_t seq_ = 1;
   std::vector<Route> routes_;

@@ -147,8 +147,10 @@ void FlowManager::upsert(const CtEntry& event) {
   const CtKey key = CtKey::of(event);
   auto it = flows_.find(key);
   const auto pit = pending_.find(key);
+  const auto rit = parked_.find(key);
   const CtEntry* known = it != flows_.end()      ? &it->second.ct
                          : pit != pending_.end() ? &pit->second
+                         : rit != parked_.end()  ? &rit->second
                                                  : nullptr;
   const CtEntry e = complete(event, known);
   // Without its status (or a TCP entry without its state) an unknown entry cannot be judged; the
@@ -175,15 +177,14 @@ void FlowManager::upsert(const CtEntry& event) {
     // the kernel already saw the FIN/RST that moved TCP past ESTABLISHED.
     remove(it, d.verdict != Decision::offload && d.reason != "tcp_not_established");
   }
+  pending_.erase(key);
+  parked_.erase(key);
   if (d.verdict == Decision::offload) {
-    pending_.erase(key);
     install(e, d);
     return;
   }
-  if (d.verdict == Decision::wait_neighbour && pending_.size() < kMaxPending)
-    pending_[key] = e;
-  else
-    pending_.erase(key);
+  if (d.verdict == Decision::wait_neighbour && pending_.size() < kMaxPending) pending_[key] = e;
+  if (d.verdict == Decision::wait_route && parked_.size() < kMaxPending) parked_[key] = e;
   ++stats_.refused[std::string(d.reason)];
 }
 
@@ -191,12 +192,14 @@ void FlowManager::destroyed(const CtEntry& e) {
   ++stats_.destroys;
   const CtKey key = CtKey::of(e);
   pending_.erase(key);
+  parked_.erase(key);
   if (auto it = flows_.find(key); it != flows_.end()) remove(it, false);
 }
 
 void FlowManager::resync_begin() {
   for (auto& [k, f] : flows_) f.seen = false;
   pending_.clear();
+  parked_.clear();
 }
 
 void FlowManager::resync_end() {
@@ -231,9 +234,10 @@ void FlowManager::neighbour_changed(int ifindex, const IpAddr& addr, std::option
 
 void FlowManager::reevaluate_all() {
   std::vector<CtEntry> all;
-  all.reserve(flows_.size() + pending_.size());
+  all.reserve(flows_.size() + pending_.size() + parked_.size());
   for (const auto& [k, f] : flows_) all.push_back(f.ct);
   for (const auto& [k, e] : pending_) all.push_back(e);
+  for (const auto& [k, e] : parked_) all.push_back(e);
   for (const CtEntry& e : all) upsert(e);
 }
 
@@ -340,6 +344,7 @@ void FlowManager::release_all() {
   }
   hand_back(tcp);
   pending_.clear();
+  parked_.clear();
 }
 
 void FlowManager::set_config(PolicyConfig cfg) {

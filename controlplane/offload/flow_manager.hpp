@@ -66,6 +66,7 @@ class FlowManager {
   const PolicyConfig& config() const { return cfg_; }
   std::size_t size() const { return flows_.size(); }
   std::size_t pending() const { return pending_.size(); }
+  std::size_t parked() const { return parked_.size(); }
   const FlowStats& stats() const { return stats_; }
   void for_each(const std::function<void(const FlowView&)>& fn) const;
 
@@ -98,6 +99,9 @@ class FlowManager {
   std::function<uint64_t()> clock_ms_;
   Map flows_;
   std::unordered_map<CtKey, CtEntry, CtKeyHash> pending_;  // waiting for a neighbour
+  // Refused by the kernel's routing (a blackhole, a rule toward no port of ours...): decided
+  // again when routes or rules change, since no conntrack event may come to say so.
+  std::unordered_map<CtKey, CtEntry, CtKeyHash> parked_;
   FlowStats stats_;
 };
 

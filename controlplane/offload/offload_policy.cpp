@@ -14,6 +14,12 @@ Decision refuse(std::string_view why) {
   return d;
 }
 
+Decision refuse_route(std::string_view why) {
+  Decision d = refuse(why);
+  d.verdict = Decision::wait_route;
+  return d;
+}
+
 }  // namespace
 
 Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& cfg) {
@@ -54,36 +60,53 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   if (do_snat && do_dnat) return refuse("double_nat");
   if ((do_snat || do_dnat) && e.family == AF_INET6) return refuse("ipv6_nat");
 
-  // The original direction enters where its source lives and leaves toward its (translated)
-  // destination; the reply direction takes the opposite ports.
+  // The original direction enters where its source lives (the main table's route to it: a
+  // connected downstream). Where each direction leaves is the kernel's own routing decision for
+  // that packet, asked with its input interface, addresses (after conntrack's NAT in
+  // PREROUTING), mark and ports, so that ip rules, every table, blackholes and multipath agree
+  // with the fast path by construction. The reply must leave where the original came in.
   const auto to_src = kernel.route(e.orig.src);
-  const auto to_dst = kernel.route(e.reply.src);
-  if (!to_src || !to_dst) return refuse("no_route");
+  if (!to_src) return refuse_route("no_route");
   const auto in_it = cfg.ports.find(to_src->oif);
-  const auto out_it = cfg.ports.find(to_dst->oif);
-  if (in_it == cfg.ports.end() || out_it == cfg.ports.end()) return refuse("not_our_ports");
+  if (in_it == cfg.ports.end()) return refuse_route("not_our_ports");
+  const uint32_t mark = e.mark & cfg.route_mark_mask;
+  const Forwarding fo = kernel.forward(
+      {to_src->oif, e.orig.src, e.reply.src, mark, e.proto, e.orig.sport, e.reply.sport});
+  if (!fo.refused.empty()) return refuse_route(fo.refused);
+  const auto out_it = cfg.ports.find(fo.route.oif);
+  if (out_it == cfg.ports.end()) return refuse_route("not_our_ports");
   const PortRole& in = in_it->second;
   const PortRole& out = out_it->second;
-  if (in.upstream == out.upstream) return refuse("not_between_upstream_and_downstream");
+  if (in.upstream == out.upstream) return refuse_route("not_between_upstream_and_downstream");
   // The client's own address: the original source, or for a flow that came in from the upstream
   // (a port forward) the reply's source, i.e. after DNAT.
   const IpAddr& client = in.upstream ? e.reply.src : e.orig.src;
   if (!in_any(client, (in.upstream ? out : in).prefixes)) return refuse("not_downstream_prefix");
   if ((in.upstream ? in : out).limited) return refuse("data_limit");
+  // A masqueraded flow belongs to the uplink whose address it wears: leaving by another one, its
+  // packets would carry a source address that uplink's network does not route back.
+  if (do_snat && out.upstream && !kernel.has_address(fo.route.oif, e.reply.dst))
+    return refuse_route("nat_address_elsewhere");
+  const Forwarding fr = kernel.forward(
+      {fo.route.oif, e.reply.src, e.orig.src, mark, e.proto, e.reply.sport, e.orig.sport});
+  if (!fr.refused.empty()) return refuse_route(fr.refused);
+  if (fr.route.oif != to_src->oif) return refuse_route("route_asymmetric");
+  const RouteResult& to_dst = fo.route;
+  const RouteResult& back = fr.route;
 
   Decision d;
   d.orig.in_port = in.port;
   d.orig.out_port = out.port;
-  d.orig.out_ifindex = to_dst->oif;
-  d.orig.next_hop = to_dst->next_hop;
-  d.orig.mtu = to_dst->mtu;
+  d.orig.out_ifindex = to_dst.oif;
+  d.orig.next_hop = to_dst.next_hop;
+  d.orig.mtu = to_dst.mtu;
   d.reply.in_port = out.port;
   d.reply.out_port = in.port;
-  d.reply.out_ifindex = to_src->oif;
-  d.reply.next_hop = to_src->next_hop;
-  d.reply.mtu = to_src->mtu;
-  const auto mac_out = kernel.neighbour(to_dst->oif, to_dst->next_hop);
-  const auto mac_in = kernel.neighbour(to_src->oif, to_src->next_hop);
+  d.reply.out_ifindex = back.oif;
+  d.reply.next_hop = back.next_hop;
+  d.reply.mtu = back.mtu;
+  const auto mac_out = kernel.neighbour(to_dst.oif, to_dst.next_hop);
+  const auto mac_in = kernel.neighbour(back.oif, back.next_hop);
   if (!mac_out || !mac_in) {
     d.verdict = Decision::wait_neighbour;
     d.reason = "neighbour_unresolved";

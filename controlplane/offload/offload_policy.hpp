@@ -30,6 +30,9 @@ struct PolicyConfig {
   bool tcp = true, udp = true, icmp = true;
   bool ipv6_conntrack = true;  // false: IPv6 is offloaded by neighbour rules (Ipv6Rules) instead
   uint32_t no_offload_mark = 0, no_offload_mask = 0;
+  // The bits of the conntrack mark the box's rules copy into each packet's mark before routing
+  // (a connmark restore, as mwan3 does): the route lookups use them, so fwmark rules apply.
+  uint32_t route_mark_mask = 0;
   std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
   std::map<int, PortRole> ports;       // TAP ifindex -> port
 };
@@ -48,7 +51,8 @@ struct Direction {
 };
 
 struct Decision {
-  enum Verdict { offload, no, wait_neighbour } verdict = no;
+  // wait_route: the kernel's routing refuses it now; a route or rule change may not.
+  enum Verdict { offload, no, wait_neighbour, wait_route } verdict = no;
   std::string_view reason;  // why not (a stable name, counted)
   Direction orig, reply;
 };

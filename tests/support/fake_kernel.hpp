@@ -15,7 +15,7 @@
 
 namespace tp::test {
 
-constexpr int kModemIf = 10, kWifiIf = 11, kUsbIf = 12, kOtherIf = 13;
+constexpr int kModemIf = 10, kWifiIf = 11, kUsbIf = 12, kOtherIf = 13, kPhoneIf = 14;
 
 inline IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 inline uint16_t be(uint16_t v) { return htons(v); }
@@ -28,6 +28,25 @@ class FakeKernel : public KernelView {
       if (dst.in(ip(prefix), len)) return RouteResult{oif, dst};
     if (dst.family == AF_INET) return RouteResult{kModemIf, ip("100.64.0.1"), default_route_mtu};
     return RouteResult{kModemIf, ip("2001:db8:100::1"), default_route_mtu};
+  }
+  // The kernel's decision for a forwarded packet: the main table, unless a test made the packet's
+  // source take another route (a policy rule) or its destination refused (a blackhole).
+  Forwarding forward(const RouteQuery& q) const override {
+    ++lookups;
+    last_query = q;
+    if (auto it = refused.find(q.dst); it != refused.end()) return {it->second, {}};
+    if (auto it = policy.find(q.src); it != policy.end()) {
+      RouteResult r = it->second;
+      if (r.next_hop.family == 0) r.next_hop = q.dst;
+      return {"", r};
+    }
+    auto r = route(q.dst);
+    if (!r) return {"route_unreachable", {}};
+    return {"", *r};
+  }
+  bool has_address(int ifindex, const IpAddr& a) const override {
+    auto it = addresses.find(a);
+    return it != addresses.end() && it->second == ifindex;
   }
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& a) const override {
     auto it = neigh.find({ifindex, a});
@@ -51,10 +70,19 @@ class FakeKernel : public KernelView {
       {{kModemIf, ip("100.64.0.1")}, {2, 0, 0, 0, 0, 0xfe}},
       {{kWifiIf, ip("192.168.50.10")}, {2, 0, 0, 0, 1, 0x0a}},
       {{kModemIf, ip("2001:db8:100::1")}, {2, 0, 0, 0, 0, 0xfe}},
+      {{kPhoneIf, ip("100.65.0.1")}, {2, 0, 0, 0, 2, 0xfe}},
       {{kWifiIf, ip("2001:db8:50::10")}, {2, 0, 0, 0, 1, 0x0a}},
   };
   std::set<IpAddr> local = {ip("100.64.0.2"), ip("192.168.50.1"), ip("2001:db8:50::1")};
-  uint16_t default_route_mtu = 0;  // RouteResult::mtu of the default routes
+  uint16_t default_route_mtu = 0;              // RouteResult::mtu of the default routes
+  std::map<IpAddr, std::string_view> refused;  // destination -> the kernel's refusal
+  std::map<IpAddr, RouteResult> policy;        // source -> its route out (an ip rule)
+  std::map<IpAddr, int> addresses = {{ip("100.64.0.2"), kModemIf},
+                                     {ip("100.65.0.2"), kPhoneIf},
+                                     {ip("192.168.50.1"), kWifiIf},
+                                     {ip("2001:db8:50::1"), kWifiIf}};
+  mutable uint64_t lookups = 0;
+  mutable RouteQuery last_query;
 };
 
 inline PolicyConfig config() {

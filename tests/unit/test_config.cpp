@@ -168,7 +168,8 @@ TEST(Config, RuntimeSectionsAreRead) {
                                "api: {group: root, mode: 0600}\n"
                                "metrics: {address: '::1', port: 9999}\n"
                                "state_dir: /var/lib/x\n"
-                               "run_dir: /run/x\n",
+                               "run_dir: /run/x\n"
+                               "offload: {route_mark_mask: 0xff00}\n",
                                "good.yaml");
   ASSERT_TRUE(c.upstream.has_value());
   EXPECT_EQ(c.upstream->iface, "m");
@@ -185,6 +186,7 @@ TEST(Config, RuntimeSectionsAreRead) {
   EXPECT_EQ(c.api.socket, "/run/x/api.sock");                // the socket belongs to the run
   EXPECT_EQ(c.api.mode, 0600u);
   EXPECT_EQ(c.metrics.port, 9999);
+  EXPECT_EQ(c.offload.route_mark_mask, 0xff00u);
 }
 
 const char* kKernel = R"(ports:

@@ -127,6 +127,31 @@ TEST_F(FlowManagerTest, WaitsForAnUnresolvedNeighbour) {
   EXPECT_EQ(fm->pending(), 0u);
 }
 
+// A blackhole route for the server: the kernel drops the flow's packets, so the fast path hands
+// it back; when the route goes, the flow comes back without waiting for a conntrack event.
+TEST_F(FlowManagerTest, FollowsTheKernelsRoutesBothWays) {
+  fm->upsert(masqueraded_tcp());
+  ASSERT_EQ(send_up(), "modem");
+  kernel.refused[ip("203.0.113.10")] = "route_dropped";
+  fm->reevaluate_all();
+  EXPECT_EQ(fm->size(), 0u);
+  EXPECT_EQ(fm->parked(), 1u);
+  EXPECT_EQ(send_up(), "unknown_flow");
+  EXPECT_EQ(fm->stats().refused.at("route_dropped"), 1u);
+  fm->neighbour_changed(kWifiIf, ip("192.168.50.10"), MacAddr{2, 0, 0, 0, 1, 0x0a});
+  EXPECT_EQ(fm->size(), 0u) << "a neighbour does not change a route";
+  kernel.refused.clear();
+  fm->reevaluate_all();
+  EXPECT_EQ(fm->size(), 1u);
+  EXPECT_EQ(fm->parked(), 0u);
+  EXPECT_EQ(send_up(), "modem");
+  fm->destroyed(masqueraded_tcp());
+  kernel.refused[ip("203.0.113.10")] = "route_dropped";
+  fm->upsert(masqueraded_tcp());
+  fm->destroyed(masqueraded_tcp());
+  EXPECT_EQ(fm->parked(), 0u) << "a destroyed entry is forgotten";
+}
+
 TEST_F(FlowManagerTest, ResyncPurgesWhatTheDumpDidNotShow) {
   fm->upsert(masqueraded_tcp(40000, 61000));
   fm->upsert(masqueraded_tcp(40001, 61001));

@@ -104,6 +104,17 @@ TEST(OffloadPolicy, RefusalsAreNamed) {
        [](CtEntry&, PolicyConfig& c, FakeKernel&) { c.ports[kWifiIf].prefixes.clear(); }},
       {"data_limit",
        [](CtEntry&, PolicyConfig& c, FakeKernel&) { c.ports[kModemIf].limited = true; }},
+      {"route_dropped", [](CtEntry&, PolicyConfig&,
+                           FakeKernel& k) { k.refused[ip("203.0.113.10")] = "route_dropped"; }},
+      {"route_asymmetric",  // the answers would go back by another port than the client's
+       [](CtEntry&, PolicyConfig&, FakeKernel& k) {
+         k.policy[ip("203.0.113.10")] = RouteResult{kUsbIf, {}, 0};
+       }},
+      {"nat_address_elsewhere",  // a rule sends it out of the phone, masqueraded to the modem
+       [](CtEntry&, PolicyConfig& c, FakeKernel& k) {
+         c.ports[kPhoneIf] = {3, true, false, {}};
+         k.policy[ip("192.168.50.10")] = RouteResult{kPhoneIf, ip("100.65.0.1"), 0};
+       }},
       {"neighbour_unresolved",
        [](CtEntry&, PolicyConfig&, FakeKernel& k) {
          k.neigh.erase({kWifiIf, ip("192.168.50.10")});
@@ -118,6 +129,38 @@ TEST(OffloadPolicy, RefusalsAreNamed) {
     EXPECT_NE(d.verdict, Decision::offload) << c.reason;
     EXPECT_EQ(d.reason, c.reason);
   }
+}
+
+// The kernel's own lookup decides the way out: an ip rule that sends one client out of a second
+// uplink sends its flow's fast path there too, asked with the packet's input port, addresses,
+// ports and restored mark.
+TEST(OffloadPolicy, TheKernelsRouteLookupPicksTheUplink) {
+  FakeKernel k;
+  PolicyConfig c = config();
+  c.ports[kPhoneIf] = {3, true, false, {}};
+  c.route_mark_mask = 0xff00;
+  k.policy[ip("192.168.50.10")] = RouteResult{kPhoneIf, ip("100.65.0.1"), 1400};
+  CtEntry e = masqueraded_tcp();
+  e.reply.dst = ip("100.65.0.2");  // masqueraded to the phone uplink's address
+  e.mark = 0x1234;
+  const Decision d = decide(e, k, c);
+  ASSERT_EQ(d.verdict, Decision::offload) << d.reason;
+  EXPECT_EQ(d.orig.out_port, 3);
+  EXPECT_EQ(d.orig.out_ifindex, kPhoneIf);
+  EXPECT_EQ(d.orig.next_hop, ip("100.65.0.1"));
+  EXPECT_EQ(d.orig.mtu, 1400);
+  EXPECT_EQ(d.reply.in_port, 3);
+  EXPECT_EQ(d.reply.out_port, 1);
+  EXPECT_EQ(d.reply.next_hop, ip("192.168.50.10"));
+  // The last question was the reply's: in from the phone, from the server back to the client.
+  EXPECT_EQ(k.last_query.iif, kPhoneIf);
+  EXPECT_EQ(k.last_query.src, ip("203.0.113.10"));
+  EXPECT_EQ(k.last_query.dst, ip("192.168.50.10"));
+  EXPECT_EQ(k.last_query.sport, be(80));
+  EXPECT_EQ(k.last_query.dport, be(40000));
+  EXPECT_EQ(k.last_query.mark, 0x1200u);
+  EXPECT_EQ(k.last_query.proto, IPPROTO_TCP);
+  EXPECT_EQ(k.lookups, 2u);
 }
 
 TEST(OffloadPolicy, MarkDoesNotMatchOtherValues) {
