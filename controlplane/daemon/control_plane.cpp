@@ -73,7 +73,34 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     });
   };
   rt_.on_port_down = [this](uint8_t port) {
-    flows_->port_down(port);
+    std::vector<CtEntry> gone = flows_->port_down(port);
+    // With other uplinks to take over, a failed uplink's flows are also forgotten by conntrack:
+    // their NAT mapping leads nowhere, and the clients' next packets (or reconnects) make new
+    // ones through the uplink the kernel picks. Only these entries: never a flush. The route
+    // change that came with the link loss may have taken some out of the fast path already
+    // (their NAT address no longer on their way out): they are the uplink's by that address.
+    std::cerr << "tetherpath: port " << cfg_.ports[port].name << " down, " << gone.size()
+              << " flows handed back" << (api_->fails_over(port) ? ", failing over" : "") << '\n';
+    if (writer_ && api_->fails_over(port)) {
+      const auto more =
+          flows_->take_natted_to(rtnl_->addresses_of(rtnl_->ifindex(cfg_.ports[port].name)));
+      gone.insert(gone.end(), more.begin(), more.end());
+    }
+    if (writer_ && api_->fails_over(port) && !gone.empty()) {
+      std::vector<ConntrackWriter::Update> dels;
+      for (const CtEntry& e : gone) {
+        ConntrackWriter::Update d{e, 0, false};
+        d.remove = true;
+        dels.push_back(d);
+      }
+      const auto results = writer_->apply(dels);
+      const auto removed = std::count(results.begin(), results.end(), 0);
+      failover_removed_ += static_cast<uint64_t>(removed);
+      std::cerr << "tetherpath: " << cfg_.ports[port].name
+                << " is down with another uplink to take "
+                << "over: " << removed << " of " << gone.size()
+                << " of its conntrack entries removed\n";
+    }
     if (rules6_) rules6_->port_down(port);
     api_->link_changed(port, false);
   };
@@ -319,7 +346,7 @@ void ControlPlane::report(std::ostream& out) const {
   out << "offload: " << (offloading_ ? "on" : "off") << ", " << flows_->size() << " flows, "
       << flows_->pending() << " waiting for a neighbour; installed " << s.installed << ", removed "
       << s.removed << ", install failed " << s.install_failed << ", handed back " << s.handed_back
-      << "; " << flows_->parked() << " refused by the kernel's routes, decided again on changes\n";
+      << "; " << flows_->parked() << " refused by routes (decided again when routes change)\n";
   out << "conntrack: " << ct_->events << " events, " << ct_->overruns << " overruns, "
       << ct_->resyncs << " resyncs, rcvbuf " << ct_->rcvbuf_bytes() << "; keepalive rounds "
       << s.keepalive_rounds << ", refreshed " << s.keepalives << ", gone " << s.keepalive_gone
@@ -389,6 +416,7 @@ Json ControlPlane::describe(const std::string& what) {
     return Json{{"flows", flows_->size()},
                 {"flows_waiting_for_neighbour", flows_->pending()},
                 {"flows_waiting_for_route", flows_->parked()},
+                {"failover_conntrack_removed", failover_removed_},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},
@@ -600,6 +628,24 @@ std::string ControlPlane::metrics() const {
   sample("conntrack_resyncs_total", "", ct_->resyncs);
   family("keepalives_total", "counter", "Conntrack timeouts refreshed for offloaded flows.");
   sample("keepalives_total", "", fs.keepalives);
+
+  // Uplinks: what each is, and whether its link is up; its traffic is its port's (port=iface).
+  const Json uplinks = api_->uplinks_json();
+  family("uplink_info", "gauge", "1 per uplink (multi-uplink mode), labelled with what it is.");
+  for (const Json& u : uplinks)
+    sample("uplink_info",
+           "uplink=\"" + u["name"].get<std::string>() + "\",iface=\"" +
+               u["iface"].get<std::string>() + "\",kind=\"" + u["kind"].get<std::string>() +
+               "\",roaming=\"" + u["roaming"].get<std::string>() + "\",metered=\"" +
+               (u["metered"].get<bool>() ? "true" : "false") + "\"",
+           1);
+  family("uplink_up", "gauge", "1 when the uplink's port has its link.");
+  for (const Json& u : uplinks)
+    sample("uplink_up", "uplink=\"" + u["name"].get<std::string>() + "\"",
+           u.value("link", "down") == "up");
+  family("failover_conntrack_removed_total", "counter",
+         "Conntrack entries of a failed uplink's offloaded flows deleted.");
+  sample("failover_conntrack_removed_total", "", failover_removed_);
 
   const Json usage = api_->usage();
   family("limit_bytes", "gauge", "Data limit of the upstream, bytes.");
