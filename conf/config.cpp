@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -292,6 +293,51 @@ UpstreamConfig parse_upstream(const Field& f, const std::vector<PortConfig>& por
   return u;
 }
 
+template <class E>
+E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& names) {
+  const std::string s = f.string();
+  for (const auto& [n, v] : names)
+    if (s == n) return v;
+  std::string have;
+  for (const auto& [n, v] : names) have += have.empty() ? n : std::string(", ") + n;
+  f.fail("expected one of " + have + ", got '" + s + "'");
+}
+
+std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortConfig>& ports,
+                                        const std::optional<UpstreamConfig>& upstream) {
+  std::vector<UplinkConfig> out;
+  f.each([&](const Field& e) {
+    e.only_keys({"name", "iface", "kind", "metered", "roaming", "metric", "weight", "ipv4_addr",
+                 "ipv4_gateway", "ipv6_gateways"});
+    UplinkConfig u;
+    auto name = e.child("name");
+    auto iface = e.child("iface");
+    if (!name) e.fail("missing key 'name'");
+    if (!iface) e.fail("missing key 'iface'");
+    u.name = name->string();
+    if (!valid_uplink_name(u.name)) name->fail("expected 1 to 32 of A-Z a-z 0-9 _ -");
+    u.iface = iface->port_name(ports, Role::upstream);
+    for (const auto& seen : out) {
+      if (seen.name == u.name) name->fail("uplink '" + u.name + "' is listed twice");
+      if (seen.iface == u.iface)
+        iface->fail("'" + u.iface + "' is already uplink '" + seen.name + "'");
+    }
+    if (upstream && upstream->iface == u.iface)
+      iface->fail("'" + u.iface + "' is already the upstream (set_upstream's single uplink)");
+    if (auto v = e.child("kind")) u.kind = named_choice(*v, uplink_kinds());
+    if (auto v = e.child("metered")) u.metered = v->boolean();
+    if (auto v = e.child("roaming")) u.roaming = named_choice(*v, roaming_states());
+    if (auto v = e.child("metric")) u.metric = v->integer<uint32_t>(0, UINT32_MAX);
+    if (auto v = e.child("weight")) u.weight = v->integer<uint32_t>(1, 256);
+    if (auto v = e.child("ipv4_addr")) u.ipv4_addr = v->address(AF_INET);
+    if (auto v = e.child("ipv4_gateway")) u.ipv4_gateway = v->address(AF_INET);
+    if (auto v = e.child("ipv6_gateways"))
+      v->each([&](const Field& g) { u.ipv6_gateways.push_back(g.address(AF_INET6)); });
+    out.push_back(u);
+  });
+  return out;
+}
+
 std::vector<DownstreamConfig> parse_downstreams(const Field& f,
                                                 const std::vector<PortConfig>& ports) {
   std::vector<DownstreamConfig> out;
@@ -409,7 +455,7 @@ std::string sibling_path(const std::string& file, const std::string& rel) {
 Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
-  top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream",
+  top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
                  "downstreams", "local_prefixes", "limits", "api", "metrics", "state_dir",
                  "run_dir"});
   Config c;
@@ -465,6 +511,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   }
   if (auto o = top.child("offload")) c.offload = parse_offload(*o);
   if (auto u = top.child("upstream")) c.upstream = parse_upstream(*u, c.ports);
+  if (auto u = top.child("uplinks")) c.uplinks = parse_uplinks(*u, c.ports, c.upstream);
   if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);
   if (auto l = top.child("local_prefixes"))
     l->each([&](const Field& e) { c.local_prefixes.push_back(e.prefix()); });
@@ -532,6 +579,40 @@ std::string live_change_refusal(const Config& running, const Config& next) {
     return "conntrack receive buffer sizes cannot change while running";
   return "";
 }
+
+const std::vector<std::pair<const char*, UplinkKind>>& uplink_kinds() {
+  static const std::vector<std::pair<const char*, UplinkKind>> k = {
+      {"cellular", UplinkKind::cellular},
+      {"wifi", UplinkKind::wifi},
+      {"ethernet", UplinkKind::ethernet},
+      {"usb", UplinkKind::usb},
+      {"bluetooth", UplinkKind::bluetooth}};
+  return k;
+}
+
+const std::vector<std::pair<const char*, Roaming>>& roaming_states() {
+  static const std::vector<std::pair<const char*, Roaming>> r = {
+      {"home", Roaming::home},
+      {"national", Roaming::national},
+      {"international", Roaming::international}};
+  return r;
+}
+
+bool valid_uplink_name(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (const char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+template <class E>
+std::string name_of(const std::vector<std::pair<const char*, E>>& names, E v) {
+  for (const auto& [n, e] : names)
+    if (e == v) return n;
+  return "?";
+}
+std::string to_string(UplinkKind k) { return name_of(uplink_kinds(), k); }
+std::string to_string(Roaming r) { return name_of(roaming_states(), r); }
 
 std::string to_string(Role r) { return r == Role::upstream ? "upstream" : "downstream"; }
 std::string to_string(Engine e) { return e == Engine::kernel ? "kernel" : "dpdk"; }

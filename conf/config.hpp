@@ -81,6 +81,33 @@ struct UpstreamConfig {
   bool operator==(const UpstreamConfig&) const = default;
 };
 
+// Multi-uplink mode: uplinks active at once next to set_upstream's single one, each with what
+// the connection manager knows of it (oFono/ModemManager report roaming). Which uplink a flow
+// takes is the kernel's routing decision; tetherpath follows it (offload_policy).
+enum class UplinkKind { cellular, wifi, ethernet, usb, bluetooth };
+enum class Roaming { home, national, international };
+
+struct UplinkConfig {
+  std::string name;
+  std::string iface;
+  UplinkKind kind = UplinkKind::ethernet;
+  bool metered = false;
+  Roaming roaming = Roaming::home;
+  uint32_t metric = 100;  // lower is preferred
+  uint32_t weight = 1;    // share among uplinks of equal metric
+  std::optional<IpAddr> ipv4_addr, ipv4_gateway;
+  std::vector<IpAddr> ipv6_gateways;
+  bool operator==(const UplinkConfig&) const = default;
+};
+
+// The names of the kinds and roaming states, shared by the YAML and the API.
+const std::vector<std::pair<const char*, UplinkKind>>& uplink_kinds();
+const std::vector<std::pair<const char*, Roaming>>& roaming_states();
+// 1 to 32 of [A-Za-z0-9_-]: it names metrics labels, events and routing tables' comments.
+bool valid_uplink_name(const std::string& name);
+std::string to_string(UplinkKind k);
+std::string to_string(Roaming r);
+
 struct DownstreamConfig {
   std::string iface;
   Prefix prefix;
@@ -136,6 +163,7 @@ struct Config {
   KernelEngineConfig kernel_engine;
   OffloadConfig offload;
   std::optional<UpstreamConfig> upstream;
+  std::vector<UplinkConfig> uplinks;
   std::vector<DownstreamConfig> downstreams;
   std::vector<Prefix> local_prefixes;
   LimitsConfig limits;

@@ -5,6 +5,9 @@
 //  - BM_FlowInstallPaced: the same at a fixed 10k events/s, reporting p50/p99 latency.
 //  - BM_KeepaliveRound: one NAT keepalive round for N real kernel conntrack entries (needs root:
 //    it creates them in a private network namespace), in seconds of control-thread time.
+//  - BM_RouteChange: N flows decided with the kernel's own route lookups (RtnlMirror on real
+//    interfaces in a private network namespace, root), then every flow decided again as after a
+//    route or rule change: the time until the fast path agrees with the kernel again.
 #include <benchmark/benchmark.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
@@ -15,6 +18,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -24,6 +29,7 @@
 #include "engine_harness.hpp"
 #include "fake_kernel.hpp"
 #include "flow_manager.hpp"
+#include "rtnl_mirror.hpp"
 
 namespace tp::test {
 namespace {
@@ -193,6 +199,64 @@ void BM_KeepaliveRound(benchmark::State& state) {
       static_cast<double>(writer.datagrams) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_KeepaliveRound)->Arg(100000)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+// The lab box's three ports as veths, with the FakeKernel's addresses and resolved neighbours.
+bool lab_interfaces() {
+  return std::system(
+             "sysctl -qw net.ipv4.ip_forward=1 && "
+             "for l in modem0 wifi0 usb0; do ip link add $l type veth peer name $l-peer && "
+             "ip link set $l up && ip link set $l-peer up; done && "
+             "ip addr add 100.64.0.2/24 dev modem0 && ip addr add 192.168.50.1/24 dev wifi0 && "
+             "ip addr add 192.168.60.1/24 dev usb0 && ip route add default via 100.64.0.1 && "
+             "ip neigh replace 100.64.0.1 lladdr 02:00:00:00:00:fe dev modem0 nud permanent && "
+             "ip neigh replace 192.168.50.10 lladdr 02:00:00:00:01:0a dev wifi0 nud permanent") ==
+         0;
+}
+
+void BM_RouteChange(benchmark::State& state) {
+  if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0 || !lab_interfaces()) {
+    state.SkipWithError("needs root (real interfaces in a private network namespace)");
+    return;
+  }
+  init_eal(2048);
+  const auto n = static_cast<uint32_t>(state.range(0));
+  RtnlMirror mirror;
+  PolicyConfig cfg = config();
+  std::map<int, PortRole> ports;
+  const char* names[] = {"modem0", "wifi0", "usb0"};
+  for (int p = 0; p < 3; ++p) {
+    const auto old = std::find_if(cfg.ports.begin(), cfg.ports.end(),
+                                  [&](const auto& kv) { return kv.second.port == p; });
+    ports[mirror.ifindex(names[p])] = old->second;
+  }
+  cfg.ports = ports;
+  EngineHarness h(static_cast<uint32_t>(n * 2.2) + 64);
+  TopologySync sync(*h.fast_path);
+  FlowManager fm(*h.fast_path, sync, mirror, cfg, nullptr);
+  const auto t0 = Clock::now();
+  for (uint32_t i = 0; i < n; ++i) {
+    CtEntry e;
+    const auto msg = event_message(i);
+    parse_conntrack(reinterpret_cast<const nlmsghdr*>(msg.data()), e);
+    fm.upsert(e);
+  }
+  const double install_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (fm.size() != n) {
+    std::string why = "not every flow was installed:";
+    for (const auto& [reason, count] : fm.stats().refused)
+      why += " " + reason + "=" + std::to_string(count);
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const uint64_t lookups0 = mirror.route_lookups();
+  for (auto _ : state) fm.reevaluate_all();
+  state.counters["flows"] = n;
+  state.counters["install_ms"] = install_ms;
+  state.counters["lookups_per_round"] = static_cast<double>(mirror.route_lookups() - lookups0) /
+                                        static_cast<double>(state.iterations());
+  state.counters["still_offloaded"] = static_cast<double>(fm.size());
+}
+BENCHMARK(BM_RouteChange)->Arg(10000)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 }  // namespace tp::test

@@ -4,81 +4,12 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "api_args.hpp"
 #include "api_server.hpp"
 
 namespace tp {
-namespace {
 
-struct ApiError : std::runtime_error {
-  ApiError(std::string c, const std::string& message) : std::runtime_error(message), code(c) {}
-  std::string code;
-};
-
-[[noreturn]] void illegal_argument(const std::string& why) {
-  throw ApiError("illegal_argument", why);
-}
-
-Json ok(Json extra = Json::object()) {
-  extra["ok"] = true;
-  return extra;
-}
-
-// Names, addresses and prefixes reach C parsers and the kernel, which stop at a NUL: with one
-// inside, what is checked would not be what is used ("wifi0\u0000" passing as another port's
-// name, "10.0.0.0\u0000/8" as 10.0.0.0/8). No control character has a place in any of them.
-std::string checked_text(const Json& v, const char* key) {
-  std::string s = v.get<std::string>();
-  for (const char c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      illegal_argument(std::string(key) + ": control characters are not allowed");
-  return s;
-}
-
-// A string argument: absent or null is empty; any other type is an error.
-std::string string_arg(const Json& req, const char* key) {
-  auto it = req.find(key);
-  if (it == req.end() || it->is_null()) return "";
-  if (!it->is_string()) illegal_argument(std::string(key) + ": expected a string");
-  return checked_text(*it, key);
-}
-
-std::vector<std::string> string_list_arg(const Json& req, const char* key) {
-  std::vector<std::string> out;
-  auto it = req.find(key);
-  if (it == req.end() || it->is_null()) return out;
-  if (!it->is_array()) illegal_argument(std::string(key) + ": expected a list of strings");
-  for (const Json& e : *it) {
-    if (!e.is_string()) illegal_argument(std::string(key) + ": expected a list of strings");
-    out.push_back(checked_text(e, key));
-  }
-  return out;
-}
-
-uint64_t bytes_arg(const Json& req, const char* key) {
-  auto it = req.find(key);
-  if (it == req.end()) illegal_argument(std::string("missing '") + key + "'");
-  if (!it->is_number_integer()) illegal_argument(std::string(key) + ": expected an integer");
-  if (it->is_number_unsigned()) return it->get<uint64_t>();
-  const int64_t v = it->get<int64_t>();
-  if (v < 0) illegal_argument(std::string(key) + ": expected bytes >= 0, got " + std::to_string(v));
-  return static_cast<uint64_t>(v);
-}
-
-IpAddr address_arg(const std::string& text, int family, const char* key) {
-  auto a = IpAddr::parse(text);
-  if (!a || a->family != family)
-    illegal_argument(std::string(key) + ": expected an " + (family == AF_INET ? "IPv4" : "IPv6") +
-                     " address, got '" + text + "'");
-  return *a;
-}
-
-Prefix prefix_arg(const std::string& text) {
-  auto p = Prefix::parse(text);
-  if (!p) illegal_argument("expected an address/length prefix, got '" + text + "'");
-  return *p;
-}
-
-}  // namespace
+using namespace api;
 
 OffloadApi::OffloadApi(const conf::Config& cfg, OffloadHost& host)
     : ports_(cfg.ports), host_(host) {}
@@ -102,7 +33,8 @@ Json OffloadApi::handle(const Json& request) {
     if (op == "init") return init();
     static const char* const kStarted[] = {
         "stop",           "set_local_prefixes", "set_upstream",
-        "add_downstream", "remove_downstream",  "set_data_warning_and_limit"};
+        "add_downstream", "remove_downstream",  "set_data_warning_and_limit",
+        "add_uplink",     "update_uplink",      "remove_uplink"};
     bool known = false;
     for (const char* k : kStarted) known = known || op == k;
     if (!known) throw ApiError("unknown_op", "no operation '" + op + "'");
@@ -113,6 +45,9 @@ Json OffloadApi::handle(const Json& request) {
     if (op == "set_upstream") return set_upstream(request);
     if (op == "add_downstream") return downstream(request, true);
     if (op == "remove_downstream") return downstream(request, false);
+    if (op == "add_uplink") return add_uplink(request);
+    if (op == "update_uplink") return update_uplink(request);
+    if (op == "remove_uplink") return remove_uplink(request);
     return set_data_warning_and_limit(request);
   } catch (const ApiError& e) {
     return Json{{"ok", false}, {"error", e.code}, {"message", e.what()}};
@@ -140,6 +75,7 @@ Json OffloadApi::stop() {
   upstream_.reset();
   unsupported_upstream_.reset();
   upstream_ever_set_ = false;
+  uplinks_.clear();
   downstreams_.clear();
   local_prefixes_.clear();
   for (uint8_t p = 0; p < ports_.size(); ++p) stats_base_[p] = host_.forwarded_bytes(p);
@@ -174,6 +110,8 @@ Json OffloadApi::set_upstream(const Json& req) {
     emit("upstream_cleared", "");
     return ok();
   }
+  if (is_uplink(u.iface))
+    illegal_argument("iface: '" + u.iface + "' is an uplink (remove_uplink it first)");
   const bool ours = port_index(u.iface, conf::Role::upstream).has_value();
   if (!ours && port_index(u.iface, conf::Role::downstream))
     illegal_argument("iface: '" + u.iface + "' is a downstream port of this box");
@@ -280,6 +218,7 @@ Json OffloadApi::status() {
   } else {
     s["upstream"] = nullptr;
   }
+  s["uplinks"] = uplinks_json();
   s["downstreams"] = Json::array();
   for (const auto& d : downstreams_)
     s["downstreams"].push_back({{"iface", d.iface}, {"prefix", d.prefix.str()}});
@@ -315,6 +254,10 @@ void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previ
       unsupported_upstream_.reset();
       upstream_ever_set_ = true;
     }
+    changed = true;
+  }
+  if (fresh || cfg.uplinks != previous->uplinks) {
+    uplinks_ = cfg.uplinks;
     changed = true;
   }
   if (fresh || cfg.downstreams != previous->downstreams) {
@@ -381,6 +324,13 @@ void OffloadApi::poll() {
 }
 
 void OffloadApi::link_changed(uint8_t port, bool up) {
+  if (port >= ports_.size()) return;
+  if (up)
+    links_down_.erase(port);
+  else
+    links_down_.insert(port);
+  for (const auto& u : uplinks_)
+    if (started_ && u.iface == ports_[port].name) emit_uplink(up ? "uplink_up" : "uplink_down", u);
   if (!started_ || !upstream_ || port >= ports_.size() || ports_[port].name != upstream_->iface)
     return;
   if (up)
@@ -448,7 +398,7 @@ std::map<uint8_t, PortRole> OffloadApi::roles() const {
   for (uint8_t p = 0; p < ports_.size(); ++p) {
     PortRole r;
     r.port = p;
-    r.upstream = upstream_ && upstream_->iface == ports_[p].name;
+    r.upstream = (upstream_ && upstream_->iface == ports_[p].name) || is_uplink(ports_[p].name);
     auto l = limits_.find(p);
     r.limited = l != limits_.end() && l->second.reached;
     for (const auto& d : downstreams_)

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,8 +62,11 @@ class OffloadApi {
 
   // Every ~100 ms: data warning and limit events.
   void poll();
-  // The upstream port lost or regained its link.
+  // A port lost or regained its link (events for the upstream and the uplinks).
   void link_changed(uint8_t port, bool up);
+  // Whether a port's flows fail over when its link goes: it is an uplink and another one is
+  // configured (set_upstream's counts) to take new connections.
+  bool fails_over(uint8_t port) const;
 
   // Persisted data-limit state (usage.json): what survives a restart. restore_usage keeps what
   // it can use and returns what it ignored (a mistyped field costs that field, not the start).
@@ -70,6 +74,8 @@ class OffloadApi {
   std::vector<std::string> restore_usage(const Json& saved);
 
   bool started() const { return started_; }
+  // The uplinks as status shows them.
+  Json uplinks_json() const;
   // The policy's view: roles by port index.
   std::map<uint8_t, PortRole> roles() const;
   const std::vector<Prefix>& local_prefixes() const { return local_prefixes_; }
@@ -90,6 +96,14 @@ class OffloadApi {
   Json get_forwarded_stats(const Json& req);
   Json set_data_warning_and_limit(const Json& req);
   Json status();
+  // Multi-uplink mode (uplinks.cpp).
+  Json add_uplink(const Json& req);
+  Json update_uplink(const Json& req);
+  Json remove_uplink(const Json& req);
+  void check_uplink(const conf::UplinkConfig& u, const std::string& replacing) const;
+  void emit_uplink(const std::string& event, const conf::UplinkConfig& u,
+                   const std::string& detail = "");
+  bool is_uplink(const std::string& iface) const;
 
   std::optional<uint8_t> port_index(const std::string& name, conf::Role role) const;
   void set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used, bool warned = false,
@@ -104,6 +118,8 @@ class OffloadApi {
   // The HAL's "moved to a RAT without offload": the upstream is a kernel interface that is not
   // one of our ports. Nothing is offloaded until set_upstream names an upstream port again.
   std::optional<conf::UpstreamConfig> unsupported_upstream_;
+  std::vector<conf::UplinkConfig> uplinks_;  // next to upstream_, in the order added
+  std::set<uint8_t> links_down_;             // ports whose link is down, as last told
   std::vector<conf::DownstreamConfig> downstreams_;
   std::vector<Prefix> local_prefixes_;
   std::map<uint8_t, Limit> limits_;

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,12 @@ constexpr const char* kUsage =
     "  status | flows | ports | counters      what the daemon is doing\n"
     "  init | stop                            start / stop offload\n"
     "  set-upstream IFACE [--ipv4-addr A] [--ipv4-gateway G] [--ipv6-gateway G]...\n"
+    "  uplinks                                the uplinks of multi-uplink mode\n"
+    "  add-uplink NAME IFACE [UPLINK OPTIONS] | update-uplink NAME [--iface I] [UPLINK OPTIONS]\n"
+    "      --kind cellular|wifi|ethernet|usb|bluetooth  --metered | --unmetered\n"
+    "      --roaming home|national|international  --metric N  --weight N\n"
+    "      --ipv4-addr A  --ipv4-gateway G  --ipv6-gateway G...\n"
+    "  remove-uplink NAME\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
@@ -114,6 +121,35 @@ std::string attachment_line(const Json& p) {
   return s;
 }
 
+// The uplink options of add-uplink and update-uplink, from `first` on, into the request.
+void uplink_options(const std::vector<std::string>& rest, std::size_t first, Json& req) {
+  for (std::size_t i = first; i < rest.size(); ++i) {
+    const std::string& o = rest[i];
+    if (o == "--metered" || o == "--unmetered") {
+      req["metered"] = o == "--metered";
+      continue;
+    }
+    if (i + 1 >= rest.size()) usage_error(o + " needs a value");
+    const std::string& v = rest[++i];
+    if (o == "--metric" || o == "--weight") {
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || v[0] == '-') usage_error(o + ": expected a number, got '" + v + "'");
+      req[o.substr(2)] = n;
+    } else if (o == "--ipv6-gateway") {
+      if (!req.contains("ipv6_gateways")) req["ipv6_gateways"] = Json::array();
+      req["ipv6_gateways"].push_back(v);
+    } else if (o == "--iface" || o == "--kind" || o == "--roaming" || o == "--ipv4-addr" ||
+               o == "--ipv4-gateway") {
+      std::string key = o.substr(2);
+      std::replace(key.begin(), key.end(), '-', '_');
+      req[key] = v;
+    } else {
+      usage_error("unknown option " + o);
+    }
+  }
+}
+
 void table(const std::vector<std::string>& head,
            const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> w(head.size());
@@ -152,6 +188,15 @@ void show(const std::string& verb, const Json& r) {
            "fast rx bytes", "fast tx bytes"},
           rows);
     for (const Json& p : r["ports"]) std::cout << attachment_line(p) << '\n';
+  } else if (verb == "uplinks") {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& u : r["uplinks"])
+      rows.push_back({str(u["name"]), str(u["iface"]), str(u["kind"]),
+                      u["metered"].get<bool>() ? "yes" : "no", str(u["roaming"]), str(u["metric"]),
+                      str(u["weight"]), str(u.value("link", Json("-"))),
+                      u.value("ipv4_addr", std::string("-"))});
+    table({"uplink", "iface", "kind", "metered", "roaming", "metric", "weight", "link", "ipv4"},
+          rows);
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
               << r["tx_bytes"] << " bytes forwarded since the previous call\n";
@@ -172,6 +217,11 @@ void show(const std::string& verb, const Json& r) {
     if (!u.is_null() && !u.value("offloaded", true))
       std::cout << " (no fast-path port: not offloaded)";
     std::cout << '\n';
+    for (const Json& l : r.value("uplinks", Json::array()))
+      std::cout << "uplink      " << str(l["name"]) << ": " << str(l["iface"]) << ", "
+                << str(l["kind"]) << (l["metered"].get<bool>() ? ", metered" : "") << ", "
+                << str(l["roaming"]) << ", metric " << l["metric"] << ", link "
+                << str(l.value("link", Json("-"))) << '\n';
     for (const Json& d : r["downstreams"])
       std::cout << "downstream  " << str(d["iface"]) << ' ' << str(d["prefix"]) << '\n';
     for (const Json& p : r["local_prefixes"]) std::cout << "local       " << str(p) << '\n';
@@ -255,6 +305,20 @@ int main(int argc, char** argv) {
       else
         usage_error("unknown option " + rest[i]);
     }
+  } else if (verb == "uplinks") {
+    need(0);
+    req = {{"op", "status"}};
+  } else if (verb == "add-uplink") {
+    if (rest.size() < 2) usage_error("add-uplink needs a name and an interface");
+    req = {{"op", "add_uplink"}, {"name", rest[0]}, {"iface", rest[1]}};
+    uplink_options(rest, 2, req);
+  } else if (verb == "update-uplink") {
+    if (rest.empty()) usage_error("update-uplink needs a name");
+    req = {{"op", "update_uplink"}, {"name", rest[0]}};
+    uplink_options(rest, 1, req);
+  } else if (verb == "remove-uplink") {
+    need(1);
+    req = {{"op", "remove_uplink"}, {"name", rest[0]}};
   } else if (verb == "add-downstream" || verb == "remove-downstream") {
     need(2);
     req = {{"op", verb == "add-downstream" ? "add_downstream" : "remove_downstream"},
@@ -288,7 +352,9 @@ int main(int argc, char** argv) {
       if (json)
         std::cout << e.dump() << std::endl;
       else
-        std::cout << str(e["event"]) << ' ' << str(e["upstream"])
+        std::cout << str(e["event"]) << ' '
+                  << (e.contains("uplink") ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
+                                           : str(e["upstream"]))
                   << (e.contains("detail") ? " (" + str(e["detail"]) + ")" : "") << std::endl;
     }
     return 0;

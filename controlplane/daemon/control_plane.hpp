@@ -72,6 +72,7 @@ class ControlPlane : private OffloadHost {
   conf::Config cfg_;
   std::unique_ptr<RtnlMirror> rtnl_;
   std::unique_ptr<ConntrackWriter> writer_;
+  uint64_t failover_removed_ = 0;  // conntrack entries of failed uplinks' flows deleted
   std::unique_ptr<TopologySync> topo_;
   std::unique_ptr<FlowManager> flows_;
   std::unique_ptr<Ipv6Rules> rules6_;  // offload.ipv6 "neighbours" only

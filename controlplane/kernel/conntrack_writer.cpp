@@ -85,7 +85,8 @@ std::vector<int> ConntrackWriter::apply(const std::vector<Update>& updates) {
     while (next < updates.size()) {
       const Update& u = updates[next];
       nlmsghdr* nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(batch));
-      nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+      nlh->nlmsg_type =
+          (NFNL_SUBSYS_CTNETLINK << 8) | (u.remove ? IPCTNL_MSG_CT_DELETE : IPCTNL_MSG_CT_NEW);
       nlh->nlmsg_flags =
           NLM_F_REQUEST | NLM_F_ACK;  // no NLM_F_CREATE: update an existing entry only
       nlh->nlmsg_seq = seq_++;
@@ -94,8 +95,8 @@ std::vector<int> ConntrackWriter::apply(const std::vector<Update>& updates) {
       nfh->version = NFNETLINK_V0;
       nfh->res_id = 0;
       nf_conntrack* ct = conntrack_for_update(u.entry);
-      if (u.timeout) nfct_set_attr_u32(ct, ATTR_TIMEOUT, u.timeout);
-      if (u.liberal && u.entry.proto == IPPROTO_TCP) {
+      if (u.timeout && !u.remove) nfct_set_attr_u32(ct, ATTR_TIMEOUT, u.timeout);
+      if (u.liberal && !u.remove && u.entry.proto == IPPROTO_TCP) {
         nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_ORIG, IP_CT_TCP_FLAG_BE_LIBERAL);
         nfct_set_attr_u8(ct, ATTR_TCP_MASK_ORIG, IP_CT_TCP_FLAG_BE_LIBERAL);
         nfct_set_attr_u8(ct, ATTR_TCP_FLAGS_REPL, IP_CT_TCP_FLAG_BE_LIBERAL);

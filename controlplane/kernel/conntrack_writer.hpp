@@ -1,5 +1,6 @@
 // Changes the kernel's conntrack entries on the fast path's behalf: NAT keepalives (refresh the
-// timeout of flows only the fast path still sees) and the liberal hand-back of TCP flows. Updates
+// timeout of flows only the fast path still sees), the liberal hand-back of TCP flows and the
+// targeted removal of a failed uplink's entries. Updates
 // go out many to a datagram; each gets its own acknowledgement, mapped back to its entry.
 #pragma once
 
@@ -35,6 +36,9 @@ class ConntrackWriter {
     CtEntry entry;
     uint32_t timeout = 0;  // seconds; 0 leaves it
     bool liberal = false;  // TCP: stop window checking in both directions
+    // Delete the entry instead (a failed uplink's flows: their NAT mapping leads nowhere now,
+    // and the next packet must make a new one through the uplink the kernel picks).
+    bool remove = false;
   };
   // Sends all updates batched; returns one result per update: 0, or the negative errno the
   // kernel answered (-ENOENT: the entry no longer exists).

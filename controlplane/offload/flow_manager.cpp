@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -221,13 +222,16 @@ void FlowManager::neighbour_changed(int ifindex, const IpAddr& addr, std::option
     for (const CtEntry& e : ready) upsert(e);
     return;
   }
-  // Gone: its flows go back to the kernel, which will resolve it again or drop them.
+  // Gone: its flows go back to the kernel, which will resolve it again or drop them. They wait
+  // for it (or for another route) here, as a flow that never had it would.
   for (auto it = flows_.begin(); it != flows_.end();) {
     auto next = std::next(it);
     const Decision& p = it->second.plan;
     if ((p.orig.out_ifindex == ifindex && p.orig.next_hop == addr) ||
-        (p.reply.out_ifindex == ifindex && p.reply.next_hop == addr))
+        (p.reply.out_ifindex == ifindex && p.reply.next_hop == addr)) {
+      if (pending_.size() < kMaxPending) pending_[it->first] = it->second.ct;
       remove(it, true);
+    }
     it = next;
   }
 }
@@ -241,13 +245,34 @@ void FlowManager::reevaluate_all() {
   for (const CtEntry& e : all) upsert(e);
 }
 
-void FlowManager::port_down(uint8_t port) {
+std::vector<CtEntry> FlowManager::port_down(uint8_t port) {
+  std::vector<CtEntry> gone;
   for (auto it = flows_.begin(); it != flows_.end();) {
     auto next = std::next(it);
     const Decision& p = it->second.plan;
-    if (p.orig.in_port == port || p.orig.out_port == port) remove(it, true);
+    if (p.orig.in_port == port || p.orig.out_port == port) {
+      gone.push_back(it->second.ct);
+      remove(it, true);
+    }
     it = next;
   }
+  return gone;
+}
+
+std::vector<CtEntry> FlowManager::take_natted_to(const std::vector<IpAddr>& addrs) {
+  std::vector<CtEntry> out;
+  for (auto* waiting : {&pending_, &parked_})
+    for (auto it = waiting->begin(); it != waiting->end();) {
+      const CtEntry& e = it->second;
+      const bool natted = e.family == AF_INET && !(e.reply.dst == e.orig.src);
+      if (natted && std::find(addrs.begin(), addrs.end(), e.reply.dst) != addrs.end()) {
+        out.push_back(e);
+        it = waiting->erase(it);
+      } else {
+        ++it;
+      }
+    }
+  return out;
 }
 
 std::vector<std::pair<FlowUsage, FlowUsage>> FlowManager::usage_of_all() const {

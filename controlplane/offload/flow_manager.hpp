@@ -50,8 +50,13 @@ class FlowManager {
   void neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac);
   // Routes or addresses changed: every flow is decided again.
   void reevaluate_all();
-  // A port went down (carrier or administratively): its flows go back to the kernel.
-  void port_down(uint8_t port);
+  // A port went down (carrier or administratively): its flows go back to the kernel. Returns
+  // their conntrack entries (for a failed uplink, the caller removes them from the kernel).
+  std::vector<CtEntry> port_down(uint8_t port);
+  // The entries waiting outside the fast path (for a route or a neighbour) whose NAT address is
+  // one of `addrs`, forgotten here: a failed uplink's flows that a route change took out of the
+  // fast path before its link loss was seen.
+  std::vector<CtEntry> take_natted_to(const std::vector<IpAddr>& addrs);
 
   // Keepalive round (keepalive.hpp): flows that carried traffic since their last refresh get
   // their conntrack timeout set again once their protocol's period is up; idle flows past their

@@ -33,7 +33,7 @@ refused() {
     python3 -c "import json, sys; print(json.load(sys.stdin)['flow_manager']['not_offloaded'].get('$1', 0))"
 }
 # udp_flow NS SERVER SECONDS: a paced UDP upload, offloaded once the kernel marks it assured.
-udp_flow() { nsx "$1" iperf3 -c "$2" -u -b 10M -t "$3" >/dev/null 2>&1 & }
+udp_flow() { nsx "$1" timeout $(($3 + 15)) iperf3 -c "$2" -u -b 10M -t "$3" >/dev/null 2>&1 & }
 silent_for() {  # silent_for COUNTER SECONDS: nothing reached the server meanwhile
   local a b
   a=$(seen "$1"); sleep "$2"; b=$(seen "$1")
@@ -102,7 +102,7 @@ nsx tp-box ip route replace default nexthop via 100.64.0.1 nexthop via 100.64.0.
 # A server of its own: the one on 5201 may still be finishing the transfer stopped above.
 nsx tp-net iperf3 -s -D -B 203.0.113.10 -p 5301 --logfile "$TP_LAB_DIR/iperf3-5301.log"
 sleep 0.5
-nsx tp-wifi iperf3 -c 203.0.113.10 -p 5301 -u -b 2M -P 8 -t 10 >/dev/null 2>&1 &
+nsx tp-wifi timeout 30 iperf3 -c 203.0.113.10 -p 5301 -u -b 2M -P 8 -t 10 >/dev/null 2>&1 &
 pidmp=$!
 check "the flows are offloaded" eventually 6 offloaded_at_least 8
 nsx tp-net timeout 2 tcpdump -i tp-net-modem -nn -e -l 'udp and dst port 5301' 2>/dev/null >"$TP_LAB_DIR/mp.txt"

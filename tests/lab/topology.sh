@@ -17,6 +17,10 @@
 # and usb0 and are the kernel's interfaces, to which tetherpath attaches its tc/XDP programs.
 # TP_LAB_MODEM=rawip (kernel engine) makes modem0 a raw-IP device, as a modem's rmnet is: a
 # TUN device (IPv4 and IPv6, no link-layer header) relayed to one in tp-net (tools/tun_pair.py).
+# TP_LAB_PHONE=1 adds a second uplink, a phone tethered to the box: port phone0 (kernel engine:
+# a veth; DPDK engine: tp-phone-raw and its TAP), 100.65.0.2/24 behind gateway 100.65.0.1
+# (tp-net-phone), masqueraded like the modem; the same servers answer through it, and seen from
+# tp-net a connection's source address and interface tell which uplink carried it.
 #
 # Usage: topology.sh up | down | box
 #   up    namespaces, veths, servers (HTTP, iperf3, DNS) in tp-net, clients' links
@@ -30,6 +34,7 @@ NS=(tp-net tp-box tp-wifi tp-usb)
 LAB_DIR=${TP_LAB_DIR:-/tmp/tp-lab}
 ENGINE=${TP_ENGINE:-dpdk}
 MODEM=${TP_LAB_MODEM:-ether}
+PHONE=${TP_LAB_PHONE:-0}
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -79,7 +84,12 @@ up() {
   if [ "$ENGINE" = kernel ]; then
     ip link add tp-wifi-c netns tp-wifi type veth peer name wifi0 netns tp-box
     ip link add tp-usb-c netns tp-usb type veth peer name usb0 netns tp-box
-    for dev in modem0 wifi0 usb0; do
+    local box_devs="modem0 wifi0 usb0"
+    if [ "$PHONE" = 1 ]; then
+      ip link add tp-net-phone netns tp-net type veth peer name phone0 netns tp-box
+      box_devs="$box_devs phone0"
+    fi
+    for dev in $box_devs; do
       plain_veth tp-box "$dev"
       nsx tp-box ip link set "$dev" up
     done
@@ -90,14 +100,17 @@ up() {
 
     # The box's raw ports belong to tetherpath: the kernel gets no address on them, no IPv6, and
     # drops what arrives there (AF_PACKET has its copy before the ingress hook runs).
-    nsx tp-box nft -f - <<'NFT'
-table netdev tp_raw {
-  chain modem { type filter hook ingress device "tp-modem-raw" priority -500; policy drop; }
-  chain wifi { type filter hook ingress device "tp-wifi-raw" priority -500; policy drop; }
-  chain usb { type filter hook ingress device "tp-usb-raw" priority -500; policy drop; }
-}
-NFT
-    for dev in tp-modem-raw tp-wifi-raw tp-usb-raw; do
+    local raw_devs="tp-modem-raw tp-wifi-raw tp-usb-raw"
+    if [ "$PHONE" = 1 ]; then
+      ip link add tp-net-phone netns tp-net type veth peer name tp-phone-raw netns tp-box
+      raw_devs="$raw_devs tp-phone-raw"
+    fi
+    for dev in $raw_devs; do
+      nsx tp-box nft add table netdev tp_raw
+      nsx tp-box nft add chain netdev tp_raw "${dev//-/_}" \
+        "{ type filter hook ingress device \"$dev\" priority -500; policy drop; }"
+    done
+    for dev in $raw_devs; do
       nsx tp-box sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
       plain_veth tp-box "$dev"
       nsx tp-box ip link set "$dev" up
@@ -115,6 +128,11 @@ NFT
   nsx tp-net ip addr add 2001:db8:ffff::10/128 dev lo
   nsx tp-net ip -6 route add 2001:db8:50::/64 via 2001:db8:100::2
   nsx tp-net ip -6 route add 2001:db8:60::/64 via 2001:db8:100::2
+  if [ "$PHONE" = 1 ]; then
+    plain_veth tp-net tp-net-phone
+    nsx tp-net ip addr add 100.65.0.1/24 dev tp-net-phone
+    nsx tp-net ip link set tp-net-phone up
+  fi
 
   # Clients: a fixed MAC (the DHCP reservation, the SLAAC interface id), no address yet: they
   # get them from the box (see box()).
@@ -131,6 +149,7 @@ NFT
     # which a veth enables with GRO (or an XDP program) on the receiving side. The box's veth
     # advertises that it takes redirected frames (xdp-features) only once both ends are up.
     [ "$MODEM" = rawip ] || nsx tp-net ethtool -K tp-net-modem gro on
+    [ "$PHONE" = 1 ] && nsx tp-net ethtool -K tp-net-phone gro on
     nsx tp-wifi ethtool -K tp-wifi-c gro on
     nsx tp-usb ethtool -K tp-usb-c gro on
   fi
@@ -207,14 +226,16 @@ wait_port() {
 }
 
 wait_taps() {
+  local dev missing
   for _ in $(seq 100); do
-    if nsx tp-box ip link show modem0 >/dev/null 2>&1 && nsx tp-box ip link show wifi0 >/dev/null 2>&1 &&
-      nsx tp-box ip link show usb0 >/dev/null 2>&1; then
-      return 0
-    fi
+    missing=
+    for dev in modem0 wifi0 usb0 $([ "$PHONE" = 1 ] && echo phone0); do
+      nsx tp-box ip link show "$dev" >/dev/null 2>&1 || missing="$missing $dev"
+    done
+    [ -z "$missing" ] && return 0
     sleep 0.1
   done
-  echo "topology: tetherpath's TAPs (modem0, wifi0, usb0) did not appear in tp-box" >&2
+  echo "topology: tetherpath's TAPs ($missing) did not appear in tp-box" >&2
   return 1
 }
 
@@ -232,6 +253,11 @@ box() {
     nsx tp-box ip addr replace "$3" dev "$1" nodad
     nsx tp-box ip link set "$1" up
   done
+  if [ "$PHONE" = 1 ]; then
+    nsx tp-box sysctl -qw net.ipv6.conf.phone0.accept_dad=0
+    nsx tp-box ip addr replace 100.65.0.2/24 dev phone0
+    nsx tp-box ip link set phone0 up
+  fi
   nsx tp-box ip route replace default via 100.64.0.1 dev modem0
   nsx tp-box ip -6 route replace default via 2001:db8:100::1 dev modem0
   serve_clients
@@ -245,7 +271,7 @@ box() {
 table ip tp_nat
 delete table ip tp_nat
 table ip tp_nat {
-  chain post { type nat hook postrouting priority srcnat; oifname "modem0" masquerade; }
+  chain post { type nat hook postrouting priority srcnat; oifname { "modem0", "phone0" } masquerade; }
 }
 table $family tp_filter
 delete table $family tp_filter

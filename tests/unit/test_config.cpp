@@ -63,8 +63,8 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
        "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, kernel_engine, offload, "
-       "upstream, "
-       "downstreams, local_prefixes, limits, api, metrics, state_dir, run_dir)"},
+       "upstream, uplinks, downstreams, local_prefixes, limits, api, metrics, state_dir, "
+       "run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},
@@ -155,6 +155,59 @@ TEST(Config, BadRuntimeSectionsNameFileLineColumnAndKey) {
        "the box)"},
   };
   check_bad(cases);
+}
+
+// Three ports: m and p upstream, w downstream, then the uplinks under test.
+#define THREE_PORTS                                                                              \
+  "ports:\n  - {name: m, role: upstream, device: a}\n  - {name: p, role: upstream, device: c}\n" \
+  "  - {name: w, role: downstream, device: b}\nuplinks:\n"
+
+TEST(Config, BadUplinksNameFileLineColumnAndKey) {
+  const Bad cases[] = {
+      {THREE_PORTS "  - {name: modem, iface: w}\n",
+       "bad.yaml:6:26: uplinks[0].iface: port 'w' is not an upstream port"},
+      {THREE_PORTS "  - {name: modem, iface: m}\n  - {name: modem, iface: p}\n",
+       "bad.yaml:7:12: uplinks[1].name: uplink 'modem' is listed twice"},
+      {THREE_PORTS "  - {name: modem, iface: m}\n  - {name: phone, iface: m}\n",
+       "bad.yaml:7:26: uplinks[1].iface: 'm' is already uplink 'modem'"},
+      {THREE_PORTS "  - {name: 'mo dem', iface: m}\n",
+       "bad.yaml:6:12: uplinks[0].name: expected 1 to 32 of A-Z a-z 0-9 _ -"},
+      {THREE_PORTS "  - {name: modem, iface: m, kind: satellite}\n",
+       "bad.yaml:6:35: uplinks[0].kind: expected one of cellular, wifi, ethernet, usb, "
+       "bluetooth, got 'satellite'"},
+      {THREE_PORTS "  - {name: modem, iface: m, roaming: abroad}\n",
+       "bad.yaml:6:38: uplinks[0].roaming: expected one of home, national, international, got "
+       "'abroad'"},
+      {THREE_PORTS "  - {name: modem, iface: m, weight: 0}\n",
+       "bad.yaml:6:37: uplinks[0].weight: expected an integer from 1 to 256, got 0"},
+      {THREE_PORTS "  - {name: modem}\n", "bad.yaml:6:5: uplinks[0]: missing key 'iface'"},
+      {"ports:\n  - {name: m, role: upstream, device: a}\n  - {name: w, role: downstream, "
+       "device: b}\nupstream: {iface: m, ipv4_addr: 100.64.0.2}\nuplinks:\n  - {name: modem, "
+       "iface: m}\n",
+       "bad.yaml:6:26: uplinks[0].iface: 'm' is already the upstream (set_upstream's single "
+       "uplink)"},
+  };
+  check_bad(cases);
+}
+
+TEST(Config, UplinksAreRead) {
+  const Config c = load_string(THREE_PORTS
+                               "  - {name: modem, iface: m, kind: cellular, metered: true, "
+                               "roaming: national, metric: 10, ipv4_addr: 100.64.0.2, "
+                               "ipv4_gateway: 100.64.0.1, ipv6_gateways: ['fe80::1']}\n"
+                               "  - {name: phone, iface: p, kind: wifi, weight: 3}\n",
+                               "good.yaml");
+  ASSERT_EQ(c.uplinks.size(), 2u);
+  EXPECT_EQ(c.uplinks[0].name, "modem");
+  EXPECT_EQ(c.uplinks[0].kind, UplinkKind::cellular);
+  EXPECT_TRUE(c.uplinks[0].metered);
+  EXPECT_EQ(c.uplinks[0].roaming, Roaming::national);
+  EXPECT_EQ(c.uplinks[0].metric, 10u);
+  EXPECT_EQ(c.uplinks[0].ipv4_gateway->str(), "100.64.0.1");
+  EXPECT_EQ(c.uplinks[1].kind, UplinkKind::wifi);
+  EXPECT_EQ(c.uplinks[1].roaming, Roaming::home);
+  EXPECT_EQ(c.uplinks[1].weight, 3u);
+  EXPECT_EQ(c.uplinks[1].metric, 100u);
 }
 
 TEST(Config, RuntimeSectionsAreRead) {

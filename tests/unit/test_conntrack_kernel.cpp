@@ -179,6 +179,36 @@ TEST(ConntrackKernel, OurOwnUpdatesDoNotComeBackAsEvents) {
   });
 }
 
+// A failed uplink's entries go, one by one: the others stay.
+TEST(ConntrackKernel, TheWriterRemovesExactlyTheEntriesItIsGiven) {
+  if (!can_run()) GTEST_SKIP() << "needs root and nf_conntrack_netlink";
+  in_new_netns([] {
+    View v;
+    ConntrackMirror m(v.sink(), 1 << 20, 1 << 20);
+    KernelConntrack k;
+    ASSERT_EQ(k.create({"192.168.50.10", "203.0.113.10", IPPROTO_UDP, 5000, 53},
+                       {"203.0.113.10", "100.64.0.2", IPPROTO_UDP, 53, 5000}),
+              0);
+    ASSERT_EQ(k.create({"192.168.50.11", "203.0.113.10", IPPROTO_UDP, 5001, 53},
+                       {"203.0.113.10", "100.65.0.2", IPPROTO_UDP, 53, 5001}),
+              0);
+    m.on_readable();
+    ASSERT_EQ(v.live.size(), 2u);
+    CtEntry modem;
+    for (const auto& [key, e] : v.live)
+      if (e.orig.src.str() == "192.168.50.10") modem = e;
+    ConntrackWriter w;
+    ConntrackWriter::Update del{modem, 0, false};
+    del.remove = true;
+    const auto results = w.apply({del, del});
+    EXPECT_EQ(results.at(0), 0);
+    EXPECT_EQ(results.at(1), -ENOENT) << "gone already";
+    m.on_readable();
+    ASSERT_EQ(v.live.size(), 1u);
+    EXPECT_EQ(v.live.begin()->second.orig.src.str(), "192.168.50.11");
+  });
+}
+
 // Entry X is created (its NEW event queued), the event socket overruns, X is destroyed while the
 // socket is full (its DESTROY lost). The resync's dump no longer has X; the NEW event still
 // queued from before the overrun must not bring it back.

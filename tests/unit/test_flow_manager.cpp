@@ -113,6 +113,11 @@ TEST_F(FlowManagerTest, NeighbourGoneHandsFlowsBack) {
   fm->neighbour_changed(kModemIf, ip("100.64.0.1"), std::nullopt);
   EXPECT_EQ(fm->size(), 0u);
   EXPECT_EQ(send_up(), "unknown_flow");
+  EXPECT_EQ(fm->pending(), 1u) << "it waits for the neighbour again";
+  const MacAddr mac = {2, 0, 0, 0, 0, 0xfe};
+  kernel.neigh[{kModemIf, ip("100.64.0.1")}] = mac;
+  fm->neighbour_changed(kModemIf, ip("100.64.0.1"), mac);
+  EXPECT_EQ(fm->size(), 1u) << "back without a conntrack event";
 }
 
 TEST_F(FlowManagerTest, WaitsForAnUnresolvedNeighbour) {
@@ -138,6 +143,13 @@ TEST_F(FlowManagerTest, FollowsTheKernelsRoutesBothWays) {
   EXPECT_EQ(fm->parked(), 1u);
   EXPECT_EQ(send_up(), "unknown_flow");
   EXPECT_EQ(fm->stats().refused.at("route_dropped"), 1u);
+  // Its uplink fails: it is that uplink's by its NAT address, and forgotten with it.
+  EXPECT_TRUE(fm->take_natted_to({ip("100.65.0.2")}).empty());
+  const auto taken = fm->take_natted_to({ip("100.64.0.2")});
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].orig.src, ip("192.168.50.10"));
+  EXPECT_EQ(fm->parked(), 0u);
+  fm->upsert(masqueraded_tcp());  // the kernel still had it: parked again
   fm->neighbour_changed(kWifiIf, ip("192.168.50.10"), MacAddr{2, 0, 0, 0, 1, 0x0a});
   EXPECT_EQ(fm->size(), 0u) << "a neighbour does not change a route";
   kernel.refused.clear();

@@ -546,3 +546,142 @@ TEST(OffloadApiConfig, ReEnabledOffloadStartsFromTheFile) {
 
 }  // namespace
 }  // namespace tp
+
+namespace tp {
+namespace {
+
+// Multi-uplink mode: modem0 (0) and phone0 (1) upstream ports, wifi0 (2) downstream.
+class UplinksTest : public ::testing::Test {
+ protected:
+  UplinksTest()
+      : api(conf::load_string("ports:\n"
+                              "  - {name: modem0, role: upstream, device: a}\n"
+                              "  - {name: phone0, role: upstream, device: b}\n"
+                              "  - {name: wifi0, role: downstream, device: c}\n"
+                              "offload: {enabled: false}\n",
+                              "test.yaml"),
+            host) {
+    api.on_event = [this](const Json& e) { events.push_back(e); };
+  }
+  std::string code(const std::string& json) {
+    const Json r = api.handle(Json::parse(json));
+    return r.value("ok", false) ? "ok" : r.value("error", "?") + ": " + r.value("message", "");
+  }
+  Json uplinks() { return api.handle(Json::parse(R"({"op":"status"})"))["uplinks"]; }
+
+  RecordingHost host;
+  OffloadApi api;
+  std::vector<Json> events;
+};
+
+TEST_F(UplinksTest, BadCallsChangeNothing) {
+  EXPECT_EQ(code(R"({"op":"add_uplink","name":"modem","iface":"modem0"})").substr(0, 13),
+            "illegal_state");
+  ASSERT_EQ(code(R"({"op":"init"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"add_uplink","name":"modem","iface":"modem0"})"), "ok");
+  const int changes = host.role_changes;
+  for (const char* bad : {
+           R"({"op":"add_uplink","iface":"phone0"})",
+           R"({"op":"add_uplink","name":"a b","iface":"phone0"})",
+           R"({"op":"add_uplink","name":"modem","iface":"phone0"})",
+           R"({"op":"add_uplink","name":"phone","iface":"modem0"})",
+           R"({"op":"add_uplink","name":"phone","iface":"wifi0"})",
+           R"({"op":"add_uplink","name":"phone","iface":"ppp9"})",
+           R"({"op":"add_uplink","name":"phone"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","kind":"satellite"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","roaming":"abroad"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","weight":0})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","metric":-1})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","metered":"yes"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv4_addr":"192.0.2"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv6_gateways":["10.0.0.1"]})",
+           R"({"op":"update_uplink","name":"phone","metric":5})",
+           R"({"op":"update_uplink","name":"modem","iface":"wifi0"})",
+           R"({"op":"remove_uplink","name":"phone"})",
+           R"({"op":"set_upstream","iface":"modem0","ipv4_addr":"100.64.0.2"})",
+       })
+    EXPECT_EQ(code(bad).substr(0, 16), "illegal_argument") << bad;
+  EXPECT_EQ(host.role_changes, changes);
+  ASSERT_EQ(uplinks().size(), 1u);
+  EXPECT_EQ(uplinks()[0]["kind"], "ethernet");  // the defaults: nothing half-applied
+  EXPECT_EQ(uplinks()[0]["iface"], "modem0");
+}
+
+TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
+  ASSERT_EQ(code(R"({"op":"init"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"add_uplink","name":"modem","iface":"modem0","kind":"cellular",
+                    "metered":true,"metric":10,"ipv4_addr":"100.64.0.2",
+                    "ipv4_gateway":"100.64.0.1"})"),
+            "ok");
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_FALSE(api.roles()[1].upstream);
+  EXPECT_FALSE(api.fails_over(0)) << "a single uplink has nothing to fail over to";
+  ASSERT_EQ(code(R"({"op":"add_uplink","name":"phone","iface":"phone0","kind":"wifi",
+                    "metric":20})"),
+            "ok");
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_TRUE(api.roles()[1].upstream);
+  EXPECT_FALSE(api.roles()[2].upstream);
+  EXPECT_TRUE(api.fails_over(0));
+  EXPECT_TRUE(api.fails_over(1));
+  EXPECT_FALSE(api.fails_over(2));
+  const Json u = uplinks();
+  ASSERT_EQ(u.size(), 2u);
+  EXPECT_EQ(u[0]["name"], "modem");
+  EXPECT_EQ(u[0]["kind"], "cellular");
+  EXPECT_EQ(u[0]["metered"], true);
+  EXPECT_EQ(u[0]["roaming"], "home");
+  EXPECT_EQ(u[0]["ipv4_gateway"], "100.64.0.1");
+  EXPECT_EQ(u[1]["metric"], 20);
+  EXPECT_EQ(u[1]["link"], "up");
+
+  // Roaming begins: an update of one field, an event; the same again changes nothing.
+  EXPECT_EQ(api.handle(Json::parse(R"({"op":"update_uplink","name":"modem",
+                                       "roaming":"international"})"))["changed"],
+            true);
+  EXPECT_EQ(uplinks()[0]["roaming"], "international");
+  EXPECT_EQ(uplinks()[0]["metric"], 10) << "fields not named are kept";
+  EXPECT_EQ(api.handle(Json::parse(R"({"op":"update_uplink","name":"modem",
+                                       "roaming":"international"})"))["changed"],
+            false);
+
+  api.link_changed(1, false);
+  EXPECT_EQ(uplinks()[1]["link"], "down");
+  api.link_changed(1, true);
+  ASSERT_EQ(code(R"({"op":"remove_uplink","name":"phone"})"), "ok");
+  EXPECT_FALSE(api.roles()[1].upstream);
+  EXPECT_FALSE(api.fails_over(0));
+
+  std::vector<std::string> names;
+  for (const auto& e : events)
+    names.push_back(e["event"].get<std::string>() + ":" + e.value("uplink", ""));
+  const std::vector<std::string> want = {
+      "offload_started:",  "uplink_added:modem", "uplink_added:phone",  "uplink_updated:modem",
+      "uplink_down:phone", "uplink_up:phone",    "uplink_removed:phone"};
+  EXPECT_EQ(names, want);
+
+  ASSERT_EQ(code(R"({"op":"stop"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"init"})"), "ok");
+  EXPECT_TRUE(uplinks().empty()) << "stop clears the uplinks as it clears the upstream";
+}
+
+TEST(OffloadApiConfig, UplinksComeFromTheFile) {
+  RecordingHost host;
+  const conf::Config c = conf::load_string(
+      "ports:\n"
+      "  - {name: modem0, role: upstream, device: a}\n"
+      "  - {name: phone0, role: upstream, device: b}\n"
+      "  - {name: wifi0, role: downstream, device: c}\n"
+      "uplinks:\n"
+      "  - {name: modem, iface: modem0, kind: cellular}\n"
+      "  - {name: phone, iface: phone0, kind: wifi}\n",
+      "test.yaml");
+  OffloadApi api(c, host);
+  api.apply_config(c, nullptr);
+  EXPECT_TRUE(api.roles()[0].upstream);
+  EXPECT_TRUE(api.roles()[1].upstream);
+  EXPECT_TRUE(api.fails_over(0));
+}
+
+}  // namespace
+}  // namespace tp

@@ -1,0 +1,86 @@
+// The management API's argument checks, shared by its operations: every malformed argument is an
+// ApiError with the key and what was expected, which OffloadApi::handle turns into an error reply.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ip_addr.hpp"
+
+namespace tp::api {
+
+using Json = nlohmann::json;
+
+struct ApiError : std::runtime_error {
+  ApiError(std::string c, const std::string& message) : std::runtime_error(message), code(c) {}
+  std::string code;
+};
+
+[[noreturn]] inline void illegal_argument(const std::string& why) {
+  throw ApiError("illegal_argument", why);
+}
+
+inline Json ok(Json extra = Json::object()) {
+  extra["ok"] = true;
+  return extra;
+}
+
+// Names, addresses and prefixes reach C parsers and the kernel, which stop at a NUL: with one
+// inside, what is checked would not be what is used ("wifi0\u0000" passing as another port's
+// name, "10.0.0.0\u0000/8" as 10.0.0.0/8). No control character has a place in any of them.
+inline std::string checked_text(const Json& v, const char* key) {
+  std::string s = v.get<std::string>();
+  for (const char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      illegal_argument(std::string(key) + ": control characters are not allowed");
+  return s;
+}
+
+// A string argument: absent or null is empty; any other type is an error.
+inline std::string string_arg(const Json& req, const char* key) {
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return "";
+  if (!it->is_string()) illegal_argument(std::string(key) + ": expected a string");
+  return checked_text(*it, key);
+}
+
+inline std::vector<std::string> string_list_arg(const Json& req, const char* key) {
+  std::vector<std::string> out;
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return out;
+  if (!it->is_array()) illegal_argument(std::string(key) + ": expected a list of strings");
+  for (const Json& e : *it) {
+    if (!e.is_string()) illegal_argument(std::string(key) + ": expected a list of strings");
+    out.push_back(checked_text(e, key));
+  }
+  return out;
+}
+
+inline uint64_t bytes_arg(const Json& req, const char* key) {
+  auto it = req.find(key);
+  if (it == req.end()) illegal_argument(std::string("missing '") + key + "'");
+  if (!it->is_number_integer()) illegal_argument(std::string(key) + ": expected an integer");
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  const int64_t v = it->get<int64_t>();
+  if (v < 0) illegal_argument(std::string(key) + ": expected bytes >= 0, got " + std::to_string(v));
+  return static_cast<uint64_t>(v);
+}
+
+inline IpAddr address_arg(const std::string& text, int family, const char* key) {
+  auto a = IpAddr::parse(text);
+  if (!a || a->family != family)
+    illegal_argument(std::string(key) + ": expected an " + (family == AF_INET ? "IPv4" : "IPv6") +
+                     " address, got '" + text + "'");
+  return *a;
+}
+
+inline Prefix prefix_arg(const std::string& text) {
+  auto p = Prefix::parse(text);
+  if (!p) illegal_argument("expected an address/length prefix, got '" + text + "'");
+  return *p;
+}
+
+}  // namespace tp::api
