@@ -74,33 +74,9 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   };
   rt_.on_port_down = [this](uint8_t port) {
     std::vector<CtEntry> gone = flows_->port_down(port);
-    // With other uplinks to take over, a failed uplink's flows are also forgotten by conntrack:
-    // their NAT mapping leads nowhere, and the clients' next packets (or reconnects) make new
-    // ones through the uplink the kernel picks. Only these entries: never a flush. The route
-    // change that came with the link loss may have taken some out of the fast path already
-    // (their NAT address no longer on their way out): they are the uplink's by that address.
     std::cerr << "tetherpath: port " << cfg_.ports[port].name << " down, " << gone.size()
-              << " flows handed back" << (api_->fails_over(port) ? ", failing over" : "") << '\n';
-    if (writer_ && api_->fails_over(port)) {
-      const auto more =
-          flows_->take_natted_to(rtnl_->addresses_of(rtnl_->ifindex(cfg_.ports[port].name)));
-      gone.insert(gone.end(), more.begin(), more.end());
-    }
-    if (writer_ && api_->fails_over(port) && !gone.empty()) {
-      std::vector<ConntrackWriter::Update> dels;
-      for (const CtEntry& e : gone) {
-        ConntrackWriter::Update d{e, 0, false};
-        d.remove = true;
-        dels.push_back(d);
-      }
-      const auto results = writer_->apply(dels);
-      const auto removed = std::count(results.begin(), results.end(), 0);
-      failover_removed_ += static_cast<uint64_t>(removed);
-      std::cerr << "tetherpath: " << cfg_.ports[port].name
-                << " is down with another uplink to take "
-                << "over: " << removed << " of " << gone.size()
-                << " of its conntrack entries removed\n";
-    }
+              << " flows handed back\n";
+    if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
     if (rules6_) rules6_->port_down(port);
     api_->link_changed(port, false);
   };
@@ -317,6 +293,25 @@ void ControlPlane::redecide_all() {
   flows_->set_config(policy_from(cfg_));
   if (offloading_) ct_->resync();
   rebuild_rules6();
+}
+
+// With other uplinks to take over, a failed uplink's flows are also forgotten by conntrack: their
+// NAT mapping leads nowhere, and the clients' next packets (or reconnects) make new ones through
+// the uplink the kernel picks. Only these entries, never a flush. The route change that came with
+// the link loss may have taken some out of the fast path already (their NAT address no longer on
+// their way out): they are the uplink's by that address.
+void ControlPlane::fail_over(uint8_t port, std::vector<CtEntry> gone) {
+  const std::string& name = cfg_.ports[port].name;
+  const auto waiting = flows_->take_natted_to(rtnl_->addresses_of(rtnl_->ifindex(name)));
+  gone.insert(gone.end(), waiting.begin(), waiting.end());
+  if (gone.empty()) return;
+  std::vector<ConntrackWriter::Update> dels;
+  for (const CtEntry& e : gone) dels.push_back({e, 0, false, true});
+  const auto results = writer_->apply(dels);
+  const auto removed = std::count(results.begin(), results.end(), 0);
+  failover_removed_ += static_cast<uint64_t>(removed);
+  std::cerr << "tetherpath: " << name << " failed over to the other uplinks: " << removed << " of "
+            << gone.size() << " of its conntrack entries removed\n";
 }
 
 void ControlPlane::settle_previous_run() {

@@ -64,6 +64,8 @@ class ControlPlane : private OffloadHost {
   // fast path (the kernel engine's pinned state) and did not install again goes, and its next
   // hops are free.
   void settle_previous_run();
+  // A failed uplink's flows: handed back already (`gone`), their conntrack entries deleted.
+  void fail_over(uint8_t port, std::vector<CtEntry> gone);
   // The IPv6 address rules made to match the current roles, while offloading.
   void rebuild_rules6();
 
