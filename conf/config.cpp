@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -303,12 +305,61 @@ E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& nam
   f.fail("expected one of " + have + ", got '" + s + "'");
 }
 
+TrackConfig parse_track(const Field& f) {
+  f.only_keys({"targets", "interval_ms", "timeout_ms", "reliability", "down", "up",
+               "max_loss_pct", "max_rtt_ms"});
+  TrackConfig t;
+  auto targets = f.child("targets");
+  if (!targets) f.fail("missing key 'targets' (the addresses to ping over this uplink)");
+  targets->each([&](const Field& e) { t.targets.push_back(e.address()); });
+  if (t.targets.empty()) targets->fail("expected at least one address");
+  if (t.targets.size() > 8) targets->fail("at most 8 targets");
+  if (auto v = f.child("interval_ms")) t.interval_ms = v->integer<uint32_t>(100, 600000);
+  t.timeout_ms = std::min<uint32_t>(t.interval_ms, 1000);
+  if (auto v = f.child("timeout_ms")) {
+    t.timeout_ms = v->integer<uint32_t>(10, 600000);
+    if (t.timeout_ms > t.interval_ms) v->fail("expected at most interval_ms");
+  }
+  if (auto v = f.child("reliability")) {
+    t.reliability = v->integer<uint32_t>(1, 8);
+    if (t.reliability > t.targets.size()) v->fail("expected at most the number of targets");
+  }
+  if (auto v = f.child("down")) t.down = v->integer<uint32_t>(1, 100);
+  if (auto v = f.child("up")) t.up = v->integer<uint32_t>(1, 100);
+  if (auto v = f.child("max_loss_pct")) t.max_loss_pct = v->integer<uint32_t>(0, 100);
+  if (auto v = f.child("max_rtt_ms")) t.max_rtt_ms = v->integer<uint32_t>(0, 600000);
+  return t;
+}
+
+RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
+  f.only_keys({"manage", "table", "priority", "mark_mask", "masquerade", "failback_s"});
+  RoutingConfig r;
+  if (auto v = f.child("manage")) r.manage = v->boolean();
+  // Tables 253 to 255 are the kernel's default, main and local; 0 is "unspecified".
+  if (auto v = f.child("table")) {
+    r.table = v->integer<uint32_t>(1, 0x7fff0000);
+    if (r.table >= 250 && r.table <= 255) v->fail("tables 250 to 255 are reserved (main, local)");
+  }
+  if (auto v = f.child("priority")) r.priority = v->integer<uint32_t>(1, 32700);
+  if (auto v = f.child("mark_mask")) {
+    r.mark_mask = v->integer<uint32_t>(0, UINT32_MAX);
+    if (r.mark_mask & offload.no_offload_mask)
+      v->fail("overlaps offload.no_offload_mask: the marks must not collide");
+    const uint32_t bits = r.mark_mask >> mark_shift(r.mark_mask);
+    if (r.mark_mask && (bits & (bits + 1)) != 0) v->fail("expected contiguous bits");
+    if (r.mark_mask && bits < 3) v->fail("expected at least 2 bits (uplink i is value i + 1)");
+  }
+  if (auto v = f.child("masquerade")) r.masquerade = v->boolean();
+  if (auto v = f.child("failback_s")) r.failback_s = v->integer<uint32_t>(0, 86400);
+  return r;
+}
+
 std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortConfig>& ports,
                                         const std::optional<UpstreamConfig>& upstream) {
   std::vector<UplinkConfig> out;
   f.each([&](const Field& e) {
     e.only_keys({"name", "iface", "kind", "metered", "roaming", "metric", "weight", "ipv4_addr",
-                 "ipv4_gateway", "ipv6_gateways"});
+                 "ipv4_gateway", "ipv6_gateways", "track"});
     UplinkConfig u;
     auto name = e.child("name");
     auto iface = e.child("iface");
@@ -333,6 +384,7 @@ std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortCo
     if (auto v = e.child("ipv4_gateway")) u.ipv4_gateway = v->address(AF_INET);
     if (auto v = e.child("ipv6_gateways"))
       v->each([&](const Field& g) { u.ipv6_gateways.push_back(g.address(AF_INET6)); });
+    if (auto v = e.child("track")) u.track = parse_track(*v);
     out.push_back(u);
   });
   return out;
@@ -456,7 +508,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
-                 "downstreams", "local_prefixes", "limits", "api", "metrics", "state_dir",
+                 "routing", "downstreams", "local_prefixes", "limits", "api", "metrics", "state_dir",
                  "run_dir"});
   Config c;
   c.source = file;
@@ -512,6 +564,13 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto o = top.child("offload")) c.offload = parse_offload(*o);
   if (auto u = top.child("upstream")) c.upstream = parse_upstream(*u, c.ports);
   if (auto u = top.child("uplinks")) c.uplinks = parse_uplinks(*u, c.ports, c.upstream);
+  if (auto r = top.child("routing")) {
+    c.routing = parse_routing(*r, c.offload);
+    const uint32_t values = c.routing.mark_mask >> mark_shift(c.routing.mark_mask);
+    if (c.routing.mark_mask && c.uplinks.size() > values)
+      r->child("mark_mask")->fail("too few bits for " + std::to_string(c.uplinks.size()) +
+                                  " uplinks");
+  }
   if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);
   if (auto l = top.child("local_prefixes"))
     l->each([&](const Field& e) { c.local_prefixes.push_back(e.prefix()); });

@@ -3,6 +3,8 @@
 // runs: the caller gets a complete Config or a ConfigError.
 #pragma once
 
+#include <bit>
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -87,6 +89,23 @@ struct UpstreamConfig {
 enum class UplinkKind { cellular, wifi, ethernet, usb, bluetooth };
 enum class Roaming { home, national, international };
 
+// Health tracking of one uplink, as mwan3track does it: each round pings every target over the
+// uplink's interface; a round fails when fewer than `reliability` targets answer within
+// `timeout_ms`. `down` failed rounds in a row take the uplink down, `up` healthy rounds in a row
+// bring it back; rounds that pass but lose more than `max_loss_pct` of the last ten probes per
+// target, or average more than `max_rtt_ms` (0: no bound), make it degraded.
+struct TrackConfig {
+  std::vector<IpAddr> targets;  // empty: link state only
+  uint32_t interval_ms = 1000;
+  uint32_t timeout_ms = 1000;
+  uint32_t reliability = 1;
+  uint32_t down = 3;
+  uint32_t up = 3;
+  uint32_t max_loss_pct = 20;
+  uint32_t max_rtt_ms = 0;
+  bool operator==(const TrackConfig&) const = default;
+};
+
 struct UplinkConfig {
   std::string name;
   std::string iface;
@@ -97,6 +116,7 @@ struct UplinkConfig {
   uint32_t weight = 1;    // share among uplinks of equal metric
   std::optional<IpAddr> ipv4_addr, ipv4_gateway;
   std::vector<IpAddr> ipv6_gateways;
+  TrackConfig track;
   bool operator==(const UplinkConfig&) const = default;
 };
 
@@ -107,6 +127,25 @@ const std::vector<std::pair<const char*, Roaming>>& roaming_states();
 bool valid_uplink_name(const std::string& name);
 std::string to_string(UplinkKind k);
 std::string to_string(Roaming r);
+
+// The kernel's policy routing for the uplinks, programmed by tetherpath when `manage` is on: a
+// table per uplink (`table` + 1 + its position) with its default routes, a shared table `table`
+// whose default route spreads new connections over the healthy uplinks of the lowest metric by
+// weight, the rules that consult them (priorities `priority` to `priority` + 3), and masquerade
+// out of every uplink. `mark_mask` (0: none) holds the packet-mark bits that pin a connection to
+// one uplink (uplink i: value i + 1 in those bits); they must not overlap the integrator's.
+struct RoutingConfig {
+  bool manage = false;
+  uint32_t table = 1000;
+  uint32_t priority = 1000;
+  uint32_t mark_mask = 0;
+  bool masquerade = true;
+  uint32_t failback_s = 30;  // healthy this long before a recovered uplink takes new connections
+  bool operator==(const RoutingConfig&) const = default;
+};
+
+// Uplink i's mark is (i + 1) << mark_shift(mask).
+inline int mark_shift(uint32_t mask) { return mask ? std::countr_zero(mask) : 0; }
 
 struct DownstreamConfig {
   std::string iface;
@@ -164,6 +203,7 @@ struct Config {
   OffloadConfig offload;
   std::optional<UpstreamConfig> upstream;
   std::vector<UplinkConfig> uplinks;
+  RoutingConfig routing;
   std::vector<DownstreamConfig> downstreams;
   std::vector<Prefix> local_prefixes;
   LimitsConfig limits;

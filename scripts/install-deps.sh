@@ -7,7 +7,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev clang-format
   # libraries
-  libdpdk-dev dpdk dpdk-dev libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev
+  libdpdk-dev dpdk dpdk-dev libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev libnftables-dev
   libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   # lab and tests: real kernel, real clients
   iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc ndisc6 tcpdump xdp-tools ethtool

@@ -45,6 +45,8 @@ class OffloadHost {
   virtual std::string reload() = 0;
   // Whether the kernel (the box's network namespace) has an interface of this name.
   virtual bool kernel_has_interface(const std::string& iface) = 0;
+  // An uplink's health and whether it takes new connections (the uplink monitor's), for status.
+  virtual Json uplink_state(const std::string& /*name*/) const { return Json::object(); }
 };
 
 class OffloadApi {
@@ -67,6 +69,9 @@ class OffloadApi {
   // Whether a port's flows fail over when its link goes: it is an uplink and another one is
   // configured (set_upstream's counts) to take new connections.
   bool fails_over(uint8_t port) const;
+  bool link_up(uint8_t port) const { return links_down_.count(port) == 0; }
+  // A port of the configuration with this name and role.
+  std::optional<uint8_t> port_index(const std::string& name, conf::Role role) const;
 
   // Persisted data-limit state (usage.json): what survives a restart. restore_usage keeps what
   // it can use and returns what it ignored (a mistyped field costs that field, not the start).
@@ -76,6 +81,7 @@ class OffloadApi {
   bool started() const { return started_; }
   // The uplinks as status shows them.
   Json uplinks_json() const;
+  const std::vector<conf::UplinkConfig>& uplinks() const { return uplinks_; }
   // The policy's view: roles by port index.
   std::map<uint8_t, PortRole> roles() const;
   const std::vector<Prefix>& local_prefixes() const { return local_prefixes_; }
@@ -105,7 +111,6 @@ class OffloadApi {
                    const std::string& detail = "");
   bool is_uplink(const std::string& iface) const;
 
-  std::optional<uint8_t> port_index(const std::string& name, conf::Role role) const;
   void set_limit(uint8_t port, uint64_t warning, uint64_t limit, uint64_t used, bool warned = false,
                  bool reached = false);
   void drop_limit(uint8_t port);

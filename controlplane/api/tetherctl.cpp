@@ -34,6 +34,7 @@ constexpr const char* kUsage =
     "      --kind cellular|wifi|ethernet|usb|bluetooth  --metered | --unmetered\n"
     "      --roaming home|national|international  --metric N  --weight N\n"
     "      --ipv4-addr A  --ipv4-gateway G  --ipv6-gateway G...\n"
+    "      --track TARGET[,TARGET]... | --track off  --track-interval-ms N\n"
     "  remove-uplink NAME\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
@@ -139,6 +140,22 @@ void uplink_options(const std::vector<std::string>& rest, std::size_t first, Jso
     } else if (o == "--ipv6-gateway") {
       if (!req.contains("ipv6_gateways")) req["ipv6_gateways"] = Json::array();
       req["ipv6_gateways"].push_back(v);
+    } else if (o == "--track") {  // targets, comma-separated; "off" stops tracking
+      req["track"] = Json::object();
+      if (v == "off") continue;
+      req["track"]["targets"] = Json::array();
+      for (std::size_t at = 0; at <= v.size();) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        req["track"]["targets"].push_back(v.substr(at, comma - at));
+        at = comma + 1;
+      }
+    } else if (o == "--track-interval-ms") {
+      if (!req.contains("track") || req["track"].empty())
+        usage_error("--track-interval-ms comes after --track TARGETS");
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || v[0] == '-') usage_error(o + ": expected a number, got '" + v + "'");
+      req["track"]["interval_ms"] = n;
     } else if (o == "--iface" || o == "--kind" || o == "--roaming" || o == "--ipv4-addr" ||
                o == "--ipv4-gateway") {
       std::string key = o.substr(2);
@@ -194,8 +211,12 @@ void show(const std::string& verb, const Json& r) {
       rows.push_back({str(u["name"]), str(u["iface"]), str(u["kind"]),
                       u["metered"].get<bool>() ? "yes" : "no", str(u["roaming"]), str(u["metric"]),
                       str(u["weight"]), str(u.value("link", Json("-"))),
+                      str(u.value("health", Json("-"))),
+                      u.value("takes_new_connections", false) ? "yes" : "no",
+                      u.contains("probe_loss_pct") ? str(u["probe_loss_pct"]) + "%" : "-",
                       u.value("ipv4_addr", std::string("-"))});
-    table({"uplink", "iface", "kind", "metered", "roaming", "metric", "weight", "link", "ipv4"},
+    table({"uplink", "iface", "kind", "metered", "roaming", "metric", "weight", "link", "health",
+           "new conns", "probe loss", "ipv4"},
           rows);
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
@@ -221,7 +242,9 @@ void show(const std::string& verb, const Json& r) {
       std::cout << "uplink      " << str(l["name"]) << ": " << str(l["iface"]) << ", "
                 << str(l["kind"]) << (l["metered"].get<bool>() ? ", metered" : "") << ", "
                 << str(l["roaming"]) << ", metric " << l["metric"] << ", link "
-                << str(l.value("link", Json("-"))) << '\n';
+                << str(l.value("link", Json("-"))) << ", " << str(l.value("health", Json("-")))
+                << (l.value("takes_new_connections", false) ? ", takes new connections" : "")
+                << '\n';
     for (const Json& d : r["downstreams"])
       std::cout << "downstream  " << str(d["iface"]) << ' ' << str(d["prefix"]) << '\n';
     for (const Json& p : r["local_prefixes"]) std::cout << "local       " << str(p) << '\n';
@@ -353,8 +376,9 @@ int main(int argc, char** argv) {
         std::cout << e.dump() << std::endl;
       else
         std::cout << str(e["event"]) << ' '
-                  << (e.contains("uplink") ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
-                                           : str(e["upstream"]))
+                  << (e.contains("uplink")    ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
+                      : e.contains("uplinks") ? e["uplinks"].dump()
+                                              : str(e["upstream"]))
                   << (e.contains("detail") ? " (" + str(e["detail"]) + ")" : "") << std::endl;
     }
     return 0;

@@ -45,6 +45,30 @@ E choice_arg(const Json& req, const char* key, const std::vector<std::pair<const
   illegal_argument(std::string(key) + ": expected one of " + have + ", got '" + s + "'");
 }
 
+// Tracking as the YAML's `track` says it; null or {} turns it off.
+conf::TrackConfig track_from(const Json& req) {
+  const Json& t = req["track"];
+  conf::TrackConfig c;
+  if (t.is_null() || (t.is_object() && t.empty())) return c;
+  if (!t.is_object()) illegal_argument("track: expected an object (targets, interval_ms, ...)");
+  for (const auto& [k, v] : t.items())
+    if (k != "targets" && k != "interval_ms" && k != "timeout_ms" && k != "reliability" &&
+        k != "down" && k != "up" && k != "max_loss_pct" && k != "max_rtt_ms")
+      illegal_argument("track: unknown key '" + k + "'");
+  for (const auto& a : string_list_arg(t, "targets"))
+    c.targets.push_back(address_arg(a, 0, "track.targets"));
+  if (c.targets.empty() || c.targets.size() > 8)
+    illegal_argument("track.targets: expected 1 to 8 addresses");
+  c.interval_ms = uint_arg(t, "interval_ms", 100, 600000, c.interval_ms);
+  c.timeout_ms = uint_arg(t, "timeout_ms", 10, c.interval_ms, std::min(c.interval_ms, 1000u));
+  c.reliability = uint_arg(t, "reliability", 1, static_cast<uint32_t>(c.targets.size()), 1);
+  c.down = uint_arg(t, "down", 1, 100, c.down);
+  c.up = uint_arg(t, "up", 1, 100, c.up);
+  c.max_loss_pct = uint_arg(t, "max_loss_pct", 0, 100, c.max_loss_pct);
+  c.max_rtt_ms = uint_arg(t, "max_rtt_ms", 0, 600000, c.max_rtt_ms);
+  return c;
+}
+
 // The request's fields over `base` (update_uplink changes only what it names).
 conf::UplinkConfig uplink_from(const Json& req, conf::UplinkConfig u) {
   if (req.contains("iface")) u.iface = string_arg(req, "iface");
@@ -67,6 +91,7 @@ conf::UplinkConfig uplink_from(const Json& req, conf::UplinkConfig u) {
     for (const auto& g : string_list_arg(req, "ipv6_gateways"))
       u.ipv6_gateways.push_back(address_arg(g, AF_INET6, "ipv6_gateways"));
   }
+  if (req.contains("track")) u.track = track_from(req);
   return u;
 }
 
@@ -159,6 +184,15 @@ Json OffloadApi::uplinks_json() const {
     if (u.ipv4_gateway) j["ipv4_gateway"] = u.ipv4_gateway->str();
     j["ipv6_gateways"] = Json::array();
     for (const auto& g : u.ipv6_gateways) j["ipv6_gateways"].push_back(g.str());
+    if (!u.track.targets.empty()) {
+      Json t{{"interval_ms", u.track.interval_ms}, {"timeout_ms", u.track.timeout_ms},
+             {"reliability", u.track.reliability}, {"down", u.track.down},
+             {"up", u.track.up}, {"max_loss_pct", u.track.max_loss_pct},
+             {"max_rtt_ms", u.track.max_rtt_ms}, {"targets", Json::array()}};
+      for (const auto& a : u.track.targets) t["targets"].push_back(a.str());
+      j["track"] = std::move(t);
+    }
+    j.update(host_.uplink_state(u.name));
     out.push_back(std::move(j));
   }
   return out;

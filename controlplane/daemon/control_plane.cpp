@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -69,6 +70,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       reevaluate_queued_ = false;
       rt_.poll_links();  // a link change of a kernel-engine port is known now, not at the next poll
       sync_local_addresses();
+      if (monitor_) monitor_->interfaces_changed();
       redecide_all();  // TAP ifindexes may have changed too
     });
   };
@@ -79,11 +81,25 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
     if (rules6_) rules6_->port_down(port);
     api_->link_changed(port, false);
+    if (monitor_) monitor_->link_changed(cfg_.ports[port].name, false);
   };
   rt_.on_port_up = [this](uint8_t port) {
     rebuild_rules6();
     api_->link_changed(port, true);
+    if (monitor_) monitor_->link_changed(cfg_.ports[port].name, true);
   };
+  UplinkMonitor::Host mh;
+  mh.link_up = [this](const std::string& iface) {
+    const auto port = api_->port_index(iface, conf::Role::upstream);
+    return !port || api_->link_up(*port);  // not a port of ours: probes tell
+  };
+  mh.health_changed = [this](const conf::UplinkConfig& u, Health was, Health now) {
+    health_changed(u, was, now);
+  };
+  mh.active_changed = [this](const std::vector<std::string>& active) {
+    publish(Json{{"event", "uplinks_active"}, {"uplinks", active}});
+  };
+  monitor_ = std::make_unique<UplinkMonitor>(io_, std::move(mh));
   sync_local_addresses();
 
   rtnl_sd_.assign(::dup(rtnl_->event_fd()));
@@ -99,6 +115,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   // What the configuration says to apply at start (offload starts if enabled), then the
   // accounting a previous run left: usage counters survive a restart.
   api_->apply_config(cfg_, nullptr);
+  configure_uplinks();
   const std::string usage_file = cfg_.state_dir + "/usage.json";
   if (auto saved = read_state_file(usage_file)) {
     const Json j = Json::parse(*saved, nullptr, false);
@@ -284,7 +301,51 @@ std::string ControlPlane::reload() {
   return "";
 }
 
-void ControlPlane::roles_changed() { redecide_all(); }
+void ControlPlane::roles_changed() {
+  configure_uplinks();
+  redecide_all();
+}
+
+// The monitor keeps what did not change (health so far, the kernel's routes); errors of
+// programming the kernel are logged and in status, the uplinks stand.
+void ControlPlane::configure_uplinks() {
+  if (monitor_) monitor_->configure(cfg_.routing, api_->uplinks());
+}
+
+void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Health now) {
+  Json e{{"event", "uplink_health"}, {"uplink", u.name},  {"iface", u.iface},
+         {"state", to_string(now)},  {"was", to_string(was)},
+         {"detail", to_string(was) + " -> " + to_string(now)}};
+  if (const auto st = monitor_->status(u.name)) {
+    e["loss_pct"] = st->loss_pct;
+    if (st->rtt_ms) e["rtt_ms"] = *st->rtt_ms;
+  }
+  publish(e);
+  // A lost link hands its flows back itself (on_port_down); here the link is up but the path
+  // behind it is not.
+  const auto port = api_->port_index(u.iface, conf::Role::upstream);
+  if (now != Health::down || !port || !api_->link_up(*port)) return;
+  std::vector<CtEntry> gone = flows_->port_down(*port);
+  std::cerr << "tetherpath: uplink " << u.name << " down by tracking, " << gone.size()
+            << " flows handed back\n";
+  if (writer_ && api_->fails_over(*port)) fail_over(*port, std::move(gone));
+}
+
+Json ControlPlane::uplink_state(const std::string& name) const {
+  const auto st = monitor_ ? monitor_->status(name) : std::nullopt;
+  if (!st) return Json::object();
+  Json j{{"health", to_string(st->health)},
+         {"tracked", st->tracked},
+         {"takes_new_connections", st->active},
+         {"health_changes", st->health_changes}};
+  if (st->tracked) {
+    j["probe_loss_pct"] = std::round(st->loss_pct * 10) / 10;
+    j["probe_rtt_ms"] = st->rtt_ms ? Json(*st->rtt_ms) : Json(nullptr);
+    j["probes_sent"] = st->probes_sent;
+    j["probes_answered"] = st->probes_answered;
+  }
+  return j;
+}
 
 // Installed flows are decided again from what the flow manager holds; entries refused before
 // (no upstream yet, outside every downstream prefix, no route) live only in the kernel, so a
@@ -412,6 +473,9 @@ Json ControlPlane::describe(const std::string& what) {
                 {"flows_waiting_for_neighbour", flows_->pending()},
                 {"flows_waiting_for_route", flows_->parked()},
                 {"failover_conntrack_removed", failover_removed_},
+                {"routing_managed", cfg_.routing.manage},
+                {"routing_errors", monitor_->routing_errors()},
+                {"uplinks_taking_new_connections", monitor_->active()},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},
@@ -550,7 +614,7 @@ std::string ControlPlane::metrics() const {
     out << "# HELP tetherpath_" << name << ' ' << help << "\n# TYPE tetherpath_" << name << ' '
         << type << '\n';
   };
-  auto sample = [&](const char* name, const std::string& labels, uint64_t v) {
+  auto sample = [&](const char* name, const std::string& labels, auto v) {
     out << "tetherpath_" << name;
     if (!labels.empty()) out << '{' << labels << '}';
     out << ' ' << v << '\n';
@@ -638,6 +702,31 @@ std::string ControlPlane::metrics() const {
   for (const Json& u : uplinks)
     sample("uplink_up", "uplink=\"" + u["name"].get<std::string>() + "\"",
            u.value("link", "down") == "up");
+  family("uplink_health", "gauge", "1 for the uplink's health state (up, degraded, down).");
+  for (const Json& u : uplinks)
+    for (const char* st : {"up", "degraded", "down"})
+      sample("uplink_health",
+             "uplink=\"" + u["name"].get<std::string>() + "\",state=\"" + st + "\"",
+             u.value("health", "") == st);
+  family("uplink_takes_new_connections", "gauge",
+         "1 when new connections are routed to the uplink (routing.manage).");
+  for (const Json& u : uplinks)
+    sample("uplink_takes_new_connections", "uplink=\"" + u["name"].get<std::string>() + "\"",
+           u.value("takes_new_connections", false));
+  family("uplink_probe_loss_ratio", "gauge", "Probes lost over the last ten per target.");
+  for (const Json& u : uplinks)
+    if (u.value("tracked", false))
+      sample("uplink_probe_loss_ratio", "uplink=\"" + u["name"].get<std::string>() + "\"",
+             u["probe_loss_pct"].get<double>() / 100);
+  family("uplink_forwarded_bytes_total", "counter",
+         "Fast-path bytes of the uplink's port (rx: from it, tx: to it).");
+  for (const Json& u : uplinks)
+    if (const auto p = api_->port_index(u["iface"].get<std::string>(), conf::Role::upstream)) {
+      const PortTotals t = rt_.port_totals(*p);
+      const std::string l = "uplink=\"" + u["name"].get<std::string>() + "\",direction=";
+      sample("uplink_forwarded_bytes_total", l + "\"rx\"", t.fwd_rx_bytes);
+      sample("uplink_forwarded_bytes_total", l + "\"tx\"", t.fwd_tx_bytes);
+    }
   family("failover_conntrack_removed_total", "counter",
          "Conntrack entries of a failed uplink's offloaded flows deleted.");
   sample("failover_conntrack_removed_total", "", failover_removed_);

@@ -19,6 +19,7 @@
 #include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
 #include "topology_sync.hpp"
+#include "uplink_monitor.hpp"
 
 namespace tp {
 
@@ -57,6 +58,10 @@ class ControlPlane : private OffloadHost {
   void disarm_limit(uint8_t port) override;
   uint64_t limit_used(uint8_t port) override;
   Json describe(const std::string& what) override;
+  Json uplink_state(const std::string& name) const override;
+  // Uplink health: events, and a failed uplink's flows fail over as if its link had gone.
+  void health_changed(const conf::UplinkConfig& u, Health was, Health now);
+  void configure_uplinks();
   Json api_json() const;
   void sync_local_addresses();
   void redecide_all();
@@ -85,6 +90,7 @@ class ControlPlane : private OffloadHost {
   boost::asio::steady_timer link_timer_;
   boost::asio::steady_timer persist_timer_;
   std::unique_ptr<OffloadApi> api_;
+  std::unique_ptr<UplinkMonitor> monitor_;
   std::unique_ptr<ApiServer> api_server_;
   std::unique_ptr<MetricsServer> metrics_server_;
   uint64_t reloads_ = 0, reloads_refused_ = 0, usage_writes_ = 0;

@@ -191,6 +191,25 @@ kernel_packets() {
   nsx tp-box conntrack -L "$@" 2>/dev/null | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^packets=/) {split($i, a, "="); s += a[2]}} END {print s + 0}'
 }
 
+# Counters of the internet side's `table inet tp_lab_seen` (the multi-uplink suites': which uplink
+# and which source address each connection came by): its packets, and whether it grows.
+seen() { nsx tp-net nft list counter inet tp_lab_seen "$1" | awk '/packets/ {print $2}'; }
+grows() { local a; a=$(seen "$1"); sleep 1; [ "$(seen "$1")" -gt "$a" ]; }
+
+# Two 30 s UDP transfers of the multi-uplink suites: the wifi client's to 203.0.113.10 (pid_wifi),
+# the usb client's from 203.0.113.11 (pid_usb; iperf3's report in usb-iperf.json); both_offloaded
+# tells when the fast path carries both.
+two_transfers() {
+  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -u -b 10M -t 30 >/dev/null 2>&1 &
+  pid_wifi=$!
+  nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -u -b 10M -t 30 -R --json >"$TP_LAB_DIR/usb-iperf.json" 2>&1 &
+  pid_usb=$!
+}
+both_offloaded() { flow_carries "203.0.113.10:5201 " orig 300 && flow_carries "203.0.113.11:5201 " reply 300; }
+usb_lost() {  # packets the usb client's transfer lost, once it is over
+  python3 -c "import json; print(json.load(open('$TP_LAB_DIR/usb-iperf.json'))['end']['sum']['lost_packets'])" 2>/dev/null
+}
+
 # A copy of the lab configuration with sed expressions applied.
 lab_config() {
   local out=$TP_LAB_DIR/config-$RANDOM.yaml

@@ -48,8 +48,6 @@ table inet tp_lab_seen {
   }
 }
 NFT
-seen() { nsx tp-net nft list counter inet tp_lab_seen "$1" | awk '/packets/ {print $2}'; }
-grows() { local a; a=$(seen "$1"); sleep 1; [ "$(seen "$1")" -gt "$a" ]; }
 status_json() {  # status_json PYTHON-EXPRESSION on tetherctl --json status (d)
   tetherctl --json status | python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
 }
@@ -72,11 +70,7 @@ nsx tp-box ip route add default via 100.65.0.1 dev phone0 table 200
 nsx tp-box ip rule add from 192.168.60.10 lookup 200 pref 200
 # A backup default route: when the modem goes, new connections take the phone.
 nsx tp-box ip route add default via 100.65.0.1 dev phone0 metric 500
-nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -u -b 10M -t 30 >/dev/null 2>&1 &
-pid_wifi=$!
-nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -u -b 10M -t 30 -R --json >"$TP_LAB_DIR/usb-iperf.json" 2>&1 &
-pid_usb=$!
-both_offloaded() { flow_carries "203.0.113.10:5201 " orig 300 && flow_carries "203.0.113.11:5201 " reply 300; }
+two_transfers
 check "both transfers are offloaded" eventually 8 both_offloaded
 check "the wifi client's leaves by the modem, as 100.64.0.2" grows modem_wifi
 check "the usb client's leaves by the phone, as 100.65.0.2" test "$(seen phone_usb)" -gt 0
@@ -106,7 +100,7 @@ check "the wifi client's packets now leave by the phone, as 100.65.0.2" eventual
 check "a new connection of the wifi client leaves by the phone too" eventually 5 grows new_by_phone
 check "and is offloaded there" eventually 6 flow_carries "203.0.113.10:5301 " orig 100
 wait "$pid_new" "$pid_wifi" "$pid_usb"
-lost=$(python3 -c "import json; print(json.load(open('$TP_LAB_DIR/usb-iperf.json'))['end']['sum']['lost_packets'])" 2>/dev/null)
+lost=$(usb_lost)
 measure "packets the phone's transfer lost across the modem's failure" "${lost:-unknown}"
 check "the phone's transfer lost nothing" test "${lost:-1}" -eq 0
 

@@ -26,7 +26,6 @@ table inet tp_lab_seen {
   }
 }
 NFT
-seen() { nsx tp-net nft list counter inet tp_lab_seen "$1" | awk '/packets/ {print $2}'; }
 # refused REASON: how many times the policy refused a flow for that reason.
 refused() {
   tetherctl --json counters |
@@ -40,7 +39,6 @@ silent_for() {  # silent_for COUNTER SECONDS: nothing reached the server meanwhi
   echo "$1: $a -> $b"
   [ "$a" = "$b" ]
 }
-grows() { local a; a=$(seen "$1"); sleep 1; [ "$(seen "$1")" -gt "$a" ]; }
 
 echo "a blackhole route added during a transfer"
 # Long enough for both sections; stopped at their end.

@@ -63,8 +63,8 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
        "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, kernel_engine, offload, "
-       "upstream, uplinks, downstreams, local_prefixes, limits, api, metrics, state_dir, "
-       "run_dir)"},
+       "upstream, uplinks, routing, downstreams, local_prefixes, limits, api, metrics, "
+       "state_dir, run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},
@@ -188,6 +188,61 @@ TEST(Config, BadUplinksNameFileLineColumnAndKey) {
        "uplink)"},
   };
   check_bad(cases);
+}
+
+TEST(Config, BadTrackingAndRoutingNameFileLineColumnAndKey) {
+  const Bad cases[] = {
+      {THREE_PORTS "  - {name: modem, iface: m, track: {interval_ms: 500}}\n",
+       "bad.yaml:6:36: uplinks[0].track: missing key 'targets' (the addresses to ping over this "
+       "uplink)"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.2.3.999]}}\n",
+       "bad.yaml:6:47: uplinks[0].track.targets[0]: expected an IP address, got '1.2.3.999'"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.1.1.1], interval_ms: 50}}\n",
+       "bad.yaml:6:70: uplinks[0].track.interval_ms: expected an integer from 100 to 600000, got "
+       "50"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.1.1.1], timeout_ms: 2000}}\n",
+       "bad.yaml:6:69: uplinks[0].track.timeout_ms: expected at most interval_ms"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.1.1.1], reliability: 2}}\n",
+       "bad.yaml:6:70: uplinks[0].track.reliability: expected at most the number of targets"},
+      {THREE_PORTS "  - {name: modem, iface: m}\nrouting: {manage: true, table: 254}\n",
+       "bad.yaml:7:32: routing.table: tables 250 to 255 are reserved (main, local)"},
+      {THREE_PORTS "  - {name: modem, iface: m}\nrouting: {mark_mask: 0x0f0f}\n",
+       "bad.yaml:7:22: routing.mark_mask: expected contiguous bits"},
+      {"ports:\n  - {name: m, role: upstream, device: a}\n  - {name: p, role: upstream, device: "
+       "c}\n  - {name: q, role: upstream, device: d}\n  - {name: r, role: upstream, device: e}\n"
+       "uplinks:\n  - {name: a, iface: m}\n  - {name: b, iface: p}\n  - {name: c, iface: q}\n"
+       "  - {name: d, iface: r}\nrouting: {mark_mask: 0x3}\n",
+       "bad.yaml:11:22: routing.mark_mask: too few bits for 4 uplinks"},
+      {"offload: {no_offload_mask: 0x100, no_offload_mark: 0x100}\n" THREE_PORTS
+       "  - {name: modem, iface: m}\nrouting: {mark_mask: 0xf00}\n",
+       "bad.yaml:8:22: routing.mark_mask: overlaps offload.no_offload_mask: the marks must not "
+       "collide"},
+  };
+  check_bad(cases);
+}
+
+TEST(Config, TrackingAndRoutingAreRead) {
+  const Config c = load_string(THREE_PORTS
+                               "  - {name: modem, iface: m, track: {targets: [198.51.100.1, "
+                               "'2001:db8::1'], interval_ms: 500, down: 2, max_rtt_ms: 300}}\n"
+                               "routing: {manage: true, table: 300, priority: 500, mark_mask: "
+                               "0xf000, masquerade: false, failback_s: 10}\n",
+                               "good.yaml");
+  const TrackConfig& t = c.uplinks[0].track;
+  ASSERT_EQ(t.targets.size(), 2u);
+  EXPECT_EQ(t.targets[1].str(), "2001:db8::1");
+  EXPECT_EQ(t.interval_ms, 500u);
+  EXPECT_EQ(t.timeout_ms, 500u);  // the interval, when under a second
+  EXPECT_EQ(t.down, 2u);
+  EXPECT_EQ(t.up, 3u);
+  EXPECT_EQ(t.max_rtt_ms, 300u);
+  EXPECT_TRUE(c.routing.manage);
+  EXPECT_EQ(c.routing.table, 300u);
+  EXPECT_EQ(c.routing.priority, 500u);
+  EXPECT_EQ(c.routing.mark_mask, 0xf000u);
+  EXPECT_FALSE(c.routing.masquerade);
+  EXPECT_EQ(c.routing.failback_s, 10u);
+  EXPECT_EQ(mark_shift(c.routing.mark_mask), 12);
 }
 
 TEST(Config, UplinksAreRead) {

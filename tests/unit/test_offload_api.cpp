@@ -595,6 +595,15 @@ TEST_F(UplinksTest, BadCallsChangeNothing) {
            R"({"op":"add_uplink","name":"phone","iface":"phone0","metered":"yes"})",
            R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv4_addr":"192.0.2"})",
            R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv6_gateways":["10.0.0.1"]})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","track":"1.1.1.1"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","track":{"targets":[]}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","track":{"targets":["x"]}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "track":{"targets":["1.1.1.1"],"interval_ms":10}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "track":{"targets":["1.1.1.1"],"reliability":2}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "track":{"targets":["1.1.1.1"],"count":2}})",
            R"({"op":"update_uplink","name":"phone","metric":5})",
            R"({"op":"update_uplink","name":"modem","iface":"wifi0"})",
            R"({"op":"remove_uplink","name":"phone"})",
@@ -644,6 +653,21 @@ TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"update_uplink","name":"modem",
                                        "roaming":"international"})"))["changed"],
             false);
+
+  // Tracking through the API, as the YAML's `track` says it; {} stops it.
+  ASSERT_EQ(code(R"({"op":"update_uplink","name":"phone",
+                    "track":{"targets":["198.51.100.1","2001:db8::1"],"interval_ms":500,
+                             "down":2}})"),
+            "ok");
+  const Json t = uplinks()[1]["track"];
+  EXPECT_EQ(t["targets"], Json::parse(R"(["198.51.100.1","2001:db8::1"])"));
+  EXPECT_EQ(t["interval_ms"], 500);
+  EXPECT_EQ(t["timeout_ms"], 500);
+  EXPECT_EQ(t["down"], 2);
+  EXPECT_EQ(t["up"], 3);
+  ASSERT_EQ(code(R"({"op":"update_uplink","name":"phone","track":{}})"), "ok");
+  EXPECT_FALSE(uplinks()[1].contains("track"));
+  events.resize(events.size() - 2);  // the two updates
 
   api.link_changed(1, false);
   EXPECT_EQ(uplinks()[1]["link"], "down");

@@ -11,24 +11,16 @@
 #include <string>
 
 #include "netns.hpp"
+#include "shell.hpp"
 #include "route_lookup.hpp"
 #include "rtnl_mirror.hpp"
 
 namespace tp {
 namespace {
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+using test::out_of;
+using test::sh;
 IpAddr ip(const char* s) { return *IpAddr::parse(s); }
-
-std::string out_of(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  return out;
-}
 
 // A box with a downstream (tpl-d) and two uplinks (tpl-m: the modem, tpl-p: a phone).
 class RouteLookupTest : public ::testing::Test {

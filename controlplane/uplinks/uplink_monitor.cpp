@@ -1,0 +1,216 @@
+#include "uplink_monitor.hpp"
+
+#include <net/if.h>
+
+#include <algorithm>
+#include <iostream>
+
+namespace tp {
+
+std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now) {
+  const auto best = [&](auto&& usable) {
+    std::vector<std::size_t> out;
+    std::optional<uint32_t> metric;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (usable(c[i]) && (!metric || c[i].metric < *metric)) metric = c[i].metric;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (usable(c[i]) && c[i].metric == *metric) out.push_back(i);
+    return out;
+  };
+  auto ready = best([&](const UplinkCandidate& u) {
+    return u.health == Health::up && u.held_until <= now;
+  });
+  if (ready.empty())
+    ready = best([](const UplinkCandidate& u) { return u.health == Health::degraded; });
+  if (ready.empty()) ready = best([](const UplinkCandidate& u) { return u.health == Health::up; });
+  return ready;
+}
+
+UplinkMonitor::UplinkMonitor(boost::asio::io_context& io, Host host)
+    : io_(io), host_(std::move(host)), hold_timer_(io), retry_timer_(io) {}
+
+UplinkMonitor::~UplinkMonitor() {
+  hold_timer_.cancel();
+  retry_timer_.cancel();
+}
+
+std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& routing,
+                                                  const std::vector<conf::UplinkConfig>& cfgs) {
+  if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_)
+    return routing_errors_;  // another role change: nothing here to redo
+  configured_ = true;
+  configured_uplinks_ = cfgs;
+  std::vector<std::unique_ptr<Tracked>> next;
+  for (const conf::UplinkConfig& c : cfgs) {
+    auto same = std::find_if(uplinks_.begin(), uplinks_.end(), [&](const auto& t) {
+      return t && t->cfg.name == c.name && t->cfg.iface == c.iface && t->cfg.track == c.track;
+    });
+    if (same != uplinks_.end()) {  // its health so far stands
+      (*same)->cfg = c;
+      next.push_back(std::move(*same));
+      continue;
+    }
+    auto t = std::make_unique<Tracked>(Tracked{c, HealthTracker(c.track), nullptr, {}, 0, 0});
+    if (host_.link_up && !host_.link_up(c.iface)) t->tracker.link(false);
+    if (!c.track.targets.empty()) {
+      Tracked* raw = t.get();
+      try {
+        t->prober = std::make_unique<IcmpProber>(
+            io_, c.iface, c.track.targets, std::chrono::milliseconds(c.track.interval_ms),
+            std::chrono::milliseconds(c.track.timeout_ms), [this, raw](const ProbeRound& r) {
+              const Health was = raw->tracker.state();
+              changed(*raw, raw->tracker.feed(r), was);
+            });
+      } catch (const std::exception& e) {
+        std::cerr << "tetherpath: uplink " << c.name << ": not tracked: " << e.what() << '\n';
+      }
+    }
+    next.push_back(std::move(t));
+  }
+  uplinks_ = std::move(next);
+
+  const bool was_managed = routing_cfg_.manage;
+  routing_cfg_ = routing;
+  if (routing.manage) {
+    if (!routing_) routing_ = std::make_unique<UplinkRouting>();
+    if (!masquerade_) masquerade_ = std::make_unique<UplinkMasquerade>();
+    reprogram();
+  } else if (was_managed) {
+    retry_timer_.cancel();
+    if (routing_) routing_->remove();
+    if (masquerade_) masquerade_->remove();
+    routing_errors_.clear();
+  }
+  active_.clear();  // chosen afresh (and the shared default route written) below
+  reselect();
+  return routing_errors_;
+}
+
+void UplinkMonitor::reprogram() {
+  const std::vector<std::string> before = routing_errors_;
+  for (auto& t : uplinks_) t->ifindex = static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
+  std::vector<std::size_t> all(uplinks_.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  routing_errors_ = routing_->program(routing_cfg_, managed(all));
+  std::vector<std::string> ifaces;
+  for (const auto& t : uplinks_) ifaces.push_back(t->cfg.iface);
+  if (routing_cfg_.masquerade) {
+    if (auto e = masquerade_->apply(ifaces); !e.empty()) routing_errors_.push_back(e);
+  } else {
+    masquerade_->remove();
+  }
+  if (routing_errors_ != before)  // retried every second while they last: said once
+    for (const auto& e : routing_errors_) std::cerr << "tetherpath: routing: " << e << '\n';
+  active_.clear();  // the shared default route is written afresh by the next reselect()
+}
+
+std::vector<ManagedUplink> UplinkMonitor::managed(const std::vector<std::size_t>& which) const {
+  std::vector<ManagedUplink> out;
+  for (std::size_t i : which) {
+    const Tracked& t = *uplinks_[i];
+    if (t.ifindex == 0) continue;  // not there (yet): no route can name it
+    out.push_back({t.cfg.name, t.ifindex, t.cfg.ipv4_addr, t.cfg.ipv4_gateway,
+                   t.cfg.ipv6_gateways, t.cfg.weight});
+  }
+  return out;
+}
+
+// A device that goes down takes its IPv4 routes with it: they are written again when it returns.
+void UplinkMonitor::link_changed(const std::string& iface, bool up) {
+  for (auto& t : uplinks_)
+    if (t->cfg.iface == iface) {
+      const Health was = t->tracker.state();
+      if (up && routing_cfg_.manage && routing_) reprogram();
+      changed(*t, t->tracker.link(up), was);
+      if (up) reselect();
+    }
+}
+
+// A gateway can be routed to only once its interface has the address of its subnet: what the
+// kernel refused is tried again a second later, not at every route event (ours among them).
+void UplinkMonitor::interfaces_changed() {
+  if (!routing_cfg_.manage || !routing_) return;
+  const bool moved = std::any_of(uplinks_.begin(), uplinks_.end(), [](const auto& t) {
+    return t->ifindex != static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
+  });
+  if (moved) {
+    reprogram();
+    reselect();
+    return;
+  }
+  if (routing_errors_.empty() || retry_pending_) return;
+  retry_pending_ = true;
+  retry_timer_.expires_after(std::chrono::seconds(1));
+  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    retry_pending_ = false;
+    if (ec || !routing_cfg_.manage || !routing_) return;
+    reprogram();
+    reselect();
+  });
+}
+
+void UplinkMonitor::changed(Tracked& t, std::optional<Health> now, Health was) {
+  if (!now) return;
+  ++t.changes;
+  // Back from an outage: new connections wait for the failback hold (running ones never moved).
+  if (was == Health::down)
+    t.held_until = std::chrono::steady_clock::now() + std::chrono::seconds(routing_cfg_.failback_s);
+  // New connections are routed elsewhere before the failed uplink's flows are handed back, so
+  // none of them makes a new mapping through it.
+  reselect();
+  if (host_.health_changed) host_.health_changed(t.cfg, was, *now);
+}
+
+void UplinkMonitor::reselect() {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  std::vector<UplinkCandidate> c;
+  for (const auto& t : uplinks_) c.push_back({t->cfg.metric, t->tracker.state(), t->held_until});
+  const std::vector<std::size_t> pick = choose_active(c, now);
+  std::vector<std::string> names;
+  for (std::size_t i : pick) names.push_back(uplinks_[i]->cfg.name);
+
+  // The next failback hold to end may change the choice.
+  std::optional<SteadyTime> wake;
+  for (const auto& u : c)
+    if (u.health == Health::up && u.held_until > now && (!wake || u.held_until < *wake))
+      wake = u.held_until;
+  if (wake) {
+    hold_timer_.expires_at(*wake);
+    hold_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) reselect();
+    });
+  } else {
+    hold_timer_.cancel();
+  }
+
+  if (names == active_ && !uplinks_.empty()) return;
+  active_ = names;
+  if (routing_cfg_.manage && routing_) {
+    for (const auto& e : routing_->set_active(managed(pick))) {
+      std::cerr << "tetherpath: routing: " << e << '\n';
+      routing_errors_.push_back(e);
+    }
+  }
+  if (host_.active_changed) host_.active_changed(active_);
+}
+
+std::optional<UplinkMonitor::Status> UplinkMonitor::status(const std::string& name) const {
+  for (const auto& t : uplinks_) {
+    if (t->cfg.name != name) continue;
+    Status s;
+    s.health = t->tracker.state();
+    s.tracked = t->prober != nullptr;
+    s.active = std::find(active_.begin(), active_.end(), name) != active_.end();
+    s.loss_pct = t->tracker.loss_pct();
+    s.rtt_ms = t->tracker.last_rtt_ms();
+    if (t->prober) {
+      s.probes_sent = t->prober->sent();
+      s.probes_answered = t->prober->answered();
+    }
+    s.health_changes = t->changes;
+    return s;
+  }
+  return std::nullopt;
+}
+
+}  // namespace tp

@@ -1,0 +1,101 @@
+// The uplinks' health and which of them take new connections: a tracker (and, with targets, a
+// prober) per uplink; with routing.manage, the kernel's policy routing and masquerade follow.
+// Runs on the control thread's loop; what it decides reaches the fast path only through the
+// kernel's routing, which the offload decision follows like any other route change.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asio.hpp"
+#include "config.hpp"
+#include "icmp_prober.hpp"
+#include "uplink_health.hpp"
+#include "uplink_masquerade.hpp"
+#include "uplink_routing.hpp"
+
+namespace tp {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// What choosing needs to know of one uplink.
+struct UplinkCandidate {
+  uint32_t metric = 0;
+  Health health = Health::up;
+  SteadyTime held_until{};  // back from an outage: not before then, unless nothing else is there
+};
+
+// Which uplinks take new connections: the healthy ones of the lowest metric whose failback hold
+// is over; failing those, the degraded ones of the lowest metric; failing those, healthy ones
+// still held. Down uplinks never. Indexes into `c`, in order.
+std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now);
+
+class UplinkMonitor {
+ public:
+  struct Host {
+    std::function<bool(const std::string& iface)> link_up;
+    // A change of health (the monitor's state is already the new one).
+    std::function<void(const conf::UplinkConfig&, Health was, Health now)> health_changed;
+    std::function<void(const std::vector<std::string>& active)> active_changed;
+  };
+  struct Status {
+    Health health = Health::up;
+    bool tracked = false;
+    bool active = false;  // takes new connections
+    double loss_pct = 0;
+    std::optional<double> rtt_ms;
+    uint64_t probes_sent = 0, probes_answered = 0, health_changes = 0;
+  };
+
+  UplinkMonitor(boost::asio::io_context& io, Host host);
+  ~UplinkMonitor();
+
+  // The uplinks and the routing configuration now (start, reload, the API). Trackers of uplinks
+  // whose tracking did not change keep their state. Errors of programming the kernel, if any.
+  std::vector<std::string> configure(const conf::RoutingConfig& routing,
+                                     const std::vector<conf::UplinkConfig>& uplinks);
+  void link_changed(const std::string& iface, bool up);
+  // Interfaces appeared or went (a phone plugged in again has a new ifindex): routes follow.
+  void interfaces_changed();
+
+  std::optional<Status> status(const std::string& name) const;
+  const std::vector<std::string>& active() const { return active_; }
+  uint64_t default_route_changes() const { return routing_ ? routing_->default_changes() : 0; }
+  // Errors of the last programming of the kernel (routes, rules, masquerade).
+  const std::vector<std::string>& routing_errors() const { return routing_errors_; }
+
+ private:
+  struct Tracked {
+    conf::UplinkConfig cfg;
+    HealthTracker tracker;
+    std::unique_ptr<IcmpProber> prober;
+    SteadyTime held_until{};
+    uint64_t changes = 0;
+    int ifindex = 0;
+  };
+  void changed(Tracked& t, std::optional<Health> now, Health was);
+  void reselect();
+  std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
+  void reprogram();
+
+  boost::asio::io_context& io_;
+  Host host_;
+  conf::RoutingConfig routing_cfg_;
+  bool configured_ = false;
+  std::vector<conf::UplinkConfig> configured_uplinks_;
+  std::vector<std::unique_ptr<Tracked>> uplinks_;  // in the configuration's order
+  std::vector<std::string> active_;
+  std::unique_ptr<UplinkRouting> routing_;
+  std::unique_ptr<UplinkMasquerade> masquerade_;
+  std::vector<std::string> routing_errors_;
+  boost::asio::steady_timer hold_timer_;
+  boost::asio::steady_timer retry_timer_;
+  bool retry_pending_ = false;
+};
+
+}  // namespace tp

@@ -1,0 +1,209 @@
+#include "uplink_routing.hpp"
+
+#include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
+#include <linux/rtnetlink.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace tp {
+
+namespace {
+
+std::string failed(const std::string& what, int err) {
+  return what + ": " + std::strerror(-err);
+}
+
+// The uplink's gateway of the family, if it has a way out of it at all.
+std::optional<IpAddr> gateway_of(const ManagedUplink& u, int family) {
+  if (family == AF_INET) return u.gateway4;
+  if (!u.gateways6.empty()) return u.gateways6.front();
+  return std::nullopt;
+}
+
+bool routes_family(const ManagedUplink& u, int family) {
+  return family == AF_INET ? u.addr4.has_value() : !u.gateways6.empty();
+}
+
+}  // namespace
+
+UplinkRouting::UplinkRouting() {
+  sock_ = mnl_socket_open(NETLINK_ROUTE);
+  if (!sock_ || mnl_socket_bind(sock_, 0, MNL_SOCKET_AUTOPID) < 0) {
+    if (sock_) mnl_socket_close(sock_);
+    throw std::runtime_error("rtnetlink: cannot open the routing socket: " +
+                             std::string(std::strerror(errno)));
+  }
+}
+
+UplinkRouting::~UplinkRouting() { mnl_socket_close(sock_); }
+
+int UplinkRouting::call(nlmsghdr* nlh) {
+  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  nlh->nlmsg_seq = ++seq_;
+  while (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0)
+    if (errno != EINTR) return -errno;
+  char buf[8192];  // an acknowledgement (with the request echoed on error)
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(sock_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -errno : -EPROTO;
+    int left = static_cast<int>(n);
+    for (auto* m = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(m, left);
+         m = mnl_nlmsg_next(m, &left))
+      if (m->nlmsg_seq == seq_ && m->nlmsg_type == NLMSG_ERROR)
+        return static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m))->error;
+  }
+}
+
+int UplinkRouting::rule(uint16_t type, int family, uint32_t priority, uint32_t table,
+                        const std::optional<IpAddr>& from, uint32_t mark, uint32_t mask,
+                        bool suppress) {
+  char buf[512];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = type;
+  if (type == RTM_NEWRULE) nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* r = static_cast<fib_rule_hdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(fib_rule_hdr)));
+  r->family = static_cast<uint8_t>(family);
+  mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
+  if (type == RTM_NEWRULE) {
+    r->action = FR_ACT_TO_TBL;
+    mnl_attr_put_u32(nlh, FRA_TABLE, table);
+    if (from) {
+      r->src_len = family == AF_INET ? 32 : 128;
+      mnl_attr_put(nlh, FRA_SRC, family == AF_INET ? 4 : 16, from->bytes.data());
+    }
+    if (mask) {
+      mnl_attr_put_u32(nlh, FRA_FWMARK, mark);
+      mnl_attr_put_u32(nlh, FRA_FWMASK, mask);
+    }
+    if (suppress) mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, 0);
+  }
+  return call(nlh);
+}
+
+// One default route in `table` over `via` (several: a multipath route, shared by weight as the
+// kernel hashes each connection), replacing the one there; none: the one there goes.
+int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
+                                 const std::vector<ManagedUplink>& via) {
+  char buf[4096];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = type;
+  if (type == RTM_NEWROUTE) nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(family);
+  rtm->rtm_table = RT_TABLE_UNSPEC;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_type = RTN_UNICAST;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  mnl_attr_put_u32(nlh, RTA_TABLE, table);
+  const std::size_t alen = family == AF_INET ? 4 : 16;
+  if (type == RTM_NEWROUTE && via.size() == 1) {
+    const auto gw = gateway_of(via[0], family);
+    if (gw)
+      mnl_attr_put(nlh, RTA_GATEWAY, alen, gw->bytes.data());
+    else
+      rtm->rtm_scope = RT_SCOPE_LINK;  // a point-to-point uplink (raw IP modem): no gateway
+    mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(via[0].ifindex));
+  } else if (type == RTM_NEWROUTE) {
+    nlattr* nest = mnl_attr_nest_start(nlh, RTA_MULTIPATH);
+    for (const ManagedUplink& u : via) {
+      auto* nh = static_cast<rtnexthop*>(mnl_nlmsg_get_payload_tail(nlh));
+      nlh->nlmsg_len += RTNH_ALIGN(sizeof(rtnexthop));
+      std::memset(nh, 0, sizeof *nh);
+      nh->rtnh_ifindex = u.ifindex;
+      nh->rtnh_hops = static_cast<uint8_t>(u.weight - 1);  // the kernel's weight is hops + 1
+      if (const auto gw = gateway_of(u, family))
+        mnl_attr_put(nlh, RTA_GATEWAY, alen, gw->bytes.data());
+      nh->rtnh_len = static_cast<unsigned short>(reinterpret_cast<char*>(
+                                                     mnl_nlmsg_get_payload_tail(nlh)) -
+                                                 reinterpret_cast<char*>(nh));
+    }
+    mnl_attr_nest_end(nlh, nest);
+  }
+  return call(nlh);
+}
+
+void UplinkRouting::delete_rules() {
+  if (!cfg_) return;
+  for (int family : {AF_INET, AF_INET6})
+    for (uint32_t p = cfg_->priority; p <= cfg_->priority + 3; ++p)
+      for (int i = 0; i < 256 && rule(RTM_DELRULE, family, p, 0, {}, 0, 0, false) == 0; ++i) {
+      }
+}
+
+std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
+                                                const std::vector<ManagedUplink>& uplinks) {
+  // What an earlier configuration made goes first (its tables, rules and priorities may differ);
+  // what an earlier run made is replaced in place or deleted by priority.
+  remove();
+  cfg_ = cfg;
+  delete_rules();
+  std::vector<std::string> errors;
+  const auto note = [&](const std::string& what, int err) {
+    if (err) errors.push_back(failed(what, err));
+  };
+  const int shift = conf::mark_shift(cfg.mark_mask);
+  for (std::size_t i = 0; i < uplinks.size(); ++i) {
+    const ManagedUplink& u = uplinks[i];
+    const uint32_t table = cfg.table + 1 + static_cast<uint32_t>(i);
+    for (int family : {AF_INET, AF_INET6}) {
+      if (!routes_family(u, family)) continue;
+      const char* fam = family == AF_INET ? "IPv4" : "IPv6";
+      note(u.name + ": " + fam + " default route in table " + std::to_string(table),
+           default_route(RTM_NEWROUTE, family, table, {u}));
+      if (cfg.mark_mask && ((static_cast<uint64_t>(i + 1) << shift) & ~uint64_t{cfg.mark_mask}))
+        note(u.name + ": mark rule", -ERANGE);  // more uplinks than routing.mark_mask has values
+      else if (cfg.mark_mask)
+        note(u.name + ": " + fam + " mark rule",
+             rule(RTM_NEWRULE, family, cfg.priority + 1, table, {},
+                  static_cast<uint32_t>(i + 1) << shift, cfg.mark_mask, false));
+    }
+    if (u.addr4)
+      note(u.name + ": source rule", rule(RTM_NEWRULE, AF_INET, cfg.priority, table, u.addr4, 0,
+                                          0, false));
+  }
+  tables_ = uplinks.size();
+  for (int family : {AF_INET, AF_INET6}) {
+    note("suppress rule", rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0,
+                               true));
+    note("shared table rule", rule(RTM_NEWRULE, family, cfg.priority + 3, cfg.table, {}, 0, 0,
+                                   false));
+  }
+  return errors;
+}
+
+std::vector<std::string> UplinkRouting::set_active(const std::vector<ManagedUplink>& active) {
+  std::vector<std::string> errors;
+  if (!cfg_) return errors;
+  ++default_changes_;
+  for (int family : {AF_INET, AF_INET6}) {
+    std::vector<ManagedUplink> via;
+    for (const ManagedUplink& u : active)
+      if (routes_family(u, family)) via.push_back(u);
+    const int err = via.empty() ? default_route(RTM_DELROUTE, family, cfg_->table, {})
+                                : default_route(RTM_NEWROUTE, family, cfg_->table, via);
+    if (err && !(via.empty() && err == -ESRCH))
+      errors.push_back(failed(std::string(family == AF_INET ? "IPv4" : "IPv6") +
+                                  " default route in table " + std::to_string(cfg_->table),
+                              err));
+  }
+  return errors;
+}
+
+void UplinkRouting::remove() {
+  if (!cfg_) return;
+  delete_rules();
+  for (std::size_t i = 0; i <= tables_; ++i)
+    for (int family : {AF_INET, AF_INET6})
+      for (int n = 0; n < 16; ++n)
+        if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {}))
+          break;
+  cfg_.reset();
+  tables_ = 0;
+}
+
+}  // namespace tp

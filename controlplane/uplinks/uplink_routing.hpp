@@ -1,0 +1,70 @@
+// The kernel's policy routing for the uplinks tetherpath manages (routing.manage): what makes the
+// kernel, the source of truth, send new connections where the uplinks' health says. The offload
+// decision then follows the kernel as for any other routing (route_lookup).
+//
+//   table T+1+i   default via uplink i (its gateways), for whatever is pinned to it
+//   table T       default spread over the uplinks taking new connections (multipath by weight)
+//   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
+//   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
+//   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
+//   rule P+3      lookup T                                   (main's default route only after it)
+//
+// Failover and failback only replace table T's default route: one atomic netlink message. The
+// routes and rules stay when tetherpath exits (the kernel keeps forwarding through a restart);
+// `manage: false` takes them away.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace tp {
+
+struct ManagedUplink {
+  std::string name;
+  int ifindex = 0;
+  std::optional<IpAddr> addr4, gateway4;
+  std::vector<IpAddr> gateways6;
+  uint32_t weight = 1;
+};
+
+class UplinkRouting {
+ public:
+  UplinkRouting();  // throws std::runtime_error without rtnetlink
+  ~UplinkRouting();
+  UplinkRouting(const UplinkRouting&) = delete;
+  UplinkRouting& operator=(const UplinkRouting&) = delete;
+
+  // Tables and rules for these uplinks (in this order: uplink i has table T+1+i). Errors, empty
+  // when the kernel took everything.
+  std::vector<std::string> program(const conf::RoutingConfig& cfg,
+                                   const std::vector<ManagedUplink>& uplinks);
+  // Table T's default routes over `active` (none: table T has no default, main's applies).
+  std::vector<std::string> set_active(const std::vector<ManagedUplink>& active);
+  // Everything program() and set_active() made.
+  void remove();
+
+  uint64_t default_changes() const { return default_changes_; }
+
+ private:
+  int call(nlmsghdr* nlh);  // 0 or -errno
+  int rule(uint16_t type, int family, uint32_t priority, uint32_t table,
+           const std::optional<IpAddr>& from, uint32_t mark, uint32_t mask, bool suppress);
+  int default_route(uint16_t type, int family, uint32_t table,
+                    const std::vector<ManagedUplink>& via);
+  void delete_rules();
+
+  mnl_socket* sock_ = nullptr;
+  uint32_t seq_ = 0;
+  std::optional<conf::RoutingConfig> cfg_;  // as last programmed
+  std::size_t tables_ = 0;                  // uplink tables programmed
+  uint64_t default_changes_ = 0;
+};
+
+}  // namespace tp

@@ -1,0 +1,239 @@
+// The uplinks' parts that talk to the kernel, against the real kernel in namespaces of the test's
+// own: ping rounds over one interface, the policy routing and masquerade programmed for the
+// uplinks, and the monitor moving new connections off an uplink whose probes stop answering.
+//
+//   this test's namespace (the box)                     tpu-far (the networks behind both)
+//   tpl-m 100.64.0.2/24  ------------------------------  tpl-m-far 100.64.0.1/24
+//   tpl-p 100.65.0.2/24  ------------------------------  tpl-p-far 100.65.0.1/24
+//                                                        lo: 198.51.100.1 (the probe target)
+#include <gtest/gtest.h>
+#include <net/if.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "icmp_prober.hpp"
+#include "netns.hpp"
+#include "shell.hpp"
+#include "uplink_masquerade.hpp"
+#include "uplink_monitor.hpp"
+#include "uplink_routing.hpp"
+
+namespace tp {
+namespace {
+
+using test::out_of;
+using test::sh;
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+std::string route_dev(const std::string& args) {
+  const std::string r = out_of("ip route get " + args + " 2>&1");
+  const auto at = r.find(" dev ");
+  return at == std::string::npos ? r : r.substr(at + 5, r.find(' ', at + 5) - at - 5);
+}
+
+// Echo requests arriving at the far side of the modem link are dropped (the link stays up).
+void modem_blackholed(bool on) {
+  if (on)
+    sh("ip netns exec tpu-far nft 'add table inet tpu_drop; "
+       "add chain inet tpu_drop pre { type filter hook prerouting priority -300; }; "
+       "add rule inet tpu_drop pre iifname \"tpl-m-far\" icmp type echo-request drop'");
+  else
+    sh("ip netns exec tpu-far nft delete table inet tpu_drop 2>/dev/null");
+}
+
+conf::UplinkConfig uplink(const char* name, const char* iface, uint32_t metric, const char* addr,
+                          const char* gateway) {
+  conf::UplinkConfig u;
+  u.name = name;
+  u.iface = iface;
+  u.metric = metric;
+  u.ipv4_addr = ip(addr);
+  u.ipv4_gateway = ip(gateway);
+  return u;
+}
+
+class UplinksKernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!ns_.ok()) GTEST_SKIP() << "needs root: network namespaces of its own";
+    sh("ip netns del tpu-far 2>/dev/null");
+    ASSERT_EQ(sh("ip netns add tpu-far && ip -n tpu-far link set lo up && "
+                 "ip -n tpu-far addr add 198.51.100.1/32 dev lo && "
+                 "for l in m p; do ip link add tpl-$l type veth peer name tpl-$l-far && "
+                 "ip link set tpl-$l-far netns tpu-far && ip link set tpl-$l up && "
+                 "ip -n tpu-far link set tpl-$l-far up; done && "
+                 "ip addr add 100.64.0.2/24 dev tpl-m && ip addr add 100.65.0.2/24 dev tpl-p && "
+                 "ip -n tpu-far addr add 100.64.0.1/24 dev tpl-m-far && "
+                 "ip -n tpu-far addr add 100.65.0.1/24 dev tpl-p-far && "
+                 "ip route add default via 100.64.0.1"),
+              0);
+    made_ = true;
+  }
+  void TearDown() override {
+    if (made_) sh("ip netns del tpu-far");
+  }
+  // Runs the loop until `done` or the time is up; whether `done` became true.
+  template <class F>
+  bool run_until(F done, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+      io_.run_for(std::chrono::milliseconds(20));
+      io_.restart();
+    }
+    return done();
+  }
+  static ManagedUplink modem() {
+    return {"modem", static_cast<int>(if_nametoindex("tpl-m")), ip("100.64.0.2"),
+            ip("100.64.0.1"), {}, 1};
+  }
+  static ManagedUplink phone() {
+    return {"phone", static_cast<int>(if_nametoindex("tpl-p")), ip("100.65.0.2"),
+            ip("100.65.0.1"), {}, 3};
+  }
+
+  test::PrivateNetns ns_;
+  bool made_ = false;
+  boost::asio::io_context io_;
+};
+
+TEST_F(UplinksKernelTest, PingRoundsOverOneInterfaceSeeWhoAnswers) {
+  std::vector<ProbeRound> rounds;
+  // 198.51.100.7 is nobody: the far side answers with an unreachable, which is no echo reply.
+  IcmpProber p(io_, "tpl-m", {ip("198.51.100.1"), ip("198.51.100.7")},
+               std::chrono::milliseconds(100), std::chrono::milliseconds(80),
+               [&](const ProbeRound& r) { rounds.push_back(r); });
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 3; }, std::chrono::seconds(3)));
+  for (const ProbeRound& r : rounds) {
+    ASSERT_EQ(r.rtt_ms.size(), 2u);
+    EXPECT_TRUE(r.rtt_ms[0].has_value());
+    EXPECT_FALSE(r.rtt_ms[1].has_value());
+  }
+  EXPECT_GE(p.answered(), 3u);
+  modem_blackholed(true);
+  rounds.clear();
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 2; }, std::chrono::seconds(3)));
+  EXPECT_FALSE(rounds.back().rtt_ms[0].has_value());
+}
+
+TEST_F(UplinksKernelTest, ProbesLeaveByTheirUplinkWhateverTheRoutingSays) {
+  // The main table's default route is the modem's; probes of the phone still take the phone.
+  modem_blackholed(true);
+  std::vector<ProbeRound> rounds;
+  IcmpProber p(io_, "tpl-p", {ip("198.51.100.1")}, std::chrono::milliseconds(100),
+               std::chrono::milliseconds(80), [&](const ProbeRound& r) { rounds.push_back(r); });
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 2; }, std::chrono::seconds(3)));
+  // No route back to 100.65.0.2's probes is needed by source: the far side has the link's prefix.
+  EXPECT_TRUE(rounds.back().rtt_ms[0].has_value());
+}
+
+TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
+  UplinkRouting r;
+  conf::RoutingConfig cfg;
+  cfg.manage = true;
+  cfg.mark_mask = 0xf00;
+  EXPECT_EQ(r.program(cfg, {modem(), phone()}), std::vector<std::string>{});
+  // Again: replaced, not duplicated.
+  EXPECT_EQ(r.program(cfg, {modem(), phone()}), std::vector<std::string>{});
+  const std::string rules = out_of("ip rule show");
+  EXPECT_NE(rules.find("1000:\tfrom 100.64.0.2 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1000:\tfrom 100.65.0.2 lookup 1002"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x100/0xf00 lookup 1001"), std::string::npos);
+  EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x200/0xf00 lookup 1002"), std::string::npos);
+  EXPECT_NE(rules.find("1002:\tfrom all lookup main suppress_prefixlength 0"), std::string::npos);
+  EXPECT_NE(rules.find("1003:\tfrom all lookup 1000"), std::string::npos);
+  EXPECT_EQ(out_of("ip rule show | grep -c '^1003:'"), "1\n");
+
+  EXPECT_TRUE(r.set_active({phone()}).empty());
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-p");
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x100"), "tpl-m");  // pinned by mark
+  EXPECT_EQ(route_dev("203.0.113.5 from 100.64.0.2"), "tpl-m");
+  EXPECT_EQ(route_dev("100.64.0.9"), "tpl-m");  // main's specific routes still win
+  EXPECT_TRUE(r.set_active({modem(), phone()}).empty());
+  const std::string shared = out_of("ip route show table 1000");
+  EXPECT_NE(shared.find("nexthop via 100.64.0.1 dev tpl-m weight 1"), std::string::npos) << shared;
+  EXPECT_NE(shared.find("nexthop via 100.65.0.1 dev tpl-p weight 3"), std::string::npos) << shared;
+  EXPECT_TRUE(r.set_active({}).empty());
+  EXPECT_EQ(out_of("ip route show table 1000"), "");
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");  // main's default route, the integrator's
+
+  r.remove();
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-3]:'"), "0\n");
+  EXPECT_EQ(out_of("ip route show table 1001"), "");
+}
+
+TEST_F(UplinksKernelTest, MoreUplinksThanMarkValuesIsAnError) {
+  UplinkRouting r;
+  conf::RoutingConfig cfg;
+  cfg.manage = true;
+  cfg.mark_mask = 0x1;  // one value only (the YAML refuses it; the API may outgrow a mask)
+  const auto errors = r.program(cfg, {modem(), phone()});
+  ASSERT_FALSE(errors.empty());
+  EXPECT_NE(errors[0].find("mark rule"), std::string::npos) << errors[0];
+  r.remove();
+}
+
+TEST_F(UplinksKernelTest, MasqueradeOutOfExactlyTheUplinks) {
+  UplinkMasquerade m;
+  EXPECT_EQ(m.apply({"tpl-m", "tpl-p"}), "");
+  EXPECT_NE(out_of("nft list table ip tetherpath_nat").find("oifname { \"tpl-m\", \"tpl-p\" } masquerade"),
+            std::string::npos);
+  EXPECT_EQ(m.apply({"tpl-p"}), "");
+  const std::string one = out_of("nft list table ip tetherpath_nat");
+  EXPECT_NE(one.find("oifname \"tpl-p\" masquerade"), std::string::npos) << one;
+  EXPECT_NE(m.apply({"bad\"name"}), "");
+  EXPECT_EQ(out_of("nft list table ip tetherpath_nat"), one);  // nothing changed
+  EXPECT_EQ(m.remove(), "");
+  EXPECT_EQ(sh("nft list table ip tetherpath_nat >/dev/null 2>&1"), 256);
+}
+
+TEST_F(UplinksKernelTest, AnUplinkWhoseProbesStopLosesNewConnectionsAndGetsThemBack) {
+  std::vector<std::string> events;
+  UplinkMonitor::Host host;
+  host.link_up = [](const std::string&) { return true; };
+  host.health_changed = [&](const conf::UplinkConfig& u, Health was, Health now) {
+    events.push_back(u.name + ":" + to_string(was) + "->" + to_string(now));
+  };
+  UplinkMonitor mon(io_, host);
+  conf::RoutingConfig routing;
+  routing.manage = true;
+  routing.failback_s = 1;
+  conf::UplinkConfig m = uplink("modem", "tpl-m", 10, "100.64.0.2", "100.64.0.1");
+  m.track.targets = {ip("198.51.100.1")};
+  m.track.interval_ms = 100;
+  m.track.timeout_ms = 80;
+  m.track.down = 2;
+  m.track.up = 2;
+  const conf::UplinkConfig p = uplink("phone", "tpl-p", 20, "100.65.0.2", "100.65.0.1");
+  EXPECT_TRUE(mon.configure(routing, {m, p}).empty());
+  EXPECT_EQ(mon.active(), std::vector<std::string>{"modem"});
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");
+
+  modem_blackholed(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return mon.status("modem")->health == Health::down; },
+                        std::chrono::seconds(5)));
+  const auto detect = std::chrono::steady_clock::now() - t0;
+  EXPECT_LE(detect, std::chrono::milliseconds(2 * 100 + 80 + 300));  // two rounds and a bit
+  EXPECT_EQ(mon.active(), std::vector<std::string>{"phone"});
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-p");
+  EXPECT_EQ(events, std::vector<std::string>{"modem:up->down"});
+
+  modem_blackholed(false);
+  ASSERT_TRUE(run_until([&] { return mon.status("modem")->health == Health::up; },
+                        std::chrono::seconds(5)));
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-p");  // the failback hold
+  ASSERT_TRUE(run_until([&] { return mon.active() == std::vector<std::string>{"modem"}; },
+                        std::chrono::seconds(3)));
+  EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");
+
+  routing.manage = false;  // hands the routing back
+  mon.configure(routing, {m, p});
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-3]:'"), "0\n");
+  EXPECT_EQ(sh("nft list table ip tetherpath_nat >/dev/null 2>&1"), 256);
+}
+
+}  // namespace
+}  // namespace tp
