@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "ip_addr.hpp"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace tp {
 
@@ -31,6 +34,11 @@ struct RouteQuery {
   uint32_t mark = 0;  // the packet's mark when it is routed
   uint8_t proto = 0;
   uint16_t sport = 0, dport = 0;  // network order; TCP and UDP only
+  bool operator==(const RouteQuery&) const = default;
+};
+
+struct RouteQueryHash {
+  std::size_t operator()(const RouteQuery& q) const;
 };
 
 // The kernel forwards the packet by `route`, or does not, for the stable reason `refused`.
@@ -49,9 +57,26 @@ class RouteLookup {
   Forwarding forward(const RouteQuery& q);
   uint64_t lookups = 0;
 
+  // Many questions at once (deciding every flow again after a route change): one round trip per
+  // question costs two system calls and a wakeup; a batch of them in one send costs that once.
+  // While collecting, forward() answers what was fetched and notes the rest (answering
+  // "route_lookup_pending"); fetch() asks the kernel everything noted; after collected(),
+  // forward() asks the kernel what was not fetched; forget() drops the answers (they are good
+  // only until the next route change).
+  void collect() { collecting_ = true; }
+  std::size_t fetch();
+  void collected() { collecting_ = false; }
+  void forget();
+
  private:
+  static std::size_t encode(char* at, const RouteQuery& q, uint32_t seq);
+  static Forwarding decode(const nlmsghdr* m, const RouteQuery& q);
+
   mnl_socket* sock_ = nullptr;
   uint32_t seq_ = 1;
+  bool collecting_ = false;
+  std::vector<RouteQuery> wanted_;
+  std::unordered_map<RouteQuery, Forwarding, RouteQueryHash> fetched_;
 };
 
 // The kernel's answer to a route lookup that failed (a negative errno), as a reason name.

@@ -41,6 +41,13 @@ class KernelView {
   virtual std::vector<IpAddr> local_addresses() const = 0;
   // Resolved neighbours on an interface.
   virtual std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const = 0;
+  // Route lookups in bulk (RouteLookup::collect, fetch, collected, forget); a view without a
+  // kernel behind it answers each forward() at once and needs none of it.
+  virtual bool batches_lookups() const { return false; }
+  virtual void collect_lookups() const {}
+  virtual std::size_t fetch_lookups() const { return 0; }
+  virtual void lookups_collected() const {}
+  virtual void forget_lookups() const {}
 };
 
 struct Route {
@@ -74,6 +81,11 @@ class RtnlMirror : public KernelView {
   Forwarding forward(const RouteQuery& q) const override { return lookup_.forward(q); }
   bool has_address(int ifindex, const IpAddr& addr) const override;
   uint64_t route_lookups() const { return lookup_.lookups; }
+  bool batches_lookups() const override { return true; }
+  void collect_lookups() const override { lookup_.collect(); }
+  std::size_t fetch_lookups() const override { return lookup_.fetch(); }
+  void lookups_collected() const override { lookup_.collected(); }
+  void forget_lookups() const override { lookup_.forget(); }
   std::optional<MacAddr> neighbour(int ifindex, const IpAddr& addr) const override;
   std::vector<std::pair<IpAddr, MacAddr>> neighbours_of(int ifindex) const override;
   bool is_local(const IpAddr& addr) const override { return local_.count(addr) > 0; }

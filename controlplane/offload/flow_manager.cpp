@@ -242,7 +242,19 @@ void FlowManager::reevaluate_all() {
   for (const auto& [k, f] : flows_) all.push_back(f.ct);
   for (const auto& [k, e] : pending_) all.push_back(e);
   for (const auto& [k, e] : parked_) all.push_back(e);
+  // A flow's decision asks the kernel twice, the reply's question depending on the original's
+  // answer: two dry runs of every decision collect the questions of each round and fetch them
+  // in batches, and the real pass then finds every answer fetched (decide() has no effects).
+  if (kernel_.batches_lookups()) {
+    kernel_.collect_lookups();
+    for (int round = 0; round < 2; ++round) {
+      for (const CtEntry& e : all) decide(e, kernel_, cfg_);
+      if (kernel_.fetch_lookups() == 0) break;
+    }
+    kernel_.lookups_collected();
+  }
   for (const CtEntry& e : all) upsert(e);
+  kernel_.forget_lookups();
 }
 
 std::vector<CtEntry> FlowManager::port_down(uint8_t port) {

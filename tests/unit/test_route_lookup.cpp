@@ -11,9 +11,9 @@
 #include <string>
 
 #include "netns.hpp"
-#include "shell.hpp"
 #include "route_lookup.hpp"
 #include "rtnl_mirror.hpp"
+#include "shell.hpp"
 
 namespace tp {
 namespace {
@@ -120,6 +120,41 @@ TEST_F(RouteLookupTest, MultipathPicksWhatTheKernelPicksForThatFlow) {
   // The ports are part of the hash (policy 1): both next hops carry some of the 32 flows.
   EXPECT_GT(modem, 0);
   EXPECT_GT(phone, 0);
+}
+
+// Batched questions (as when every flow is decided again) get the answers single ones get: routes,
+// multipath choices and refusals alike, more of them than one batch holds.
+TEST_F(RouteLookupTest, BatchedLookupsAnswerAsSingleOnes) {
+  ASSERT_EQ(sh("sysctl -qw net.ipv4.fib_multipath_hash_policy=1 && "
+               "ip route add 198.51.100.0/24 nexthop via 100.64.0.1 nexthop via 100.65.0.1 && "
+               "ip route add blackhole 203.0.113.20"),
+            0);
+  std::vector<RouteQuery> qs;
+  for (int port = 40000; port < 40100; ++port) {
+    qs.push_back(from_client("192.168.50.10", "198.51.100.7", static_cast<uint16_t>(port)));
+    qs.push_back(from_client("192.168.50.10", "203.0.113.20", static_cast<uint16_t>(port)));
+  }
+  qs.push_back(from_client("2001:db8:50::10", "2001:db8:ffff::10"));
+  std::vector<Forwarding> single;
+  for (const auto& q : qs) single.push_back(lookup_.forward(q));
+
+  lookup_.collect();
+  EXPECT_EQ(lookup_.forward(qs[0]).refused, "route_lookup_pending");
+  for (const auto& q : qs) lookup_.forward(q);
+  const uint64_t before = lookup_.lookups;
+  EXPECT_EQ(lookup_.fetch(), qs.size() + 1);  // qs[0] was asked twice
+  EXPECT_EQ(lookup_.lookups - before, qs.size() + 1);
+  for (std::size_t i = 0; i < qs.size(); ++i) {
+    const Forwarding f = lookup_.forward(qs[i]);
+    EXPECT_EQ(f.refused, single[i].refused) << i;
+    EXPECT_EQ(f.route.oif, single[i].route.oif) << i;
+    EXPECT_EQ(f.route.next_hop, single[i].route.next_hop) << i;
+  }
+  EXPECT_EQ(lookup_.lookups - before, qs.size() + 1) << "every answer came from the batch";
+  lookup_.collected();  // what was not fetched is asked at once again
+  EXPECT_TRUE(lookup_.forward(from_client("192.168.50.11", "198.51.100.8")).refused.empty());
+  lookup_.forget();
+  EXPECT_EQ(lookup_.forward(qs[1]).refused, "route_dropped");
 }
 
 TEST_F(RouteLookupTest, RuleChangesAreEventsOfTheMirror) {
