@@ -306,8 +306,8 @@ E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& nam
 }
 
 TrackConfig parse_track(const Field& f) {
-  f.only_keys({"targets", "interval_ms", "timeout_ms", "reliability", "down", "up",
-               "max_loss_pct", "max_rtt_ms"});
+  f.only_keys({"targets", "interval_ms", "timeout_ms", "reliability", "down", "up", "max_loss_pct",
+               "max_rtt_ms"});
   TrackConfig t;
   auto targets = f.child("targets");
   if (!targets) f.fail("missing key 'targets' (the addresses to ping over this uplink)");
@@ -332,7 +332,7 @@ TrackConfig parse_track(const Field& f) {
 }
 
 RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
-  f.only_keys({"manage", "table", "priority", "mark_mask", "masquerade", "failback_s"});
+  f.only_keys({"manage", "table", "priority", "mark_mask", "masquerade", "failback_s", "sticky_s"});
   RoutingConfig r;
   if (auto v = f.child("manage")) r.manage = v->boolean();
   // Tables 253 to 255 are the kernel's default, main and local; 0 is "unspecified".
@@ -351,6 +351,7 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
   }
   if (auto v = f.child("masquerade")) r.masquerade = v->boolean();
   if (auto v = f.child("failback_s")) r.failback_s = v->integer<uint32_t>(0, 86400);
+  if (auto v = f.child("sticky_s")) r.sticky_s = v->integer<uint32_t>(0, 86400);
   return r;
 }
 
@@ -508,8 +509,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
-                 "routing", "downstreams", "local_prefixes", "limits", "api", "metrics", "state_dir",
-                 "run_dir"});
+                 "routing", "downstreams", "local_prefixes", "limits", "api", "metrics",
+                 "state_dir", "run_dir"});
   Config c;
   c.source = file;
   // First: which engine decides what a port may say.
@@ -568,8 +569,8 @@ Config parse(const YAML::Node& root, const std::string& file) {
     c.routing = parse_routing(*r, c.offload);
     const uint32_t values = c.routing.mark_mask >> mark_shift(c.routing.mark_mask);
     if (c.routing.mark_mask && c.uplinks.size() > values)
-      r->child("mark_mask")->fail("too few bits for " + std::to_string(c.uplinks.size()) +
-                                  " uplinks");
+      r->child("mark_mask")
+          ->fail("too few bits for " + std::to_string(c.uplinks.size()) + " uplinks");
   }
   if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);
   if (auto l = top.child("local_prefixes"))

@@ -141,6 +141,9 @@ struct RoutingConfig {
   uint32_t mark_mask = 0;
   bool masquerade = true;
   uint32_t failback_s = 30;  // healthy this long before a recovered uplink takes new connections
+  // Sticky mapping: a client's new connections keep the uplink of its last one for this long
+  // (0: off; each connection goes where the kernel's multipath hash sends it).
+  uint32_t sticky_s = 0;
   bool operator==(const RoutingConfig&) const = default;
 };
 

@@ -73,7 +73,9 @@ inline IpAddr address_arg(const std::string& text, int family, const char* key) 
   auto a = IpAddr::parse(text);
   if (!a || (family && a->family != family))
     illegal_argument(std::string(key) + ": expected an " +
-                     (family == AF_INET ? "IPv4 " : family == AF_INET6 ? "IPv6 " : "IP ") +
+                     (family == AF_INET    ? "IPv4 "
+                      : family == AF_INET6 ? "IPv6 "
+                                           : "IP ") +
                      "address, got '" + text + "'");
   return *a;
 }

@@ -185,10 +185,14 @@ Json OffloadApi::uplinks_json() const {
     j["ipv6_gateways"] = Json::array();
     for (const auto& g : u.ipv6_gateways) j["ipv6_gateways"].push_back(g.str());
     if (!u.track.targets.empty()) {
-      Json t{{"interval_ms", u.track.interval_ms}, {"timeout_ms", u.track.timeout_ms},
-             {"reliability", u.track.reliability}, {"down", u.track.down},
-             {"up", u.track.up}, {"max_loss_pct", u.track.max_loss_pct},
-             {"max_rtt_ms", u.track.max_rtt_ms}, {"targets", Json::array()}};
+      Json t{{"interval_ms", u.track.interval_ms},
+             {"timeout_ms", u.track.timeout_ms},
+             {"reliability", u.track.reliability},
+             {"down", u.track.down},
+             {"up", u.track.up},
+             {"max_loss_pct", u.track.max_loss_pct},
+             {"max_rtt_ms", u.track.max_rtt_ms},
+             {"targets", Json::array()}};
       for (const auto& a : u.track.targets) t["targets"].push_back(a.str());
       j["track"] = std::move(t);
     }

@@ -44,6 +44,9 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   ConntrackMirror::Sink sink{
       [this](const CtEntry& e) {
         if (offloading_) flows_->upsert(e);
+        // A masqueraded connection says which uplink its client is on (sticky mapping).
+        if (monitor_ && e.family == AF_INET && !(e.reply.dst == e.orig.src))
+          monitor_->saw_connection(e.orig.src, e.reply.dst);
       },
       [this](const CtEntry& e) { flows_->destroyed(e); },
       [this] { flows_->resync_begin(); },
@@ -313,9 +316,9 @@ void ControlPlane::configure_uplinks() {
 }
 
 void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Health now) {
-  Json e{{"event", "uplink_health"}, {"uplink", u.name},  {"iface", u.iface},
-         {"state", to_string(now)},  {"was", to_string(was)},
-         {"detail", to_string(was) + " -> " + to_string(now)}};
+  Json e{{"event", "uplink_health"}, {"uplink", u.name},
+         {"iface", u.iface},         {"state", to_string(now)},
+         {"was", to_string(was)},    {"detail", to_string(was) + " -> " + to_string(now)}};
   if (const auto st = monitor_->status(u.name)) {
     e["loss_pct"] = st->loss_pct;
     if (st->rtt_ms) e["rtt_ms"] = *st->rtt_ms;
@@ -337,7 +340,8 @@ Json ControlPlane::uplink_state(const std::string& name) const {
   Json j{{"health", to_string(st->health)},
          {"tracked", st->tracked},
          {"takes_new_connections", st->active},
-         {"health_changes", st->health_changes}};
+         {"health_changes", st->health_changes},
+         {"sticky_clients", st->sticky_clients}};
   if (st->tracked) {
     j["probe_loss_pct"] = std::round(st->loss_pct * 10) / 10;
     j["probe_rtt_ms"] = st->rtt_ms ? Json(*st->rtt_ms) : Json(nullptr);

@@ -42,12 +42,10 @@ boost::asio::generic::raw_protocol::endpoint endpoint_of(const IpAddr& a) {
 
 }  // namespace
 
-IcmpProber::IcmpProber(boost::asio::io_context& io, std::string iface,
-                       std::vector<IpAddr> targets, std::chrono::milliseconds interval,
-                       std::chrono::milliseconds timeout,
+IcmpProber::IcmpProber(boost::asio::io_context& io, std::string iface, std::vector<IpAddr> targets,
+                       std::chrono::milliseconds interval, std::chrono::milliseconds timeout,
                        std::function<void(const ProbeRound&)> on_round)
-    : io_(io),
-      iface_(std::move(iface)),
+    : iface_(std::move(iface)),
       targets_(std::move(targets)),
       interval_(interval),
       timeout_(timeout),
@@ -82,7 +80,8 @@ void IcmpProber::open(Raw::socket& s, int family) {
   if (ec) throw std::runtime_error("probe socket for " + iface_ + ": " + ec.message());
   if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, iface_.c_str(),
                    static_cast<socklen_t>(iface_.size())) < 0)
-    throw std::runtime_error("probe socket: cannot bind to " + iface_ + ": " + std::strerror(errno));
+    throw std::runtime_error("probe socket: cannot bind to " + iface_ + ": " +
+                             std::strerror(errno));
   if (family == AF_INET6) {  // only echo replies reach this socket
     icmp6_filter f;
     ICMP6_FILTER_SETBLOCKALL(&f);

@@ -38,7 +38,6 @@ class IcmpProber {
   void receive(Raw::socket& s, int family);
   void answered(int family, const uint8_t* icmp, std::size_t len, const IpAddr& from);
 
-  boost::asio::io_context& io_;
   std::string iface_;
   std::vector<IpAddr> targets_;
   std::chrono::milliseconds interval_, timeout_;

@@ -3,6 +3,7 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <iostream>
 
 namespace tp {
@@ -17,9 +18,8 @@ std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, St
       if (usable(c[i]) && c[i].metric == *metric) out.push_back(i);
     return out;
   };
-  auto ready = best([&](const UplinkCandidate& u) {
-    return u.health == Health::up && u.held_until <= now;
-  });
+  auto ready =
+      best([&](const UplinkCandidate& u) { return u.health == Health::up && u.held_until <= now; });
   if (ready.empty())
     ready = best([](const UplinkCandidate& u) { return u.health == Health::degraded; });
   if (ready.empty()) ready = best([](const UplinkCandidate& u) { return u.health == Health::up; });
@@ -27,11 +27,12 @@ std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, St
 }
 
 UplinkMonitor::UplinkMonitor(boost::asio::io_context& io, Host host)
-    : io_(io), host_(std::move(host)), hold_timer_(io), retry_timer_(io) {}
+    : io_(io), host_(std::move(host)), hold_timer_(io), retry_timer_(io), sticky_timer_(io) {}
 
 UplinkMonitor::~UplinkMonitor() {
   hold_timer_.cancel();
   retry_timer_.cancel();
+  sticky_timer_.cancel();
 }
 
 std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& routing,
@@ -77,6 +78,7 @@ std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& rou
     reprogram();
   } else if (was_managed) {
     retry_timer_.cancel();
+    pins_.clear();
     if (routing_) routing_->remove();
     if (masquerade_) masquerade_->remove();
     routing_errors_.clear();
@@ -88,6 +90,7 @@ std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& rou
 
 void UplinkMonitor::reprogram() {
   const std::vector<std::string> before = routing_errors_;
+  pins_.clear();  // their rules go with the rest; tables may have moved
   for (auto& t : uplinks_) t->ifindex = static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
   std::vector<std::size_t> all(uplinks_.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
@@ -109,8 +112,8 @@ std::vector<ManagedUplink> UplinkMonitor::managed(const std::vector<std::size_t>
   for (std::size_t i : which) {
     const Tracked& t = *uplinks_[i];
     if (t.ifindex == 0) continue;  // not there (yet): no route can name it
-    out.push_back({t.cfg.name, t.ifindex, t.cfg.ipv4_addr, t.cfg.ipv4_gateway,
-                   t.cfg.ipv6_gateways, t.cfg.weight});
+    out.push_back({t.cfg.name, t.ifindex, t.cfg.ipv4_addr, t.cfg.ipv4_gateway, t.cfg.ipv6_gateways,
+                   t.cfg.weight});
   }
   return out;
 }
@@ -156,7 +159,8 @@ void UplinkMonitor::changed(Tracked& t, std::optional<Health> now, Health was) {
   if (was == Health::down)
     t.held_until = std::chrono::steady_clock::now() + std::chrono::seconds(routing_cfg_.failback_s);
   // New connections are routed elsewhere before the failed uplink's flows are handed back, so
-  // none of them makes a new mapping through it.
+  // none of them makes a new mapping through it; its sticky clients go with the rest.
+  if (*now != Health::up) unpin_uplink(t.cfg.name);
   reselect();
   if (host_.health_changed) host_.health_changed(t.cfg, was, *now);
 }
@@ -208,9 +212,72 @@ std::optional<UplinkMonitor::Status> UplinkMonitor::status(const std::string& na
       s.probes_answered = t->prober->answered();
     }
     s.health_changes = t->changes;
+    s.sticky_clients = sticky_clients(name);
     return s;
   }
   return std::nullopt;
+}
+
+void UplinkMonitor::saw_connection(const IpAddr& client, const IpAddr& nat) {
+  if (!routing_cfg_.manage || !routing_ || routing_cfg_.sticky_s == 0 || client == nat) return;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(routing_cfg_.sticky_s);
+  if (auto it = pins_.find(client); it != pins_.end()) {
+    // Its connections keep it there; one by another uplink (an older one, an integrator's rule)
+    // does not move it.
+    const auto& pinned = it->second.uplink;
+    const auto at = std::find_if(uplinks_.begin(), uplinks_.end(),
+                                 [&](const auto& t) { return t->cfg.name == pinned; });
+    if (at != uplinks_.end() && (*at)->cfg.ipv4_addr == nat) it->second.until = until;
+    return;
+  }
+  for (std::size_t i = 0; i < uplinks_.size(); ++i) {
+    const Tracked& t = *uplinks_[i];
+    if (t.cfg.ipv4_addr != nat || t.tracker.state() != Health::up) continue;
+    const uint32_t table = routing_cfg_.table + 1 + static_cast<uint32_t>(i);
+    if (const int err = routing_->pin(client, table); err != 0 && err != -EEXIST) return;
+    pins_[client] = {t.cfg.name, table, until};
+    if (!sweeping_) sweep_pins();
+    return;
+  }
+}
+
+void UplinkMonitor::unpin_uplink(const std::string& name) {
+  for (auto it = pins_.begin(); it != pins_.end();) {
+    if (it->second.uplink == name) {
+      routing_->unpin(it->first, it->second.table);
+      it = pins_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// Once a second while there are pins: the ones whose time is up go.
+void UplinkMonitor::sweep_pins() {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  for (auto it = pins_.begin(); it != pins_.end();) {
+    if (it->second.until <= now) {
+      routing_->unpin(it->first, it->second.table);
+      it = pins_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  sweeping_ = !pins_.empty();
+  if (!sweeping_) return;
+  sticky_timer_.expires_after(std::chrono::seconds(1));
+  sticky_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) {
+      sweeping_ = false;
+      return;
+    }
+    sweep_pins();
+  });
+}
+
+std::size_t UplinkMonitor::sticky_clients(const std::string& uplink) const {
+  return static_cast<std::size_t>(std::count_if(
+      pins_.begin(), pins_.end(), [&](const auto& p) { return p.second.uplink == uplink; }));
 }
 
 }  // namespace tp

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "asio.hpp"
@@ -50,6 +51,7 @@ class UplinkMonitor {
     double loss_pct = 0;
     std::optional<double> rtt_ms;
     uint64_t probes_sent = 0, probes_answered = 0, health_changes = 0;
+    std::size_t sticky_clients = 0;
   };
 
   UplinkMonitor(boost::asio::io_context& io, Host host);
@@ -60,6 +62,12 @@ class UplinkMonitor {
   std::vector<std::string> configure(const conf::RoutingConfig& routing,
                                      const std::vector<conf::UplinkConfig>& uplinks);
   void link_changed(const std::string& iface, bool up);
+  // A connection of a client NATed to `nat` (a conntrack event). With routing.sticky_s, the
+  // client's new connections keep that uplink until sticky_s after its last connection there,
+  // or until the uplink stops being up.
+  void saw_connection(const IpAddr& client, const IpAddr& nat);
+  // Clients pinned to an uplink.
+  std::size_t sticky_clients(const std::string& uplink) const;
   // Interfaces appeared or went (a phone plugged in again has a new ifindex): routes follow.
   void interfaces_changed();
 
@@ -82,6 +90,8 @@ class UplinkMonitor {
   void reselect();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
+  void unpin_uplink(const std::string& name);
+  void sweep_pins();
 
   boost::asio::io_context& io_;
   Host host_;
@@ -95,6 +105,14 @@ class UplinkMonitor {
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;
   boost::asio::steady_timer retry_timer_;
+  struct Pin {
+    std::string uplink;
+    uint32_t table = 0;
+    SteadyTime until{};
+  };
+  std::unordered_map<IpAddr, Pin, IpAddrHash> pins_;
+  boost::asio::steady_timer sticky_timer_;
+  bool sweeping_ = false;
   bool retry_pending_ = false;
 };
 

@@ -13,9 +13,7 @@ namespace tp {
 
 namespace {
 
-std::string failed(const std::string& what, int err) {
-  return what + ": " + std::strerror(-err);
-}
+std::string failed(const std::string& what, int err) { return what + ": " + std::strerror(-err); }
 
 // The uplink's gateway of the family, if it has a way out of it at all.
 std::optional<IpAddr> gateway_of(const ManagedUplink& u, int family) {
@@ -69,19 +67,18 @@ int UplinkRouting::rule(uint16_t type, int family, uint32_t priority, uint32_t t
   auto* r = static_cast<fib_rule_hdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(fib_rule_hdr)));
   r->family = static_cast<uint8_t>(family);
   mnl_attr_put_u32(nlh, FRA_PRIORITY, priority);
-  if (type == RTM_NEWRULE) {
-    r->action = FR_ACT_TO_TBL;
-    mnl_attr_put_u32(nlh, FRA_TABLE, table);
-    if (from) {
-      r->src_len = family == AF_INET ? 32 : 128;
-      mnl_attr_put(nlh, FRA_SRC, family == AF_INET ? 4 : 16, from->bytes.data());
-    }
-    if (mask) {
-      mnl_attr_put_u32(nlh, FRA_FWMARK, mark);
-      mnl_attr_put_u32(nlh, FRA_FWMASK, mask);
-    }
-    if (suppress) mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, 0);
+  // The selectors also pick the rule a delete takes (none: the first at that priority).
+  if (type == RTM_NEWRULE) r->action = FR_ACT_TO_TBL;
+  if (table) mnl_attr_put_u32(nlh, FRA_TABLE, table);
+  if (from) {
+    r->src_len = family == AF_INET ? 32 : 128;
+    mnl_attr_put(nlh, FRA_SRC, family == AF_INET ? 4 : 16, from->bytes.data());
   }
+  if (mask) {
+    mnl_attr_put_u32(nlh, FRA_FWMARK, mark);
+    mnl_attr_put_u32(nlh, FRA_FWMASK, mask);
+  }
+  if (suppress) mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, 0);
   return call(nlh);
 }
 
@@ -118,9 +115,8 @@ int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
       nh->rtnh_hops = static_cast<uint8_t>(u.weight - 1);  // the kernel's weight is hops + 1
       if (const auto gw = gateway_of(u, family))
         mnl_attr_put(nlh, RTA_GATEWAY, alen, gw->bytes.data());
-      nh->rtnh_len = static_cast<unsigned short>(reinterpret_cast<char*>(
-                                                     mnl_nlmsg_get_payload_tail(nlh)) -
-                                                 reinterpret_cast<char*>(nh));
+      nh->rtnh_len = static_cast<unsigned short>(
+          reinterpret_cast<char*>(mnl_nlmsg_get_payload_tail(nlh)) - reinterpret_cast<char*>(nh));
     }
     mnl_attr_nest_end(nlh, nest);
   }
@@ -163,15 +159,15 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
                   static_cast<uint32_t>(i + 1) << shift, cfg.mark_mask, false));
     }
     if (u.addr4)
-      note(u.name + ": source rule", rule(RTM_NEWRULE, AF_INET, cfg.priority, table, u.addr4, 0,
-                                          0, false));
+      note(u.name + ": source rule",
+           rule(RTM_NEWRULE, AF_INET, cfg.priority, table, u.addr4, 0, 0, false));
   }
   tables_ = uplinks.size();
   for (int family : {AF_INET, AF_INET6}) {
-    note("suppress rule", rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0,
-                               true));
-    note("shared table rule", rule(RTM_NEWRULE, family, cfg.priority + 3, cfg.table, {}, 0, 0,
-                                   false));
+    note("suppress rule",
+         rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0, true));
+    note("shared table rule",
+         rule(RTM_NEWRULE, family, cfg.priority + 3, cfg.table, {}, 0, 0, false));
   }
   return errors;
 }
@@ -194,14 +190,23 @@ std::vector<std::string> UplinkRouting::set_active(const std::vector<ManagedUpli
   return errors;
 }
 
+int UplinkRouting::pin(const IpAddr& client, uint32_t table) {
+  if (!cfg_) return -ENOENT;
+  return rule(RTM_NEWRULE, client.family, cfg_->priority, table, client, 0, 0, false);
+}
+
+int UplinkRouting::unpin(const IpAddr& client, uint32_t table) {
+  if (!cfg_) return -ENOENT;
+  return rule(RTM_DELRULE, client.family, cfg_->priority, table, client, 0, 0, false);
+}
+
 void UplinkRouting::remove() {
   if (!cfg_) return;
   delete_rules();
   for (std::size_t i = 0; i <= tables_; ++i)
     for (int family : {AF_INET, AF_INET6})
       for (int n = 0; n < 16; ++n)
-        if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {}))
-          break;
+        if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {})) break;
   cfg_.reset();
   tables_ = 0;
 }

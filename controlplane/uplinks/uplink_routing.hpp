@@ -5,6 +5,7 @@
 //   table T+1+i   default via uplink i (its gateways), for whatever is pinned to it
 //   table T       default spread over the uplinks taking new connections (multipath by weight)
 //   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
+//   rule P        from <client> lookup T+1+i                (sticky mapping, while it lasts)
 //   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
 //   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
 //   rule P+3      lookup T                                   (main's default route only after it)
@@ -47,7 +48,10 @@ class UplinkRouting {
                                    const std::vector<ManagedUplink>& uplinks);
   // Table T's default routes over `active` (none: table T has no default, main's applies).
   std::vector<std::string> set_active(const std::vector<ManagedUplink>& active);
-  // Everything program() and set_active() made.
+  // Sticky mapping: the client's new connections go by `table` (an uplink's), or no longer.
+  int pin(const IpAddr& client, uint32_t table);
+  int unpin(const IpAddr& client, uint32_t table);
+  // Everything program(), set_active() and pin() made.
   void remove();
 
   uint64_t default_changes() const { return default_changes_; }

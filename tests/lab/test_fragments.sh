@@ -50,10 +50,13 @@ run_backend() {  # run_backend NAME BOARD
     warm+=($!)
   done
   wait "${warm[@]}"
+  # A short burst per try: a flow installed after the bursts above ended (IPv6 flows on the
+  # AF_XDP board now and then are, seconds late; not understood yet) carries nothing until the next.
+  warmed_carries() { nsx "$1" python3 "$ECHO" warm "$2" "$PORT" "$3" 0.5 >/dev/null 2>&1; flow_carries ":$3 -> " orig 1; }
   for c in "${CLIENTS[@]}"; do
     read -r ns server sport <<<"$c"
     check "$name: the small-datagram flow from port $sport is offloaded" \
-      eventually 3 flow_carries ":$sport -> " orig 1
+      eventually 10 warmed_carries "$ns" "$server" "$sport"
   done
   all_clients_echo "$name, offloaded flow" 0
   check "$name: the offloaded flow still takes the fast path after its fragments" still_offloaded

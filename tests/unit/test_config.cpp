@@ -226,7 +226,7 @@ TEST(Config, TrackingAndRoutingAreRead) {
                                "  - {name: modem, iface: m, track: {targets: [198.51.100.1, "
                                "'2001:db8::1'], interval_ms: 500, down: 2, max_rtt_ms: 300}}\n"
                                "routing: {manage: true, table: 300, priority: 500, mark_mask: "
-                               "0xf000, masquerade: false, failback_s: 10}\n",
+                               "0xf000, masquerade: false, failback_s: 10, sticky_s: 120}\n",
                                "good.yaml");
   const TrackConfig& t = c.uplinks[0].track;
   ASSERT_EQ(t.targets.size(), 2u);
@@ -242,6 +242,7 @@ TEST(Config, TrackingAndRoutingAreRead) {
   EXPECT_EQ(c.routing.mark_mask, 0xf000u);
   EXPECT_FALSE(c.routing.masquerade);
   EXPECT_EQ(c.routing.failback_s, 10u);
+  EXPECT_EQ(c.routing.sticky_s, 120u);
   EXPECT_EQ(mark_shift(c.routing.mark_mask), 12);
 }
 

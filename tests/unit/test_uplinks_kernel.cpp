@@ -55,6 +55,17 @@ conf::UplinkConfig uplink(const char* name, const char* iface, uint32_t metric, 
   return u;
 }
 
+// The modem, pinged at 198.51.100.1 every 100 ms: down after 2 silent rounds, up after 2 good.
+conf::UplinkConfig tracked_modem() {
+  conf::UplinkConfig m = uplink("modem", "tpl-m", 10, "100.64.0.2", "100.64.0.1");
+  m.track.targets = {ip("198.51.100.1")};
+  m.track.interval_ms = 100;
+  m.track.timeout_ms = 80;
+  m.track.down = 2;
+  m.track.up = 2;
+  return m;
+}
+
 class UplinksKernelTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -86,12 +97,14 @@ class UplinksKernelTest : public ::testing::Test {
     return done();
   }
   static ManagedUplink modem() {
-    return {"modem", static_cast<int>(if_nametoindex("tpl-m")), ip("100.64.0.2"),
-            ip("100.64.0.1"), {}, 1};
+    return {
+        "modem", static_cast<int>(if_nametoindex("tpl-m")), ip("100.64.0.2"), ip("100.64.0.1"), {},
+        1};
   }
   static ManagedUplink phone() {
-    return {"phone", static_cast<int>(if_nametoindex("tpl-p")), ip("100.65.0.2"),
-            ip("100.65.0.1"), {}, 3};
+    return {
+        "phone", static_cast<int>(if_nametoindex("tpl-p")), ip("100.65.0.2"), ip("100.65.0.1"), {},
+        3};
   }
 
   test::PrivateNetns ns_;
@@ -178,7 +191,8 @@ TEST_F(UplinksKernelTest, MoreUplinksThanMarkValuesIsAnError) {
 TEST_F(UplinksKernelTest, MasqueradeOutOfExactlyTheUplinks) {
   UplinkMasquerade m;
   EXPECT_EQ(m.apply({"tpl-m", "tpl-p"}), "");
-  EXPECT_NE(out_of("nft list table ip tetherpath_nat").find("oifname { \"tpl-m\", \"tpl-p\" } masquerade"),
+  EXPECT_NE(out_of("nft list table ip tetherpath_nat")
+                .find("oifname { \"tpl-m\", \"tpl-p\" } masquerade"),
             std::string::npos);
   EXPECT_EQ(m.apply({"tpl-p"}), "");
   const std::string one = out_of("nft list table ip tetherpath_nat");
@@ -200,12 +214,7 @@ TEST_F(UplinksKernelTest, AnUplinkWhoseProbesStopLosesNewConnectionsAndGetsThemB
   conf::RoutingConfig routing;
   routing.manage = true;
   routing.failback_s = 1;
-  conf::UplinkConfig m = uplink("modem", "tpl-m", 10, "100.64.0.2", "100.64.0.1");
-  m.track.targets = {ip("198.51.100.1")};
-  m.track.interval_ms = 100;
-  m.track.timeout_ms = 80;
-  m.track.down = 2;
-  m.track.up = 2;
+  const conf::UplinkConfig m = tracked_modem();
   const conf::UplinkConfig p = uplink("phone", "tpl-p", 20, "100.65.0.2", "100.65.0.1");
   EXPECT_TRUE(mon.configure(routing, {m, p}).empty());
   EXPECT_EQ(mon.active(), std::vector<std::string>{"modem"});
@@ -233,6 +242,39 @@ TEST_F(UplinksKernelTest, AnUplinkWhoseProbesStopLosesNewConnectionsAndGetsThemB
   mon.configure(routing, {m, p});
   EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-3]:'"), "0\n");
   EXPECT_EQ(sh("nft list table ip tetherpath_nat >/dev/null 2>&1"), 256);
+}
+
+TEST_F(UplinksKernelTest, StickyClientsKeepTheirUplinkUntilItFails) {
+  UplinkMonitor::Host host;
+  host.link_up = [](const std::string&) { return true; };
+  UplinkMonitor mon(io_, host);
+  conf::RoutingConfig routing;
+  routing.manage = true;
+  routing.sticky_s = 60;
+  const conf::UplinkConfig m = tracked_modem();
+  const conf::UplinkConfig p = uplink("phone", "tpl-p", 10, "100.65.0.2", "100.65.0.1");
+  ASSERT_TRUE(mon.configure(routing, {m, p}).empty());
+  EXPECT_EQ(mon.active(), (std::vector<std::string>{"modem", "phone"}));  // equal metrics share
+
+  const IpAddr client = ip("192.168.50.10");
+  mon.saw_connection(client, ip("100.64.0.2"));
+  mon.saw_connection(client, ip("100.65.0.2"));  // an older connection elsewhere: no move
+  mon.saw_connection(ip("192.168.50.11"), ip("100.65.0.2"));
+  mon.saw_connection(ip("192.168.50.12"), ip("192.168.50.12"));  // not NATed: nothing to say
+  const std::string rules = out_of("ip rule show");
+  EXPECT_NE(rules.find("1000:\tfrom 192.168.50.10 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1000:\tfrom 192.168.50.11 lookup 1002"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("192.168.50.12"), std::string::npos) << rules;
+  EXPECT_EQ(mon.status("modem")->sticky_clients, 1u);
+  EXPECT_EQ(mon.status("phone")->sticky_clients, 1u);
+
+  modem_blackholed(true);  // the modem fails: its clients are free to take the phone
+  ASSERT_TRUE(run_until([&] { return mon.status("modem")->health == Health::down; },
+                        std::chrono::seconds(5)));
+  EXPECT_EQ(mon.status("modem")->sticky_clients, 0u);
+  EXPECT_EQ(out_of("ip rule show").find("from 192.168.50.10"), std::string::npos);
+  EXPECT_EQ(mon.active(), std::vector<std::string>{"phone"});
+  EXPECT_NE(out_of("ip rule show").find("from 192.168.50.11 lookup 1002"), std::string::npos);
 }
 
 }  // namespace
