@@ -241,9 +241,10 @@ void UplinkMonitor::saw_connection(const IpAddr& client, const IpAddr& nat) {
   }
 }
 
-void UplinkMonitor::unpin_uplink(const std::string& name) {
+template <class Pred>
+void UplinkMonitor::unpin_if(Pred gone) {
   for (auto it = pins_.begin(); it != pins_.end();) {
-    if (it->second.uplink == name) {
+    if (gone(it->second)) {
       routing_->unpin(it->first, it->second.table);
       it = pins_.erase(it);
     } else {
@@ -252,17 +253,14 @@ void UplinkMonitor::unpin_uplink(const std::string& name) {
   }
 }
 
+void UplinkMonitor::unpin_uplink(const std::string& name) {
+  unpin_if([&](const Pin& p) { return p.uplink == name; });
+}
+
 // Once a second while there are pins: the ones whose time is up go.
 void UplinkMonitor::sweep_pins() {
   const SteadyTime now = std::chrono::steady_clock::now();
-  for (auto it = pins_.begin(); it != pins_.end();) {
-    if (it->second.until <= now) {
-      routing_->unpin(it->first, it->second.table);
-      it = pins_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  unpin_if([&](const Pin& p) { return p.until <= now; });
   sweeping_ = !pins_.empty();
   if (!sweeping_) return;
   sticky_timer_.expires_after(std::chrono::seconds(1));

@@ -90,6 +90,8 @@ class UplinkMonitor {
   void reselect();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
+  template <class Pred>
+  void unpin_if(Pred gone);  // the pins `gone` picks, rules and all
   void unpin_uplink(const std::string& name);
   void sweep_pins();
 
