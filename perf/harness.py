@@ -435,7 +435,14 @@ def run_case(fw, case, opts, log_dir):
     try:
         warm = tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
         if watching:
-            wait_for(lambda: "at" in filled, 30, "offload of every flow")
+            try:
+                wait_for(lambda: "at" in filled, 30, "offload of every flow")
+            except RuntimeError:
+                # The kernel's slow path drops now and then under the warm-up's burst; a flow
+                # whose first packets were all lost is never assured. Its second chance is a
+                # second warm-up (the assuring sweep of the flows already offloaded is harmless).
+                tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
+                wait_for(lambda: "at" in filled, 30, "offload of every flow")
     except RuntimeError:
         pass
     finally:
