@@ -78,10 +78,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     });
   };
   rt_.on_port_down = [this](uint8_t port) {
-    std::vector<CtEntry> gone = flows_->port_down(port);
-    std::cerr << "tetherpath: port " << cfg_.ports[port].name << " down, " << gone.size()
-              << " flows handed back\n";
-    if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
+    hand_back(port, "port " + cfg_.ports[port].name + " down");
     if (rules6_) rules6_->port_down(port);
     api_->link_changed(port, false);
     if (monitor_) monitor_->link_changed(cfg_.ports[port].name, false);
@@ -328,10 +325,15 @@ void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Healt
   // behind it is not.
   const auto port = api_->port_index(u.iface, conf::Role::upstream);
   if (now != Health::down || !port || !api_->link_up(*port)) return;
-  std::vector<CtEntry> gone = flows_->port_down(*port);
-  std::cerr << "tetherpath: uplink " << u.name << " down by tracking, " << gone.size()
-            << " flows handed back\n";
-  if (writer_ && api_->fails_over(*port)) fail_over(*port, std::move(gone));
+  hand_back(*port, "uplink " + u.name + " down by tracking");
+}
+
+// The port's flows go back to the kernel; with another uplink to take over, their conntrack
+// entries go too (fail_over).
+void ControlPlane::hand_back(uint8_t port, const std::string& why) {
+  std::vector<CtEntry> gone = flows_->port_down(port);
+  std::cerr << "tetherpath: " << why << ", " << gone.size() << " flows handed back\n";
+  if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
 }
 
 Json ControlPlane::uplink_state(const std::string& name) const {

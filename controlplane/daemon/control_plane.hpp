@@ -69,6 +69,8 @@ class ControlPlane : private OffloadHost {
   // fast path (the kernel engine's pinned state) and did not install again goes, and its next
   // hops are free.
   void settle_previous_run();
+  // A port whose link went, or an uplink tracking took down: its flows leave the fast path.
+  void hand_back(uint8_t port, const std::string& why);
   // A failed uplink's flows: handed back already (`gone`), their conntrack entries deleted.
   void fail_over(uint8_t port, std::vector<CtEntry> gone);
   // The IPv6 address rules made to match the current roles, while offloading.

@@ -73,7 +73,6 @@ class UplinkMonitor {
 
   std::optional<Status> status(const std::string& name) const;
   const std::vector<std::string>& active() const { return active_; }
-  uint64_t default_route_changes() const { return routing_ ? routing_->default_changes() : 0; }
   // Errors of the last programming of the kernel (routes, rules, masquerade).
   const std::vector<std::string>& routing_errors() const { return routing_errors_; }
 

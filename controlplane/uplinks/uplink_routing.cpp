@@ -175,7 +175,6 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
 std::vector<std::string> UplinkRouting::set_active(const std::vector<ManagedUplink>& active) {
   std::vector<std::string> errors;
   if (!cfg_) return errors;
-  ++default_changes_;
   for (int family : {AF_INET, AF_INET6}) {
     std::vector<ManagedUplink> via;
     for (const ManagedUplink& u : active)

@@ -54,8 +54,6 @@ class UplinkRouting {
   // Everything program(), set_active() and pin() made.
   void remove();
 
-  uint64_t default_changes() const { return default_changes_; }
-
  private:
   int call(nlmsghdr* nlh);  // 0 or -errno
   int rule(uint16_t type, int family, uint32_t priority, uint32_t table,
@@ -68,7 +66,6 @@ class UplinkRouting {
   uint32_t seq_ = 0;
   std::optional<conf::RoutingConfig> cfg_;  // as last programmed
   std::size_t tables_ = 0;                  // uplink tables programmed
-  uint64_t default_changes_ = 0;
 };
 
 }  // namespace tp
