@@ -306,12 +306,17 @@ E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& nam
 }
 
 TrackConfig parse_track(const Field& f) {
-  f.only_keys({"targets", "interval_ms", "timeout_ms", "reliability", "down", "up", "max_loss_pct",
-               "max_rtt_ms"});
+  f.only_keys({"targets", "method", "interval_ms", "timeout_ms", "reliability", "down", "up",
+               "max_loss_pct", "max_rtt_ms"});
   TrackConfig t;
+  if (auto v = f.child("method")) t.method = named_choice(*v, track_methods());
   auto targets = f.child("targets");
-  if (!targets) f.fail("missing key 'targets' (the addresses to ping over this uplink)");
-  targets->each([&](const Field& e) { t.targets.push_back(e.address()); });
+  if (!targets) f.fail("missing key 'targets' (the addresses to probe over this uplink)");
+  targets->each([&](const Field& e) {
+    t.targets.push_back(e.address());
+    if (t.method == TrackMethod::arp && t.targets.back().family != AF_INET)
+      e.fail("ARP probes need IPv4 neighbours (the uplink's gateway)");
+  });
   if (t.targets.empty()) targets->fail("expected at least one address");
   if (t.targets.size() > 8) targets->fail("at most 8 targets");
   if (auto v = f.child("interval_ms")) t.interval_ms = v->integer<uint32_t>(100, 600000);
@@ -658,6 +663,12 @@ const std::vector<std::pair<const char*, Roaming>>& roaming_states() {
   return r;
 }
 
+const std::vector<std::pair<const char*, TrackMethod>>& track_methods() {
+  static const std::vector<std::pair<const char*, TrackMethod>> m = {{"ping", TrackMethod::ping},
+                                                                     {"arp", TrackMethod::arp}};
+  return m;
+}
+
 bool valid_uplink_name(const std::string& name) {
   if (name.empty() || name.size() > 32) return false;
   for (const char c : name)
@@ -673,6 +684,7 @@ std::string name_of(const std::vector<std::pair<const char*, E>>& names, E v) {
 }
 std::string to_string(UplinkKind k) { return name_of(uplink_kinds(), k); }
 std::string to_string(Roaming r) { return name_of(roaming_states(), r); }
+std::string to_string(TrackMethod m) { return name_of(track_methods(), m); }
 
 std::string to_string(Role r) { return r == Role::upstream ? "upstream" : "downstream"; }
 std::string to_string(Engine e) { return e == Engine::kernel ? "kernel" : "dpdk"; }

@@ -88,14 +88,18 @@ struct UpstreamConfig {
 // takes is the kernel's routing decision; tetherpath follows it (offload_policy).
 enum class UplinkKind { cellular, wifi, ethernet, usb, bluetooth };
 enum class Roaming { home, national, international };
+// ping: ICMP echo to any address beyond the uplink; arp: ARP requests to IPv4 neighbours on the
+// uplink's link (its gateway), for networks that filter ICMP.
+enum class TrackMethod { ping, arp };
 
-// Health tracking of one uplink, as mwan3track does it: each round pings every target over the
-// uplink's interface; a round fails when fewer than `reliability` targets answer within
+// Health tracking of one uplink, as mwan3track does it: each round probes every target over the
+// uplink's interface (`method`); a round fails when fewer than `reliability` targets answer within
 // `timeout_ms`. `down` failed rounds in a row take the uplink down, `up` healthy rounds in a row
 // bring it back; rounds that pass but lose more than `max_loss_pct` of the last ten probes per
 // target, or average more than `max_rtt_ms` (0: no bound), make it degraded.
 struct TrackConfig {
   std::vector<IpAddr> targets;  // empty: link state only
+  TrackMethod method = TrackMethod::ping;
   uint32_t interval_ms = 1000;
   uint32_t timeout_ms = 1000;
   uint32_t reliability = 1;
@@ -123,10 +127,12 @@ struct UplinkConfig {
 // The names of the kinds and roaming states, shared by the YAML and the API.
 const std::vector<std::pair<const char*, UplinkKind>>& uplink_kinds();
 const std::vector<std::pair<const char*, Roaming>>& roaming_states();
+const std::vector<std::pair<const char*, TrackMethod>>& track_methods();
 // 1 to 32 of [A-Za-z0-9_-]: it names metrics labels, events and routing tables' comments.
 bool valid_uplink_name(const std::string& name);
 std::string to_string(UplinkKind k);
 std::string to_string(Roaming r);
+std::string to_string(TrackMethod m);
 
 // The kernel's policy routing for the uplinks, programmed by tetherpath when `manage` is on: a
 // table per uplink (`table` + 1 + its position) with its default routes, a shared table `table`

@@ -45,8 +45,11 @@ class OffloadHost {
   virtual std::string reload() = 0;
   // Whether the kernel (the box's network namespace) has an interface of this name.
   virtual bool kernel_has_interface(const std::string& iface) = 0;
-  // An uplink's health and whether it takes new connections (the uplink monitor's), for status.
-  virtual Json uplink_state(const std::string& /*name*/) const { return Json::object(); }
+  // An uplink's health and whether it takes new connections (the uplink monitor's), and the
+  // traffic of its port (`port`: none while it has no fast-path port), for status.
+  virtual Json uplink_state(const std::string& /*name*/, std::optional<uint8_t> /*port*/) const {
+    return Json::object();
+  }
 };
 
 class OffloadApi {

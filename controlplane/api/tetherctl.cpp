@@ -34,7 +34,8 @@ constexpr const char* kUsage =
     "      --kind cellular|wifi|ethernet|usb|bluetooth  --metered | --unmetered\n"
     "      --roaming home|national|international  --metric N  --weight N\n"
     "      --ipv4-addr A  --ipv4-gateway G  --ipv6-gateway G...\n"
-    "      --track TARGET[,TARGET]... | --track off  --track-interval-ms N\n"
+    "      --track TARGET[,TARGET]... | --track off  --track-interval-ms N  --track-method "
+    "ping|arp\n"
     "  remove-uplink NAME\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
@@ -149,6 +150,10 @@ void uplink_options(const std::vector<std::string>& rest, std::size_t first, Jso
         req["track"]["targets"].push_back(v.substr(at, comma - at));
         at = comma + 1;
       }
+    } else if (o == "--track-method") {
+      if (!req.contains("track") || req["track"].empty())
+        usage_error("--track-method comes after --track TARGETS");
+      req["track"]["method"] = v;
     } else if (o == "--track-interval-ms") {
       if (!req.contains("track") || req["track"].empty())
         usage_error("--track-interval-ms comes after --track TARGETS");
@@ -214,9 +219,11 @@ void show(const std::string& verb, const Json& r) {
                       str(u.value("health", Json("-"))),
                       u.value("takes_new_connections", false) ? "yes" : "no",
                       u.contains("probe_loss_pct") ? str(u["probe_loss_pct"]) + "%" : "-",
-                      u.value("ipv4_addr", std::string("-"))});
+                      u.value("ipv4_addr", std::string("-")),
+                      u.contains("traffic") ? str(u["traffic"]["rx_bytes"]) : "-",
+                      u.contains("traffic") ? str(u["traffic"]["tx_bytes"]) : "-"});
     table({"uplink", "iface", "kind", "metered", "roaming", "metric", "weight", "link", "health",
-           "new conns", "probe loss", "ipv4"},
+           "new conns", "probe loss", "ipv4", "rx bytes", "tx bytes"},
           rows);
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "

@@ -52,11 +52,13 @@ conf::TrackConfig track_from(const Json& req) {
   if (t.is_null() || (t.is_object() && t.empty())) return c;
   if (!t.is_object()) illegal_argument("track: expected an object (targets, interval_ms, ...)");
   for (const auto& [k, v] : t.items())
-    if (k != "targets" && k != "interval_ms" && k != "timeout_ms" && k != "reliability" &&
-        k != "down" && k != "up" && k != "max_loss_pct" && k != "max_rtt_ms")
+    if (k != "targets" && k != "method" && k != "interval_ms" && k != "timeout_ms" &&
+        k != "reliability" && k != "down" && k != "up" && k != "max_loss_pct" && k != "max_rtt_ms")
       illegal_argument("track: unknown key '" + k + "'");
+  c.method = choice_arg(t, "method", conf::track_methods(), c.method);
   for (const auto& a : string_list_arg(t, "targets"))
-    c.targets.push_back(address_arg(a, 0, "track.targets"));
+    c.targets.push_back(
+        address_arg(a, c.method == conf::TrackMethod::arp ? AF_INET : 0, "track.targets"));
   if (c.targets.empty() || c.targets.size() > 8)
     illegal_argument("track.targets: expected 1 to 8 addresses");
   c.interval_ms = uint_arg(t, "interval_ms", 100, 600000, c.interval_ms);
@@ -185,7 +187,8 @@ Json OffloadApi::uplinks_json() const {
     j["ipv6_gateways"] = Json::array();
     for (const auto& g : u.ipv6_gateways) j["ipv6_gateways"].push_back(g.str());
     if (!u.track.targets.empty()) {
-      Json t{{"interval_ms", u.track.interval_ms},
+      Json t{{"method", conf::to_string(u.track.method)},
+             {"interval_ms", u.track.interval_ms},
              {"timeout_ms", u.track.timeout_ms},
              {"reliability", u.track.reliability},
              {"down", u.track.down},
@@ -196,7 +199,7 @@ Json OffloadApi::uplinks_json() const {
       for (const auto& a : u.track.targets) t["targets"].push_back(a.str());
       j["track"] = std::move(t);
     }
-    j.update(host_.uplink_state(u.name));
+    j.update(host_.uplink_state(u.name, port_index(u.iface, conf::Role::upstream)));
     out.push_back(std::move(j));
   }
   return out;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -336,14 +337,38 @@ void ControlPlane::hand_back(uint8_t port, const std::string& why) {
   if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
 }
 
-Json ControlPlane::uplink_state(const std::string& name) const {
+// Both paths' traffic: what arrives is counted before the fast path decides; what leaves, by the
+// fast path and by the kernel's path apart.
+Json ControlPlane::port_traffic(uint8_t port) const {
+  const PortTotals t = rt_.port_totals(port);
+  const uint64_t kernel_rx_packets = t.rx_packets - t.fwd_rx_packets;
+  const uint64_t kernel_rx_bytes = t.rx_ip_bytes - t.fwd_rx_bytes;
+  return {{"rx_packets", t.rx_packets},
+          {"rx_bytes", t.rx_ip_bytes},
+          {"tx_packets", t.fwd_tx_packets + t.kernel_tx_packets},
+          {"tx_bytes", t.fwd_tx_bytes + t.kernel_tx_bytes},
+          {"fast_path",
+           {{"rx_packets", t.fwd_rx_packets},
+            {"rx_bytes", t.fwd_rx_bytes},
+            {"tx_packets", t.fwd_tx_packets},
+            {"tx_bytes", t.fwd_tx_bytes}}},
+          {"kernel_path",
+           {{"rx_packets", kernel_rx_packets},
+            {"rx_bytes", kernel_rx_bytes},
+            {"tx_packets", t.kernel_tx_packets},
+            {"tx_bytes", t.kernel_tx_bytes}}}};
+}
+
+Json ControlPlane::uplink_state(const std::string& name, std::optional<uint8_t> port) const {
+  Json j = Json::object();
+  if (port) j["traffic"] = port_traffic(*port);
   const auto st = monitor_ ? monitor_->status(name) : std::nullopt;
-  if (!st) return Json::object();
-  Json j{{"health", to_string(st->health)},
-         {"tracked", st->tracked},
-         {"takes_new_connections", st->active},
-         {"health_changes", st->health_changes},
-         {"sticky_clients", st->sticky_clients}};
+  if (!st) return j;
+  j.update(Json{{"health", to_string(st->health)},
+                {"tracked", st->tracked},
+                {"takes_new_connections", st->active},
+                {"health_changes", st->health_changes},
+                {"sticky_clients", st->sticky_clients}});
   if (st->tracked) {
     j["probe_loss_pct"] = std::round(st->loss_pct * 10) / 10;
     j["probe_rtt_ms"] = st->rtt_ms ? Json(*st->rtt_ms) : Json(nullptr);
@@ -724,15 +749,22 @@ std::string ControlPlane::metrics() const {
     if (u.value("tracked", false))
       sample("uplink_probe_loss_ratio", "uplink=\"" + u["name"].get<std::string>() + "\"",
              u["probe_loss_pct"].get<double>() / 100);
-  family("uplink_forwarded_bytes_total", "counter",
-         "Fast-path bytes of the uplink's port (rx: from it, tx: to it).");
-  for (const Json& u : uplinks)
-    if (const auto p = api_->port_index(u["iface"].get<std::string>(), conf::Role::upstream)) {
-      const PortTotals t = rt_.port_totals(*p);
+  for (const char* unit : {"bytes", "packets"}) {
+    const std::string metric = std::string("uplink_") + unit + "_total";
+    const std::string help = std::string("IP ") + unit +
+                             " of the uplink (rx: from it, tx: to it), by the fast path and the "
+                             "kernel's path.";
+    family(metric.c_str(), "counter", help.c_str());
+    for (const Json& u : uplinks) {
+      if (!u.contains("traffic")) continue;
       const std::string l = "uplink=\"" + u["name"].get<std::string>() + "\",direction=";
-      sample("uplink_forwarded_bytes_total", l + "\"rx\"", t.fwd_rx_bytes);
-      sample("uplink_forwarded_bytes_total", l + "\"tx\"", t.fwd_tx_bytes);
+      for (const char* path : {"fast_path", "kernel_path"})
+        for (const char* dir : {"rx", "tx"})
+          sample(metric.c_str(),
+                 l + "\"" + dir + "\",path=\"" + std::string(path, std::strlen(path) - 5) + "\"",
+                 u["traffic"][path][std::string(dir) + "_" + unit].get<uint64_t>());
     }
+  }
   family("failover_conntrack_removed_total", "counter",
          "Conntrack entries of a failed uplink's offloaded flows deleted.");
   sample("failover_conntrack_removed_total", "", failover_removed_);

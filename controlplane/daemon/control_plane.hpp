@@ -58,7 +58,8 @@ class ControlPlane : private OffloadHost {
   void disarm_limit(uint8_t port) override;
   uint64_t limit_used(uint8_t port) override;
   Json describe(const std::string& what) override;
-  Json uplink_state(const std::string& name) const override;
+  Json uplink_state(const std::string& name, std::optional<uint8_t> port) const override;
+  Json port_traffic(uint8_t port) const;
   // Uplink health: events, and a failed uplink's flows fail over as if its link had gone.
   void health_changed(const conf::UplinkConfig& u, Health was, Health now);
   void configure_uplinks();

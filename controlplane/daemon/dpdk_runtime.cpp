@@ -284,6 +284,8 @@ PortTotals DpdkRuntime::port_totals(std::size_t i) const {
   const auto& ex = exception_->stats[i];
   t.to_kernel = ex.to_kernel.get();
   t.from_kernel = ex.from_kernel.get();
+  t.kernel_tx_packets = t.from_kernel;
+  t.kernel_tx_bytes = t.injected_ip_bytes;
   t.exception_drops = ex.to_kernel_dropped.get() + ex.from_kernel_dropped.get();
   rte_eth_stats es{};
   rte_eth_stats_get(ps.port->id(), &es);

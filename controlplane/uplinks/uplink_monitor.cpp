@@ -56,12 +56,17 @@ std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& rou
     if (!c.track.targets.empty()) {
       Tracked* raw = t.get();
       try {
-        t->prober = std::make_unique<IcmpProber>(
-            io_, c.iface, c.track.targets, std::chrono::milliseconds(c.track.interval_ms),
-            std::chrono::milliseconds(c.track.timeout_ms), [this, raw](const ProbeRound& r) {
-              const Health was = raw->tracker.state();
-              changed(*raw, raw->tracker.feed(r), was);
-            });
+        auto on_round = [this, raw](const ProbeRound& r) {
+          const Health was = raw->tracker.state();
+          changed(*raw, raw->tracker.feed(r), was);
+        };
+        const std::chrono::milliseconds interval(c.track.interval_ms), timeout(c.track.timeout_ms);
+        if (c.track.method == conf::TrackMethod::arp)
+          t->prober = std::make_unique<ArpProber>(io_, c.iface, c.track.targets, interval, timeout,
+                                                  std::move(on_round));
+        else
+          t->prober = std::make_unique<IcmpProber>(io_, c.iface, c.track.targets, interval, timeout,
+                                                   std::move(on_round));
       } catch (const std::exception& e) {
         std::cerr << "tetherpath: uplink " << c.name << ": not tracked: " << e.what() << '\n';
       }

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "arp_prober.hpp"
 #include "asio.hpp"
 #include "config.hpp"
 #include "icmp_prober.hpp"
@@ -80,7 +81,7 @@ class UplinkMonitor {
   struct Tracked {
     conf::UplinkConfig cfg;
     HealthTracker tracker;
-    std::unique_ptr<IcmpProber> prober;
+    std::unique_ptr<Prober> prober;
     SteadyTime held_until{};
     uint64_t changes = 0;
     int ifindex = 0;

@@ -772,6 +772,7 @@ PortCounts BpfFastPath::port_counts(uint8_t port) const {
   std::vector<tp_port_totals> per_cpu(static_cast<size_t>(ncpus_));
   uint32_t key = port;
   if (bpf_map_lookup_elem(maps_.port_totals, &key, per_cpu.data())) return t;
+  std::pair<uint64_t, uint64_t> egress{};  // the kernel's packets and bytes: wraps, summed
   for (const tp_port_totals& c : per_cpu) {
     t.rx_packets += c.rx_packets;
     t.rx_ip_bytes += c.rx_ip_bytes;
@@ -781,7 +782,18 @@ PortCounts BpfFastPath::port_counts(uint8_t port) const {
     t.fwd_tx_bytes += c.fwd_tx_bytes;
     t.punted += c.punted;
     t.dropped += c.dropped;
+    egress.first += c.egress_packets - c.fwd_tx_tc_packets;
+    egress.second += c.egress_ip_bytes - c.fwd_tx_tc_bytes;
   }
+  // The difference of two counters read a moment apart (a redirect counted at ingress, not yet at
+  // egress) can dip for a moment; a counter must not.
+  auto& seen = kernel_tx_seen_[port];
+  if (static_cast<int64_t>(egress.first) > static_cast<int64_t>(seen.first))
+    seen.first = egress.first;
+  if (static_cast<int64_t>(egress.second) > static_cast<int64_t>(seen.second))
+    seen.second = egress.second;
+  t.kernel_tx_packets = seen.first;
+  t.kernel_tx_bytes = seen.second;
   return t;
 }
 

@@ -210,6 +210,7 @@ class BpfFastPath : public FastPath {
   std::string xdp_error_;
   Maps maps_;
   int ncpus_ = 1;
+  mutable std::array<std::pair<uint64_t, uint64_t>, kMaxPorts> kernel_tx_seen_{};  // port_counts
   std::unique_ptr<Topology> shadow_;
   struct Bank;                                  // what one bank of the maps holds
   std::array<std::unique_ptr<Bank>, 2> banks_;  // each bank's content, as written

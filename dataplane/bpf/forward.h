@@ -432,8 +432,9 @@ static __always_inline int tp_decide(const struct tp_in* in, const struct tp_sta
 
 /* Bookkeeping after the hook applied the decision. Data limits: every IP packet that arrives is
  * charged to its port's limit, whatever the verdict (a punted one is the kernel path's download);
- * a forwarded one also to its egress port, unless `charge_out` says the egress device's tc egress
- * program (tp_tc_egress, which sees what tc redirects to it) does that. */
+ * a forwarded one also to its egress port, unless `charge_out` is 0: the packet passes the egress
+ * device's tc egress program (tp_tc_egress, which sees what tc redirects to it), which charges it
+ * and counts it among egress_*; fwd_tx_tc_* lets the reader take it out of them again. */
 static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, int r,
                                        const struct tp_decision* d, int charge_out) {
   struct tp_port_totals* in = tp_totals(in_port);
@@ -461,6 +462,10 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
   if (out) {
     out->fwd_tx_packets += 1;
     out->fwd_tx_bytes += p->ip_bytes;
+    if (!charge_out) {
+      out->fwd_tx_tc_packets += 1;
+      out->fwd_tx_tc_bytes += p->ip_bytes;
+    }
   }
   if (charge_out) tp_charge(d->lim_out, p->ip_bytes);
   __sync_fetch_and_add(&d->a->packets, 1);

@@ -14,7 +14,7 @@
  * its maps under <bpffs>/tetherpath/v<this> and the next run reuses them; libbpf checks only the
  * map type and the key and value sizes, so any change to a layout or to what a field means must
  * bump this, which sends the next run to a fresh directory (repopulated from conntrack). */
-#define TP_MAP_LAYOUT_VERSION 1
+#define TP_MAP_LAYOUT_VERSION 2
 
 #define TP_MAX_PORTS 16        /* tp::kMaxPorts */
 #define TP_MAX_NEXTHOPS 4096   /* tp::kMaxNextHops */
@@ -144,11 +144,17 @@ struct tp_config {
   __u64 heartbeat_bound_ns;
 };
 
-struct tp_port_totals { /* tp::PortTotals */
+/* Per CPU, plain adds. What the kernel sends out of a port is not seen apart from what tc
+ * redirected to it: tc egress counts both (egress_*), the ingress program counts its own redirects
+ * to a port with that egress program (fwd_tx_tc_*), and the reader takes the difference. XDP
+ * redirects never pass tc egress. */
+struct tp_port_totals { /* tp::PortCounts */
   __u64 rx_packets, rx_ip_bytes;
   __u64 fwd_rx_packets, fwd_rx_bytes;
   __u64 fwd_tx_packets, fwd_tx_bytes;
   __u64 punted, dropped;
+  __u64 egress_packets, egress_ip_bytes;
+  __u64 fwd_tx_tc_packets, fwd_tx_tc_bytes;
 };
 
 /* Data limits: `used` is charged with one atomic add per packet, only while armed. */
@@ -173,7 +179,7 @@ TP_STATIC_ASSERT(sizeof(struct tp_prefix6) == 32, "tp_prefix6 layout");
 TP_STATIC_ASSERT(sizeof(struct tp_kernel_only6) == 8 + 32 * TP_MAX_KERNEL_ONLY6,
                  "tp_kernel_only6 layout");
 TP_STATIC_ASSERT(sizeof(struct tp_config) == 24, "tp_config layout");
-TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 64, "tp_port_totals layout");
+TP_STATIC_ASSERT(sizeof(struct tp_port_totals) == 96, "tp_port_totals layout");
 TP_STATIC_ASSERT(sizeof(struct tp_limit) == 24, "tp_limit layout");
 #undef TP_STATIC_ASSERT
 

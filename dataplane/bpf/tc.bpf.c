@@ -201,17 +201,16 @@ int tp_tc_ether(struct __sk_buff* skb) { return tp_tc(skb, 0); }
 SEC("tc")
 int tp_tc_rawip(struct __sk_buff* skb) { return tp_tc(skb, 1); }
 
-/* tc egress: data limits for what leaves a port by the kernel's path (what the kernel forwards
- * after a punt, what it sends itself) and what tc redirected to it. Every IP packet is charged to
- * the port's limit with its IP length; anything else, whatever its shape, is only let through. It
- * never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes here (the
- * XDP program charges the egress port itself). */
+/* tc egress: counts, and charges to data limits, what leaves a port by the kernel's path (what
+ * the kernel forwards after a punt, what it sends itself) and what tc redirected to it. Every IP
+ * packet is counted and charged with its IP length; anything else, whatever its shape, is only let
+ * through. It never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes
+ * here (the XDP program counts and charges the egress port itself). */
 static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip) {
   __u32 ifindex = skb->ifindex;
   __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
   if (!port_idx) return TC_ACT_PIPE;
-  struct tp_limit* l = tp_limit_of(*port_idx % TP_MAX_PORTS);
-  if (!l || !l->armed) return TC_ACT_PIPE;
+  const __u32 port = *port_idx % TP_MAX_PORTS;
   __u32 l3 = 0;
   __u8 version = 0;
   if (rawip) {
@@ -244,7 +243,12 @@ static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip
    * more than the skb holds. */
   const __u64 held = skb->len > l3 ? skb->len - l3 : 0;
   if (!bytes || bytes > held) bytes = held;
-  tp_charge(l, bytes);
+  struct tp_port_totals* t = tp_totals(port);
+  if (t) {
+    t->egress_packets += 1;
+    t->egress_ip_bytes += bytes;
+  }
+  tp_charge(tp_limit_of(port), bytes);
   return TC_ACT_PIPE;
 }
 

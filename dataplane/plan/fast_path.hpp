@@ -34,6 +34,10 @@ struct PortCounts {
   uint64_t fwd_rx_packets = 0, fwd_rx_bytes = 0;  // forwarded, counted on the ingress port
   uint64_t fwd_tx_packets = 0, fwd_tx_bytes = 0;  // forwarded, counted on the egress port
   uint64_t punted = 0, dropped = 0;
+  // Sent out of the port by the kernel (what it forwarded, what it sent itself), never decreasing.
+  // The DPDK engine sees it on every port (the exception path); the kernel engine on the upstream
+  // ports (their tc egress program).
+  uint64_t kernel_tx_packets = 0, kernel_tx_bytes = 0;
 };
 
 using ReasonTotals = std::array<uint64_t, kReasonCount>;

@@ -26,7 +26,9 @@ check "the transfer is offloaded" eventually 5 flow_carries "203.0.113.10:5201 "
 k0=$(kernel_packets -p udp --dport 5201)
 stop_daemon
 check "after the stop the programs stay attached" attached_anywhere
-check "and pinned under a versioned path" test -d "$PINS/v1"
+# The layout version the build pins under.
+V=v$(awk '/define TP_MAP_LAYOUT_VERSION/ {print $3}' "$(dirname "$0")/../../dataplane/bpf/maps.h")
+check "and pinned under a versioned path ($V)" test -d "$PINS/$V"
 sleep 1
 start_daemon "$KEEP"
 check "the new daemon took the pinned state over" grep -q 'took over the kernel engine' "$TP_LOG"
@@ -44,13 +46,13 @@ check "no packet was lost" test "$lost" = 0
 
 echo "a map layout change: a new versioned directory, repopulated from conntrack"
 stop_daemon
-mv "$PINS/v1" "$PINS/v0"  # as a previous build's layout would sit there
+mv "$PINS/$V" "$PINS/v0"  # as a previous build's layout would sit there
 udp_upload 6 "$TP_LAB_DIR/layout.json" &
 iperf_pid=$!
 sleep 1
 start_daemon "$KEEP"
 check "the old layout's directory is removed" sh -c "! test -e $PINS/v0"
-check "the new one is in place" test -d "$PINS/v1"
+check "the new one is in place" test -d "$PINS/$V"
 check "the transfer is offloaded into the new maps" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
 wait "$iperf_pid"
 lost=$(lost_packets "$TP_LAB_DIR/layout.json")

@@ -75,6 +75,21 @@ check "both transfers are offloaded" eventually 8 both_offloaded
 check "the wifi client's leaves by the modem, as 100.64.0.2" grows modem_wifi
 check "the usb client's leaves by the phone, as 100.65.0.2" test "$(seen phone_usb)" -gt 0
 check "nothing leaves by an uplink with another uplink's address" test "$(seen wrong)" -eq 0
+# Per uplink, both paths: the first packets of the usb client's transfer went by the kernel, the
+# rest by the fast path; every packet the phone's network saw from the box is counted.
+far=$(seen phone_usb)
+phone_traffic() {  # phone_traffic PYTHON-EXPRESSION on the phone's status traffic (t)
+  status_json "[(lambda t: $1)(u['traffic']) for u in d['uplinks'] if u['name'] == 'phone'][0]"
+}
+measure "phone uplink traffic (fast path / kernel path, rx and tx bytes)" \
+  "$(phone_traffic "'%d/%d rx, %d/%d tx' % (t['fast_path']['rx_bytes'], t['kernel_path']['rx_bytes'], t['fast_path']['tx_bytes'], t['kernel_path']['tx_bytes'])")"
+check "the phone's statistics: the download by the fast path" \
+  test "$(phone_traffic "t['fast_path']['rx_bytes'] > 1000000")" = True
+check "the phone's statistics: the kernel's path both ways" \
+  test "$(phone_traffic "t['kernel_path']['rx_packets'] > 0 and t['kernel_path']['tx_packets'] > 0")" = True
+check "the phone's statistics count every packet its network saw from the box ($far)" \
+  test "$(phone_traffic "t['tx_packets'] >= $far")" = True
+check "the metrics have both paths per uplink" sh -c "ip netns exec tp-box curl -sf http://127.0.0.1:9464/metrics | grep -q '^tetherpath_uplink_bytes_total{uplink=\"phone\",direction=\"tx\",path=\"kernel\"} [1-9]'"
 
 echo "the modem's link goes down"
 modem_before=$(nsx tp-box conntrack -L -p udp --orig-src 192.168.50.10 --dport 5201 2>/dev/null | grep -c 5201)

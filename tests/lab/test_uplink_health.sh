@@ -6,7 +6,8 @@
 # are routed to the phone, the modem's offloaded flows go back to the kernel and their conntrack
 # entries go, nothing more leaves by the modem's fast path, the phone's transfer loses nothing.
 # The modem's network back: it is up again after its run of good rounds, and takes new
-# connections after the failback hold.
+# connections after the failback hold. Then the phone is tracked by ARP: its gateway stops
+# answering ARP, and the phone goes down, then up again.
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
@@ -151,6 +152,21 @@ check "a new connection leaves by the modem" eventually 5 modem_again
 check "and is offloaded" eventually 6 flow_carries "203.0.113.10:5301 " orig 100
 wait "$pid_wifi"
 kill "$events_pid" 2>/dev/null
+
+echo "tracking by ARP: the phone's gateway asked who has its address"
+check "the phone's tracking switches to ARP" \
+  tetherctl update-uplink phone --track 100.65.0.1 --track-method arp --track-interval-ms 200
+arp_answered() { [ "$(status_json "u['phone'].get('probes_answered', 0)")" -gt 3 ]; }
+check "the gateway answers the ARP probes" eventually 5 arp_answered
+check "the phone is up by them" test "$(status_json "u['phone']['health']")" = up
+nsx tp-net ip link set tp-net-phone arp off  # the gateway stops answering ARP, the link stays up
+phone_down() { [ "$(status_json "u['phone']['health']")" = down ]; }
+check "an unanswered gateway takes the phone down" eventually 5 phone_down
+check "new connections leave the phone" \
+  eventually 3 sh -c "! ip -n tp-box route show table 1000 | grep -q 'dev phone0'"
+nsx tp-net ip link set tp-net-phone arp on
+phone_up() { [ "$(status_json "u['phone']['health']")" = up ]; }
+check "the gateway answering again brings it up" eventually 5 phone_up
 
 echo "bad input"
 check "a tracking target that is no address is refused, naming it" \

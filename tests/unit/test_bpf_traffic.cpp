@@ -265,6 +265,11 @@ class BpfTrafficTest : public ::testing::Test {
     EXPECT_EQ(m1.fwd_rx_bytes - m0.fwd_rx_bytes, bytes) << "not every reply crossed the engine";
     EXPECT_EQ(m1.fwd_tx_bytes - m0.fwd_tx_bytes, bytes) << "not every request crossed the engine";
     EXPECT_EQ(fp_->limit_used(kModem), 2 * bytes) << "the fast path's packets, once each";
+    // The uplink's statistics: what arrived, and nothing the kernel sent (tc's redirects pass the
+    // egress program too, and are not the kernel's).
+    EXPECT_EQ(m1.rx_ip_bytes - m0.rx_ip_bytes, bytes);
+    EXPECT_EQ(m1.kernel_tx_bytes - m0.kernel_tx_bytes, 0u);
+    EXPECT_EQ(m1.kernel_tx_packets - m0.kernel_tx_packets, 0u);
 
     ASSERT_TRUE(sh(in(kBox, "sysctl -qw net.ipv4.ip_forward=1")));
     ASSERT_TRUE(
@@ -277,6 +282,9 @@ class BpfTrafficTest : public ::testing::Test {
     EXPECT_EQ(m2.fwd_rx_bytes - m1.fwd_rx_bytes, 0u) << "the engine carried the kernel's flow";
     EXPECT_EQ(m2.fwd_tx_bytes - m1.fwd_tx_bytes, 0u) << "the engine carried the kernel's flow";
     EXPECT_EQ(fp_->limit_used(kModem), 2 * bytes) << "the kernel's path, both ways";
+    EXPECT_EQ(m2.rx_ip_bytes - m1.rx_ip_bytes, bytes) << "the replies, punted, still counted";
+    EXPECT_EQ(m2.kernel_tx_bytes - m1.kernel_tx_bytes, bytes) << "the requests, by the kernel";
+    EXPECT_EQ(m2.kernel_tx_packets - m1.kernel_tx_packets, uint64_t{kCount});
   }
 
   std::unique_ptr<EnterNetns> box_;

@@ -193,8 +193,13 @@ TEST(Config, BadUplinksNameFileLineColumnAndKey) {
 TEST(Config, BadTrackingAndRoutingNameFileLineColumnAndKey) {
   const Bad cases[] = {
       {THREE_PORTS "  - {name: modem, iface: m, track: {interval_ms: 500}}\n",
-       "bad.yaml:6:36: uplinks[0].track: missing key 'targets' (the addresses to ping over this "
+       "bad.yaml:6:36: uplinks[0].track: missing key 'targets' (the addresses to probe over this "
        "uplink)"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {method: arp, targets: ['2001:db8::1']}}\n",
+       "bad.yaml:6:60: uplinks[0].track.targets[0]: ARP probes need IPv4 neighbours (the uplink's "
+       "gateway)"},
+      {THREE_PORTS "  - {name: modem, iface: m, track: {method: http, targets: [1.1.1.1]}}\n",
+       "bad.yaml:6:45: uplinks[0].track.method: expected one of ping, arp, got 'http'"},
       {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.2.3.999]}}\n",
        "bad.yaml:6:47: uplinks[0].track.targets[0]: expected an IP address, got '1.2.3.999'"},
       {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.1.1.1], interval_ms: 50}}\n",
@@ -236,6 +241,13 @@ TEST(Config, TrackingAndRoutingAreRead) {
   EXPECT_EQ(t.down, 2u);
   EXPECT_EQ(t.up, 3u);
   EXPECT_EQ(t.max_rtt_ms, 300u);
+  EXPECT_EQ(t.method, TrackMethod::ping);
+  EXPECT_EQ(load_string(THREE_PORTS
+                        "  - {name: m, iface: m, track: {method: arp, targets: [10.0.0.1]}}\n",
+                        "arp.yaml")
+                .uplinks[0]
+                .track.method,
+            TrackMethod::arp);
   EXPECT_TRUE(c.routing.manage);
   EXPECT_EQ(c.routing.table, 300u);
   EXPECT_EQ(c.routing.priority, 500u);

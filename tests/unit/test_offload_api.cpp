@@ -604,6 +604,10 @@ TEST_F(UplinksTest, BadCallsChangeNothing) {
                "track":{"targets":["1.1.1.1"],"reliability":2}})",
            R"({"op":"add_uplink","name":"phone","iface":"phone0",
                "track":{"targets":["1.1.1.1"],"count":2}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "track":{"targets":["1.1.1.1"],"method":"http"}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "track":{"targets":["2001:db8::1"],"method":"arp"}})",
            R"({"op":"update_uplink","name":"phone","metric":5})",
            R"({"op":"update_uplink","name":"modem","iface":"wifi0"})",
            R"({"op":"remove_uplink","name":"phone"})",
@@ -665,9 +669,14 @@ TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
   EXPECT_EQ(t["timeout_ms"], 500);
   EXPECT_EQ(t["down"], 2);
   EXPECT_EQ(t["up"], 3);
+  EXPECT_EQ(t["method"], "ping");
+  ASSERT_EQ(code(R"({"op":"update_uplink","name":"phone",
+                    "track":{"targets":["192.0.2.1"],"method":"arp"}})"),
+            "ok");
+  EXPECT_EQ(uplinks()[1]["track"]["method"], "arp");
   ASSERT_EQ(code(R"({"op":"update_uplink","name":"phone","track":{}})"), "ok");
   EXPECT_FALSE(uplinks()[1].contains("track"));
-  events.resize(events.size() - 2);  // the two updates
+  events.resize(events.size() - 3);  // the three updates
 
   api.link_changed(1, false);
   EXPECT_EQ(uplinks()[1]["link"], "down");

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "arp_prober.hpp"
 #include "icmp_prober.hpp"
 #include "netns.hpp"
 #include "shell.hpp"
@@ -140,6 +141,55 @@ TEST_F(UplinksKernelTest, ProbesLeaveByTheirUplinkWhateverTheRoutingSays) {
   ASSERT_TRUE(run_until([&] { return rounds.size() >= 2; }, std::chrono::seconds(3)));
   // No route back to 100.65.0.2's probes is needed by source: the far side has the link's prefix.
   EXPECT_TRUE(rounds.back().rtt_ms[0].has_value());
+}
+
+TEST_F(UplinksKernelTest, ArpRoundsSeeTheGatewayUntilItStopsAnswering) {
+  std::vector<ProbeRound> rounds;
+  // 100.64.0.9 is on the link's prefix but nobody has it.
+  ArpProber p(io_, "tpl-m", {ip("100.64.0.1"), ip("100.64.0.9")}, std::chrono::milliseconds(100),
+              std::chrono::milliseconds(80), [&](const ProbeRound& r) { rounds.push_back(r); });
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 3; }, std::chrono::seconds(3)));
+  for (const ProbeRound& r : rounds) {
+    ASSERT_EQ(r.rtt_ms.size(), 2u);
+    EXPECT_TRUE(r.rtt_ms[0].has_value());
+    EXPECT_FALSE(r.rtt_ms[1].has_value());
+  }
+  // ICMP is no part of it: echo requests dropped on the far side change nothing.
+  modem_blackholed(true);
+  rounds.clear();
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 2; }, std::chrono::seconds(3)));
+  EXPECT_TRUE(rounds.back().rtt_ms[0].has_value());
+  // The gateway stops answering ARP (the link stays up).
+  ASSERT_EQ(sh("ip -n tpu-far link set tpl-m-far arp off"), 0);
+  rounds.clear();
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 3; }, std::chrono::seconds(3)));
+  EXPECT_FALSE(rounds[1].rtt_ms[0].has_value());
+  EXPECT_FALSE(rounds[2].rtt_ms[0].has_value());
+  EXPECT_GE(p.answered(), 5u);
+}
+
+TEST_F(UplinksKernelTest, ArpProbesFollowAnInterfaceThatComesLater) {
+  // A phone's USB network: the interface does not exist when tracking starts.
+  std::vector<ProbeRound> rounds;
+  ArpProber p(io_, "tpl-u", {ip("100.66.0.1")}, std::chrono::milliseconds(100),
+              std::chrono::milliseconds(80), [&](const ProbeRound& r) { rounds.push_back(r); });
+  ASSERT_TRUE(run_until([&] { return rounds.size() >= 2; }, std::chrono::seconds(3)));
+  EXPECT_FALSE(rounds.back().rtt_ms[0].has_value());
+  EXPECT_EQ(p.sent(), 0u);
+  const char* plug_in =
+      "ip link add tpl-u type veth peer name tpl-u-far && ip link set tpl-u-far netns tpu-far && "
+      "ip addr add 100.66.0.2/24 dev tpl-u && ip link set tpl-u up && "
+      "ip -n tpu-far addr add 100.66.0.1/24 dev tpl-u-far && ip -n tpu-far link set tpl-u-far up";
+  ASSERT_EQ(sh(plug_in), 0);
+  EXPECT_TRUE(
+      run_until([&] { return rounds.back().rtt_ms[0].has_value(); }, std::chrono::seconds(3)));
+  // Gone and back again, under a new index.
+  ASSERT_EQ(sh("ip link del tpl-u"), 0);
+  ASSERT_TRUE(
+      run_until([&] { return !rounds.back().rtt_ms[0].has_value(); }, std::chrono::seconds(3)));
+  ASSERT_EQ(sh(plug_in), 0);
+  EXPECT_TRUE(
+      run_until([&] { return rounds.back().rtt_ms[0].has_value(); }, std::chrono::seconds(3)));
 }
 
 TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {

@@ -45,15 +45,9 @@ boost::asio::generic::raw_protocol::endpoint endpoint_of(const IpAddr& a) {
 IcmpProber::IcmpProber(boost::asio::io_context& io, std::string iface, std::vector<IpAddr> targets,
                        std::chrono::milliseconds interval, std::chrono::milliseconds timeout,
                        std::function<void(const ProbeRound&)> on_round)
-    : iface_(std::move(iface)),
-      targets_(std::move(targets)),
-      interval_(interval),
-      timeout_(timeout),
-      on_round_(std::move(on_round)),
+    : Prober(io, std::move(iface), std::move(targets), interval, timeout, std::move(on_round)),
       sock4_(io),
       sock6_(io),
-      round_timer_(io),
-      timeout_timer_(io),
       // Raw sockets see every echo reply of the namespace's interface: the identifier (and the
       // sequence) tell this prober's own.
       ident_(static_cast<uint16_t>(::getpid() ^ reinterpret_cast<uintptr_t>(this))) {
@@ -63,15 +57,13 @@ IcmpProber::IcmpProber(boost::asio::io_context& io, std::string iface, std::vect
   }
   if (sock4_.is_open()) receive(sock4_, AF_INET);
   if (sock6_.is_open()) receive(sock6_, AF_INET6);
-  start_round();
+  start();
 }
 
 IcmpProber::~IcmpProber() {
   boost::system::error_code ec;
   sock4_.close(ec);
   sock6_.close(ec);
-  round_timer_.cancel();
-  timeout_timer_.cancel();
 }
 
 void IcmpProber::open(Raw::socket& s, int family) {
@@ -90,17 +82,14 @@ void IcmpProber::open(Raw::socket& s, int family) {
   }
 }
 
-void IcmpProber::start_round() {
-  round_start_ = Clock::now();
-  ++seq_;
-  round_.rtt_ms.assign(targets_.size(), std::nullopt);
+void IcmpProber::send_probes(uint16_t seq) {
   for (const IpAddr& t : targets_) {
     std::array<uint8_t, 16> echo{};  // type, code, checksum, identifier, sequence, 8 bytes data
     echo[0] = t.family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
     echo[4] = static_cast<uint8_t>(ident_ >> 8);
     echo[5] = static_cast<uint8_t>(ident_);
-    echo[6] = static_cast<uint8_t>(seq_ >> 8);
-    echo[7] = static_cast<uint8_t>(seq_);
+    echo[6] = static_cast<uint8_t>(seq >> 8);
+    echo[7] = static_cast<uint8_t>(seq);
     std::memcpy(echo.data() + 8, "tethrpth", 8);
     if (t.family == AF_INET) {  // the kernel sums ICMPv6 itself
       const uint16_t c = icmp_checksum(echo.data(), echo.size());
@@ -111,19 +100,6 @@ void IcmpProber::start_round() {
     s.send_to(boost::asio::buffer(echo), endpoint_of(t), 0, ec);
     ++sent_;
   }
-  timeout_timer_.expires_after(timeout_);
-  timeout_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) finish_round();
-  });
-}
-
-void IcmpProber::finish_round() {
-  on_round_(round_);
-  const auto next = round_start_ + interval_;
-  round_timer_.expires_at(next);
-  round_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) start_round();
-  });
 }
 
 void IcmpProber::receive(Raw::socket& s, int family) {
@@ -143,27 +119,22 @@ void IcmpProber::receive(Raw::socket& s, int family) {
           const uint8_t* p = buf->data();
           if (family == AF_INET) {  // raw IPv4 sockets hand over the IP header too
             const std::size_t ihl = n ? (p[0] & 0x0f) * 4u : 0;
-            if (n >= ihl + 8 && ihl >= 20) answered(family, p + ihl, n - ihl, src);
+            if (n >= ihl + 8 && ihl >= 20) echo_reply(family, p + ihl, n - ihl, src);
           } else {
-            answered(family, p, n, src);
+            echo_reply(family, p, n, src);
           }
         }
         receive(s, family);
       });
 }
 
-void IcmpProber::answered(int family, const uint8_t* icmp, std::size_t len, const IpAddr& from) {
+void IcmpProber::echo_reply(int family, const uint8_t* icmp, std::size_t len, const IpAddr& from) {
   if (len < 8) return;
   const uint8_t reply = family == AF_INET ? ICMP_ECHOREPLY : ICMP6_ECHO_REPLY;
   const uint16_t ident = static_cast<uint16_t>(icmp[4] << 8 | icmp[5]);
   const uint16_t seq = static_cast<uint16_t>(icmp[6] << 8 | icmp[7]);
   if (icmp[0] != reply || ident != ident_ || seq != seq_) return;  // not ours, or too late
-  for (std::size_t i = 0; i < targets_.size(); ++i)
-    if (targets_[i] == from && !round_.rtt_ms[i]) {
-      round_.rtt_ms[i] =
-          std::chrono::duration<double, std::milli>(Clock::now() - round_start_).count();
-      ++answered_;
-    }
+  answered_by(from);
 }
 
 }  // namespace tp
