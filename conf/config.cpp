@@ -365,7 +365,7 @@ std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortCo
   std::vector<UplinkConfig> out;
   f.each([&](const Field& e) {
     e.only_keys({"name", "iface", "kind", "metered", "roaming", "metric", "weight", "ipv4_addr",
-                 "ipv4_gateway", "ipv6_gateways", "track"});
+                 "ipv4_gateway", "ipv6_gateways", "ipv6_prefixes", "track"});
     UplinkConfig u;
     auto name = e.child("name");
     auto iface = e.child("iface");
@@ -390,6 +390,22 @@ std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortCo
     if (auto v = e.child("ipv4_gateway")) u.ipv4_gateway = v->address(AF_INET);
     if (auto v = e.child("ipv6_gateways"))
       v->each([&](const Field& g) { u.ipv6_gateways.push_back(g.address(AF_INET6)); });
+    if (auto v = e.child("ipv6_prefixes")) {
+      v->each([&](const Field& p) {
+        const Prefix mine = p.prefix();
+        if (const std::string why = bad_uplink_prefix(mine); !why.empty()) p.fail(why);
+        const auto overlap = [&](const Prefix& q) {
+          return q.contains(mine.addr) || mine.contains(q.addr);
+        };
+        for (const Prefix& q : u.ipv6_prefixes)
+          if (overlap(q)) p.fail("overlaps " + q.str() + " listed before");
+        for (const auto& seen : out)
+          for (const Prefix& q : seen.ipv6_prefixes)
+            if (overlap(q)) p.fail("overlaps " + q.str() + " of uplink '" + seen.name + "'");
+        u.ipv6_prefixes.push_back(mine);
+      });
+      if (u.ipv6_prefixes.size() > 8) v->fail("at most 8 prefixes");
+    }
     if (auto v = e.child("track")) u.track = parse_track(*v);
     out.push_back(u);
   });
@@ -667,6 +683,15 @@ const std::vector<std::pair<const char*, TrackMethod>>& track_methods() {
   static const std::vector<std::pair<const char*, TrackMethod>> m = {{"ping", TrackMethod::ping},
                                                                      {"arp", TrackMethod::arp}};
   return m;
+}
+
+std::string bad_uplink_prefix(const Prefix& p) {
+  if (p.addr.family != AF_INET6) return "expected an IPv6 prefix";
+  if (p.len < 16) return "expected a /16 or longer";
+  const uint8_t first = p.addr.bytes[0];
+  if ((first & 0xe0) != 0x20 && (first & 0xfe) != 0xfc)
+    return "expected a global (2000::/3) or unique local (fc00::/7) prefix";
+  return "";
 }
 
 bool valid_uplink_name(const std::string& name) {

@@ -120,6 +120,10 @@ struct UplinkConfig {
   uint32_t weight = 1;    // share among uplinks of equal metric
   std::optional<IpAddr> ipv4_addr, ipv4_gateway;
   std::vector<IpAddr> ipv6_gateways;
+  // IPv6 sources this uplink's network routes (its addresses' prefix, the prefix it delegated to
+  // the downstreams): with routing.manage, packets from them leave by this uplink only, as any
+  // other uplink's network would drop them (BCP 38).
+  std::vector<Prefix> ipv6_prefixes;
   TrackConfig track;
   bool operator==(const UplinkConfig&) const = default;
 };
@@ -128,6 +132,10 @@ struct UplinkConfig {
 const std::vector<std::pair<const char*, UplinkKind>>& uplink_kinds();
 const std::vector<std::pair<const char*, Roaming>>& roaming_states();
 const std::vector<std::pair<const char*, TrackMethod>>& track_methods();
+// Why `p` cannot be an uplink's ipv6_prefixes entry (empty: it can): IPv6, /16 or longer, global
+// unicast (2000::/3) or unique local (fc00::/7); never link-local, multicast or IPv4-mapped, whose
+// traffic is no uplink's.
+std::string bad_uplink_prefix(const Prefix& p);
 // 1 to 32 of [A-Za-z0-9_-]: it names metrics labels, events and routing tables' comments.
 bool valid_uplink_name(const std::string& name);
 std::string to_string(UplinkKind k);

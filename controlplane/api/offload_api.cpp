@@ -229,12 +229,17 @@ Json OffloadApi::status() {
   for (const auto& [iface, l] : used.items()) {
     Json limit = l;
     limit["iface"] = iface;
+    for (const auto& u : uplinks_)
+      if (u.iface == iface) limit["uplink"] = u.name;
     limit["enforced"] = true;
     s["limits"].push_back(std::move(limit));
   }
-  for (const auto& [iface, l] : kernel_limits_)
-    s["limits"].push_back(
-        {{"iface", iface}, {"warning", l.warning}, {"limit", l.limit}, {"enforced", false}});
+  for (const auto& [iface, l] : kernel_limits_) {
+    Json limit{{"iface", iface}, {"warning", l.warning}, {"limit", l.limit}, {"enforced", false}};
+    for (const auto& u : uplinks_)
+      if (u.iface == iface) limit["uplink"] = u.name;
+    s["limits"].push_back(std::move(limit));
+  }
   return ok(s);
 }
 
@@ -419,6 +424,9 @@ void OffloadApi::emit(const std::string& event, const std::string& upstream,
   if (!on_event) return;
   Json e{{"event", event}, {"upstream", upstream}};
   if (!detail.empty()) e["detail"] = detail;
+  // A limit of an uplink's interface is that uplink's: the event names it too.
+  for (const auto& u : uplinks_)
+    if (u.iface == upstream) e["uplink"] = u.name;
   on_event(e);
 }
 

@@ -33,7 +33,7 @@ constexpr const char* kUsage =
     "  add-uplink NAME IFACE [UPLINK OPTIONS] | update-uplink NAME [--iface I] [UPLINK OPTIONS]\n"
     "      --kind cellular|wifi|ethernet|usb|bluetooth  --metered | --unmetered\n"
     "      --roaming home|national|international  --metric N  --weight N\n"
-    "      --ipv4-addr A  --ipv4-gateway G  --ipv6-gateway G...\n"
+    "      --ipv4-addr A  --ipv4-gateway G  --ipv6-gateway G...  --ipv6-prefix P...\n"
     "      --track TARGET[,TARGET]... | --track off  --track-interval-ms N  --track-method "
     "ping|arp\n"
     "  remove-uplink NAME\n"
@@ -141,6 +141,9 @@ void uplink_options(const std::vector<std::string>& rest, std::size_t first, Jso
     } else if (o == "--ipv6-gateway") {
       if (!req.contains("ipv6_gateways")) req["ipv6_gateways"] = Json::array();
       req["ipv6_gateways"].push_back(v);
+    } else if (o == "--ipv6-prefix") {
+      if (!req.contains("ipv6_prefixes")) req["ipv6_prefixes"] = Json::array();
+      req["ipv6_prefixes"].push_back(v);
     } else if (o == "--track") {  // targets, comma-separated; "off" stops tracking
       req["track"] = Json::object();
       if (v == "off") continue;

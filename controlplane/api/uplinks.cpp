@@ -93,6 +93,19 @@ conf::UplinkConfig uplink_from(const Json& req, conf::UplinkConfig u) {
     for (const auto& g : string_list_arg(req, "ipv6_gateways"))
       u.ipv6_gateways.push_back(address_arg(g, AF_INET6, "ipv6_gateways"));
   }
+  if (req.contains("ipv6_prefixes")) {
+    u.ipv6_prefixes.clear();
+    for (const auto& p : string_list_arg(req, "ipv6_prefixes")) {
+      const Prefix mine = prefix_arg(p);
+      if (const std::string why = conf::bad_uplink_prefix(mine); !why.empty())
+        illegal_argument("ipv6_prefixes: " + why + ", got '" + p + "'");
+      for (const Prefix& q : u.ipv6_prefixes)
+        if (q.contains(mine.addr) || mine.contains(q.addr))
+          illegal_argument("ipv6_prefixes: " + p + " overlaps " + q.str() + " listed before");
+      u.ipv6_prefixes.push_back(mine);
+    }
+    if (u.ipv6_prefixes.size() > 8) illegal_argument("ipv6_prefixes: at most 8 prefixes");
+  }
   if (req.contains("track")) u.track = track_from(req);
   return u;
 }
@@ -113,9 +126,16 @@ void OffloadApi::check_uplink(const conf::UplinkConfig& u, const std::string& re
     illegal_argument("iface: the box has no interface '" + u.iface + "'");
   if (upstream_ && upstream_->iface == u.iface)
     illegal_argument("iface: '" + u.iface + "' is the upstream (set_upstream's single uplink)");
-  for (const auto& other : uplinks_)
-    if (other.name != replacing && other.iface == u.iface)
+  for (const auto& other : uplinks_) {
+    if (other.name == replacing) continue;
+    if (other.iface == u.iface)
       illegal_argument("iface: '" + u.iface + "' is already uplink '" + other.name + "'");
+    for (const Prefix& p : u.ipv6_prefixes)
+      for (const Prefix& q : other.ipv6_prefixes)
+        if (p.contains(q.addr) || q.contains(p.addr))
+          illegal_argument("ipv6_prefixes: " + p.str() + " overlaps " + q.str() + " of uplink '" +
+                           other.name + "'");
+  }
 }
 
 Json OffloadApi::add_uplink(const Json& req) {
@@ -186,6 +206,8 @@ Json OffloadApi::uplinks_json() const {
     if (u.ipv4_gateway) j["ipv4_gateway"] = u.ipv4_gateway->str();
     j["ipv6_gateways"] = Json::array();
     for (const auto& g : u.ipv6_gateways) j["ipv6_gateways"].push_back(g.str());
+    j["ipv6_prefixes"] = Json::array();
+    for (const auto& p : u.ipv6_prefixes) j["ipv6_prefixes"].push_back(p.str());
     if (!u.track.targets.empty()) {
       Json t{{"method", conf::to_string(u.track.method)},
              {"interval_ms", u.track.interval_ms},

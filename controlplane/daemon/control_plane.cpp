@@ -341,8 +341,10 @@ void ControlPlane::hand_back(uint8_t port, const std::string& why) {
 // fast path and by the kernel's path apart.
 Json ControlPlane::port_traffic(uint8_t port) const {
   const PortTotals t = rt_.port_totals(port);
-  const uint64_t kernel_rx_packets = t.rx_packets - t.fwd_rx_packets;
-  const uint64_t kernel_rx_bytes = t.rx_ip_bytes - t.fwd_rx_bytes;
+  // A packet counted as arriving may not be counted as forwarded yet.
+  auto& seen = kernel_rx_seen_[port % kernel_rx_seen_.size()];
+  const uint64_t kernel_rx_packets = never_decreasing(seen[0], t.rx_packets - t.fwd_rx_packets);
+  const uint64_t kernel_rx_bytes = never_decreasing(seen[1], t.rx_ip_bytes - t.fwd_rx_bytes);
   return {{"rx_packets", t.rx_packets},
           {"rx_bytes", t.rx_ip_bytes},
           {"tx_packets", t.fwd_tx_packets + t.kernel_tx_packets},
@@ -751,9 +753,9 @@ std::string ControlPlane::metrics() const {
              u["probe_loss_pct"].get<double>() / 100);
   for (const char* unit : {"bytes", "packets"}) {
     const std::string metric = std::string("uplink_") + unit + "_total";
-    const std::string help = std::string("IP ") + unit +
+    const std::string help = std::string(unit) +
                              " of the uplink (rx: from it, tx: to it), by the fast path and the "
-                             "kernel's path.";
+                             "kernel's path (bytes: IP bytes; packets: frames, ARP and ND too).";
     family(metric.c_str(), "counter", help.c_str());
     for (const Json& u : uplinks) {
       if (!u.contains("traffic")) continue;

@@ -60,6 +60,7 @@ class ControlPlane : private OffloadHost {
   Json describe(const std::string& what) override;
   Json uplink_state(const std::string& name, std::optional<uint8_t> port) const override;
   Json port_traffic(uint8_t port) const;
+  mutable std::array<std::array<uint64_t, 2>, kMaxPorts> kernel_rx_seen_{};  // port_traffic
   // Uplink health: events, and a failed uplink's flows fail over as if its link had gone.
   void health_changed(const conf::UplinkConfig& u, Health was, Health now);
   void configure_uplinks();

@@ -118,7 +118,7 @@ std::vector<ManagedUplink> UplinkMonitor::managed(const std::vector<std::size_t>
     const Tracked& t = *uplinks_[i];
     if (t.ifindex == 0) continue;  // not there (yet): no route can name it
     out.push_back({t.cfg.name, t.ifindex, t.cfg.ipv4_addr, t.cfg.ipv4_gateway, t.cfg.ipv6_gateways,
-                   t.cfg.weight});
+                   t.cfg.weight, t.cfg.ipv6_prefixes});
   }
   return out;
 }

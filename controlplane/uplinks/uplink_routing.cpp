@@ -22,8 +22,10 @@ std::optional<IpAddr> gateway_of(const ManagedUplink& u, int family) {
   return std::nullopt;
 }
 
+// IPv6 through an uplink without a gateway (a raw-IP modem): a route over the device, so that
+// its prefixes' rule finds its own table, not the fall-through to another uplink.
 bool routes_family(const ManagedUplink& u, int family) {
-  return family == AF_INET ? u.addr4.has_value() : !u.gateways6.empty();
+  return family == AF_INET ? u.addr4.has_value() : !u.gateways6.empty() || !u.prefixes6.empty();
 }
 
 }  // namespace
@@ -58,7 +60,7 @@ int UplinkRouting::call(nlmsghdr* nlh) {
 }
 
 int UplinkRouting::rule(uint16_t type, int family, uint32_t priority, uint32_t table,
-                        const std::optional<IpAddr>& from, uint32_t mark, uint32_t mask,
+                        const std::optional<Prefix>& from, uint32_t mark, uint32_t mask,
                         bool suppress) {
   char buf[512];
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
@@ -71,8 +73,11 @@ int UplinkRouting::rule(uint16_t type, int family, uint32_t priority, uint32_t t
   if (type == RTM_NEWRULE) r->action = FR_ACT_TO_TBL;
   if (table) mnl_attr_put_u32(nlh, FRA_TABLE, table);
   if (from) {
-    r->src_len = family == AF_INET ? 32 : 128;
-    mnl_attr_put(nlh, FRA_SRC, family == AF_INET ? 4 : 16, from->bytes.data());
+    r->src_len = static_cast<uint8_t>(from->len);
+    auto network = from->addr.bytes;  // host bits cleared, as `ip rule` would show them
+    for (int b = from->len; b < from->addr.length() * 8; ++b)
+      network[static_cast<std::size_t>(b / 8)] &= static_cast<uint8_t>(~(0x80u >> (b % 8)));
+    mnl_attr_put(nlh, FRA_SRC, family == AF_INET ? 4 : 16, network.data());
   }
   if (mask) {
     mnl_attr_put_u32(nlh, FRA_FWMARK, mark);
@@ -126,7 +131,7 @@ int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
 void UplinkRouting::delete_rules() {
   if (!cfg_) return;
   for (int family : {AF_INET, AF_INET6})
-    for (uint32_t p = cfg_->priority; p <= cfg_->priority + 3; ++p)
+    for (uint32_t p = cfg_->priority; p <= cfg_->priority + 4; ++p)
       for (int i = 0; i < 256 && rule(RTM_DELRULE, family, p, 0, {}, 0, 0, false) == 0; ++i) {
       }
 }
@@ -160,14 +165,17 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
     }
     if (u.addr4)
       note(u.name + ": source rule",
-           rule(RTM_NEWRULE, AF_INET, cfg.priority, table, u.addr4, 0, 0, false));
+           rule(RTM_NEWRULE, AF_INET, cfg.priority, table, Prefix{*u.addr4, 32}, 0, 0, false));
+    for (const Prefix& p : u.prefixes6)
+      note(u.name + ": source rule for " + p.str(),
+           rule(RTM_NEWRULE, AF_INET6, cfg.priority + 3, table, p, 0, 0, false));
   }
   tables_ = uplinks.size();
   for (int family : {AF_INET, AF_INET6}) {
     note("suppress rule",
          rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0, true));
     note("shared table rule",
-         rule(RTM_NEWRULE, family, cfg.priority + 3, cfg.table, {}, 0, 0, false));
+         rule(RTM_NEWRULE, family, cfg.priority + 4, cfg.table, {}, 0, 0, false));
   }
   return errors;
 }
@@ -191,12 +199,14 @@ std::vector<std::string> UplinkRouting::set_active(const std::vector<ManagedUpli
 
 int UplinkRouting::pin(const IpAddr& client, uint32_t table) {
   if (!cfg_) return -ENOENT;
-  return rule(RTM_NEWRULE, client.family, cfg_->priority, table, client, 0, 0, false);
+  return rule(RTM_NEWRULE, client.family, cfg_->priority + 3, table,
+              Prefix{client, client.length() * 8}, 0, 0, false);
 }
 
 int UplinkRouting::unpin(const IpAddr& client, uint32_t table) {
   if (!cfg_) return -ENOENT;
-  return rule(RTM_DELRULE, client.family, cfg_->priority, table, client, 0, 0, false);
+  return rule(RTM_DELRULE, client.family, cfg_->priority + 3, table,
+              Prefix{client, client.length() * 8}, 0, 0, false);
 }
 
 void UplinkRouting::remove() {

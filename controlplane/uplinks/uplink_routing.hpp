@@ -5,10 +5,14 @@
 //   table T+1+i   default via uplink i (its gateways), for whatever is pinned to it
 //   table T       default spread over the uplinks taking new connections (multipath by weight)
 //   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
-//   rule P        from <client> lookup T+1+i                (sticky mapping, while it lasts)
 //   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
 //   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
-//   rule P+3      lookup T                                   (main's default route only after it)
+//   rule P+3      from <uplink i's IPv6 prefix> lookup T+1+i (sources only its network routes)
+//   rule P+3      from <client> lookup T+1+i                (sticky mapping, while it lasts)
+//   rule P+4      lookup T                                   (main's default route only after it)
+//
+// Clients' rules come after main's specific routes: a client pinned to an uplink still reaches
+// the box's other downstreams.
 //
 // Failover and failback only replace table T's default route: one atomic netlink message. The
 // routes and rules stay when tetherpath exits (the kernel keeps forwarding through a restart);
@@ -33,6 +37,7 @@ struct ManagedUplink {
   std::optional<IpAddr> addr4, gateway4;
   std::vector<IpAddr> gateways6;
   uint32_t weight = 1;
+  std::vector<Prefix> prefixes6;
 };
 
 class UplinkRouting {
@@ -57,7 +62,7 @@ class UplinkRouting {
  private:
   int call(nlmsghdr* nlh);  // 0 or -errno
   int rule(uint16_t type, int family, uint32_t priority, uint32_t table,
-           const std::optional<IpAddr>& from, uint32_t mark, uint32_t mask, bool suppress);
+           const std::optional<Prefix>& from, uint32_t mark, uint32_t mask, bool suppress);
   int default_route(uint16_t type, int family, uint32_t table,
                     const std::vector<ManagedUplink>& via);
   void delete_rules();

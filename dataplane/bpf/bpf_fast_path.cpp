@@ -785,15 +785,10 @@ PortCounts BpfFastPath::port_counts(uint8_t port) const {
     egress.first += c.egress_packets - c.fwd_tx_tc_packets;
     egress.second += c.egress_ip_bytes - c.fwd_tx_tc_bytes;
   }
-  // The difference of two counters read a moment apart (a redirect counted at ingress, not yet at
-  // egress) can dip for a moment; a counter must not.
+  // A redirect counted at ingress may not be counted at egress yet.
   auto& seen = kernel_tx_seen_[port];
-  if (static_cast<int64_t>(egress.first) > static_cast<int64_t>(seen.first))
-    seen.first = egress.first;
-  if (static_cast<int64_t>(egress.second) > static_cast<int64_t>(seen.second))
-    seen.second = egress.second;
-  t.kernel_tx_packets = seen.first;
-  t.kernel_tx_bytes = seen.second;
+  t.kernel_tx_packets = never_decreasing(seen.first, egress.first);
+  t.kernel_tx_bytes = never_decreasing(seen.second, egress.second);
   return t;
 }
 

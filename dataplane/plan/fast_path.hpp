@@ -40,6 +40,14 @@ struct PortCounts {
   uint64_t kernel_tx_packets = 0, kernel_tx_bytes = 0;
 };
 
+// A counter made of the difference of two counters read a moment apart can dip for a moment; what
+// is reported must not. Keeps and returns the highest value seen (compared modulo 2^64, so a
+// momentary "-1" is a dip, not a leap).
+inline uint64_t never_decreasing(uint64_t& kept, uint64_t now) {
+  if (static_cast<int64_t>(now - kept) > 0) kept = now;
+  return kept;
+}
+
 using ReasonTotals = std::array<uint64_t, kReasonCount>;
 
 class FastPath {

@@ -6,8 +6,9 @@
 # are routed to the phone, the modem's offloaded flows go back to the kernel and their conntrack
 # entries go, nothing more leaves by the modem's fast path, the phone's transfer loses nothing.
 # The modem's network back: it is up again after its run of good rounds, and takes new
-# connections after the failback hold. Then the phone is tracked by ARP: its gateway stops
-# answering ARP, and the phone goes down, then up again.
+# connections after the failback hold. IPv6: each uplink routes the prefix its network delegated,
+# whichever takes new connections. Then the phone is tracked by ARP: its gateway stops answering
+# ARP, and the phone goes down, then up again.
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
@@ -70,7 +71,7 @@ fast_tx() {  # fast-path packets sent out of a port
 
 echo "tetherpath's routing and masquerade"
 check "rules: main's specific routes, then the uplinks' shared table" \
-  sh -c "ip -n tp-box rule | grep -q '^1002:.*lookup main suppress_prefixlength 0' && ip -n tp-box rule | grep -q '^1003:.*lookup 1000'"
+  sh -c "ip -n tp-box rule | grep -q '^1002:.*lookup main suppress_prefixlength 0' && ip -n tp-box rule | grep -q '^1004:.*lookup 1000'"
 check "a table per uplink, and their addresses' rules" \
   sh -c "ip -n tp-box route show table 1002 | grep -q 'default via 100.65.0.1 dev phone0' && ip -n tp-box rule | grep -q '^1000:.*from 100.64.0.2 lookup 1001'"
 check "new connections go to the modem (metric 10)" eventually 5 sh -c "ip -n tp-box route show table 1000 | grep -q 'default via 100.64.0.1 dev modem0'"
@@ -153,6 +154,35 @@ check "and is offloaded" eventually 6 flow_carries "203.0.113.10:5301 " orig 100
 wait "$pid_wifi"
 kill "$events_pid" 2>/dev/null
 
+echo "IPv6: each uplink's network routes the prefix it delegated"
+# The phone's network gets IPv6 and routes the usb clients' prefix back through the phone.
+nsx tp-net ip addr add 2001:db8:101::1/64 dev tp-net-phone nodad
+nsx tp-box ip addr add 2001:db8:101::2/64 dev phone0 nodad
+nsx tp-net ip -6 route replace 2001:db8:60::/64 via 2001:db8:101::2
+nsx tp-net nft -f - <<'NFT'
+add counter inet tp_lab_seen v6_usb_by_phone
+add counter inet tp_lab_seen v6_usb_by_modem
+add rule inet tp_lab_seen pre iifname "tp-net-phone" ip6 saddr 2001:db8:60::/64 counter name v6_usb_by_phone
+add rule inet tp_lab_seen pre iifname "tp-net-modem" ip6 saddr 2001:db8:60::/64 counter name v6_usb_by_modem
+NFT
+check "the modem routes the wifi clients' prefix" \
+  tetherctl update-uplink modem --ipv6-gateway 2001:db8:100::1 --ipv6-prefix 2001:db8:50::/64
+check "the phone routes the usb clients'" \
+  tetherctl update-uplink phone --ipv6-gateway 2001:db8:101::1 --ipv6-prefix 2001:db8:60::/64
+check "a rule per prefix to its uplink's table" \
+  sh -c "ip -n tp-box -6 rule | grep -q 'from 2001:db8:60::/64 lookup 1002' && ip -n tp-box -6 rule | grep -q 'from 2001:db8:50::/64 lookup 1001'"
+check "the phone's table has its IPv6 default route" \
+  eventually 5 sh -c "ip -n tp-box -6 route show table 1002 | grep -q 'default via 2001:db8:101::1 dev phone0'"
+check "new connections still go to the modem" \
+  sh -c "ip -n tp-box -6 route show table 1000 | grep -q 'default via 2001:db8:100::1 dev modem0'"
+nsx tp-usb timeout 30 iperf3 -6 -c 2001:db8:ffff::10 -p 5201 -u -b 5M -t 4 >/dev/null 2>&1 &
+pid_v6=$!
+check "the usb client's IPv6 transfer leaves by the phone, whose prefix it is" \
+  eventually 5 grows v6_usb_by_phone
+check "and is offloaded" eventually 6 flow_carries "2001:db8:ffff::10:5201 " orig 100
+check "none of it leaves by the modem" test "$(seen v6_usb_by_modem)" -eq 0
+wait "$pid_v6"
+
 echo "tracking by ARP: the phone's gateway asked who has its address"
 check "the phone's tracking switches to ARP" \
   tetherctl update-uplink phone --track 100.65.0.1 --track-method arp --track-interval-ms 200
@@ -186,6 +216,6 @@ echo "routing handed back"
 sed -i 's/^  manage: true/  manage: false/' "$CONFIG"
 check "manage: false is applied by a reload" tetherctl reload
 check "tetherpath's rules, tables and masquerade are gone" \
-  sh -c "! ip -n tp-box rule | grep -q '^100[0-3]:' && [ -z \"\$(ip -n tp-box route show table 1000)\" ] && ! ip netns exec tp-box nft list table ip tetherpath_nat >/dev/null 2>&1"
+  sh -c "! ip -n tp-box rule | grep -q '^100[0-4]:' && [ -z \"\$(ip -n tp-box route show table 1000)\" ] && ! ip netns exec tp-box nft list table ip tetherpath_nat >/dev/null 2>&1"
 
 lab_end

@@ -198,6 +198,15 @@ TEST(Config, BadTrackingAndRoutingNameFileLineColumnAndKey) {
       {THREE_PORTS "  - {name: modem, iface: m, track: {method: arp, targets: ['2001:db8::1']}}\n",
        "bad.yaml:6:60: uplinks[0].track.targets[0]: ARP probes need IPv4 neighbours (the uplink's "
        "gateway)"},
+      {THREE_PORTS "  - {name: modem, iface: m, ipv6_prefixes: [10.0.0.0/8]}\n",
+       "bad.yaml:6:45: uplinks[0].ipv6_prefixes[0]: expected an IPv6 prefix"},
+      {THREE_PORTS "  - {name: modem, iface: m, ipv6_prefixes: ['fe80::/64']}\n",
+       "bad.yaml:6:45: uplinks[0].ipv6_prefixes[0]: expected a global (2000::/3) or unique local "
+       "(fc00::/7) prefix"},
+      {"ports:\n  - {name: m, role: upstream, device: a}\n  - {name: p, role: upstream, device: "
+       "c}\nuplinks:\n  - {name: a, iface: m, ipv6_prefixes: ['2001:db8::/32']}\n"
+       "  - {name: b, iface: p, ipv6_prefixes: ['2001:db8:1::/48']}\n",
+       "bad.yaml:6:41: uplinks[1].ipv6_prefixes[0]: overlaps 2001:db8::/32 of uplink 'a'"},
       {THREE_PORTS "  - {name: modem, iface: m, track: {method: http, targets: [1.1.1.1]}}\n",
        "bad.yaml:6:45: uplinks[0].track.method: expected one of ping, arp, got 'http'"},
       {THREE_PORTS "  - {name: modem, iface: m, track: {targets: [1.2.3.999]}}\n",
@@ -242,6 +251,11 @@ TEST(Config, TrackingAndRoutingAreRead) {
   EXPECT_EQ(t.up, 3u);
   EXPECT_EQ(t.max_rtt_ms, 300u);
   EXPECT_EQ(t.method, TrackMethod::ping);
+  EXPECT_EQ(load_string(THREE_PORTS "  - {name: m, iface: m, ipv6_prefixes: ['2001:db8:1::/48']}\n",
+                        "v6.yaml")
+                .uplinks[0]
+                .ipv6_prefixes,
+            std::vector<Prefix>{*Prefix::parse("2001:db8:1::/48")});
   EXPECT_EQ(load_string(THREE_PORTS
                         "  - {name: m, iface: m, track: {method: arp, targets: [10.0.0.1]}}\n",
                         "arp.yaml")

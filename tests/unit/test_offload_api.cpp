@@ -606,6 +606,11 @@ TEST_F(UplinksTest, BadCallsChangeNothing) {
                "track":{"targets":["1.1.1.1"],"count":2}})",
            R"({"op":"add_uplink","name":"phone","iface":"phone0",
                "track":{"targets":["1.1.1.1"],"method":"http"}})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv6_prefixes":["10.0.0.0/8"]})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv6_prefixes":"2001:db8::/32"})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0","ipv6_prefixes":["::/0"]})",
+           R"({"op":"add_uplink","name":"phone","iface":"phone0",
+               "ipv6_prefixes":["2001:db8::/32","2001:db8:1::/48"]})",
            R"({"op":"add_uplink","name":"phone","iface":"phone0",
                "track":{"targets":["2001:db8::1"],"method":"arp"}})",
            R"({"op":"update_uplink","name":"phone","metric":5})",
@@ -618,6 +623,28 @@ TEST_F(UplinksTest, BadCallsChangeNothing) {
   ASSERT_EQ(uplinks().size(), 1u);
   EXPECT_EQ(uplinks()[0]["kind"], "ethernet");  // the defaults: nothing half-applied
   EXPECT_EQ(uplinks()[0]["iface"], "modem0");
+}
+
+// Each uplink has its own data warning and limit (on its interface), named in status and events.
+TEST_F(UplinksTest, AnUplinksLimitIsItsOwn) {
+  ASSERT_EQ(code(R"({"op":"init"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"add_uplink","name":"modem","iface":"modem0"})"), "ok");
+  ASSERT_EQ(code(R"({"op":"add_uplink","name":"phone","iface":"phone0"})"), "ok");
+  ASSERT_EQ(
+      code(R"({"op":"set_data_warning_and_limit","iface":"phone0","warning":100,"limit":300})"),
+      "ok");
+  events.clear();
+  host.used[1] = 310;
+  api.poll();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["event"], "limit_reached");
+  EXPECT_EQ(events[1]["uplink"], "phone");
+  EXPECT_TRUE(api.roles()[1].limited);
+  EXPECT_FALSE(api.roles()[0].limited) << "the modem's traffic is not the phone's";
+  const Json limits = api.handle(Json::parse(R"({"op":"status"})"))["limits"];
+  ASSERT_EQ(limits.size(), 1u);
+  EXPECT_EQ(limits[0]["uplink"], "phone");
+  EXPECT_EQ(limits[0]["used"], 310);
 }
 
 TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
@@ -676,7 +703,16 @@ TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
   EXPECT_EQ(uplinks()[1]["track"]["method"], "arp");
   ASSERT_EQ(code(R"({"op":"update_uplink","name":"phone","track":{}})"), "ok");
   EXPECT_FALSE(uplinks()[1].contains("track"));
-  events.resize(events.size() - 3);  // the three updates
+
+  // IPv6 prefixes an uplink's network routes: one uplink's each, never overlapping.
+  ASSERT_EQ(code(R"({"op":"update_uplink","name":"modem","ipv6_prefixes":["2001:db8:64::/48"]})"),
+            "ok");
+  EXPECT_EQ(uplinks()[0]["ipv6_prefixes"], Json::parse(R"(["2001:db8:64::/48"])"));
+  EXPECT_EQ(code(R"({"op":"update_uplink","name":"phone","ipv6_prefixes":["2001:db8:64:1::/64"]})"),
+            "illegal_argument: ipv6_prefixes: 2001:db8:64:1::/64 overlaps 2001:db8:64::/48 of "
+            "uplink 'modem'");
+  EXPECT_EQ(uplinks()[1]["ipv6_prefixes"], Json::array());
+  events.resize(events.size() - 4);  // the four updates
 
   api.link_changed(1, false);
   EXPECT_EQ(uplinks()[1]["link"], "down");

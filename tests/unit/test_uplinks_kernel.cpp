@@ -98,14 +98,22 @@ class UplinksKernelTest : public ::testing::Test {
     return done();
   }
   static ManagedUplink modem() {
-    return {
-        "modem", static_cast<int>(if_nametoindex("tpl-m")), ip("100.64.0.2"), ip("100.64.0.1"), {},
-        1};
+    return {"modem",
+            static_cast<int>(if_nametoindex("tpl-m")),
+            ip("100.64.0.2"),
+            ip("100.64.0.1"),
+            {},
+            1,
+            {}};
   }
   static ManagedUplink phone() {
-    return {
-        "phone", static_cast<int>(if_nametoindex("tpl-p")), ip("100.65.0.2"), ip("100.65.0.1"), {},
-        3};
+    return {"phone",
+            static_cast<int>(if_nametoindex("tpl-p")),
+            ip("100.65.0.2"),
+            ip("100.65.0.1"),
+            {},
+            3,
+            {}};
   }
 
   test::PrivateNetns ns_;
@@ -206,8 +214,8 @@ TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
   EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x100/0xf00 lookup 1001"), std::string::npos);
   EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x200/0xf00 lookup 1002"), std::string::npos);
   EXPECT_NE(rules.find("1002:\tfrom all lookup main suppress_prefixlength 0"), std::string::npos);
-  EXPECT_NE(rules.find("1003:\tfrom all lookup 1000"), std::string::npos);
-  EXPECT_EQ(out_of("ip rule show | grep -c '^1003:'"), "1\n");
+  EXPECT_NE(rules.find("1004:\tfrom all lookup 1000"), std::string::npos);
+  EXPECT_EQ(out_of("ip rule show | grep -c '^1004:'"), "1\n");
 
   EXPECT_TRUE(r.set_active({phone()}).empty());
   EXPECT_EQ(route_dev("203.0.113.5"), "tpl-p");
@@ -223,8 +231,41 @@ TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
   EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");  // main's default route, the integrator's
 
   r.remove();
-  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-3]:'"), "0\n");
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-4]:'"), "0\n");
   EXPECT_EQ(out_of("ip route show table 1001"), "");
+}
+
+// Each uplink's network routes its own IPv6 prefix (the one it delegated to the box's clients):
+// packets from there leave by it whichever uplink takes new connections.
+TEST_F(UplinksKernelTest, Ipv6SourcesLeaveByTheUplinkThatRoutesTheirPrefix) {
+  ASSERT_EQ(sh("ip addr add fd00:64::2/64 dev tpl-m nodad && "
+               "ip addr add fd00:65::2/64 dev tpl-p nodad && "
+               "ip -n tpu-far addr add fd00:64::1/64 dev tpl-m-far nodad && "
+               "ip -n tpu-far addr add fd00:65::1/64 dev tpl-p-far nodad"),
+            0);
+  ManagedUplink m = modem(), p = phone();
+  m.gateways6 = {ip("fd00:64::1")};
+  p.gateways6 = {ip("fd00:65::1")};
+  m.prefixes6 = {*Prefix::parse("2001:db8:64::/48")};
+  p.prefixes6 = {*Prefix::parse("2001:db8:65::/48")};
+  UplinkRouting r;
+  conf::RoutingConfig cfg;
+  cfg.manage = true;
+  EXPECT_EQ(r.program(cfg, {m, p}), std::vector<std::string>{});
+  const std::string rules = out_of("ip -6 rule show");
+  EXPECT_NE(rules.find("1003:\tfrom 2001:db8:64::/48 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1003:\tfrom 2001:db8:65::/48 lookup 1002"), std::string::npos) << rules;
+  EXPECT_TRUE(r.set_active({m}).empty());
+  EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:65::10"), "tpl-p");
+  EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:64::10"), "tpl-m");
+  EXPECT_EQ(route_dev("2001:db8:ffff::1 from fd00:1::1"), "tpl-m");  // the shared table's
+  // The box's other networks stay reachable from the phone's prefix: main's routes come first.
+  EXPECT_EQ(route_dev("fd00:64::9 from 2001:db8:65::10"), "tpl-m");
+  EXPECT_TRUE(r.set_active({p}).empty());
+  EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:64::10"), "tpl-m");
+  EXPECT_EQ(route_dev("2001:db8:ffff::1 from fd00:1::1"), "tpl-p");
+  r.remove();
+  EXPECT_EQ(out_of("ip -6 rule show | grep -c '^100[0-4]:'"), "0\n");
 }
 
 TEST_F(UplinksKernelTest, MoreUplinksThanMarkValuesIsAnError) {
@@ -290,7 +331,7 @@ TEST_F(UplinksKernelTest, AnUplinkWhoseProbesStopLosesNewConnectionsAndGetsThemB
 
   routing.manage = false;  // hands the routing back
   mon.configure(routing, {m, p});
-  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-3]:'"), "0\n");
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-4]:'"), "0\n");
   EXPECT_EQ(sh("nft list table ip tetherpath_nat >/dev/null 2>&1"), 256);
 }
 
@@ -312,8 +353,8 @@ TEST_F(UplinksKernelTest, StickyClientsKeepTheirUplinkUntilItFails) {
   mon.saw_connection(ip("192.168.50.11"), ip("100.65.0.2"));
   mon.saw_connection(ip("192.168.50.12"), ip("192.168.50.12"));  // not NATed: nothing to say
   const std::string rules = out_of("ip rule show");
-  EXPECT_NE(rules.find("1000:\tfrom 192.168.50.10 lookup 1001"), std::string::npos) << rules;
-  EXPECT_NE(rules.find("1000:\tfrom 192.168.50.11 lookup 1002"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1003:\tfrom 192.168.50.10 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1003:\tfrom 192.168.50.11 lookup 1002"), std::string::npos) << rules;
   EXPECT_EQ(rules.find("192.168.50.12"), std::string::npos) << rules;
   EXPECT_EQ(mon.status("modem")->sticky_clients, 1u);
   EXPECT_EQ(mon.status("phone")->sticky_clients, 1u);

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <iostream>
+#include <stdexcept>
 
 namespace tp {
 
@@ -36,6 +37,12 @@ ArpProber::ArpProber(boost::asio::io_context& io, std::string iface, std::vector
                      std::function<void(const ProbeRound&)> on_round)
     : Prober(io, std::move(iface), std::move(targets), interval, timeout, std::move(on_round)),
       sock_(io) {
+  // Protocol 0: nothing arrives until bind() names the interface and ARP, so no other
+  // interface's ARP is ever read.
+  boost::system::error_code ec;
+  sock_.open(Packet(AF_PACKET, 0), ec);
+  if (ec) throw std::runtime_error("ARP probe socket for " + iface_ + ": " + ec.message());
+  receive();
   start();
 }
 
@@ -44,25 +51,17 @@ ArpProber::~ArpProber() {
   sock_.close(ec);
 }
 
-// The socket follows the interface's current index; the address and MAC are read again each
-// round, so a renumbered uplink is probed with its new address.
+// The socket follows the interface's current index (a packet socket may be bound again); the
+// address and MAC are read again each round, so a renumbered uplink is probed with its new
+// address.
 bool ArpProber::bind_to_interface() {
   const int ifindex = static_cast<int>(::if_nametoindex(iface_.c_str()));
   if (ifindex == 0) return false;
-  boost::system::error_code ec;
-  if (ifindex != ifindex_ || !sock_.is_open()) {
-    sock_.close(ec);
-    ifindex_ = 0;
-    sock_.open(Packet(AF_PACKET, htons(ETH_P_ARP)), ec);
-    if (ec) {
-      std::cerr << "tetherpath: ARP probes on " << iface_ << ": " << ec.message() << '\n';
-      return false;
-    }
+  if (ifindex != ifindex_) {
+    boost::system::error_code ec;
     sock_.bind(link_endpoint(ifindex, false), ec);
     if (ec) return false;
     ifindex_ = ifindex;
-    ++socket_generation_;
-    receive();
   }
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, iface_.c_str(), IFNAMSIZ - 1);
@@ -96,17 +95,17 @@ void ArpProber::send_probes(uint16_t) {
 }
 
 void ArpProber::receive() {
-  sock_.async_receive(
-      boost::asio::buffer(rx_),
-      [this, generation = socket_generation_](const boost::system::error_code& ec, std::size_t n) {
-        // A socket closed or replaced for a new interface index: that socket's loop ends here.
-        if (ec == boost::asio::error::operation_aborted || !sock_.is_open() ||
-            generation != socket_generation_)
-          return;
+  sock_.async_receive_from(
+      boost::asio::buffer(rx_), from_, [this](const boost::system::error_code& ec, std::size_t n) {
+        if (ec == boost::asio::error::operation_aborted || !sock_.is_open()) return;
+        const auto* ll = reinterpret_cast<const sockaddr_ll*>(from_.data());
         const uint8_t* p = rx_.data();
-        // Only an Ethernet/IPv4 reply whose sender is a target; the sequence of ARP is the round.
-        if (!ec && n >= kArpLen && p[0] == 0 && p[1] == 1 && p[2] == 8 && p[3] == 0 && p[4] == 6 &&
-            p[5] == 4 && p[6] == 0 && p[7] == 2) {
+        // An Ethernet/IPv4 reply to this box (not one seen in passing, not a gratuitous
+        // broadcast) for this prober's question: to its address and MAC, from a target.
+        if (!ec && n >= kArpLen && ll->sll_pkttype == PACKET_HOST && p[0] == 0 && p[1] == 1 &&
+            p[2] == 8 && p[3] == 0 && p[4] == 6 && p[5] == 4 && p[6] == 0 && p[7] == 2 &&
+            std::memcmp(&p[18], own_mac_.data(), 6) == 0 &&
+            std::memcmp(&p[24], own_ip_.data(), 4) == 0) {
           uint32_t sender;
           std::memcpy(&sender, &p[14], 4);
           answered_by(IpAddr::v4(sender));

@@ -4,7 +4,8 @@
 // targets are IPv4 neighbours on the interface's link. Needs CAP_NET_RAW (a packet socket).
 //
 // The interface may come and go (a phone's USB network): each round looks it up again, and a
-// round on a missing or non-Ethernet interface sends nothing, so it counts as lost.
+// round on a missing or non-Ethernet interface sends nothing, so it counts as lost. Only replies
+// to this box's address and MAC count, and only while a round is open (ARP has no sequence).
 #pragma once
 
 #include <array>
@@ -15,6 +16,7 @@ namespace tp {
 
 class ArpProber : public Prober {
  public:
+  // Throws std::runtime_error when the packet socket cannot be opened.
   ArpProber(boost::asio::io_context& io, std::string iface, std::vector<IpAddr> targets,
             std::chrono::milliseconds interval, std::chrono::milliseconds timeout,
             std::function<void(const ProbeRound&)> on_round);
@@ -27,8 +29,8 @@ class ArpProber : public Prober {
   void receive();
 
   Packet::socket sock_;
-  int ifindex_ = 0;                 // the socket's binding; 0: none
-  uint64_t socket_generation_ = 0;  // the receive loop of a replaced socket stops
+  Packet::endpoint from_;
+  int ifindex_ = 0;  // the socket's binding; 0: none
   bool told_not_ethernet_ = false;
   std::array<uint8_t, 4> own_ip_{};
   std::array<uint8_t, 6> own_mac_{};

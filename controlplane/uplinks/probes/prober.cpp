@@ -22,6 +22,7 @@ void Prober::start_round() {
   round_start_ = Clock::now();
   ++seq_;
   round_.rtt_ms.assign(targets_.size(), std::nullopt);
+  round_open_ = true;
   send_probes(seq_);
   timeout_timer_.expires_after(timeout_);
   timeout_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -30,6 +31,7 @@ void Prober::start_round() {
 }
 
 void Prober::finish_round() {
+  round_open_ = false;
   on_round_(round_);
   const auto next = round_start_ + interval_;
   round_timer_.expires_at(next);
@@ -39,6 +41,7 @@ void Prober::finish_round() {
 }
 
 void Prober::answered_by(const IpAddr& from) {
+  if (!round_open_) return;
   for (std::size_t i = 0; i < targets_.size(); ++i)
     if (targets_[i] == from && !round_.rtt_ms[i]) {
       round_.rtt_ms[i] =

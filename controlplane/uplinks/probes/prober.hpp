@@ -32,7 +32,8 @@ class Prober {
   void start() { start_round(); }
   // Sends this round's probe to every target; `seq` tells this round's answers from late ones.
   virtual void send_probes(uint16_t seq) = 0;
-  // `from` answered this round's probe (a target's second answer counts once).
+  // `from` answered this round's probe (a target's second answer counts once; none counts while
+  // no round is open).
   void answered_by(const IpAddr& from);
 
   const std::string iface_;
@@ -49,6 +50,7 @@ class Prober {
   boost::asio::steady_timer round_timer_, timeout_timer_;
   Clock::time_point round_start_;
   ProbeRound round_;
+  bool round_open_ = false;  // answers between rounds are late: counted for none
   uint64_t answered_ = 0;
 };
 
