@@ -394,14 +394,11 @@ std::vector<UplinkConfig> parse_uplinks(const Field& f, const std::vector<PortCo
       v->each([&](const Field& p) {
         const Prefix mine = p.prefix();
         if (const std::string why = bad_uplink_prefix(mine); !why.empty()) p.fail(why);
-        const auto overlap = [&](const Prefix& q) {
-          return q.contains(mine.addr) || mine.contains(q.addr);
-        };
         for (const Prefix& q : u.ipv6_prefixes)
-          if (overlap(q)) p.fail("overlaps " + q.str() + " listed before");
+          if (mine.overlaps(q)) p.fail("overlaps " + q.str() + " listed before");
         for (const auto& seen : out)
           for (const Prefix& q : seen.ipv6_prefixes)
-            if (overlap(q)) p.fail("overlaps " + q.str() + " of uplink '" + seen.name + "'");
+            if (mine.overlaps(q)) p.fail("overlaps " + q.str() + " of uplink '" + seen.name + "'");
         u.ipv6_prefixes.push_back(mine);
       });
       if (u.ipv6_prefixes.size() > 8) v->fail("at most 8 prefixes");

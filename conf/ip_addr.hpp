@@ -91,6 +91,8 @@ struct Prefix {
     return Prefix{*a, len};
   }
   bool contains(const IpAddr& a) const { return a.in(addr, len); }
+  // One holds the other (prefixes either nest or are apart).
+  bool overlaps(const Prefix& o) const { return contains(o.addr) || o.contains(addr); }
   std::string str() const { return addr.str() + "/" + std::to_string(len); }
   bool operator==(const Prefix&) const = default;
 };

@@ -100,7 +100,7 @@ conf::UplinkConfig uplink_from(const Json& req, conf::UplinkConfig u) {
       if (const std::string why = conf::bad_uplink_prefix(mine); !why.empty())
         illegal_argument("ipv6_prefixes: " + why + ", got '" + p + "'");
       for (const Prefix& q : u.ipv6_prefixes)
-        if (q.contains(mine.addr) || mine.contains(q.addr))
+        if (mine.overlaps(q))
           illegal_argument("ipv6_prefixes: " + p + " overlaps " + q.str() + " listed before");
       u.ipv6_prefixes.push_back(mine);
     }
@@ -132,7 +132,7 @@ void OffloadApi::check_uplink(const conf::UplinkConfig& u, const std::string& re
       illegal_argument("iface: '" + u.iface + "' is already uplink '" + other.name + "'");
     for (const Prefix& p : u.ipv6_prefixes)
       for (const Prefix& q : other.ipv6_prefixes)
-        if (p.contains(q.addr) || q.contains(p.addr))
+        if (p.overlaps(q))
           illegal_argument("ipv6_prefixes: " + p.str() + " overlaps " + q.str() + " of uplink '" +
                            other.name + "'");
   }

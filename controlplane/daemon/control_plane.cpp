@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -760,11 +759,10 @@ std::string ControlPlane::metrics() const {
     for (const Json& u : uplinks) {
       if (!u.contains("traffic")) continue;
       const std::string l = "uplink=\"" + u["name"].get<std::string>() + "\",direction=";
-      for (const char* path : {"fast_path", "kernel_path"})
+      for (const auto& [key, path] : {std::pair{"fast_path", "fast"}, {"kernel_path", "kernel"}})
         for (const char* dir : {"rx", "tx"})
-          sample(metric.c_str(),
-                 l + "\"" + dir + "\",path=\"" + std::string(path, std::strlen(path) - 5) + "\"",
-                 u["traffic"][path][std::string(dir) + "_" + unit].get<uint64_t>());
+          sample(metric.c_str(), l + "\"" + dir + "\",path=\"" + path + "\"",
+                 u["traffic"][key][std::string(dir) + "_" + unit].get<uint64_t>());
     }
   }
   family("failover_conntrack_removed_total", "counter",
