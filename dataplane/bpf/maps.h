@@ -148,7 +148,7 @@ struct tp_config {
  * redirected to it: tc egress counts both (egress_*), the ingress program counts its own redirects
  * to a port with that egress program (fwd_tx_tc_*), and the reader takes the difference. XDP
  * redirects never pass tc egress. */
-struct tp_port_totals { /* tp::PortCounts */
+struct tp_port_totals { /* read into tp::PortCounts (BpfFastPath::port_counts) */
   __u64 rx_packets, rx_ip_bytes;
   __u64 fwd_rx_packets, fwd_rx_bytes;
   __u64 fwd_tx_packets, fwd_tx_bytes;
