@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include "packet_buffers.hpp"
+#include "yaml_field.hpp"
 
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
@@ -17,142 +18,7 @@
 namespace tp::conf {
 namespace {
 
-// A node with the dotted path that leads to it, so every error can say where it is.
-struct Field {
-  YAML::Node node;  // a handle: cheap to copy
-  std::string key;
-  const std::string& file;
-
-  [[noreturn]] void fail(const std::string& what) const {
-    const YAML::Mark m = node.Mark();
-    std::ostringstream s;
-    s << file;
-    if (!m.is_null()) s << ':' << m.line + 1 << ':' << m.column + 1;
-    s << ": ";
-    if (!key.empty()) s << key << ": ";
-    s << what;
-    throw ConfigError(s.str());
-  }
-
-  std::string scalar(const char* expected) const {
-    if (!node.IsScalar()) fail(std::string("expected ") + expected);
-    return node.Scalar();
-  }
-
-  std::string string() const { return scalar("a string"); }
-
-  template <class T>
-  T integer(T min, T max) const {
-    const std::string s = scalar("an integer");
-    long long v = 0;
-    std::size_t used = 0;
-    try {
-      v = std::stoll(s, &used, 0);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty()) fail("expected an integer, got '" + s + "'");
-    if (v < static_cast<long long>(min) || v > static_cast<long long>(max))
-      fail("expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
-           ", got " + s);
-    return static_cast<T>(v);
-  }
-
-  template <class E>
-  E choice(std::initializer_list<std::pair<const char*, E>> options) const {
-    const std::string s = scalar("a string");
-    std::string names;
-    for (const auto& [name, value] : options) {
-      if (s == name) return value;
-      names += names.empty() ? name : std::string(", ") + name;
-    }
-    fail("expected one of " + names + ", got '" + s + "'");
-  }
-
-  // Every key present must be a known one: a typo is an error, not a silent default.
-  void only_keys(std::initializer_list<const char*> known) const {
-    if (!node.IsMap()) fail("expected a mapping");
-    for (const auto& kv : node) {
-      const std::string k = kv.first.as<std::string>();
-      bool ok = false;
-      for (const char* n : known) ok = ok || k == n;
-      if (!ok) {
-        std::string list;
-        for (const char* n : known) list += list.empty() ? n : std::string(", ") + n;
-        Field{kv.first, key.empty() ? k : key + "." + k, file}.fail("unknown key (known: " + list +
-                                                                    ")");
-      }
-    }
-  }
-
-  std::optional<Field> child(const char* name) const {
-    YAML::Node c = node[name];
-    if (!c.IsDefined() || c.IsNull()) return std::nullopt;
-    return Field{c, key.empty() ? name : key + "." + name, file};
-  }
-
-  Field element(std::size_t i) const {
-    return Field{node[i], key + "[" + std::to_string(i) + "]", file};
-  }
-
-  // Calls f(element) for each element of a list (an absent key is an empty list).
-  template <class F>
-  void each(F&& f) const {
-    if (!node.IsSequence()) fail("expected a list");
-    for (std::size_t i = 0; i < node.size(); ++i) f(element(i));
-  }
-
-  IpAddr address(int family = 0) const {
-    const std::string s = scalar("an IP address");
-    auto a = IpAddr::parse(s);
-    if (!a) fail("expected an IP address, got '" + s + "'");
-    if (family && a->family != family)
-      fail(std::string("expected an ") + (family == AF_INET ? "IPv4" : "IPv6") + " address, got '" +
-           s + "'");
-    return *a;
-  }
-
-  Prefix prefix() const {
-    const std::string s = scalar("an address/length prefix");
-    auto p = Prefix::parse(s);
-    if (!p) fail("expected an address/length prefix like 192.168.50.0/24, got '" + s + "'");
-    return *p;
-  }
-
-  bool boolean() const { return choice<bool>({{"true", true}, {"false", false}}); }
-
-  // The name of a configured port with the given role.
-  std::string port_name(const std::vector<PortConfig>& ports, Role role) const {
-    const std::string s = string();
-    for (const PortConfig& p : ports) {
-      if (p.name != s) continue;
-      if (p.role != role)
-        fail("port '" + s + "' is not " + (role == Role::upstream ? "an" : "a") + " " +
-             to_string(role) + " port");
-      return s;
-    }
-    std::string names;
-    for (const PortConfig& p : ports)
-      if (p.role == role) names += names.empty() ? p.name : ", " + p.name;
-    fail(std::string("expected the name of ") + (role == Role::upstream ? "an " : "a ") +
-         to_string(role) + " port (" + names + "), got '" + s + "'");
-  }
-};
-
 constexpr uint64_t kMaxBytes = uint64_t{1} << 60;
-
-std::array<uint8_t, 6> parse_mac(const Field& f) {
-  const std::string s = f.string();
-  std::array<uint8_t, 6> mac{};
-  unsigned v[6];
-  char extra;
-  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                  &extra) != 6)
-    f.fail("expected a MAC address like 02:00:00:00:00:01, got '" + s + "'");
-  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
-  if (mac[0] & 1) f.fail("expected a unicast MAC address, got '" + s + "'");
-  return mac;
-}
 
 bool valid_ifname(const std::string& n) {
   if (n.empty() || n.size() > 15) return false;
@@ -295,16 +161,6 @@ UpstreamConfig parse_upstream(const Field& f, const std::vector<PortConfig>& por
   return u;
 }
 
-template <class E>
-E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& names) {
-  const std::string s = f.string();
-  for (const auto& [n, v] : names)
-    if (s == n) return v;
-  std::string have;
-  for (const auto& [n, v] : names) have += have.empty() ? n : std::string(", ") + n;
-  f.fail("expected one of " + have + ", got '" + s + "'");
-}
-
 TrackConfig parse_track(const Field& f) {
   f.only_keys({"targets", "method", "interval_ms", "timeout_ms", "reliability", "down", "up",
                "max_loss_pct", "max_rtt_ms"});
@@ -337,7 +193,8 @@ TrackConfig parse_track(const Field& f) {
 }
 
 RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
-  f.only_keys({"manage", "table", "priority", "mark_mask", "masquerade", "failback_s", "sticky_s"});
+  f.only_keys({"manage", "table", "priority", "mark_mask", "masquerade", "failback_s", "sticky_s",
+               "session_mark_mask"});
   RoutingConfig r;
   if (auto v = f.child("manage")) r.manage = v->boolean();
   // Tables 253 to 255 are the kernel's default, main and local; 0 is "unspecified".
@@ -357,6 +214,13 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
   if (auto v = f.child("masquerade")) r.masquerade = v->boolean();
   if (auto v = f.child("failback_s")) r.failback_s = v->integer<uint32_t>(0, 86400);
   if (auto v = f.child("sticky_s")) r.sticky_s = v->integer<uint32_t>(0, 86400);
+  if (auto v = f.child("session_mark_mask")) {
+    r.session_mark_mask = v->integer<uint32_t>(0, UINT32_MAX);
+    const uint32_t bits = r.session_mark_mask >> mark_shift(r.session_mark_mask);
+    if ((bits & (bits + 1)) != 0) v->fail("expected contiguous bits");
+    if (r.session_mark_mask & r.mark_mask) v->fail("overlaps routing.mark_mask");
+    if (r.session_mark_mask & offload.no_offload_mask) v->fail("overlaps offload.no_offload_mask");
+  }
   return r;
 }
 
@@ -527,7 +391,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   Field top{root, "", file};
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
-                 "routing", "downstreams", "local_prefixes", "limits", "api", "metrics",
+                 "routing", "sessions", "downstreams", "local_prefixes", "limits", "api", "metrics",
                  "state_dir", "run_dir"});
   Config c;
   c.source = file;
@@ -591,6 +455,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
           ->fail("too few bits for " + std::to_string(c.uplinks.size()) + " uplinks");
   }
   if (auto d = top.child("downstreams")) c.downstreams = parse_downstreams(*d, c.ports);
+  if (auto s = top.child("sessions")) c.sessions = parse_sessions(*s, c);
   if (auto l = top.child("local_prefixes"))
     l->each([&](const Field& e) { c.local_prefixes.push_back(e.prefix()); });
   if (auto l = top.child("limits")) c.limits = parse_limits(*l, c.ports);
@@ -704,7 +569,42 @@ std::string name_of(const std::vector<std::pair<const char*, E>>& names, E v) {
     if (e == v) return n;
   return "?";
 }
+const std::vector<std::pair<const char*, Connection>>& connections() {
+  static const std::vector<std::pair<const char*, Connection>> c = {
+      {"internet", Connection::internet}, {"local", Connection::local}};
+  return c;
+}
+
+const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies() {
+  static const std::vector<std::pair<const char*, RoamingPolicy>> r = {
+      {"forbidden", RoamingPolicy::forbidden},
+      {"national", RoamingPolicy::national},
+      {"international", RoamingPolicy::international},
+      {"always", RoamingPolicy::always}};
+  return r;
+}
+
+bool roaming_allows(RoamingPolicy policy, Roaming state) {
+  switch (policy) {
+    case RoamingPolicy::forbidden:
+      return state == Roaming::home;
+    case RoamingPolicy::national:
+      return state != Roaming::international;
+    default:
+      return true;
+  }
+}
+
 std::string to_string(UplinkKind k) { return name_of(uplink_kinds(), k); }
+std::string mac_string(const std::array<uint8_t, 6>& m) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                m[5]);
+  return buf;
+}
+
+std::string to_string(Connection c) { return name_of(connections(), c); }
+std::string to_string(RoamingPolicy r) { return name_of(roaming_policies(), r); }
 std::string to_string(Roaming r) { return name_of(roaming_states(), r); }
 std::string to_string(TrackMethod m) { return name_of(track_methods(), m); }
 

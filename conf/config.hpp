@@ -145,8 +145,9 @@ std::string to_string(TrackMethod m);
 // The kernel's policy routing for the uplinks, programmed by tetherpath when `manage` is on: a
 // table per uplink (`table` + 1 + its position) with its default routes, a shared table `table`
 // whose default route spreads new connections over the healthy uplinks of the lowest metric by
-// weight, the rules that consult them (priorities `priority` to `priority` + 3), and masquerade
-// out of every uplink. `mark_mask` (0: none) holds the packet-mark bits that pin a connection to
+// weight, the rules that consult them (priorities `priority` to `priority` + 5), and masquerade
+// out of every uplink; a table per session (`table` + 128 + its position) and its rule at
+// `priority` + 3. `mark_mask` (0: none) holds the packet-mark bits that pin a connection to
 // one uplink (uplink i: value i + 1 in those bits); they must not overlap the integrator's.
 struct RoutingConfig {
   bool manage = false;
@@ -158,11 +159,51 @@ struct RoutingConfig {
   // Sticky mapping: a client's new connections keep the uplink of its last one for this long
   // (0: off; each connection goes where the kernel's multipath hash sends it).
   uint32_t sticky_s = 0;
+  // The packet-mark bits that carry a connection's session (session j: value j + 1), kept in
+  // its conntrack mark; required by `sessions`, must not overlap any other mark.
+  uint32_t session_mark_mask = 0;
   bool operator==(const RoutingConfig&) const = default;
 };
 
 // Uplink i's mark is (i + 1) << mark_shift(mask).
 inline int mark_shift(uint32_t mask) { return mask ? std::countr_zero(mask) : 0; }
+
+// Sessions, ConnMan's model for the tethered clients: a named policy for the clients its
+// selectors match. Where several sessions match a client, the most specific selector wins (a MAC,
+// then the longest address prefix, then a downstream interface), then the higher priority; two
+// sessions with the same selector and priority are refused. Clients no session matches take the
+// uplinks as routing decides for everyone.
+enum class Connection { internet, local };  // local: the box's networks only, never an uplink
+// Which roaming states of an uplink a session may use: forbidden (home only), national (home or
+// national), international and always (any).
+enum class RoamingPolicy { forbidden, national, international, always };
+
+struct SessionMatch {
+  std::vector<std::array<uint8_t, 6>> macs;
+  std::vector<Prefix> addresses;
+  std::vector<std::string> downstreams;  // downstream ports
+  bool operator==(const SessionMatch&) const = default;
+};
+
+struct SessionConfig {
+  std::string name;
+  SessionMatch match;
+  // Uplink names or kinds (cellular, wifi...), most preferred first; several uplinks under one
+  // entry (a kind) share connections by weight. Empty: never online.
+  std::vector<std::string> uplinks;
+  Connection connection = Connection::internet;
+  int32_t priority = 0;
+  RoamingPolicy roaming = RoamingPolicy::always;
+  bool operator==(const SessionConfig&) const = default;
+};
+
+const std::vector<std::pair<const char*, Connection>>& connections();
+const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies();
+std::string mac_string(const std::array<uint8_t, 6>& mac);  // 02:00:00:00:00:01
+std::string to_string(Connection c);
+std::string to_string(RoamingPolicy r);
+// Whether a session under `policy` may use an uplink in roaming state `state`.
+bool roaming_allows(RoamingPolicy policy, Roaming state);
 
 struct DownstreamConfig {
   std::string iface;
@@ -221,6 +262,7 @@ struct Config {
   std::optional<UpstreamConfig> upstream;
   std::vector<UplinkConfig> uplinks;
   RoutingConfig routing;
+  std::vector<SessionConfig> sessions;
   std::vector<DownstreamConfig> downstreams;
   std::vector<Prefix> local_prefixes;
   LimitsConfig limits;

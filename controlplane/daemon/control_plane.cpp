@@ -1,5 +1,7 @@
 #include "control_plane.hpp"
 
+#include "session_policy.hpp"
+
 #include <net/if.h>
 
 #include <algorithm>
@@ -156,7 +158,8 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   p.icmp = cfg.offload.icmp;
   p.no_offload_mark = cfg.offload.no_offload_mark;
   p.no_offload_mask = cfg.offload.no_offload_mask;
-  p.route_mark_mask = cfg.offload.route_mark_mask;
+  // The session's mark routes its connections: the fast path asks the kernel with it.
+  p.route_mark_mask = cfg.offload.route_mark_mask | cfg.routing.session_mark_mask;
   p.ipv6_conntrack = cfg.offload.ipv6 == conf::Ipv6Mode::conntrack;
   p.local_prefixes = api_->local_prefixes();
   for (auto& [port, role] : api_->roles()) {
@@ -304,12 +307,42 @@ std::string ControlPlane::reload() {
 void ControlPlane::roles_changed() {
   configure_uplinks();
   redecide_all();
+  // The kernel's marks and routes are written and every flow decided again by them: the kernel
+  // and the fast path agree on the new policy. A connection manager waits for this event.
+  if (applied_sessions_ && *applied_sessions_ == cfg_.sessions) return;
+  applied_sessions_ = cfg_.sessions;
+  ++policy_generation_;
+  Json names = Json::array();
+  for (const auto& s : cfg_.sessions) names.push_back(s.name);
+  publish(
+      Json{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}});
+}
+
+Json ControlPlane::sessions_json() const {
+  Json out = Json::array();
+  for (std::size_t j = 0; j < cfg_.sessions.size(); ++j) {
+    const conf::SessionConfig& s = cfg_.sessions[j];
+    Json match{{"macs", Json::array()},
+               {"addresses", Json::array()},
+               {"downstreams", s.match.downstreams}};
+    for (const auto& m : s.match.macs) match["macs"].push_back(conf::mac_string(m));
+    for (const auto& a : s.match.addresses) match["addresses"].push_back(a.str());
+    out.push_back({{"name", s.name},
+                   {"match", match},
+                   {"uplinks", s.uplinks},
+                   {"connection", conf::to_string(s.connection)},
+                   {"priority", s.priority},
+                   {"roaming", conf::to_string(s.roaming)},
+                   {"mark", session_mark(j, cfg_.routing.session_mark_mask)},
+                   {"routed_by", monitor_->session_uplinks(j)}});
+  }
+  return out;
 }
 
 // The monitor keeps what did not change (health so far, the kernel's routes); errors of
 // programming the kernel are logged and in status, the uplinks stand.
 void ControlPlane::configure_uplinks() {
-  if (monitor_) monitor_->configure(cfg_.routing, api_->uplinks());
+  if (monitor_) monitor_->configure(cfg_.routing, api_->uplinks(), cfg_.sessions);
 }
 
 void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Health now) {
@@ -508,6 +541,8 @@ Json ControlPlane::describe(const std::string& what) {
                 {"routing_managed", cfg_.routing.manage},
                 {"routing_errors", monitor_->routing_errors()},
                 {"uplinks_taking_new_connections", monitor_->active()},
+                {"sessions", sessions_json()},
+                {"policy_generation", policy_generation_},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},

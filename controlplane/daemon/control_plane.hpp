@@ -65,6 +65,7 @@ class ControlPlane : private OffloadHost {
   void health_changed(const conf::UplinkConfig& u, Health was, Health now);
   void configure_uplinks();
   Json api_json() const;
+  Json sessions_json() const;
   void sync_local_addresses();
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
@@ -103,6 +104,8 @@ class ControlPlane : private OffloadHost {
   uint32_t keepalive_tick_s_ = 0;   // the keepalive round's current period
   uint32_t liveness_bound_ms_ = 0;  // as last given to the dataplane
   bool reevaluate_queued_ = false;
+  std::optional<std::vector<conf::SessionConfig>> applied_sessions_;  // policy_applied's
+  uint64_t policy_generation_ = 0;
 };
 
 }  // namespace tp

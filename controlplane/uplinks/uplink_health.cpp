@@ -95,4 +95,22 @@ std::optional<Health> HealthTracker::link(bool up) {
   return std::nullopt;
 }
 
+std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now) {
+  const auto best = [&](auto&& usable) {
+    std::vector<std::size_t> out;
+    std::optional<uint32_t> metric;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (usable(c[i]) && (!metric || c[i].metric < *metric)) metric = c[i].metric;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (usable(c[i]) && c[i].metric == *metric) out.push_back(i);
+    return out;
+  };
+  auto ready =
+      best([&](const UplinkCandidate& u) { return u.health == Health::up && u.held_until <= now; });
+  if (ready.empty())
+    ready = best([](const UplinkCandidate& u) { return u.health == Health::degraded; });
+  if (ready.empty()) ready = best([](const UplinkCandidate& u) { return u.health == Health::up; });
+  return ready;
+}
+
 }  // namespace tp

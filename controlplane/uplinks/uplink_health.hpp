@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -55,5 +56,19 @@ class HealthTracker {
   std::optional<double> rtt_ms_;
   uint32_t failed_run_ = 0, unhealthy_run_ = 0, healthy_run_ = 0, answered_run_ = 0;
 };
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// What choosing needs to know of one uplink.
+struct UplinkCandidate {
+  uint32_t metric = 0;
+  Health health = Health::up;
+  SteadyTime held_until{};  // back from an outage: not before then, unless nothing else is there
+};
+
+// Which uplinks take new connections: the healthy ones of the lowest metric whose failback hold
+// is over; failing those, the degraded ones of the lowest metric; failing those, healthy ones
+// still held. Down uplinks never. Indexes into `c`, in order.
+std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now);
 
 }  // namespace tp

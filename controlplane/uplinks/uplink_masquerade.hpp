@@ -6,17 +6,12 @@
 #include <string>
 #include <vector>
 
-struct nft_ctx;
+#include "nftables.hpp"
 
 namespace tp {
 
 class UplinkMasquerade {
  public:
-  UplinkMasquerade();  // throws std::runtime_error
-  ~UplinkMasquerade();
-  UplinkMasquerade(const UplinkMasquerade&) = delete;
-  UplinkMasquerade& operator=(const UplinkMasquerade&) = delete;
-
   // Masquerade out of exactly these interfaces. Empty, or what nftables said.
   std::string apply(const std::vector<std::string>& ifaces);
   // The table goes (connections NATed so far keep their mappings in conntrack).
@@ -25,8 +20,7 @@ class UplinkMasquerade {
   static constexpr const char* kTable = "tetherpath_nat";
 
  private:
-  std::string run(const std::string& commands);
-  nft_ctx* ctx_ = nullptr;
+  Nftables nft_;  // throws std::runtime_error
 };
 
 }  // namespace tp

@@ -1,5 +1,7 @@
 #include "uplink_monitor.hpp"
 
+#include "session_policy.hpp"
+
 #include <net/if.h>
 
 #include <algorithm>
@@ -7,24 +9,6 @@
 #include <iostream>
 
 namespace tp {
-
-std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now) {
-  const auto best = [&](auto&& usable) {
-    std::vector<std::size_t> out;
-    std::optional<uint32_t> metric;
-    for (std::size_t i = 0; i < c.size(); ++i)
-      if (usable(c[i]) && (!metric || c[i].metric < *metric)) metric = c[i].metric;
-    for (std::size_t i = 0; i < c.size(); ++i)
-      if (usable(c[i]) && c[i].metric == *metric) out.push_back(i);
-    return out;
-  };
-  auto ready =
-      best([&](const UplinkCandidate& u) { return u.health == Health::up && u.held_until <= now; });
-  if (ready.empty())
-    ready = best([](const UplinkCandidate& u) { return u.health == Health::degraded; });
-  if (ready.empty()) ready = best([](const UplinkCandidate& u) { return u.health == Health::up; });
-  return ready;
-}
 
 UplinkMonitor::UplinkMonitor(boost::asio::io_context& io, Host host)
     : io_(io), host_(std::move(host)), hold_timer_(io), retry_timer_(io), sticky_timer_(io) {}
@@ -35,11 +19,14 @@ UplinkMonitor::~UplinkMonitor() {
   sticky_timer_.cancel();
 }
 
-std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& routing,
-                                                  const std::vector<conf::UplinkConfig>& cfgs) {
-  if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_)
+std::vector<std::string> UplinkMonitor::configure(
+    const conf::RoutingConfig& routing, const std::vector<conf::UplinkConfig>& cfgs,
+    const std::vector<conf::SessionConfig>& sessions) {
+  if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_ &&
+      sessions == sessions_)
     return routing_errors_;  // another role change: nothing here to redo
   configured_ = true;
+  sessions_ = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
   configured_uplinks_ = cfgs;
   std::vector<std::unique_ptr<Tracked>> next;
   for (const conf::UplinkConfig& c : cfgs) {
@@ -80,12 +67,15 @@ std::vector<std::string> UplinkMonitor::configure(const conf::RoutingConfig& rou
   if (routing.manage) {
     if (!routing_) routing_ = std::make_unique<UplinkRouting>();
     if (!masquerade_) masquerade_ = std::make_unique<UplinkMasquerade>();
+    if (!classifier_) classifier_ = std::make_unique<SessionClassifier>();
     reprogram();
   } else if (was_managed) {
     retry_timer_.cancel();
     pins_.clear();
+    if (classifier_) classifier_->remove();
     if (routing_) routing_->remove();
     if (masquerade_) masquerade_->remove();
+    session_routes_.clear();
     routing_errors_.clear();
   }
   active_.clear();  // chosen afresh (and the shared default route written) below
@@ -99,7 +89,11 @@ void UplinkMonitor::reprogram() {
   for (auto& t : uplinks_) t->ifindex = static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
   std::vector<std::size_t> all(uplinks_.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  routing_errors_ = routing_->program(routing_cfg_, managed(all));
+  routing_errors_ = routing_->program(routing_cfg_, managed(all), sessions_.size());
+  // The tables refuse until route_sessions() writes them; the marks come after the rules.
+  session_routes_.assign(sessions_.size(), std::nullopt);
+  if (auto e = classifier_->apply(sessions_, routing_cfg_.session_mark_mask); !e.empty())
+    routing_errors_.push_back(e);
   std::vector<std::string> ifaces;
   for (const auto& t : uplinks_) ifaces.push_back(t->cfg.iface);
   if (routing_cfg_.masquerade) {
@@ -192,6 +186,7 @@ void UplinkMonitor::reselect() {
     hold_timer_.cancel();
   }
 
+  route_sessions();
   if (names == active_ && !uplinks_.empty()) return;
   active_ = names;
   if (routing_cfg_.manage && routing_) {
@@ -201,6 +196,35 @@ void UplinkMonitor::reselect() {
     }
   }
   if (host_.active_changed) host_.active_changed(active_);
+}
+
+// Each session's table follows its policy and the uplinks' health; only changes are written.
+void UplinkMonitor::route_sessions() {
+  if (!routing_cfg_.manage || !routing_ || sessions_.empty()) return;
+  const SteadyTime now = std::chrono::steady_clock::now();
+  std::vector<SessionUplink> ups;
+  for (const auto& t : uplinks_)
+    ups.push_back({t->cfg.name,
+                   t->cfg.kind,
+                   t->cfg.roaming,
+                   {t->cfg.metric, t->tracker.state(), t->held_until}});
+  for (std::size_t j = 0; j < sessions_.size() && j < session_routes_.size(); ++j) {
+    const std::vector<std::size_t> pick = session_route(sessions_[j], ups, now);
+    std::vector<std::string> names;
+    for (std::size_t i : pick) names.push_back(uplinks_[i]->cfg.name);
+    if (session_routes_[j] == names) continue;
+    session_routes_[j] = names;
+    for (const auto& e : routing_->set_session(
+             j, managed(pick), sessions_[j].connection == conf::Connection::local)) {
+      std::cerr << "tetherpath: routing: session " << sessions_[j].name << ": " << e << '\n';
+      routing_errors_.push_back(e);
+    }
+  }
+}
+
+const std::vector<std::string>& UplinkMonitor::session_uplinks(std::size_t j) const {
+  static const std::vector<std::string> none;
+  return j < session_routes_.size() && session_routes_[j] ? *session_routes_[j] : none;
 }
 
 std::optional<UplinkMonitor::Status> UplinkMonitor::status(const std::string& name) const {

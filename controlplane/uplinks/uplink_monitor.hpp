@@ -17,25 +17,12 @@
 #include "asio.hpp"
 #include "config.hpp"
 #include "icmp_prober.hpp"
+#include "session_classifier.hpp"
 #include "uplink_health.hpp"
 #include "uplink_masquerade.hpp"
 #include "uplink_routing.hpp"
 
 namespace tp {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
-
-// What choosing needs to know of one uplink.
-struct UplinkCandidate {
-  uint32_t metric = 0;
-  Health health = Health::up;
-  SteadyTime held_until{};  // back from an outage: not before then, unless nothing else is there
-};
-
-// Which uplinks take new connections: the healthy ones of the lowest metric whose failback hold
-// is over; failing those, the degraded ones of the lowest metric; failing those, healthy ones
-// still held. Down uplinks never. Indexes into `c`, in order.
-std::vector<std::size_t> choose_active(const std::vector<UplinkCandidate>& c, SteadyTime now);
 
 class UplinkMonitor {
  public:
@@ -61,7 +48,8 @@ class UplinkMonitor {
   // The uplinks and the routing configuration now (start, reload, the API). Trackers of uplinks
   // whose tracking did not change keep their state. Errors of programming the kernel, if any.
   std::vector<std::string> configure(const conf::RoutingConfig& routing,
-                                     const std::vector<conf::UplinkConfig>& uplinks);
+                                     const std::vector<conf::UplinkConfig>& uplinks,
+                                     const std::vector<conf::SessionConfig>& sessions = {});
   void link_changed(const std::string& iface, bool up);
   // A connection of a client NATed to `nat` (a conntrack event). With routing.sticky_s, the
   // client's new connections keep that uplink until sticky_s after its last connection there,
@@ -74,6 +62,8 @@ class UplinkMonitor {
 
   std::optional<Status> status(const std::string& name) const;
   const std::vector<std::string>& active() const { return active_; }
+  // The uplinks session j's new connections take now (empty: refused).
+  const std::vector<std::string>& session_uplinks(std::size_t j) const;
   // Errors of the last programming of the kernel (routes, rules, masquerade).
   const std::vector<std::string>& routing_errors() const { return routing_errors_; }
 
@@ -88,6 +78,7 @@ class UplinkMonitor {
   };
   void changed(Tracked& t, std::optional<Health> now, Health was);
   void reselect();
+  void route_sessions();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
   template <class Pred>
@@ -104,6 +95,9 @@ class UplinkMonitor {
   std::vector<std::string> active_;
   std::unique_ptr<UplinkRouting> routing_;
   std::unique_ptr<UplinkMasquerade> masquerade_;
+  std::vector<conf::SessionConfig> sessions_;
+  std::vector<std::optional<std::vector<std::string>>> session_routes_;  // as last written
+  std::unique_ptr<SessionClassifier> classifier_;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;
   boost::asio::steady_timer retry_timer_;

@@ -90,7 +90,7 @@ int UplinkRouting::rule(uint16_t type, int family, uint32_t priority, uint32_t t
 // One default route in `table` over `via` (several: a multipath route, shared by weight as the
 // kernel hashes each connection), replacing the one there; none: the one there goes.
 int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
-                                 const std::vector<ManagedUplink>& via) {
+                                 const std::vector<ManagedUplink>& via, uint8_t route_type) {
   char buf[4096];
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = type;
@@ -99,9 +99,10 @@ int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
   rtm->rtm_family = static_cast<uint8_t>(family);
   rtm->rtm_table = RT_TABLE_UNSPEC;
   rtm->rtm_protocol = RTPROT_STATIC;
-  rtm->rtm_type = RTN_UNICAST;
+  rtm->rtm_type = route_type;
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
   mnl_attr_put_u32(nlh, RTA_TABLE, table);
+  if (route_type != RTN_UNICAST) return call(nlh);  // unreachable, prohibit: no next hop
   const std::size_t alen = family == AF_INET ? 4 : 16;
   if (type == RTM_NEWROUTE && via.size() == 1) {
     const auto gw = gateway_of(via[0], family);
@@ -131,13 +132,14 @@ int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
 void UplinkRouting::delete_rules() {
   if (!cfg_) return;
   for (int family : {AF_INET, AF_INET6})
-    for (uint32_t p = cfg_->priority; p <= cfg_->priority + 4; ++p)
+    for (uint32_t p = cfg_->priority; p <= cfg_->priority + 5; ++p)
       for (int i = 0; i < 256 && rule(RTM_DELRULE, family, p, 0, {}, 0, 0, false) == 0; ++i) {
       }
 }
 
 std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
-                                                const std::vector<ManagedUplink>& uplinks) {
+                                                const std::vector<ManagedUplink>& uplinks,
+                                                std::size_t sessions) {
   // What an earlier configuration made goes first (its tables, rules and priorities may differ);
   // what an earlier run made is replaced in place or deleted by priority.
   remove();
@@ -168,14 +170,49 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
            rule(RTM_NEWRULE, AF_INET, cfg.priority, table, Prefix{*u.addr4, 32}, 0, 0, false));
     for (const Prefix& p : u.prefixes6)
       note(u.name + ": source rule for " + p.str(),
-           rule(RTM_NEWRULE, AF_INET6, cfg.priority + 3, table, p, 0, 0, false));
+           rule(RTM_NEWRULE, AF_INET6, cfg.priority + 4, table, p, 0, 0, false));
   }
   tables_ = uplinks.size();
+  // A session's table refuses until set_session() says where its connections go.
+  for (std::size_t j = 0; j < sessions && cfg.session_mark_mask; ++j) {
+    const uint32_t table = session_table(cfg, j);
+    const uint32_t mark = static_cast<uint32_t>(j + 1) << conf::mark_shift(cfg.session_mark_mask);
+    for (int family : {AF_INET, AF_INET6}) {
+      note("session table " + std::to_string(table),
+           default_route(RTM_NEWROUTE, family, table, {}, RTN_UNREACHABLE));
+      note("session rule " + std::to_string(table),
+           rule(RTM_NEWRULE, family, cfg.priority + 3, table, {}, mark, cfg.session_mark_mask,
+                false));
+    }
+    ++sessions_;
+  }
   for (int family : {AF_INET, AF_INET6}) {
     note("suppress rule",
          rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0, true));
     note("shared table rule",
-         rule(RTM_NEWRULE, family, cfg.priority + 4, cfg.table, {}, 0, 0, false));
+         rule(RTM_NEWRULE, family, cfg.priority + 5, cfg.table, {}, 0, 0, false));
+  }
+  return errors;
+}
+
+std::vector<std::string> UplinkRouting::set_session(std::size_t j,
+                                                    const std::vector<ManagedUplink>& via,
+                                                    bool local) {
+  std::vector<std::string> errors;
+  if (!cfg_ || j >= sessions_) return errors;
+  const uint32_t table = session_table(*cfg_, j);
+  for (int family : {AF_INET, AF_INET6}) {
+    std::vector<ManagedUplink> by;
+    for (const ManagedUplink& u : via)
+      if (routes_family(u, family)) by.push_back(u);
+    // Replacing keeps the table's one default route there throughout.
+    const int err = by.empty() ? default_route(RTM_NEWROUTE, family, table, {},
+                                               local ? RTN_PROHIBIT : RTN_UNREACHABLE)
+                               : default_route(RTM_NEWROUTE, family, table, by);
+    if (err)
+      errors.push_back(failed(std::string(family == AF_INET ? "IPv4" : "IPv6") +
+                                  " default route in session table " + std::to_string(table),
+                              err));
   }
   return errors;
 }
@@ -199,13 +236,13 @@ std::vector<std::string> UplinkRouting::set_active(const std::vector<ManagedUpli
 
 int UplinkRouting::pin(const IpAddr& client, uint32_t table) {
   if (!cfg_) return -ENOENT;
-  return rule(RTM_NEWRULE, client.family, cfg_->priority + 3, table,
+  return rule(RTM_NEWRULE, client.family, cfg_->priority + 4, table,
               Prefix{client, client.length() * 8}, 0, 0, false);
 }
 
 int UplinkRouting::unpin(const IpAddr& client, uint32_t table) {
   if (!cfg_) return -ENOENT;
-  return rule(RTM_DELRULE, client.family, cfg_->priority + 3, table,
+  return rule(RTM_DELRULE, client.family, cfg_->priority + 4, table,
               Prefix{client, client.length() * 8}, 0, 0, false);
 }
 
@@ -216,8 +253,12 @@ void UplinkRouting::remove() {
     for (int family : {AF_INET, AF_INET6})
       for (int n = 0; n < 16; ++n)
         if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {})) break;
+  for (std::size_t j = 0; j < sessions_; ++j)
+    for (int family : {AF_INET, AF_INET6})
+      default_route(RTM_DELROUTE, family, session_table(*cfg_, j), {}, RTN_UNSPEC);
   cfg_.reset();
   tables_ = 0;
+  sessions_ = 0;
 }
 
 }  // namespace tp

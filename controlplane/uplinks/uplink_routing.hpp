@@ -7,12 +7,15 @@
 //   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
 //   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
 //   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
-//   rule P+3      from <uplink i's IPv6 prefix> lookup T+1+i (sources only its network routes)
-//   rule P+3      from <client> lookup T+1+i                (sticky mapping, while it lasts)
-//   rule P+4      lookup T                                   (main's default route only after it)
+//   rule P+3      fwmark <session j>/session_mark_mask lookup T+128+j (sessions)
+//   rule P+4      from <uplink i's IPv6 prefix> lookup T+1+i (sources only its network routes)
+//   rule P+4      from <client> lookup T+1+i                (sticky mapping, while it lasts)
+//   rule P+5      lookup T                                   (main's default route only after it)
+//   table T+128+j default over session j's uplinks, or unreachable (prohibit: a local session)
 //
-// Clients' rules come after main's specific routes: a client pinned to an uplink still reaches
-// the box's other downstreams.
+// Clients' and sessions' rules come after main's specific routes: a client pinned to an uplink,
+// or in a session, still reaches the box's other downstreams. A session's table always has a
+// default route: its connections never fall through to uplinks its policy does not allow.
 //
 // Failover and failback only replace table T's default route: one atomic netlink message. The
 // routes and rules stay when tetherpath exits (the kernel keeps forwarding through a restart);
@@ -50,9 +53,16 @@ class UplinkRouting {
   // Tables and rules for these uplinks (in this order: uplink i has table T+1+i). Errors, empty
   // when the kernel took everything.
   std::vector<std::string> program(const conf::RoutingConfig& cfg,
-                                   const std::vector<ManagedUplink>& uplinks);
+                                   const std::vector<ManagedUplink>& uplinks,
+                                   std::size_t sessions = 0);
   // Table T's default routes over `active` (none: table T has no default, main's applies).
   std::vector<std::string> set_active(const std::vector<ManagedUplink>& active);
+  // Session j's new connections go over `via` (empty: refused, `local`: as prohibited).
+  std::vector<std::string> set_session(std::size_t j, const std::vector<ManagedUplink>& via,
+                                       bool local);
+  static uint32_t session_table(const conf::RoutingConfig& cfg, std::size_t j) {
+    return cfg.table + 128 + static_cast<uint32_t>(j);
+  }
   // Sticky mapping: the client's new connections go by `table` (an uplink's), or no longer.
   int pin(const IpAddr& client, uint32_t table);
   int unpin(const IpAddr& client, uint32_t table);
@@ -64,13 +74,14 @@ class UplinkRouting {
   int rule(uint16_t type, int family, uint32_t priority, uint32_t table,
            const std::optional<Prefix>& from, uint32_t mark, uint32_t mask, bool suppress);
   int default_route(uint16_t type, int family, uint32_t table,
-                    const std::vector<ManagedUplink>& via);
+                    const std::vector<ManagedUplink>& via, uint8_t route_type = 1 /*unicast*/);
   void delete_rules();
 
   mnl_socket* sock_ = nullptr;
   uint32_t seq_ = 0;
   std::optional<conf::RoutingConfig> cfg_;  // as last programmed
   std::size_t tables_ = 0;                  // uplink tables programmed
+  std::size_t sessions_ = 0;                // session tables programmed
 };
 
 }  // namespace tp

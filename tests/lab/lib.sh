@@ -210,6 +210,19 @@ usb_lost() {  # packets the usb client's transfer lost, once it is over
   python3 -c "import json; print(json.load(open('$TP_LAB_DIR/usb-iperf.json'))['end']['sum']['lost_packets'])" 2>/dev/null
 }
 
+# A copy of the lab configuration with the lab's second uplink (TP_LAB_PHONE=1) among its ports.
+# phone_config managed: also without set_upstream's single uplink, for the suites whose uplinks
+# tetherpath manages.
+phone_config() {
+  local port="  - name: phone0\n    role: upstream\n    device: board:phone"
+  [ "$TP_ENGINE" = kernel ] && port="  - name: phone0\n    role: upstream\n    hook: auto"
+  if [ "${1:-}" = managed ]; then
+    lab_config -e "s/^dataplane:/$port\ndataplane:/" -e '/^upstream:/,/^  ipv6_gateways:/d'
+  else
+    lab_config -e "s/^dataplane:/$port\ndataplane:/"
+  fi
+}
+
 # A copy of the lab configuration with sed expressions applied.
 lab_config() {
   local out=$TP_LAB_DIR/config-$RANDOM.yaml

@@ -11,9 +11,7 @@
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
-phone_port="  - name: phone0\n    role: upstream\n    device: board:phone"
-[ "$TP_ENGINE" = kernel ] && phone_port="  - name: phone0\n    role: upstream\n    hook: auto"
-CONFIG=$(lab_config -e "s/^dataplane:/$phone_port\ndataplane:/")
+CONFIG=$(phone_config)
 start_daemon "$CONFIG"
 
 # The modem's flows are SNATed, not masqueraded: the kernel's masquerade forgets its own entries

@@ -12,10 +12,8 @@
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
-phone_port="  - name: phone0\n    role: upstream\n    device: board:phone"
-[ "$TP_ENGINE" = kernel ] && phone_port="  - name: phone0\n    role: upstream\n    hook: auto"
 # No set_upstream: two uplinks, the modem preferred; both tracked by pinging the lab's server.
-CONFIG=$(lab_config -e "s/^dataplane:/$phone_port\ndataplane:/" -e '/^upstream:/,/^  ipv6_gateways:/d')
+CONFIG=$(phone_config managed)
 cat >>"$CONFIG" <<'YAML'
 uplinks:
   - name: modem
@@ -71,7 +69,7 @@ fast_tx() {  # fast-path packets sent out of a port
 
 echo "tetherpath's routing and masquerade"
 check "rules: main's specific routes, then the uplinks' shared table" \
-  sh -c "ip -n tp-box rule | grep -q '^1002:.*lookup main suppress_prefixlength 0' && ip -n tp-box rule | grep -q '^1004:.*lookup 1000'"
+  sh -c "ip -n tp-box rule | grep -q '^1002:.*lookup main suppress_prefixlength 0' && ip -n tp-box rule | grep -q '^1005:.*lookup 1000'"
 check "a table per uplink, and their addresses' rules" \
   sh -c "ip -n tp-box route show table 1002 | grep -q 'default via 100.65.0.1 dev phone0' && ip -n tp-box rule | grep -q '^1000:.*from 100.64.0.2 lookup 1001'"
 check "new connections go to the modem (metric 10)" eventually 5 sh -c "ip -n tp-box route show table 1000 | grep -q 'default via 100.64.0.1 dev modem0'"
@@ -216,6 +214,6 @@ echo "routing handed back"
 sed -i 's/^  manage: true/  manage: false/' "$CONFIG"
 check "manage: false is applied by a reload" tetherctl reload
 check "tetherpath's rules, tables and masquerade are gone" \
-  sh -c "! ip -n tp-box rule | grep -q '^100[0-4]:' && [ -z \"\$(ip -n tp-box route show table 1000)\" ] && ! ip netns exec tp-box nft list table ip tetherpath_nat >/dev/null 2>&1"
+  sh -c "! ip -n tp-box rule | grep -q '^100[0-5]:' && [ -z \"\$(ip -n tp-box route show table 1000)\" ] && ! ip netns exec tp-box nft list table ip tetherpath_nat >/dev/null 2>&1"
 
 lab_end

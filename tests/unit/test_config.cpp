@@ -63,7 +63,7 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"ports: [", "bad.yaml:1:1: end of sequence flow not found"},
       {"portz: []\n",
        "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, kernel_engine, offload, "
-       "upstream, uplinks, routing, downstreams, local_prefixes, limits, api, metrics, "
+       "upstream, uplinks, routing, sessions, downstreams, local_prefixes, limits, api, metrics, "
        "state_dir, run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},

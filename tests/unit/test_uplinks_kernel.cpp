@@ -214,8 +214,8 @@ TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
   EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x100/0xf00 lookup 1001"), std::string::npos);
   EXPECT_NE(rules.find("1001:\tfrom all fwmark 0x200/0xf00 lookup 1002"), std::string::npos);
   EXPECT_NE(rules.find("1002:\tfrom all lookup main suppress_prefixlength 0"), std::string::npos);
-  EXPECT_NE(rules.find("1004:\tfrom all lookup 1000"), std::string::npos);
-  EXPECT_EQ(out_of("ip rule show | grep -c '^1004:'"), "1\n");
+  EXPECT_NE(rules.find("1005:\tfrom all lookup 1000"), std::string::npos);
+  EXPECT_EQ(out_of("ip rule show | grep -c '^1005:'"), "1\n");
 
   EXPECT_TRUE(r.set_active({phone()}).empty());
   EXPECT_EQ(route_dev("203.0.113.5"), "tpl-p");
@@ -231,7 +231,7 @@ TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
   EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");  // main's default route, the integrator's
 
   r.remove();
-  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-4]:'"), "0\n");
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-5]:'"), "0\n");
   EXPECT_EQ(out_of("ip route show table 1001"), "");
 }
 
@@ -253,8 +253,8 @@ TEST_F(UplinksKernelTest, Ipv6SourcesLeaveByTheUplinkThatRoutesTheirPrefix) {
   cfg.manage = true;
   EXPECT_EQ(r.program(cfg, {m, p}), std::vector<std::string>{});
   const std::string rules = out_of("ip -6 rule show");
-  EXPECT_NE(rules.find("1003:\tfrom 2001:db8:64::/48 lookup 1001"), std::string::npos) << rules;
-  EXPECT_NE(rules.find("1003:\tfrom 2001:db8:65::/48 lookup 1002"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1004:\tfrom 2001:db8:64::/48 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1004:\tfrom 2001:db8:65::/48 lookup 1002"), std::string::npos) << rules;
   EXPECT_TRUE(r.set_active({m}).empty());
   EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:65::10"), "tpl-p");
   EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:64::10"), "tpl-m");
@@ -265,7 +265,7 @@ TEST_F(UplinksKernelTest, Ipv6SourcesLeaveByTheUplinkThatRoutesTheirPrefix) {
   EXPECT_EQ(route_dev("2001:db8:ffff::1 from 2001:db8:64::10"), "tpl-m");
   EXPECT_EQ(route_dev("2001:db8:ffff::1 from fd00:1::1"), "tpl-p");
   r.remove();
-  EXPECT_EQ(out_of("ip -6 rule show | grep -c '^100[0-4]:'"), "0\n");
+  EXPECT_EQ(out_of("ip -6 rule show | grep -c '^100[0-5]:'"), "0\n");
 }
 
 TEST_F(UplinksKernelTest, MoreUplinksThanMarkValuesIsAnError) {
@@ -331,7 +331,7 @@ TEST_F(UplinksKernelTest, AnUplinkWhoseProbesStopLosesNewConnectionsAndGetsThemB
 
   routing.manage = false;  // hands the routing back
   mon.configure(routing, {m, p});
-  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-4]:'"), "0\n");
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-5]:'"), "0\n");
   EXPECT_EQ(sh("nft list table ip tetherpath_nat >/dev/null 2>&1"), 256);
 }
 
@@ -353,8 +353,8 @@ TEST_F(UplinksKernelTest, StickyClientsKeepTheirUplinkUntilItFails) {
   mon.saw_connection(ip("192.168.50.11"), ip("100.65.0.2"));
   mon.saw_connection(ip("192.168.50.12"), ip("192.168.50.12"));  // not NATed: nothing to say
   const std::string rules = out_of("ip rule show");
-  EXPECT_NE(rules.find("1003:\tfrom 192.168.50.10 lookup 1001"), std::string::npos) << rules;
-  EXPECT_NE(rules.find("1003:\tfrom 192.168.50.11 lookup 1002"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1004:\tfrom 192.168.50.10 lookup 1001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("1004:\tfrom 192.168.50.11 lookup 1002"), std::string::npos) << rules;
   EXPECT_EQ(rules.find("192.168.50.12"), std::string::npos) << rules;
   EXPECT_EQ(mon.status("modem")->sticky_clients, 1u);
   EXPECT_EQ(mon.status("phone")->sticky_clients, 1u);
@@ -366,6 +366,65 @@ TEST_F(UplinksKernelTest, StickyClientsKeepTheirUplinkUntilItFails) {
   EXPECT_EQ(out_of("ip rule show").find("from 192.168.50.10"), std::string::npos);
   EXPECT_EQ(mon.active(), std::vector<std::string>{"phone"});
   EXPECT_NE(out_of("ip rule show").find("from 192.168.50.11 lookup 1002"), std::string::npos);
+}
+
+// Sessions: each session's new connections take its own table, by the mark the classifier gives
+// them; a session's allowed uplinks failing leaves it refused, never routed by another.
+TEST_F(UplinksKernelTest, SessionsRouteByTheirOwnTablesAndNeverFallThrough) {
+  UplinkMonitor::Host host;
+  host.link_up = [](const std::string&) { return true; };
+  UplinkMonitor mon(io_, host);
+  conf::RoutingConfig routing;
+  routing.manage = true;
+  routing.session_mark_mask = 0xf0000;
+  conf::UplinkConfig m = tracked_modem();
+  m.kind = conf::UplinkKind::cellular;
+  conf::UplinkConfig p = uplink("phone", "tpl-p", 10, "100.65.0.2", "100.65.0.1");
+  p.kind = conf::UplinkKind::wifi;
+  std::vector<conf::SessionConfig> sessions(3);
+  sessions[0].name = "cellular_only";
+  sessions[0].uplinks = {"cellular"};
+  sessions[0].match.macs = {{0x02, 0, 0, 0, 0, 0x07}};
+  sessions[1].name = "phone_first";
+  sessions[1].uplinks = {"phone", "modem"};
+  sessions[1].match.addresses = {*Prefix::parse("192.168.60.0/24")};
+  sessions[2].name = "local";
+  sessions[2].connection = conf::Connection::local;
+  sessions[2].match.downstreams = {"lo"};
+  ASSERT_EQ(mon.configure(routing, {m, p}, sessions), std::vector<std::string>{});
+  const std::string rules = out_of("ip rule show");
+  EXPECT_NE(rules.find("1003:\tfrom all fwmark 0x10000/0xf0000 lookup 1128"), std::string::npos)
+      << rules;
+  EXPECT_NE(rules.find("1003:\tfrom all fwmark 0x30000/0xf0000 lookup 1130"), std::string::npos);
+  const std::string nft = out_of("nft list table inet tetherpath_sessions");
+  EXPECT_NE(nft.find("ether saddr 02:00:00:00:00:07"), std::string::npos) << nft;
+  EXPECT_NE(nft.find("ip saddr 192.168.60.0/24"), std::string::npos) << nft;
+  EXPECT_EQ(mon.session_uplinks(0), std::vector<std::string>{"modem"});
+  EXPECT_EQ(mon.session_uplinks(1), std::vector<std::string>{"phone"});
+  EXPECT_TRUE(mon.session_uplinks(2).empty());
+
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x10000"), "tpl-m");
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x20000"), "tpl-p");
+  EXPECT_NE(out_of("ip route get 203.0.113.5 mark 0x30000 2>&1").find("denied"),
+            std::string::npos);                              // local: prohibited
+  EXPECT_EQ(route_dev("100.65.0.9 mark 0x30000"), "tpl-p");  // the box's own networks stay
+  EXPECT_NE(out_of("ip -6 route get 2001:db8::1 mark 0x10000 2>&1").find("No route to host"),
+            std::string::npos);  // no uplink routes IPv6: refused, not the shared table's
+
+  modem_blackholed(true);  // the modem fails: its only session is refused, the other moves on
+  ASSERT_TRUE(run_until([&] { return mon.status("modem")->health == Health::down; },
+                        std::chrono::seconds(5)));
+  EXPECT_TRUE(mon.session_uplinks(0).empty());
+  EXPECT_NE(out_of("ip route get 203.0.113.5 mark 0x10000 2>&1").find("No route to host"),
+            std::string::npos);
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x20000"), "tpl-p");
+  modem_blackholed(false);
+
+  routing.manage = false;  // everything goes
+  mon.configure(routing, {m, p}, sessions);
+  EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-5]:'"), "0\n");
+  EXPECT_EQ(out_of("ip route show table 1128"), "");
+  EXPECT_EQ(sh("nft list table inet tetherpath_sessions >/dev/null 2>&1"), 256);
 }
 
 }  // namespace

@@ -1,0 +1,99 @@
+// The `sessions` section: named policies for the clients their selectors match.
+#include <algorithm>
+
+#include "yaml_field.hpp"
+
+namespace tp::conf {
+
+namespace {
+
+// An entry of a session's uplinks: a configured uplink's name or a kind.
+std::string uplink_entry(const Field& f, const Config& c) {
+  const std::string s = f.string();
+  for (const UplinkConfig& u : c.uplinks)
+    if (u.name == s) return s;
+  for (const auto& [kind, value] : uplink_kinds())
+    if (s == kind) return s;
+  std::string have;
+  for (const UplinkConfig& u : c.uplinks) have += (have.empty() ? "" : ", ") + u.name;
+  std::string kinds;
+  for (const auto& [kind, value] : uplink_kinds())
+    kinds += (kinds.empty() ? "" : ", ") + std::string(kind);
+  f.fail("expected an uplink's name (" + (have.empty() ? std::string("none configured") : have) +
+         ") or a kind (" + kinds + "), got '" + s + "'");
+}
+
+// The selectors of `a` that `b` also has, as words (the same MAC, the same prefix, the same
+// downstream): with equal priorities, which of them wins a client would be a coin toss.
+std::string shared_selector(const SessionMatch& a, const SessionMatch& b) {
+  for (const auto& m : a.macs)
+    if (std::find(b.macs.begin(), b.macs.end(), m) != b.macs.end()) return "MAC " + mac_string(m);
+  for (const Prefix& p : a.addresses)
+    for (const Prefix& q : b.addresses)
+      if (p.len == q.len && p.overlaps(q)) return "address " + p.str();
+  for (const auto& d : a.downstreams)
+    if (std::find(b.downstreams.begin(), b.downstreams.end(), d) != b.downstreams.end())
+      return "downstream " + d;
+  return "";
+}
+
+SessionMatch parse_match(const Field& f, const Config& c) {
+  f.only_keys({"macs", "addresses", "downstreams"});
+  SessionMatch m;
+  if (auto v = f.child("macs")) v->each([&](const Field& e) { m.macs.push_back(parse_mac(e)); });
+  if (auto v = f.child("addresses"))
+    v->each([&](const Field& e) { m.addresses.push_back(e.prefix()); });
+  if (auto v = f.child("downstreams"))
+    v->each(
+        [&](const Field& e) { m.downstreams.push_back(e.port_name(c.ports, Role::downstream)); });
+  if (m.macs.empty() && m.addresses.empty() && m.downstreams.empty())
+    f.fail("expected at least one of macs, addresses, downstreams");
+  if (m.macs.size() + m.addresses.size() + m.downstreams.size() > 64)
+    f.fail("at most 64 selectors per session");
+  return m;
+}
+
+}  // namespace
+
+std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
+  std::vector<SessionConfig> out;
+  if (!f.node.IsSequence()) f.fail("expected a list");
+  if (f.node.size() == 0) return out;
+  if (!c.routing.manage)
+    f.fail("sessions need routing.manage: true (tetherpath programs their routing)");
+  const uint32_t values = c.routing.session_mark_mask >> mark_shift(c.routing.session_mark_mask);
+  if (values < f.node.size())
+    f.fail("routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
+           std::to_string(f.node.size()) + " are listed (session i is mark value i + 1)");
+  f.each([&](const Field& e) {
+    e.only_keys({"name", "match", "uplinks", "connection", "priority", "roaming"});
+    SessionConfig s;
+    auto name = e.child("name");
+    auto match = e.child("match");
+    if (!name) e.fail("missing key 'name'");
+    if (!match) e.fail("missing key 'match' (the clients this session is for)");
+    s.name = name->string();
+    if (!valid_uplink_name(s.name)) name->fail("expected 1 to 32 of A-Z a-z 0-9 _ -");
+    for (const auto& seen : out)
+      if (seen.name == s.name) name->fail("session '" + s.name + "' is listed twice");
+    s.match = parse_match(*match, c);
+    if (auto v = e.child("uplinks"))
+      v->each([&](const Field& u) {
+        s.uplinks.push_back(uplink_entry(u, c));
+        if (std::count(s.uplinks.begin(), s.uplinks.end(), s.uplinks.back()) > 1)
+          u.fail("'" + s.uplinks.back() + "' is listed twice");
+      });
+    if (auto v = e.child("connection")) s.connection = named_choice(*v, connections());
+    if (auto v = e.child("priority")) s.priority = v->integer<int32_t>(-1000, 1000);
+    if (auto v = e.child("roaming")) s.roaming = named_choice(*v, roaming_policies());
+    for (const auto& seen : out)
+      if (seen.priority == s.priority)
+        if (const std::string both = shared_selector(s.match, seen.match); !both.empty())
+          match->fail(both + " is also session '" + seen.name +
+                      "''s, with the same priority: give one of them a higher priority");
+    out.push_back(std::move(s));
+  });
+  return out;
+}
+
+}  // namespace tp::conf

@@ -1,0 +1,32 @@
+// nftables through libnftables: a buffer of nft's own language is one transaction, so a table
+// replaced by "create, delete, define again" is never seen half-written, and `nft list` shows
+// the rules as they were written.
+#pragma once
+
+#include <string>
+
+struct nft_ctx;
+
+namespace tp {
+
+class Nftables {
+ public:
+  Nftables();  // throws std::runtime_error
+  ~Nftables();
+  Nftables(const Nftables&) = delete;
+  Nftables& operator=(const Nftables&) = delete;
+
+  // Empty, or what nftables said.
+  std::string run(const std::string& commands);
+  // "table FAMILY NAME" gone, in one transaction whether or not it was there; `then` (more
+  // commands, the table defined again) in the same one.
+  std::string replace_table(const std::string& family_and_name, const std::string& then);
+
+  // Whether an interface name can go into a rule between quotes: only what Linux names hold.
+  static bool quotable(const std::string& name);
+
+ private:
+  nft_ctx* ctx_ = nullptr;
+};
+
+}  // namespace tp

@@ -1,0 +1,53 @@
+// What the sessions' policies make of the uplinks, as pure logic: which uplinks a session's new
+// connections take now, and the nftables rules that tell the kernel which session a new
+// connection belongs to. The kernel then routes it (session_routing's tables), and the fast
+// path follows the kernel's routing decision for the connection's mark like any other.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "uplink_health.hpp"
+
+namespace tp {
+
+// What choosing needs to know of one uplink (its candidate's metric is not used).
+struct SessionUplink {
+  std::string name;
+  conf::UplinkKind kind = conf::UplinkKind::ethernet;
+  conf::Roaming roaming = conf::Roaming::home;
+  UplinkCandidate now;
+};
+
+// The uplinks (indexes into `uplinks`) a session's new connections take: its entries in order
+// of preference (an uplink's name, or a kind: all its uplinks, sharing by weight), each counting
+// only the uplinks its roaming policy allows, chosen as choose_active chooses with the
+// preference in place of the metric: the most preferred healthy ones, failing those degraded
+// ones, failing those ones still held after an outage. Empty: none (a local session, an empty
+// list, every allowed uplink down): its new connections are refused.
+std::vector<std::size_t> session_route(const conf::SessionConfig& s,
+                                       const std::vector<SessionUplink>& uplinks, SteadyTime now);
+
+// Session j's value in `mask`: j + 1 in its bits.
+uint32_t session_mark(std::size_t j, uint32_t mask);
+
+// One selector of one session, in the order the kernel tries them.
+struct SessionSelector {
+  enum Kind { mac, address, downstream } kind;
+  std::string text;  // as nft writes it: a MAC, a prefix, an interface name
+  int prefix_len = 0;
+  std::size_t session = 0;
+};
+
+// Every session's selectors, most specific first (MACs, then longer prefixes, then downstream
+// interfaces), then by higher priority: the first that matches a client is its session.
+std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionConfig>& sessions);
+
+// The body of the `inet tetherpath_sessions` table (see session_classifier): a new connection's
+// first packet takes the first matching selector's session into its conntrack mark; every packet
+// of a marked connection carries that mark into routing. Empty when there are no sessions.
+std::string session_table(const std::vector<conf::SessionConfig>& sessions, uint32_t mask);
+
+}  // namespace tp

@@ -1,0 +1,195 @@
+// Sessions as pure logic: the YAML section and its refusals, which uplinks a session's policy
+// picks as health and roaming change, and the nftables rules that classify new connections.
+#include <gtest/gtest.h>
+
+#include "config.hpp"
+#include "session_policy.hpp"
+
+namespace tp {
+namespace {
+
+using conf::ConfigError;
+using conf::load_string;
+
+// Uplinks modem (cellular) and phone (wifi); downstreams w and u; sessions follow.
+#define TWO_UPLINKS                                                                              \
+  "ports:\n  - {name: m, role: upstream, device: a}\n  - {name: p, role: upstream, device: c}\n" \
+  "  - {name: w, role: downstream, device: b}\n  - {name: u, role: downstream, device: d}\n"     \
+  "uplinks:\n  - {name: modem, iface: m, kind: cellular}\n"                                      \
+  "  - {name: phone, iface: p, kind: wifi}\n"
+
+#define MANAGED TWO_UPLINKS "routing: {manage: true, session_mark_mask: 0xf0000}\nsessions:\n"
+
+std::string refusal(const std::string& yaml) {
+  try {
+    load_string(yaml, "bad.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
+
+TEST(Sessions, AreRead) {
+  const conf::Config c = load_string(
+      MANAGED
+      "  - name: head_unit\n"
+      "    match: {macs: ['02:aa:00:00:00:01'], addresses: [192.168.60.0/24, '2001:db8::/64']}\n"
+      "    uplinks: [phone, cellular]\n"
+      "    priority: 5\n"
+      "    roaming: national\n"
+      "  - {name: rear, match: {downstreams: [w]}, connection: local}\n",
+      "good.yaml");
+  ASSERT_EQ(c.sessions.size(), 2u);
+  const conf::SessionConfig& h = c.sessions[0];
+  EXPECT_EQ(h.name, "head_unit");
+  EXPECT_EQ(conf::mac_string(h.match.macs.at(0)), "02:aa:00:00:00:01");
+  EXPECT_EQ(h.match.addresses.at(1).str(), "2001:db8::/64");
+  EXPECT_EQ(h.uplinks, (std::vector<std::string>{"phone", "cellular"}));
+  EXPECT_EQ(h.priority, 5);
+  EXPECT_EQ(h.roaming, conf::RoamingPolicy::national);
+  EXPECT_EQ(h.connection, conf::Connection::internet);
+  EXPECT_EQ(c.sessions[1].match.downstreams, std::vector<std::string>{"w"});
+  EXPECT_EQ(c.sessions[1].connection, conf::Connection::local);
+  EXPECT_TRUE(c.sessions[1].uplinks.empty());
+  EXPECT_EQ(c.routing.session_mark_mask, 0xf0000u);
+}
+
+TEST(Sessions, BadOnesNameFileLineColumnAndKey) {
+  const std::pair<std::string, std::string> cases[] = {
+      {MANAGED "  - {name: a, match: {downstreams: [w]}, uplinks: [satphone]}\n",
+       "bad.yaml:11:52: sessions[0].uplinks[0]: expected an uplink's name (modem, phone) or a "
+       "kind (cellular, wifi, ethernet, usb, bluetooth), got 'satphone'"},
+      {MANAGED "  - {name: a, match: {addresses: [10.0.0.0/8]}}\n"
+               "  - {name: b, match: {addresses: [10.1.0.0/8]}}\n",
+       "bad.yaml:12:22: sessions[1].match: address 10.1.0.0/8 is also session 'a''s, with the "
+       "same priority: give one of them a higher priority"},
+      {MANAGED "  - {name: a, match: {macs: ['02:00:00:00:00:01']}}\n"
+               "  - {name: b, match: {macs: ['02:00:00:00:00:01']}, priority: 1}\n"
+               "  - {name: c, match: {macs: ['02:00:00:00:00:01']}, priority: 1}\n",
+       "bad.yaml:13:22: sessions[2].match: MAC 02:00:00:00:00:01 is also session 'b''s, with the "
+       "same priority: give one of them a higher priority"},
+      {MANAGED "  - {name: a, match: {}}\n",
+       "bad.yaml:11:22: sessions[0].match: expected at least one of macs, addresses, downstreams"},
+      {MANAGED "  - {name: a, match: {downstreams: [m]}}\n",
+       "bad.yaml:11:37: sessions[0].match.downstreams[0]: port 'm' is not a downstream port"},
+      {MANAGED "  - {name: a, match: {macs: ['01:00:5e:00:00:01']}}\n",
+       "bad.yaml:11:30: sessions[0].match.macs[0]: expected a unicast MAC address, got "
+       "'01:00:5e:00:00:01'"},
+      {MANAGED "  - {name: a, match: {downstreams: [w]}, uplinks: [phone, phone]}\n",
+       "bad.yaml:11:59: sessions[0].uplinks[1]: 'phone' is listed twice"},
+      {MANAGED "  - {name: a, match: {downstreams: [w]}, connection: offline}\n",
+       "bad.yaml:11:54: sessions[0].connection: expected one of internet, local, got 'offline'"},
+      {MANAGED "  - {name: a, match: {downstreams: [w]}, roaming: sometimes}\n",
+       "bad.yaml:11:51: sessions[0].roaming: expected one of forbidden, national, international, "
+       "always, got 'sometimes'"},
+      {MANAGED
+       "  - {name: a, match: {downstreams: [w]}}\n  - {name: a, match: {downstreams: [u]}}\n",
+       "bad.yaml:12:12: sessions[1].name: session 'a' is listed twice"},
+      {TWO_UPLINKS "sessions:\n  - {name: a, match: {downstreams: [w]}}\n",
+       "bad.yaml:10:3: sessions: sessions need routing.manage: true (tetherpath programs their "
+       "routing)"},
+      {TWO_UPLINKS
+       "routing: {manage: true, session_mark_mask: 0x1}\nsessions:\n"
+       "  - {name: a, match: {downstreams: [w]}}\n  - {name: b, match: {downstreams: [u]}}\n",
+       "bad.yaml:11:3: sessions: routing.session_mark_mask has room for 1 sessions, 2 are listed "
+       "(session i is mark value i + 1)"},
+      {TWO_UPLINKS "routing: {manage: true, mark_mask: 0xf0, session_mark_mask: 0x30}\n",
+       "bad.yaml:9:61: routing.session_mark_mask: overlaps routing.mark_mask"},
+      {TWO_UPLINKS "routing: {manage: true, session_mark_mask: 0x50}\n",
+       "bad.yaml:9:44: routing.session_mark_mask: expected contiguous bits"},
+  };
+  for (const auto& [yaml, want] : cases) EXPECT_EQ(refusal(yaml), want) << yaml;
+}
+
+SessionUplink up(const char* name, conf::UplinkKind kind, Health h = Health::up,
+                 conf::Roaming r = conf::Roaming::home) {
+  return {name, kind, r, {0, h, {}}};
+}
+
+TEST(Sessions, RouteByTheMostPreferredHealthyAllowedUplink) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  conf::SessionConfig s;
+  s.uplinks = {"phone", "cellular"};
+  std::vector<SessionUplink> u = {up("modem", conf::UplinkKind::cellular),
+                                  up("phone", conf::UplinkKind::wifi),
+                                  up("modem2", conf::UplinkKind::cellular)};
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{1});
+  u[1].now.health = Health::down;  // the phone gone: every cellular uplink, sharing
+  EXPECT_EQ(session_route(s, u, now), (std::vector<std::size_t>{0, 2}));
+  u[1].now.health = Health::degraded;  // healthy cellular beats a degraded phone
+  EXPECT_EQ(session_route(s, u, now), (std::vector<std::size_t>{0, 2}));
+  u[0].now.health = u[2].now.health = Health::down;  // degraded beats nothing
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{1});
+  u[1].now.health = Health::down;
+  EXPECT_TRUE(session_route(s, u, now).empty());  // refused, never another uplink
+
+  // Back from an outage and still held: another allowed uplink first, itself if nothing else.
+  u = {up("modem", conf::UplinkKind::cellular), up("phone", conf::UplinkKind::wifi)};
+  u[1].now.held_until = now + std::chrono::seconds(10);
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{0});
+  u[0].now.health = Health::down;
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{1});
+}
+
+TEST(Sessions, RoamingLocalAndEmptyPolicies) {
+  const SteadyTime now = std::chrono::steady_clock::now();
+  conf::SessionConfig s;
+  s.uplinks = {"modem", "phone"};
+  std::vector<SessionUplink> u = {
+      up("modem", conf::UplinkKind::cellular, Health::up, conf::Roaming::international),
+      up("phone", conf::UplinkKind::wifi)};
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{0});  // always
+  s.roaming = conf::RoamingPolicy::national;
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{1});
+  u[0].roaming = conf::Roaming::national;
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{0});
+  s.roaming = conf::RoamingPolicy::forbidden;
+  EXPECT_EQ(session_route(s, u, now), std::vector<std::size_t>{1});
+  s.connection = conf::Connection::local;
+  EXPECT_TRUE(session_route(s, u, now).empty());
+  s.connection = conf::Connection::internet;
+  s.uplinks.clear();
+  EXPECT_TRUE(session_route(s, u, now).empty());
+}
+
+TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
+  const conf::Config c = load_string(
+      MANAGED
+      "  - {name: wifi, match: {downstreams: [w], addresses: [192.168.0.0/16]}}\n"
+      "  - {name: vip, match: {addresses: [192.168.60.0/24]}, priority: 1}\n"
+      "  - {name: low, match: {addresses: [192.168.61.0/24]}}\n"
+      "  - {name: phone, match: {macs: ['02:00:00:00:00:07'], addresses: ['2001:db8::7/64']}}\n",
+      "good.yaml");
+  std::vector<std::string> order;
+  for (const SessionSelector& s : ordered_selectors(c.sessions))
+    order.push_back(c.sessions[s.session].name + " " + s.text);
+  EXPECT_EQ(order, (std::vector<std::string>{"phone 02:00:00:00:00:07", "phone 2001:db8::/64",
+                                             "vip 192.168.60.0/24", "low 192.168.61.0/24",
+                                             "wifi 192.168.0.0/16", "wifi w"}));
+  EXPECT_EQ(session_mark(0, 0xf0000), 0x10000u);
+  EXPECT_EQ(session_mark(3, 0xf0000), 0x40000u);
+
+  const std::string t = session_table(c.sessions, 0xf0000);
+  // A running connection keeps its session; a new one takes the first selector that matches.
+  EXPECT_NE(t.find("ct state != new ct mark and 0x000f0000 == 0x00020000 meta mark set meta mark "
+                   "and 0xfff0ffff or 0x00020000 return"),
+            std::string::npos)
+      << t;
+  const auto mac = t.find(
+      "ct state new ether saddr 02:00:00:00:00:07 ct mark set ct mark and "
+      "0xfff0ffff or 0x00040000 meta mark set meta mark and 0xfff0ffff or "
+      "0x00040000 return");
+  const auto v6 = t.find("ct state new ip6 saddr 2001:db8::/64");
+  const auto vip = t.find("ct state new ip saddr 192.168.60.0/24");
+  const auto dev = t.find(
+      "ct state new iifname \"w\" ct mark set ct mark and 0xfff0ffff or "
+      "0x00010000");
+  ASSERT_NE(dev, std::string::npos) << t;
+  EXPECT_LT(mac, v6);
+  EXPECT_LT(v6, vip);
+  EXPECT_LT(vip, dev);
+  EXPECT_EQ(session_table({}, 0xf0000), "");
+}
+
+}  // namespace
+}  // namespace tp
