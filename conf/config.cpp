@@ -584,6 +584,14 @@ const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies() {
   return r;
 }
 
+const std::vector<std::pair<const char*, ExistingFlows>>& existing_flows_choices() {
+  static const std::vector<std::pair<const char*, ExistingFlows>> e = {
+      {"reset", ExistingFlows::reset}, {"keep", ExistingFlows::keep}};
+  return e;
+}
+
+std::string to_string(ExistingFlows e) { return name_of(existing_flows_choices(), e); }
+
 bool roaming_allows(RoamingPolicy policy, Roaming state) {
   switch (policy) {
     case RoamingPolicy::forbidden:

@@ -177,6 +177,10 @@ enum class Connection { internet, local };  // local: the box's networks only, n
 // Which roaming states of an uplink a session may use: forbidden (home only), national (home or
 // national), international and always (any).
 enum class RoamingPolicy { forbidden, national, international, always };
+// A running connection on an uplink the session may no longer use (a policy update, roaming):
+// reset tears it down at once (its conntrack entry goes); keep lets it run while that uplink
+// lives (routing.mark_mask: the connection's uplink is in its mark, and routes it).
+enum class ExistingFlows { reset, keep };
 
 struct SessionMatch {
   std::vector<std::array<uint8_t, 6>> macs;
@@ -194,11 +198,14 @@ struct SessionConfig {
   Connection connection = Connection::internet;
   int32_t priority = 0;
   RoamingPolicy roaming = RoamingPolicy::always;
+  ExistingFlows existing_flows = ExistingFlows::reset;
   bool operator==(const SessionConfig&) const = default;
 };
 
 const std::vector<std::pair<const char*, Connection>>& connections();
 const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies();
+const std::vector<std::pair<const char*, ExistingFlows>>& existing_flows_choices();
+std::string to_string(ExistingFlows e);
 std::string mac_string(const std::array<uint8_t, 6>& mac);  // 02:00:00:00:00:01
 std::string to_string(Connection c);
 std::string to_string(RoamingPolicy r);

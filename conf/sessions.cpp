@@ -66,7 +66,8 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     f.fail("routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
            std::to_string(f.node.size()) + " are listed (session i is mark value i + 1)");
   f.each([&](const Field& e) {
-    e.only_keys({"name", "match", "uplinks", "connection", "priority", "roaming"});
+    e.only_keys(
+        {"name", "match", "uplinks", "connection", "priority", "roaming", "existing_flows"});
     SessionConfig s;
     auto name = e.child("name");
     auto match = e.child("match");
@@ -86,6 +87,11 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     if (auto v = e.child("connection")) s.connection = named_choice(*v, connections());
     if (auto v = e.child("priority")) s.priority = v->integer<int32_t>(-1000, 1000);
     if (auto v = e.child("roaming")) s.roaming = named_choice(*v, roaming_policies());
+    if (auto v = e.child("existing_flows")) {
+      s.existing_flows = named_choice(*v, existing_flows_choices());
+      if (s.existing_flows == ExistingFlows::keep && !c.routing.mark_mask)
+        v->fail("keep needs routing.mark_mask (the connection's uplink goes into its mark)");
+    }
     for (const auto& seen : out)
       if (seen.priority == s.priority)
         if (const std::string both = shared_selector(s.match, seen.match); !both.empty())

@@ -158,8 +158,11 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   p.icmp = cfg.offload.icmp;
   p.no_offload_mark = cfg.offload.no_offload_mark;
   p.no_offload_mask = cfg.offload.no_offload_mask;
-  // The session's mark routes its connections: the fast path asks the kernel with it.
-  p.route_mark_mask = cfg.offload.route_mark_mask | cfg.routing.session_mark_mask;
+  // The marks tetherpath's classifier gives a connection (its session, its uplink) route it:
+  // the fast path asks the kernel with them.
+  p.route_mark_mask = cfg.offload.route_mark_mask;
+  if (cfg.routing.manage)
+    p.original_mark_mask = cfg.routing.session_mark_mask | cfg.routing.mark_mask;
   p.ipv6_conntrack = cfg.offload.ipv6 == conf::Ipv6Mode::conntrack;
   p.local_prefixes = api_->local_prefixes();
   for (auto& [port, role] : api_->roles()) {
@@ -305,7 +308,11 @@ std::string ControlPlane::reload() {
 }
 
 void ControlPlane::roles_changed() {
+  // A policy change: the changed sessions' new connections are held while their running ones on
+  // uplinks they may no longer use are torn down, then released; every flow is decided again.
   configure_uplinks();
+  reset_moved_flows();
+  if (monitor_) monitor_->release_sessions();
   redecide_all();
   // The kernel's marks and routes are written and every flow decided again by them: the kernel
   // and the fast path agree on the new policy. A connection manager waits for this event.
@@ -318,10 +325,51 @@ void ControlPlane::roles_changed() {
       Json{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}});
 }
 
+// Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
+// roaming state): their connections NATed to an uplink no longer allowed go, out of the fast path
+// first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
+// makes a new connection by an allowed uplink). Targeted: one filtered dump per such session.
+void ControlPlane::reset_moved_flows() {
+  if (!monitor_ || !ct_ || !writer_) return;
+  const SessionSet& set = monitor_->sessions();
+  const std::vector<SessionUplink> ups = monitor_->session_uplinks();
+  const std::vector<conf::UplinkConfig> uplinks = api_->uplinks();
+  std::map<std::string, std::set<std::string>> allowed_now;
+  for (std::size_t j = 0; j < set.sessions().size(); ++j) {
+    const conf::SessionConfig& s = set.sessions()[j];
+    std::set<std::string>& allowed = allowed_now[s.name];
+    for (const AllowedUplink& a : allowed_uplinks(s, ups)) allowed.insert(ups[a.uplink].name);
+    const auto before = allowed_.find(s.name);
+    if (s.existing_flows != conf::ExistingFlows::reset || before == allowed_.end() ||
+        before->second == allowed)
+      continue;
+    const uint32_t mask = cfg_.routing.session_mark_mask;
+    const auto entries = ct_->marked(session_mark(set.slot(j), mask), mask);
+    if (!entries) {
+      std::cerr << "tetherpath: session " << s.name << ": conntrack dump failed, nothing reset\n";
+      continue;
+    }
+    std::vector<ConntrackWriter::Update> dels;
+    for (const CtEntry& e : *entries)
+      for (const conf::UplinkConfig& u : uplinks)
+        if (!allowed.count(u.name) && rtnl_->has_address(rtnl_->ifindex(u.iface), e.reply.dst)) {
+          flows_->destroyed(e);
+          dels.push_back({e, 0, false, true});
+        }
+    const auto results = writer_->apply(dels);
+    const auto removed = std::count(results.begin(), results.end(), 0);
+    sessions_reset_ += static_cast<uint64_t>(removed);
+    std::cerr << "tetherpath: session " << s.name << ": " << removed
+              << " connections on uplinks it may no longer use reset\n";
+  }
+  allowed_ = std::move(allowed_now);
+}
+
 Json ControlPlane::sessions_json() const {
   Json out = Json::array();
-  for (std::size_t j = 0; j < cfg_.sessions.size(); ++j) {
-    const conf::SessionConfig& s = cfg_.sessions[j];
+  const SessionSet& set = monitor_->sessions();
+  for (std::size_t j = 0; j < set.sessions().size(); ++j) {
+    const conf::SessionConfig& s = set.sessions()[j];
     Json match{{"macs", Json::array()},
                {"addresses", Json::array()},
                {"downstreams", s.match.downstreams}};
@@ -333,7 +381,8 @@ Json ControlPlane::sessions_json() const {
                    {"connection", conf::to_string(s.connection)},
                    {"priority", s.priority},
                    {"roaming", conf::to_string(s.roaming)},
-                   {"mark", session_mark(j, cfg_.routing.session_mark_mask)},
+                   {"existing_flows", conf::to_string(s.existing_flows)},
+                   {"mark", session_mark(set.slot(j), cfg_.routing.session_mark_mask)},
                    {"routed_by", monitor_->session_uplinks(j)}});
   }
   return out;
@@ -543,6 +592,7 @@ Json ControlPlane::describe(const std::string& what) {
                 {"uplinks_taking_new_connections", monitor_->active()},
                 {"sessions", sessions_json()},
                 {"policy_generation", policy_generation_},
+                {"session_connections_reset", sessions_reset_},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},

@@ -4,8 +4,10 @@
 // what the runtime publishes.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include "asio.hpp"
 
 #include "api_server.hpp"
@@ -66,6 +68,7 @@ class ControlPlane : private OffloadHost {
   void configure_uplinks();
   Json api_json() const;
   Json sessions_json() const;
+  void reset_moved_flows();
   void sync_local_addresses();
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
@@ -106,6 +109,8 @@ class ControlPlane : private OffloadHost {
   bool reevaluate_queued_ = false;
   std::optional<std::vector<conf::SessionConfig>> applied_sessions_;  // policy_applied's
   uint64_t policy_generation_ = 0;
+  uint64_t sessions_reset_ = 0;                           // connections reset by a policy
+  std::map<std::string, std::set<std::string>> allowed_;  // per session, its allowed uplinks
 };
 
 }  // namespace tp

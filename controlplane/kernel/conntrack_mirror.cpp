@@ -109,17 +109,46 @@ void ConntrackMirror::on_readable() {
   }
 }
 
+namespace {
+
+nlmsghdr* dump_request(char* buf, int family, uint32_t seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = seq;
+  auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfh->nfgen_family = static_cast<uint8_t>(family);
+  nfh->version = NFNETLINK_V0;
+  nfh->res_id = 0;
+  return nlh;
+}
+
+}  // namespace
+
+std::optional<std::vector<CtEntry>> ConntrackMirror::marked(uint32_t mark, uint32_t mask) {
+  std::vector<CtEntry> out;
+  for (int family : {AF_INET, AF_INET6}) {
+    static char buf[kNetlinkBuffer];
+    nlmsghdr* nlh = dump_request(buf, family, ++seq_);
+    // The kernel filters the dump itself (ctnetlink's mark filter): only these entries come.
+    mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
+    mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+    const DumpResult r = netlink_dump(dump_, nlh, buf, sizeof buf, [&](const nlmsghdr* m) {
+      CtEntry e;
+      if (parse_conntrack(m, e) && (e.mark & mask) == mark) out.push_back(e);
+    });
+    if (r != DumpResult::complete) {
+      if (r == DumpResult::failed) open_dump_socket();
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
 ConntrackMirror::Dump ConntrackMirror::dump() {
   for (int family : {AF_INET, AF_INET6}) {
     static char buf[kNetlinkBuffer];
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    nlh->nlmsg_seq = ++seq_;
-    auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    nfh->nfgen_family = static_cast<uint8_t>(family);
-    nfh->version = NFNETLINK_V0;
-    nfh->res_id = 0;
+    nlmsghdr* nlh = dump_request(buf, family, ++seq_);
     const DumpResult r = netlink_dump(
         dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); },
         &stale_dropped);

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "conntrack_entry.hpp"
 
@@ -37,6 +39,9 @@ class ConntrackMirror {
   // returned and resync_pending() stays true until a later resync() completes.
   bool resync();
   bool resync_pending() const { return resync_pending_; }
+  // The kernel's entries whose mark has `mark` in the bits of `mask` (one filtered dump; nullopt
+  // if it failed). The sink is not told.
+  std::optional<std::vector<CtEntry>> marked(uint32_t mark, uint32_t mask);
 
   // The kernel echoes our own conntrack updates (keepalives, liberal marks) as UPDATE events, a
   // flood that would overrun the event socket on every keepalive round: a socket filter drops

@@ -70,8 +70,9 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   const auto in_it = cfg.ports.find(to_src->oif);
   if (in_it == cfg.ports.end()) return refuse_route("not_our_ports");
   const uint32_t mark = e.mark & cfg.route_mark_mask;
+  const uint32_t orig_mark = e.mark & (cfg.route_mark_mask | cfg.original_mark_mask);
   const Forwarding fo = kernel.forward(
-      {to_src->oif, e.orig.src, e.reply.src, mark, e.proto, e.orig.sport, e.reply.sport});
+      {to_src->oif, e.orig.src, e.reply.src, orig_mark, e.proto, e.orig.sport, e.reply.sport});
   if (!fo.refused.empty()) return refuse_route(fo.refused);
   const auto out_it = cfg.ports.find(fo.route.oif);
   if (out_it == cfg.ports.end()) return refuse_route("not_our_ports");

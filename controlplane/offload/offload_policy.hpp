@@ -33,6 +33,9 @@ struct PolicyConfig {
   // The bits of the conntrack mark the box's rules copy into each packet's mark before routing
   // (a connmark restore, as mwan3 does): the route lookups use them, so fwmark rules apply.
   uint32_t route_mark_mask = 0;
+  // tetherpath's own bits (a connection's session and uplink), which its classifier restores in
+  // the original direction only: the reply is routed back to the client without them.
+  uint32_t original_mark_mask = 0;
   std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
   std::map<int, PortRole> ports;       // TAP ifindex -> port
 };

@@ -1,16 +1,15 @@
 #include "session_classifier.hpp"
 
-#include "session_policy.hpp"
-
 namespace tp {
 
-std::string SessionClassifier::apply(const std::vector<conf::SessionConfig>& sessions,
-                                     uint32_t mask) {
-  for (const auto& s : sessions)
-    for (const auto& d : s.match.downstreams)
-      if (!Nftables::quotable(d))
-        return "nftables: interface name '" + d + "' cannot be written in a rule";
-  const std::string body = session_table(sessions, mask);
+std::string SessionClassifier::apply(const ClassifierPlan& plan) {
+  std::vector<std::string> names = plan.uplink_ifaces;
+  for (const auto& s : plan.sessions)
+    names.insert(names.end(), s.match.downstreams.begin(), s.match.downstreams.end());
+  for (const auto& n : names)
+    if (!Nftables::quotable(n))
+      return "nftables: interface name '" + n + "' cannot be written in a rule";
+  const std::string body = session_table(plan);
   if (body.empty()) return remove();
   return nft_.replace_table(std::string("inet ") + kTable,
                             std::string("table inet ") + kTable + " {\n" + body + "}\n");

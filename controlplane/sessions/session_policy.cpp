@@ -5,27 +5,33 @@
 
 namespace tp {
 
-std::vector<std::size_t> session_route(const conf::SessionConfig& s,
-                                       const std::vector<SessionUplink>& uplinks, SteadyTime now) {
-  if (s.connection == conf::Connection::local) return {};
-  std::vector<UplinkCandidate> candidates;
-  std::vector<std::size_t> index;  // candidate -> uplink
-  for (std::size_t rank = 0; rank < s.uplinks.size(); ++rank) {
-    const std::string& entry = s.uplinks[rank];
+std::vector<AllowedUplink> allowed_uplinks(const conf::SessionConfig& s,
+                                           const std::vector<SessionUplink>& uplinks) {
+  std::vector<AllowedUplink> out;
+  if (s.connection == conf::Connection::local) return out;
+  for (std::size_t rank = 0; rank < s.uplinks.size(); ++rank)
     for (std::size_t i = 0; i < uplinks.size(); ++i) {
       const SessionUplink& u = uplinks[i];
-      if (u.name != entry && conf::to_string(u.kind) != entry) continue;
+      if (u.name != s.uplinks[rank] && conf::to_string(u.kind) != s.uplinks[rank]) continue;
       if (!conf::roaming_allows(s.roaming, u.roaming)) continue;
-      if (std::find(index.begin(), index.end(), i) != index.end())
-        continue;  // a name, then its kind
-      UplinkCandidate c = u.now;
-      c.metric = static_cast<uint32_t>(rank);
-      candidates.push_back(c);
-      index.push_back(i);
+      const bool listed = std::any_of(out.begin(), out.end(),
+                                      [&](const AllowedUplink& a) { return a.uplink == i; });
+      if (!listed) out.push_back({i, rank});  // a name, then its kind: the name's rank
     }
+  return out;
+}
+
+std::vector<std::size_t> session_route(const conf::SessionConfig& s,
+                                       const std::vector<SessionUplink>& uplinks, SteadyTime now) {
+  const std::vector<AllowedUplink> allowed = allowed_uplinks(s, uplinks);
+  std::vector<UplinkCandidate> candidates;
+  for (const AllowedUplink& a : allowed) {
+    UplinkCandidate c = uplinks[a.uplink].now;
+    c.metric = static_cast<uint32_t>(a.rank);
+    candidates.push_back(c);
   }
   std::vector<std::size_t> out;
-  for (std::size_t c : choose_active(candidates, now)) out.push_back(index[c]);
+  for (std::size_t c : choose_active(candidates, now)) out.push_back(allowed[c].uplink);
   return out;
 }
 
@@ -56,28 +62,42 @@ std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionCo
   return out;
 }
 
-std::string session_table(const std::vector<conf::SessionConfig>& sessions, uint32_t mask) {
-  if (sessions.empty() || !mask) return "";
-  char keep[16];
-  std::snprintf(keep, sizeof keep, "0x%08x", ~mask);
-  const auto set_mark = [&](std::size_t j) {
-    char v[16];
-    std::snprintf(v, sizeof v, "0x%08x", session_mark(j, mask));
-    return std::string("ct mark set ct mark and ") + keep + " or " + v +
-           " meta mark set meta mark and " + keep + " or " + v;
-  };
-  // Conntrack keeps the session a connection started in: a policy change re-routes new
-  // connections, and running ones only as the policy's update says (never by accident).
+namespace {
+
+std::string hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+// "ct mark set …" or "meta mark set …": the bits of `mask` become `value`, the others stay.
+std::string set_bits(const char* what, uint32_t mask, uint32_t value) {
+  return std::string(what) + " mark set " + what + " mark and " + hex(~mask) + " or " + hex(value);
+}
+
+}  // namespace
+
+std::string session_table(const ClassifierPlan& p) {
+  const bool sessions = !p.sessions.empty() && p.session_mask;
+  const bool uplinks = !p.uplink_ifaces.empty() && p.uplink_mask;
+  if (!sessions && !uplinks) return "";
   std::string t =
       "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n";
-  for (std::size_t j = 0; j < sessions.size(); ++j) {
-    char v[16], m[16];
-    std::snprintf(v, sizeof v, "0x%08x", session_mark(j, mask));
-    std::snprintf(m, sizeof m, "0x%08x", mask);
-    t += std::string("    ct state != new ct mark and ") + m + " == " + v +
-         " meta mark set meta mark and " + keep + " or " + v + " return\n";
+  // A running connection keeps its uplink and its session; only new connections follow a
+  // policy change (unless the update resets them).
+  const std::string running = "    ct state != new ct direction original ct mark and ";
+  for (std::size_t i = 0; uplinks && i < p.uplink_ifaces.size(); ++i) {
+    const uint32_t v = session_mark(i, p.uplink_mask);
+    t += running + hex(p.uplink_mask) + " == " + hex(v) + " " + set_bits("meta", p.uplink_mask, v) +
+         "\n";
   }
-  for (const SessionSelector& s : ordered_selectors(sessions)) {
+  for (std::size_t j = 0; sessions && j < p.sessions.size(); ++j) {
+    const uint32_t v = session_mark(p.slots[j], p.session_mask);
+    t += running + hex(p.session_mask) + " == " + hex(v) + " " +
+         set_bits("meta", p.session_mask, v) + " return\n";
+  }
+  for (const SessionSelector& s :
+       sessions ? ordered_selectors(p.sessions) : std::vector<SessionSelector>{}) {
     std::string match;
     switch (s.kind) {
       case SessionSelector::mac:
@@ -90,9 +110,19 @@ std::string session_table(const std::vector<conf::SessionConfig>& sessions, uint
         match = "iifname \"" + s.text + "\"";
         break;
     }
-    t += "    ct state new " + match + " " + set_mark(s.session) + " return\n";
+    const uint32_t v = session_mark(p.slots[s.session], p.session_mask);
+    t += "    ct state new " + match + " " + set_bits("ct", p.session_mask, v) + " " +
+         set_bits("meta", p.session_mask, v) + " return\n";
   }
   t += "  }\n";
+  if (uplinks) {
+    t +=
+        "  chain postrouting {\n    type filter hook postrouting priority mangle; policy accept;\n";
+    for (std::size_t i = 0; i < p.uplink_ifaces.size(); ++i)
+      t += "    ct state new oifname \"" + p.uplink_ifaces[i] + "\" " +
+           set_bits("ct", p.uplink_mask, session_mark(i, p.uplink_mask)) + "\n";
+    t += "  }\n";
+  }
   return t;
 }
 

@@ -21,6 +21,15 @@ struct SessionUplink {
   UplinkCandidate now;
 };
 
+// The uplinks (indexes into `uplinks`) the session may use at all, whatever their health: its
+// entries' uplinks that its roaming policy allows (none for a local session), in order of
+// preference, each with its entry's rank.
+struct AllowedUplink {
+  std::size_t uplink = 0, rank = 0;
+};
+std::vector<AllowedUplink> allowed_uplinks(const conf::SessionConfig& s,
+                                           const std::vector<SessionUplink>& uplinks);
+
 // The uplinks (indexes into `uplinks`) a session's new connections take: its entries in order
 // of preference (an uplink's name, or a kind: all its uplinks, sharing by weight), each counting
 // only the uplinks its roaming policy allows, chosen as choose_active chooses with the
@@ -30,7 +39,7 @@ struct SessionUplink {
 std::vector<std::size_t> session_route(const conf::SessionConfig& s,
                                        const std::vector<SessionUplink>& uplinks, SteadyTime now);
 
-// Session j's value in `mask`: j + 1 in its bits.
+// The value of slot j (session or uplink) in `mask`: j + 1 in its bits.
 uint32_t session_mark(std::size_t j, uint32_t mask);
 
 // One selector of one session, in the order the kernel tries them.
@@ -45,9 +54,21 @@ struct SessionSelector {
 // interfaces), then by higher priority: the first that matches a client is its session.
 std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionConfig>& sessions);
 
+// What the classifier marks: sessions (session i has mark slot slots[i], stable across updates,
+// so that a running connection's mark keeps naming its session) and, with routing.mark_mask,
+// the uplink each new connection leaves by (uplink i: value i + 1, as its P+1 rule expects).
+struct ClassifierPlan {
+  std::vector<conf::SessionConfig> sessions;
+  std::vector<std::size_t> slots;
+  uint32_t session_mask = 0;
+  std::vector<std::string> uplink_ifaces;
+  uint32_t uplink_mask = 0;
+};
+
 // The body of the `inet tetherpath_sessions` table (see session_classifier): a new connection's
-// first packet takes the first matching selector's session into its conntrack mark; every packet
-// of a marked connection carries that mark into routing. Empty when there are no sessions.
-std::string session_table(const std::vector<conf::SessionConfig>& sessions, uint32_t mask);
+// first packet takes the first matching selector's session into its conntrack mark, and its
+// uplink once routed; every later packet of the connection in the original direction carries
+// both into routing (replies go back to the client by the main table). Empty: nothing to mark.
+std::string session_table(const ClassifierPlan& plan);
 
 }  // namespace tp

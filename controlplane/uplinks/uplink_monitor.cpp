@@ -19,14 +19,59 @@ UplinkMonitor::~UplinkMonitor() {
   sticky_timer_.cancel();
 }
 
+namespace {
+
+// Whether two uplink lists route alike: they differ at most in what only sessions look at.
+bool same_routing(std::vector<conf::UplinkConfig> a, std::vector<conf::UplinkConfig> b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    b[i].roaming = a[i].roaming;
+    b[i].kind = a[i].kind;
+    b[i].metered = a[i].metered;
+  }
+  return a == b;
+}
+
+std::set<std::string> allowed_names(const conf::SessionConfig& s,
+                                    const std::vector<SessionUplink>& ups) {
+  std::set<std::string> out;
+  for (const AllowedUplink& a : allowed_uplinks(s, ups)) out.insert(ups[a.uplink].name);
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> UplinkMonitor::configure(
     const conf::RoutingConfig& routing, const std::vector<conf::UplinkConfig>& cfgs,
     const std::vector<conf::SessionConfig>& sessions) {
-  if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_ &&
-      sessions == sessions_)
+  const auto& next_sessions = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
+  const bool same_routes = configured_ && routing == routing_cfg_ &&
+                           same_routing(cfgs, configured_uplinks_) && routing.manage && routing_;
+  if (same_routes && cfgs == configured_uplinks_ && next_sessions == sessions_.sessions())
     return routing_errors_;  // another role change: nothing here to redo
+  // The changed sessions' new connections wait while the classifier and their tables are
+  // replaced, and until the caller has dealt with their running ones (release_sessions).
+  const std::vector<SessionUplink> before = session_uplinks();
+  std::set<std::size_t> updated = sessions_.assign(next_sessions);
+  if (same_routes) {
+    // Only the policy, or what the uplinks are (roaming, kind, metered), changed: the uplinks'
+    // rules and tables stay as they are. Sessions whose allowed uplinks changed are updated too.
+    configured_uplinks_ = cfgs;
+    for (std::size_t i = 0; i < uplinks_.size(); ++i) uplinks_[i]->cfg = cfgs[i];
+    const std::vector<SessionUplink> after = session_uplinks();
+    for (std::size_t j = 0; j < sessions_.sessions().size(); ++j)
+      if (allowed_names(sessions_.sessions()[j], before) !=
+          allowed_names(sessions_.sessions()[j], after))
+        updated.insert(sessions_.slot(j));
+    for (const auto& e : sessions_.hold(routing_.get(), updated)) routing_errors_.push_back(e);
+    for (const auto& e : routing_->program_sessions(sessions_.slots()))
+      routing_errors_.push_back(e);
+    classify();
+    reselect();
+    return routing_errors_;
+  }
+  for (const auto& e : sessions_.hold(routing_.get(), updated)) routing_errors_.push_back(e);
   configured_ = true;
-  sessions_ = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
   configured_uplinks_ = cfgs;
   std::vector<std::unique_ptr<Tracked>> next;
   for (const conf::UplinkConfig& c : cfgs) {
@@ -75,7 +120,7 @@ std::vector<std::string> UplinkMonitor::configure(
     if (classifier_) classifier_->remove();
     if (routing_) routing_->remove();
     if (masquerade_) masquerade_->remove();
-    session_routes_.clear();
+    sessions_.release();
     routing_errors_.clear();
   }
   active_.clear();  // chosen afresh (and the shared default route written) below
@@ -89,11 +134,10 @@ void UplinkMonitor::reprogram() {
   for (auto& t : uplinks_) t->ifindex = static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
   std::vector<std::size_t> all(uplinks_.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-  routing_errors_ = routing_->program(routing_cfg_, managed(all), sessions_.size());
-  // The tables refuse until route_sessions() writes them; the marks come after the rules.
-  session_routes_.assign(sessions_.size(), std::nullopt);
-  if (auto e = classifier_->apply(sessions_, routing_cfg_.session_mark_mask); !e.empty())
-    routing_errors_.push_back(e);
+  // The sessions' tables hold until route_sessions() writes them; the marks come after the rules.
+  routing_errors_ = routing_->program(routing_cfg_, managed(all), sessions_.slots());
+  sessions_.forget();
+  classify();
   std::vector<std::string> ifaces;
   for (const auto& t : uplinks_) ifaces.push_back(t->cfg.iface);
   if (routing_cfg_.masquerade) {
@@ -198,33 +242,42 @@ void UplinkMonitor::reselect() {
   if (host_.active_changed) host_.active_changed(active_);
 }
 
-// Each session's table follows its policy and the uplinks' health; only changes are written.
-void UplinkMonitor::route_sessions() {
-  if (!routing_cfg_.manage || !routing_ || sessions_.empty()) return;
-  const SteadyTime now = std::chrono::steady_clock::now();
+void UplinkMonitor::classify() {
+  std::vector<std::string> ifaces;  // as managed() lists them: the order of the mark rules
+  for (const auto& t : uplinks_)
+    if (t->ifindex) ifaces.push_back(t->cfg.iface);
+  if (auto e = classifier_->apply(sessions_.plan(routing_cfg_, ifaces)); !e.empty())
+    routing_errors_.push_back(e);
+}
+
+std::vector<SessionUplink> UplinkMonitor::session_uplinks() const {
   std::vector<SessionUplink> ups;
   for (const auto& t : uplinks_)
     ups.push_back({t->cfg.name,
                    t->cfg.kind,
                    t->cfg.roaming,
                    {t->cfg.metric, t->tracker.state(), t->held_until}});
-  for (std::size_t j = 0; j < sessions_.size() && j < session_routes_.size(); ++j) {
-    const std::vector<std::size_t> pick = session_route(sessions_[j], ups, now);
-    std::vector<std::string> names;
-    for (std::size_t i : pick) names.push_back(uplinks_[i]->cfg.name);
-    if (session_routes_[j] == names) continue;
-    session_routes_[j] = names;
-    for (const auto& e : routing_->set_session(
-             j, managed(pick), sessions_[j].connection == conf::Connection::local)) {
-      std::cerr << "tetherpath: routing: session " << sessions_[j].name << ": " << e << '\n';
-      routing_errors_.push_back(e);
-    }
+  return ups;
+}
+
+// Each session's table follows its policy and the uplinks' health; only changes are written.
+void UplinkMonitor::route_sessions() {
+  if (!routing_cfg_.manage || !routing_ || sessions_.sessions().empty()) return;
+  std::vector<ManagedUplink> managed_each;
+  for (std::size_t i = 0; i < uplinks_.size(); ++i) {
+    const auto m = managed({i});
+    managed_each.push_back(m.empty() ? ManagedUplink{} : m.front());
+  }
+  for (const auto& e : sessions_.route(*routing_, session_uplinks(), managed_each,
+                                       std::chrono::steady_clock::now())) {
+    std::cerr << "tetherpath: routing: " << e << '\n';
+    routing_errors_.push_back(e);
   }
 }
 
-const std::vector<std::string>& UplinkMonitor::session_uplinks(std::size_t j) const {
-  static const std::vector<std::string> none;
-  return j < session_routes_.size() && session_routes_[j] ? *session_routes_[j] : none;
+void UplinkMonitor::release_sessions() {
+  sessions_.release();
+  route_sessions();
 }
 
 std::optional<UplinkMonitor::Status> UplinkMonitor::status(const std::string& name) const {

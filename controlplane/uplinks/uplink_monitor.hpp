@@ -18,6 +18,7 @@
 #include "config.hpp"
 #include "icmp_prober.hpp"
 #include "session_classifier.hpp"
+#include "session_set.hpp"
 #include "uplink_health.hpp"
 #include "uplink_masquerade.hpp"
 #include "uplink_routing.hpp"
@@ -45,11 +46,14 @@ class UplinkMonitor {
   UplinkMonitor(boost::asio::io_context& io, Host host);
   ~UplinkMonitor();
 
-  // The uplinks and the routing configuration now (start, reload, the API). Trackers of uplinks
-  // whose tracking did not change keep their state. Errors of programming the kernel, if any.
+  // The uplinks, the sessions and the routing configuration now (start, reload, the API).
+  // Trackers of uplinks whose tracking did not change keep their state. The sessions whose policy
+  // changed are held (their new connections wait) until release_sessions(). Errors of
+  // programming the kernel, if any.
   std::vector<std::string> configure(const conf::RoutingConfig& routing,
                                      const std::vector<conf::UplinkConfig>& uplinks,
                                      const std::vector<conf::SessionConfig>& sessions = {});
+  void release_sessions();
   void link_changed(const std::string& iface, bool up);
   // A connection of a client NATed to `nat` (a conntrack event). With routing.sticky_s, the
   // client's new connections keep that uplink until sticky_s after its last connection there,
@@ -63,7 +67,12 @@ class UplinkMonitor {
   std::optional<Status> status(const std::string& name) const;
   const std::vector<std::string>& active() const { return active_; }
   // The uplinks session j's new connections take now (empty: refused).
-  const std::vector<std::string>& session_uplinks(std::size_t j) const;
+  const std::vector<std::string>& session_uplinks(std::size_t j) const {
+    return sessions_.routed_by(j);
+  }
+  const SessionSet& sessions() const { return sessions_; }
+  // What sessions' policies see of the uplinks now (in the configuration's order).
+  std::vector<SessionUplink> session_uplinks() const;
   // Errors of the last programming of the kernel (routes, rules, masquerade).
   const std::vector<std::string>& routing_errors() const { return routing_errors_; }
 
@@ -79,6 +88,7 @@ class UplinkMonitor {
   void changed(Tracked& t, std::optional<Health> now, Health was);
   void reselect();
   void route_sessions();
+  void classify();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
   template <class Pred>
@@ -95,8 +105,7 @@ class UplinkMonitor {
   std::vector<std::string> active_;
   std::unique_ptr<UplinkRouting> routing_;
   std::unique_ptr<UplinkMasquerade> masquerade_;
-  std::vector<conf::SessionConfig> sessions_;
-  std::vector<std::optional<std::vector<std::string>>> session_routes_;  // as last written
+  SessionSet sessions_;
   std::unique_ptr<SessionClassifier> classifier_;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;

@@ -139,7 +139,7 @@ void UplinkRouting::delete_rules() {
 
 std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
                                                 const std::vector<ManagedUplink>& uplinks,
-                                                std::size_t sessions) {
+                                                const std::set<std::size_t>& session_slots) {
   // What an earlier configuration made goes first (its tables, rules and priorities may differ);
   // what an earlier run made is replaced in place or deleted by priority.
   remove();
@@ -173,34 +173,76 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
            rule(RTM_NEWRULE, AF_INET6, cfg.priority + 4, table, p, 0, 0, false));
   }
   tables_ = uplinks.size();
-  // A session's table refuses until set_session() says where its connections go.
-  for (std::size_t j = 0; j < sessions && cfg.session_mark_mask; ++j) {
-    const uint32_t table = session_table(cfg, j);
-    const uint32_t mark = static_cast<uint32_t>(j + 1) << conf::mark_shift(cfg.session_mark_mask);
-    for (int family : {AF_INET, AF_INET6}) {
-      note("session table " + std::to_string(table),
-           default_route(RTM_NEWROUTE, family, table, {}, RTN_UNREACHABLE));
-      note("session rule " + std::to_string(table),
-           rule(RTM_NEWRULE, family, cfg.priority + 3, table, {}, mark, cfg.session_mark_mask,
-                false));
-    }
-    ++sessions_;
-  }
   for (int family : {AF_INET, AF_INET6}) {
     note("suppress rule",
          rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0, true));
     note("shared table rule",
          rule(RTM_NEWRULE, family, cfg.priority + 5, cfg.table, {}, 0, 0, false));
   }
+  const auto more = program_sessions(session_slots);
+  errors.insert(errors.end(), more.begin(), more.end());
   return errors;
 }
 
-std::vector<std::string> UplinkRouting::set_session(std::size_t j,
+std::vector<std::string> UplinkRouting::program_sessions(const std::set<std::size_t>& slots) {
+  std::vector<std::string> errors;
+  if (!cfg_) return errors;
+  const auto note = [&](const std::string& what, int err) {
+    if (err) errors.push_back(failed(what, err));
+  };
+  const uint32_t mask = cfg_->session_mark_mask;
+  const auto mark = [&](std::size_t slot) {
+    return static_cast<uint32_t>(slot + 1) << conf::mark_shift(mask);
+  };
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    if (slots.count(*it)) {
+      ++it;
+      continue;
+    }
+    const uint32_t table = session_table(*cfg_, *it);
+    for (int family : {AF_INET, AF_INET6}) {  // the rule first: nothing looks in the table then
+      rule(RTM_DELRULE, family, cfg_->priority + 3, table, {}, mark(*it), mask, false);
+      default_route(RTM_DELROUTE, family, table, {}, RTN_UNSPEC);
+    }
+    it = slots_.erase(it);
+  }
+  for (std::size_t slot : slots) {
+    if (slots_.count(slot) || !mask) continue;
+    if ((static_cast<uint64_t>(slot + 1) << conf::mark_shift(mask)) & ~uint64_t{mask}) {
+      note("session rule", -ERANGE);  // more sessions than session_mark_mask has values
+      continue;
+    }
+    const uint32_t table = session_table(*cfg_, slot);
+    // The table holds before the rule sends anything there.
+    const auto held = hold_session_table(table);
+    errors.insert(errors.end(), held.begin(), held.end());
+    for (int family : {AF_INET, AF_INET6})
+      note("session rule " + std::to_string(table),
+           rule(RTM_NEWRULE, family, cfg_->priority + 3, table, {}, mark(slot), mask, false));
+    slots_.insert(slot);
+  }
+  return errors;
+}
+
+std::vector<std::string> UplinkRouting::hold_session(std::size_t slot) {
+  if (!cfg_ || !slots_.count(slot)) return {};
+  return hold_session_table(session_table(*cfg_, slot));
+}
+
+std::vector<std::string> UplinkRouting::hold_session_table(uint32_t table) {
+  std::vector<std::string> errors;
+  for (int family : {AF_INET, AF_INET6})
+    if (const int err = default_route(RTM_NEWROUTE, family, table, {}, RTN_BLACKHOLE))
+      errors.push_back(failed("holding session table " + std::to_string(table), err));
+  return errors;
+}
+
+std::vector<std::string> UplinkRouting::set_session(std::size_t slot,
                                                     const std::vector<ManagedUplink>& via,
                                                     bool local) {
   std::vector<std::string> errors;
-  if (!cfg_ || j >= sessions_) return errors;
-  const uint32_t table = session_table(*cfg_, j);
+  if (!cfg_ || !slots_.count(slot)) return errors;
+  const uint32_t table = session_table(*cfg_, slot);
   for (int family : {AF_INET, AF_INET6}) {
     std::vector<ManagedUplink> by;
     for (const ManagedUplink& u : via)
@@ -253,12 +295,12 @@ void UplinkRouting::remove() {
     for (int family : {AF_INET, AF_INET6})
       for (int n = 0; n < 16; ++n)
         if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {})) break;
-  for (std::size_t j = 0; j < sessions_; ++j)
+  for (std::size_t slot : slots_)
     for (int family : {AF_INET, AF_INET6})
-      default_route(RTM_DELROUTE, family, session_table(*cfg_, j), {}, RTN_UNSPEC);
+      default_route(RTM_DELROUTE, family, session_table(*cfg_, slot), {}, RTN_UNSPEC);
   cfg_.reset();
   tables_ = 0;
-  sessions_ = 0;
+  slots_.clear();
 }
 
 }  // namespace tp

@@ -7,11 +7,12 @@
 //   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
 //   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
 //   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
-//   rule P+3      fwmark <session j>/session_mark_mask lookup T+128+j (sessions)
+//   rule P+3      fwmark <slot j>/session_mark_mask lookup T+128+j (sessions: a slot each)
 //   rule P+4      from <uplink i's IPv6 prefix> lookup T+1+i (sources only its network routes)
 //   rule P+4      from <client> lookup T+1+i                (sticky mapping, while it lasts)
 //   rule P+5      lookup T                                   (main's default route only after it)
-//   table T+128+j default over session j's uplinks, or unreachable (prohibit: a local session)
+//   table T+128+j default over the session's uplinks, or unreachable (prohibit: a local session;
+//                 blackhole: held while an update applies)
 //
 // Clients' and sessions' rules come after main's specific routes: a client pinned to an uplink,
 // or in a session, still reaches the box's other downstreams. A session's table always has a
@@ -24,6 +25,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,16 +52,21 @@ class UplinkRouting {
   UplinkRouting(const UplinkRouting&) = delete;
   UplinkRouting& operator=(const UplinkRouting&) = delete;
 
-  // Tables and rules for these uplinks (in this order: uplink i has table T+1+i). Errors, empty
-  // when the kernel took everything.
+  // Tables and rules for these uplinks (in this order: uplink i has table T+1+i) and these
+  // sessions' slots (held until set_session). Errors, empty when the kernel took everything.
   std::vector<std::string> program(const conf::RoutingConfig& cfg,
                                    const std::vector<ManagedUplink>& uplinks,
-                                   std::size_t sessions = 0);
+                                   const std::set<std::size_t>& session_slots = {});
+  // The sessions' slots now: new ones get their rule and a held table, gone ones lose both; the
+  // others and every uplink rule stay as they are.
+  std::vector<std::string> program_sessions(const std::set<std::size_t>& slots);
   // Table T's default routes over `active` (none: table T has no default, main's applies).
   std::vector<std::string> set_active(const std::vector<ManagedUplink>& active);
-  // Session j's new connections go over `via` (empty: refused, `local`: as prohibited).
-  std::vector<std::string> set_session(std::size_t j, const std::vector<ManagedUplink>& via,
+  // The session in `slot`: its new connections go over `via` (empty: refused, `local`: as
+  // prohibited), or are held (dropped unanswered: the client's retransmission comes later).
+  std::vector<std::string> set_session(std::size_t slot, const std::vector<ManagedUplink>& via,
                                        bool local);
+  std::vector<std::string> hold_session(std::size_t slot);
   static uint32_t session_table(const conf::RoutingConfig& cfg, std::size_t j) {
     return cfg.table + 128 + static_cast<uint32_t>(j);
   }
@@ -76,12 +83,13 @@ class UplinkRouting {
   int default_route(uint16_t type, int family, uint32_t table,
                     const std::vector<ManagedUplink>& via, uint8_t route_type = 1 /*unicast*/);
   void delete_rules();
+  std::vector<std::string> hold_session_table(uint32_t table);
 
   mnl_socket* sock_ = nullptr;
   uint32_t seq_ = 0;
   std::optional<conf::RoutingConfig> cfg_;  // as last programmed
   std::size_t tables_ = 0;                  // uplink tables programmed
-  std::size_t sessions_ = 0;                // session tables programmed
+  std::set<std::size_t> slots_;             // session tables and rules programmed
 };
 
 }  // namespace tp

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Sessions: per-client policy over the two uplinks tetherpath manages. The shared table prefers
 # the modem; the wifi client's session (by its MAC) may use only the phone, the usb client's (by
-# its address) only the modem. Each client's transfer leaves by its session's uplink (seen from
-# tp-net), both offloaded. A reload makes the usb client's session `local`: policy_applied with
-# the next generation, the internet refused to it, the wifi client still reached. Bad policies
-# (an unknown uplink, two sessions with one selector and one priority) are refused and change
-# nothing.
+# its address) only the modem. Each client's upload leaves by its session's uplink (seen from
+# tp-net), both offloaded. Policy updates during transfers: the usb client's session moves to the
+# phone with `existing_flows: reset` (nothing with the modem's address leaves after
+# policy_applied, the wifi client's transfer loses nothing); the wifi client's moves to the modem
+# with `keep` (its running transfer stays on the phone, offloaded; its new connections take the
+# modem). A reload makes the usb client's session `local`: the internet refused to it, the wifi
+# client still reached. Bad policies (an unknown uplink, two sessions with one selector and one
+# priority) are refused and change nothing.
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
@@ -16,11 +19,13 @@ uplinks:
   - {name: phone, iface: phone0, kind: wifi, metric: 20, ipv4_addr: 100.65.0.2, ipv4_gateway: 100.65.0.1}
 routing:
   manage: true
+  mark_mask: 0xf000
   session_mark_mask: 0xf0000
 sessions:
   - name: passenger
     match: {macs: ['02:00:00:50:00:10']}
     uplinks: [phone]
+    existing_flows: keep
   - name: head_unit
     match: {addresses: [192.168.60.10/32]}
     uplinks: [cellular]
@@ -31,15 +36,20 @@ nsx tp-net nft -f - <<'NFT'
 table inet tp_lab_seen {
   counter phone_wifi {}
   counter modem_usb {}
+  counter phone_usb {}
   counter wrong {}
   counter usb_out {}
+  counter usb_new_by_phone {}
+  counter wifi_new_by_modem {}
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
     udp dport 5201 iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
+    udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.11 counter name phone_usb
     udp dport 5201 iifname "tp-net-modem" ip daddr 203.0.113.10 counter name wrong
-    udp dport 5201 iifname "tp-net-phone" ip daddr 203.0.113.11 counter name wrong
-    tcp dport 80 ip daddr 203.0.113.10 counter name usb_out
+    tcp dport 80 ip daddr 203.0.113.11 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name usb_new_by_phone
+    tcp dport 80 ip daddr 203.0.113.11 counter name usb_out
+    tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name wifi_new_by_modem
   }
 }
 NFT
@@ -57,28 +67,85 @@ check "a table and a mark rule per session" \
   sh -c "ip -n tp-box rule | grep -q '^1003:.*fwmark 0x10000/0xf0000 lookup 1128' && ip -n tp-box route show table 1128 | grep -q 'default via 100.65.0.1 dev phone0'"
 check "status says where each session goes" \
   test "$(status_json "s['passenger']['routed_by'] + s['head_unit']['routed_by']")" = "['phone', 'modem']"
-two_transfers
-check "both transfers are offloaded" eventually 8 both_offloaded
+# Uploads, so that every second carries packets with the uplink's address out of it.
+uploads() {  # uploads SECONDS: wifi to .10 (wifi-iperf.json), usb to .11
+  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -u -b 10M -t "$1" --json >"$TP_LAB_DIR/wifi-iperf.json" 2>&1 &
+  pid_wifi=$!
+  nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -u -b 10M -t "$1" >/dev/null 2>&1 &
+  pid_usb=$!
+}
+wifi_lost() {
+  python3 -c "import json; print(json.load(open('$TP_LAB_DIR/wifi-iperf.json'))['end']['sum']['lost_packets'])" 2>/dev/null
+}
+applied() {  # applied GENERATION: policy_applied was sent for it
+  grep -q "\"event\":\"policy_applied\",\"generation\":$1" "$TP_LAB_DIR/events.txt"
+}
+# update_policy OLD NEW: the configuration's text OLD becomes NEW, and a reload applies it with
+# the next generation.
+update_policy() {
+  local gen
+  gen=$(status_json "d['policy_generation']")
+  python3 - "$CONFIG" "$1" "$2" <<'PY'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+assert old in text, old
+open(path, "w").write(text.replace(old, new))
+PY
+  check "the reload is accepted" tetherctl reload
+  check "policy_applied with the next generation" eventually 3 applied $((gen + 1))
+}
+uploads_offloaded() { flow_carries "203.0.113.10:5201 " orig 300 && flow_carries "203.0.113.11:5201 " orig 300; }
+uploads 20
+check "both uploads are offloaded" eventually 8 uploads_offloaded
 check "the wifi client's leaves by the phone, its session's" grows phone_wifi
-check "the usb client's leaves by the modem, its session's" test "$(seen modem_usb)" -gt 0
+check "the usb client's leaves by the modem, its session's" grows modem_usb
 check "none leaves by the other uplink" test "$(seen wrong)" -eq 0
-check "conntrack carries each connection's session" \
-  sh -c "ip netns exec tp-box conntrack -L -p udp --orig-src 192.168.50.10 --dport 5201 2>/dev/null | grep -q 'mark=65536'"
+check "conntrack carries each connection's session and uplink" \
+  sh -c "ip netns exec tp-box conntrack -L -p udp --orig-src 192.168.50.10 --dport 5201 2>/dev/null | grep -q 'mark=73728'"
+
+echo "a policy update during the transfers: the usb client's session moves to the phone (reset)"
+cp "$CONFIG" "$CONFIG.first"
+update_policy '    uplinks: [cellular]' '    uplinks: [phone]'
+at_applied=$(seen modem_usb)
+check "its connection was reset" test "$(status_json "d['session_connections_reset']")" -ge 1
+sleep 1
+check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
+check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
+check "seen there with the phone's address" test "$(seen usb_new_by_phone)" -gt 0
+wait "$pid_wifi" 2>/dev/null
+check "the wifi client's transfer lost nothing" test "$(wifi_lost)" = 0
+wait "$pid_usb" 2>/dev/null
+
+echo "a policy update during a transfer: the wifi client's session moves to the modem (keep)"
+uploads 12
+check "the wifi client's upload is offloaded" eventually 8 flow_carries "203.0.113.10:5201 " orig 300
+update_policy $'    uplinks: [phone]\n    existing_flows: keep' $'    uplinks: [modem]\n    existing_flows: keep'
+check "the running transfer stays on the phone" grows phone_wifi
+fast_grows() {  # fast_grows PATTERN: the fast path carries more of the flow a second later
+  local a b
+  read -r a _ < <(flow_packets "$1")
+  sleep 1
+  read -r b _ < <(flow_packets "$1")
+  [ "$b" -gt "$a" ]
+}
+check "and in the fast path" fast_grows "203.0.113.10:5201 "
+make_file sessions.bin 2
+check "a new connection of the session leaves by the modem" download_ok tp-wifi http://203.0.113.10/sessions.bin sessions.bin
+check "seen there with the modem's address" test "$(seen wifi_new_by_modem)" -gt 0
 wait "$pid_wifi" "$pid_usb" 2>/dev/null
-check "the usb client's transfer lost nothing" test "$(usb_lost)" = 0
+check "the kept transfer lost nothing" test "$(wifi_lost)" = 0
+cp "$CONFIG.first" "$CONFIG"
+check "the first policy again" tetherctl reload
 
 echo "a policy update: the usb client's session becomes local"
+update_policy '    uplinks: [cellular]' $'    uplinks: [cellular]\n    connection: local'
 gen=$(status_json "d['policy_generation']")
-cp "$CONFIG" "$CONFIG.good"
-sed -i 's/^    uplinks: \[cellular\]/    uplinks: [cellular]\n    connection: local/' "$CONFIG"
-check "the reload is accepted" tetherctl reload
-check "policy_applied with the next generation" \
-  eventually 3 grep -q "\"event\":\"policy_applied\",\"generation\":$((gen + 1))" "$TP_LAB_DIR/events.txt"
 check "its table prohibits" sh -c "ip -n tp-box route show table 1129 | grep -q '^prohibit default'"
-check "the internet is refused to it" sh -c "! ip netns exec tp-usb curl -sf --max-time 3 -o /dev/null http://203.0.113.10/"
-check "nothing of it left by an uplink" test "$(seen usb_out)" -eq 0
+usb_out_before=$(seen usb_out)
+check "the internet is refused to it" sh -c "! ip netns exec tp-usb curl -sf --max-time 3 -o /dev/null http://203.0.113.11/"
+check "nothing of it left by an uplink" test "$(seen usb_out)" -eq "$usb_out_before"
 check "the other downstream is still reached" nsx tp-usb ping -c 2 -W 2 -q 192.168.50.10
-make_file sessions.bin 2
 check "the wifi client still reaches the internet" download_ok tp-wifi http://203.0.113.10/sessions.bin sessions.bin
 
 echo "bad policies"
@@ -94,14 +161,15 @@ YAML
 check "two sessions with one selector and one priority are refused" \
   sh -c "ip netns exec tp-box $TETHERCTL reload 2>&1 | grep -q \"MAC 02:00:00:50:00:10 is also session 'passenger''s\""
 cp "$CONFIG.local" "$CONFIG"
-check "and nothing changed" test "$(status_json "[d['policy_generation'], len(d['sessions'])]")" = "[$((gen + 1)), 2]"
+check "and nothing changed" test "$(status_json "[d['policy_generation'], len(d['sessions'])]")" = "[$gen, 2]"
 check "the classifier is as it was" \
   sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'ether saddr 02:00:00:50:00:10'"
 
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"
 check "a configuration without sessions is applied by a reload" tetherctl reload
-check "their rules, tables and classifier are gone" \
-  sh -c "! ip -n tp-box rule | grep -q '^1003:' && [ -z \"\$(ip -n tp-box route show table 1128)\" ] && ! ip netns exec tp-box nft list table inet tetherpath_sessions >/dev/null 2>&1"
+check "their rules, tables and selectors are gone (the uplinks' marks stay)" \
+  sh -c "! ip -n tp-box rule | grep -q '^1003:' && [ -z \"\$(ip -n tp-box route show table 1128)\" ] && ! ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'saddr' && ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'oifname \"phone0\"'"
 kill "$events_pid" 2>/dev/null
+[ -n "${TP_LAB_KEEP:-}" ] && cp -r "$TP_LAB_DIR" "$TP_LAB_KEEP"
 lab_end

@@ -32,7 +32,7 @@ class FakeKernel : public KernelView {
   // The kernel's decision for a forwarded packet: the main table, unless a test made the packet's
   // source take another route (a policy rule) or its destination refused (a blackhole).
   Forwarding forward(const RouteQuery& q) const override {
-    ++lookups;
+    if (++lookups == 1) first_query = q;
     last_query = q;
     if (auto it = refused.find(q.dst); it != refused.end()) return {it->second, {}};
     if (auto it = policy.find(q.src); it != policy.end()) {
@@ -82,7 +82,7 @@ class FakeKernel : public KernelView {
                                      {ip("192.168.50.1"), kWifiIf},
                                      {ip("2001:db8:50::1"), kWifiIf}};
   mutable uint64_t lookups = 0;
-  mutable RouteQuery last_query;
+  mutable RouteQuery first_query, last_query;  // since lookups was last 0
 };
 
 inline PolicyConfig config() {

@@ -161,6 +161,14 @@ TEST(OffloadPolicy, TheKernelsRouteLookupPicksTheUplink) {
   EXPECT_EQ(k.last_query.mark, 0x1200u);
   EXPECT_EQ(k.last_query.proto, IPPROTO_TCP);
   EXPECT_EQ(k.lookups, 2u);
+
+  // tetherpath's own session and uplink bits route the original direction only.
+  c.original_mark_mask = 0x30000;
+  e.mark = 0x21234;
+  k.lookups = 0;
+  ASSERT_EQ(decide(e, k, c).verdict, Decision::offload);
+  EXPECT_EQ(k.first_query.mark, 0x21200u);
+  EXPECT_EQ(k.last_query.mark, 0x1200u);
 }
 
 TEST(OffloadPolicy, MarkDoesNotMatchOtherValues) {

@@ -4,6 +4,7 @@
 
 #include "config.hpp"
 #include "session_policy.hpp"
+#include "session_set.hpp"
 
 namespace tp {
 namespace {
@@ -169,10 +170,10 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_EQ(session_mark(0, 0xf0000), 0x10000u);
   EXPECT_EQ(session_mark(3, 0xf0000), 0x40000u);
 
-  const std::string t = session_table(c.sessions, 0xf0000);
+  const std::string t = session_table({c.sessions, {0, 1, 2, 3}, 0xf0000, {}, 0});
   // A running connection keeps its session; a new one takes the first selector that matches.
-  EXPECT_NE(t.find("ct state != new ct mark and 0x000f0000 == 0x00020000 meta mark set meta mark "
-                   "and 0xfff0ffff or 0x00020000 return"),
+  EXPECT_NE(t.find("ct state != new ct direction original ct mark and 0x000f0000 == 0x00020000 "
+                   "meta mark set meta mark and 0xfff0ffff or 0x00020000 return"),
             std::string::npos)
       << t;
   const auto mac = t.find(
@@ -188,7 +189,48 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_LT(mac, v6);
   EXPECT_LT(v6, vip);
   EXPECT_LT(vip, dev);
-  EXPECT_EQ(session_table({}, 0xf0000), "");
+  EXPECT_EQ(session_table({{}, {}, 0xf0000, {}, 0}), "");
+  EXPECT_EQ(t.find("postrouting"), std::string::npos);  // no uplink marks without a mask
+
+  // With routing.mark_mask, each new connection's uplink goes into its mark too, and routes its
+  // later packets (the P+1 rules) in the original direction.
+  const std::string u =
+      session_table({c.sessions, {5, 1, 2, 3}, 0xf0000, {"modem0", "phone0"}, 0xf000});
+  EXPECT_NE(u.find("ct state != new ct direction original ct mark and 0x0000f000 == 0x00002000 "
+                   "meta mark set meta mark and 0xffff0fff or 0x00002000\n"),
+            std::string::npos)
+      << u;
+  EXPECT_NE(u.find("ct state new oifname \"phone0\" ct mark set ct mark and 0xffff0fff or "
+                   "0x00002000"),
+            std::string::npos)
+      << u;
+  EXPECT_NE(u.find("iifname \"w\" ct mark set ct mark and 0xfff0ffff or 0x00060000"),
+            std::string::npos);  // session 0 in slot 5
+}
+
+conf::SessionConfig named(const char* name, const char* uplink) {
+  conf::SessionConfig s;
+  s.name = name;
+  s.uplinks = {uplink};
+  return s;
+}
+
+// A session keeps its slot (its mark) by name across updates: running connections' marks keep
+// naming their session whatever the order, additions or removals.
+TEST(Sessions, SlotsAreStableByName) {
+  SessionSet set;
+  EXPECT_EQ(set.assign({named("a", "modem"), named("b", "phone")}), (std::set<std::size_t>{0, 1}));
+  EXPECT_EQ(set.assign({named("c", "modem"), named("b", "phone"), named("a", "modem")}),
+            std::set<std::size_t>{2});
+  EXPECT_EQ(set.slot(0), 2u);
+  EXPECT_EQ(set.slot(1), 1u);
+  EXPECT_EQ(set.slot(2), 0u);
+  // b changed, a gone, d new: d takes a's slot, the lowest free.
+  EXPECT_EQ(set.assign({named("c", "modem"), named("b", "modem"), named("d", "phone")}),
+            (std::set<std::size_t>{0, 1}));
+  EXPECT_EQ(set.slot(2), 0u);
+  EXPECT_EQ(set.slots(), (std::set<std::size_t>{0, 1, 2}));
+  EXPECT_TRUE(set.assign({named("c", "modem"), named("b", "modem"), named("d", "phone")}).empty());
 }
 
 }  // namespace

@@ -392,6 +392,10 @@ TEST_F(UplinksKernelTest, SessionsRouteByTheirOwnTablesAndNeverFallThrough) {
   sessions[2].connection = conf::Connection::local;
   sessions[2].match.downstreams = {"lo"};
   ASSERT_EQ(mon.configure(routing, {m, p}, sessions), std::vector<std::string>{});
+  // New sessions are held until the caller releases them (after resetting what must move).
+  EXPECT_NE(out_of("ip route show table 1128").find("blackhole default"), std::string::npos);
+  EXPECT_TRUE(mon.session_uplinks(0).empty());
+  mon.release_sessions();
   const std::string rules = out_of("ip rule show");
   EXPECT_NE(rules.find("1003:\tfrom all fwmark 0x10000/0xf0000 lookup 1128"), std::string::npos)
       << rules;
@@ -419,6 +423,37 @@ TEST_F(UplinksKernelTest, SessionsRouteByTheirOwnTablesAndNeverFallThrough) {
             std::string::npos);
   EXPECT_EQ(route_dev("203.0.113.5 mark 0x20000"), "tpl-p");
   modem_blackholed(false);
+  ASSERT_TRUE(run_until([&] { return mon.status("modem")->health == Health::up; },
+                        std::chrono::seconds(5)));
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x10000"), "tpl-m");
+
+  // A policy update: only the changed session is held, and only its table and rule change.
+  const std::string uplink_rules = out_of("ip rule show | grep -v '^1003:'");
+  sessions[1].uplinks = {"modem"};
+  sessions.erase(sessions.begin());  // cellular_only goes: phone_first keeps its mark
+  ASSERT_EQ(mon.configure(routing, {m, p}, sessions), std::vector<std::string>{});
+  EXPECT_NE(out_of("ip route show table 1129").find("blackhole default"), std::string::npos);
+  EXPECT_EQ(out_of("ip rule show").find("lookup 1128"), std::string::npos);  // gone
+  EXPECT_EQ(out_of("ip route show table 1128"), "");
+  EXPECT_NE(out_of("ip route get 203.0.113.5 mark 0x30000 2>&1").find("denied"), std::string::npos);
+  mon.release_sessions();
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x20000"), "tpl-m");
+  EXPECT_EQ(out_of("ip rule show | grep -v '^1003:'"), uplink_rules);
+  EXPECT_NE(out_of("nft list table inet tetherpath_sessions").find("0x00020000"),
+            std::string::npos);
+
+  // Roaming: the modem abroad, a session that forbids roaming loses it (held, then refused).
+  sessions[0].roaming = conf::RoamingPolicy::forbidden;
+  ASSERT_EQ(mon.configure(routing, {m, p}, sessions), std::vector<std::string>{});
+  mon.release_sessions();
+  EXPECT_EQ(route_dev("203.0.113.5 mark 0x20000"), "tpl-m");
+  m.roaming = conf::Roaming::international;
+  ASSERT_EQ(mon.configure(routing, {m, p}, sessions), std::vector<std::string>{});
+  EXPECT_NE(out_of("ip route show table 1129").find("blackhole default"), std::string::npos);
+  mon.release_sessions();
+  EXPECT_NE(out_of("ip route get 203.0.113.5 mark 0x20000 2>&1").find("No route to host"),
+            std::string::npos);
+  EXPECT_EQ(out_of("ip rule show | grep -v '^1003:'"), uplink_rules);  // nothing else rewritten
 
   routing.manage = false;  // everything goes
   mon.configure(routing, {m, p}, sessions);
