@@ -199,6 +199,10 @@ struct SessionConfig {
   int32_t priority = 0;
   RoamingPolicy roaming = RoamingPolicy::always;
   ExistingFlows existing_flows = ExistingFlows::reset;
+  // The integrator's word that this session is the emergency call's: only such a session may be
+  // made active as the emergency (the API's set_emergency), and then only its traffic crosses the
+  // cellular uplinks.
+  bool emergency = false;
   bool operator==(const SessionConfig&) const = default;
 };
 

@@ -66,8 +66,8 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     f.fail("routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
            std::to_string(f.node.size()) + " are listed (session i is mark value i + 1)");
   f.each([&](const Field& e) {
-    e.only_keys(
-        {"name", "match", "uplinks", "connection", "priority", "roaming", "existing_flows"});
+    e.only_keys({"name", "match", "uplinks", "connection", "priority", "roaming", "existing_flows",
+                 "emergency"});
     SessionConfig s;
     auto name = e.child("name");
     auto match = e.child("match");
@@ -92,6 +92,7 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
       if (s.existing_flows == ExistingFlows::keep && !c.routing.mark_mask)
         v->fail("keep needs routing.mark_mask (the connection's uplink goes into its mark)");
     }
+    if (auto v = e.child("emergency")) s.emergency = v->boolean();
     for (const auto& seen : out)
       if (seen.priority == s.priority)
         if (const std::string both = shared_selector(s.match, seen.match); !both.empty())

@@ -47,6 +47,13 @@ inline std::string string_arg(const Json& req, const char* key) {
   return checked_text(*it, key);
 }
 
+inline bool bool_arg(const Json& req, const char* key, bool fallback) {
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) illegal_argument(std::string(key) + ": expected true or false");
+  return it->get<bool>();
+}
+
 inline std::vector<std::string> string_list_arg(const Json& req, const char* key) {
   std::vector<std::string> out;
   auto it = req.find(key);

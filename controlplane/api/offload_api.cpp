@@ -27,7 +27,12 @@ Json OffloadApi::handle(const Json& request) {
     if (op == "flows" || op == "ports" || op == "counters") return ok(host_.describe(op));
     if (op == "reload") {
       const std::string err = host_.reload();
+      if (err.rfind("busy: ", 0) == 0) throw ApiError("busy", err.substr(6));
       if (!err.empty()) throw ApiError("reload_failed", err);
+      return ok();
+    }
+    if (op == "set_emergency") {
+      host_.set_emergency(string_arg(request, "session"), bool_arg(request, "active", true));
       return ok();
     }
     if (op == "init") return init();

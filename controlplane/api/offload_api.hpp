@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "api_args.hpp"
 #include "config.hpp"
 #include "offload_policy.hpp"
 
@@ -49,6 +50,11 @@ class OffloadHost {
   // traffic of its port (`port`: none while it has no fast-path port), for status.
   virtual Json uplink_state(const std::string& /*name*/, std::optional<uint8_t> /*port*/) const {
     return Json::object();
+  }
+  // Makes the named session the active emergency (or ends it): throws ApiError (unknown_session,
+  // not_emergency, busy).
+  virtual void set_emergency(const std::string& /*session*/, bool /*active*/) {
+    throw api::ApiError("unsupported", "set_emergency: no sessions here");
   }
 };
 

@@ -37,6 +37,8 @@ constexpr const char* kUsage =
     "      --track TARGET[,TARGET]... | --track off  --track-interval-ms N  --track-method "
     "ping|arp\n"
     "  remove-uplink NAME\n"
+    "  sessions                               the sessions: policy, mark, uplinks now\n"
+    "  emergency SESSION on|off               make an emergency session the active one, or end it\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
@@ -228,6 +230,25 @@ void show(const std::string& verb, const Json& r) {
     table({"uplink", "iface", "kind", "metered", "roaming", "metric", "weight", "link", "health",
            "new conns", "probe loss", "ipv4", "rx bytes", "tx bytes"},
           rows);
+  } else if (verb == "sessions") {
+    std::vector<std::vector<std::string>> rows;
+    const auto names = [](const Json& list) {
+      std::string out;
+      for (const Json& n : list) out += (out.empty() ? "" : ",") + n.get<std::string>();
+      return out.empty() ? std::string("-") : out;
+    };
+    for (const Json& x : r.value("sessions", Json::array()))
+      rows.push_back({str(x["name"]), names(x["uplinks"]), str(x["connection"]), str(x["roaming"]),
+                      str(x["priority"]), str(x["existing_flows"]),
+                      x["emergency"].get<bool>() ? "yes" : "no", str(x["mark"]),
+                      names(x["routed_by"])});
+    table({"session", "uplinks", "connection", "roaming", "priority", "existing", "emergency",
+           "mark", "routed by now"},
+          rows);
+    std::cout << "policy generation " << r.value("policy_generation", 0) << ", emergency "
+              << (r.value("emergency", Json(nullptr)).is_null() ? std::string("none")
+                                                                : str(r["emergency"]))
+              << '\n';
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
               << r["tx_bytes"] << " bytes forwarded since the previous call\n";
@@ -338,9 +359,13 @@ int main(int argc, char** argv) {
       else
         usage_error("unknown option " + rest[i]);
     }
-  } else if (verb == "uplinks") {
+  } else if (verb == "uplinks" || verb == "sessions") {
     need(0);
     req = {{"op", "status"}};
+  } else if (verb == "emergency") {
+    need(2);
+    if (rest[1] != "on" && rest[1] != "off") usage_error("emergency takes on or off");
+    req = {{"op", "set_emergency"}, {"session", rest[0]}, {"active", rest[1] == "on"}};
   } else if (verb == "add-uplink") {
     if (rest.size() < 2) usage_error("add-uplink needs a name and an interface");
     req = {{"op", "add_uplink"}, {"name", rest[0]}, {"iface", rest[1]}};

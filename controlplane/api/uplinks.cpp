@@ -13,13 +13,6 @@ using namespace api;
 
 namespace {
 
-bool bool_arg(const Json& req, const char* key, bool fallback) {
-  auto it = req.find(key);
-  if (it == req.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) illegal_argument(std::string(key) + ": expected true or false");
-  return it->get<bool>();
-}
-
 uint32_t uint_arg(const Json& req, const char* key, uint32_t min, uint32_t max, uint32_t fallback) {
   auto it = req.find(key);
   if (it == req.end() || it->is_null()) return fallback;

@@ -169,6 +169,16 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
     const int ifindex = rtnl_->ifindex(cfg.ports[port].name);
     if (ifindex) p.ports[ifindex] = std::move(role);
   }
+  const SessionSet* set = monitor_ ? &monitor_->sessions() : nullptr;
+  for (std::size_t j = 0; emergency_ && set && j < set->sessions().size(); ++j) {
+    if (set->sessions()[j].name != *emergency_) continue;
+    p.emergency_mask = cfg.routing.session_mark_mask;
+    p.emergency_mark = session_mark(set->slot(j), p.emergency_mask);
+    for (const conf::UplinkConfig& u : api_->uplinks())
+      if (u.kind == conf::UplinkKind::cellular)
+        if (auto it = p.ports.find(rtnl_->ifindex(u.iface)); it != p.ports.end())
+          it->second.emergency_only = true;
+  }
   return p;
 }
 
@@ -289,6 +299,11 @@ std::string ControlPlane::reload() {
     std::cerr << "tetherpath: reload refused, nothing changed: " << e.what() << '\n';
     return e.what();
   }
+  if (emergency_ && next.sessions != cfg_.sessions) {
+    ++reloads_refused_;
+    return "busy: session '" + *emergency_ +
+           "' is the active emergency: sessions cannot change until it ends";
+  }
   if (const std::string why = conf::live_change_refusal(cfg_, next); !why.empty()) {
     ++reloads_refused_;
     std::cerr << "tetherpath: reload refused, nothing changed: " << cfg_.source << ": " << why
@@ -329,6 +344,29 @@ void ControlPlane::roles_changed() {
 // roaming state): their connections NATed to an uplink no longer allowed go, out of the fast path
 // first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
 // makes a new connection by an allowed uplink). Targeted: one filtered dump per such session.
+// An emergency call: only its session crosses the cellular uplinks. The others' flows there
+// leave the fast path and the classifier drops their packets, their conntrack entries living
+// on: they resume, without reconnecting, when it ends (if the kernel has not timed them out).
+void ControlPlane::set_emergency(const std::string& session, bool active) {
+  const auto& sessions = cfg_.sessions;
+  const auto it = std::find_if(sessions.begin(), sessions.end(),
+                               [&](const conf::SessionConfig& s) { return s.name == session; });
+  if (it == sessions.end()) throw api::ApiError("unknown_session", "no session '" + session + "'");
+  if (!it->emergency)
+    throw api::ApiError("not_emergency", "session '" + session +
+                                             "' is not an emergency session (the integrator "
+                                             "marks those: sessions[].emergency)");
+  if (emergency_ && *emergency_ != session)
+    throw api::ApiError("busy", "session '" + *emergency_ + "' is the active emergency");
+  if (active == (emergency_ == session)) return;
+  emergency_ = active ? std::optional<std::string>(session) : std::nullopt;
+  monitor_->set_emergency(emergency_);
+  redecide_all();
+  publish(Json{{"event", "emergency"}, {"session", session}, {"active", active}});
+  std::cerr << "tetherpath: emergency " << (active ? "on" : "off") << ": session " << session
+            << '\n';
+}
+
 void ControlPlane::reset_moved_flows() {
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();
@@ -382,6 +420,7 @@ Json ControlPlane::sessions_json() const {
                    {"priority", s.priority},
                    {"roaming", conf::to_string(s.roaming)},
                    {"existing_flows", conf::to_string(s.existing_flows)},
+                   {"emergency", s.emergency},
                    {"mark", session_mark(set.slot(j), cfg_.routing.session_mark_mask)},
                    {"routed_by", monitor_->session_uplinks(j)}});
   }
@@ -593,6 +632,7 @@ Json ControlPlane::describe(const std::string& what) {
                 {"sessions", sessions_json()},
                 {"policy_generation", policy_generation_},
                 {"session_connections_reset", sessions_reset_},
+                {"emergency", emergency_ ? Json(*emergency_) : Json(nullptr)},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},

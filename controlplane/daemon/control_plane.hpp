@@ -69,6 +69,7 @@ class ControlPlane : private OffloadHost {
   Json api_json() const;
   Json sessions_json() const;
   void reset_moved_flows();
+  void set_emergency(const std::string& session, bool active) override;
   void sync_local_addresses();
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
@@ -109,7 +110,9 @@ class ControlPlane : private OffloadHost {
   bool reevaluate_queued_ = false;
   std::optional<std::vector<conf::SessionConfig>> applied_sessions_;  // policy_applied's
   uint64_t policy_generation_ = 0;
-  uint64_t sessions_reset_ = 0;                           // connections reset by a policy
+  uint64_t sessions_reset_ = 0;
+  std::optional<std::string> emergency_;  // the active emergency session // connections reset by a
+                                          // policy
   std::map<std::string, std::set<std::string>> allowed_;  // per session, its allowed uplinks
 };
 

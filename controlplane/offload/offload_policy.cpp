@@ -84,6 +84,9 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   const IpAddr& client = in.upstream ? e.reply.src : e.orig.src;
   if (!in_any(client, (in.upstream ? out : in).prefixes)) return refuse("not_downstream_prefix");
   if ((in.upstream ? in : out).limited) return refuse("data_limit");
+  if ((in.upstream ? in : out).emergency_only &&
+      (e.mark & cfg.emergency_mask) != cfg.emergency_mark)
+    return refuse("emergency_hold");
   // A masqueraded flow belongs to the uplink whose address it wears: leaving by another one, its
   // packets would carry a source address that uplink's network does not route back.
   if (do_snat && out.upstream && !kernel.has_address(fo.route.oif, e.reply.dst))

@@ -24,6 +24,7 @@ struct PortRole {
   bool upstream = false;         // the current upstream
   bool limited = false;          // the upstream's data limit is reached
   std::vector<Prefix> prefixes;  // downstream prefixes: offload only their clients' flows
+  bool emergency_only = false;   // a cellular uplink while an emergency session is active
 };
 
 struct PolicyConfig {
@@ -36,6 +37,10 @@ struct PolicyConfig {
   // tetherpath's own bits (a connection's session and uplink), which its classifier restores in
   // the original direction only: the reply is routed back to the client without them.
   uint32_t original_mark_mask = 0;
+  // While an emergency session is active: only connections whose mark has `emergency_mark` in
+  // the bits of `emergency_mask` cross an emergency_only port; the others stay in the kernel,
+  // which holds them (tetherpath's classifier drops their packets, their conntrack entries live).
+  uint32_t emergency_mark = 0, emergency_mask = 0;
   std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
   std::map<int, PortRole> ports;       // TAP ifindex -> port
 };

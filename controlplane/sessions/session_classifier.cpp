@@ -4,6 +4,7 @@ namespace tp {
 
 std::string SessionClassifier::apply(const ClassifierPlan& plan) {
   std::vector<std::string> names = plan.uplink_ifaces;
+  names.insert(names.end(), plan.cellular_ifaces.begin(), plan.cellular_ifaces.end());
   for (const auto& s : plan.sessions)
     names.insert(names.end(), s.match.downstreams.begin(), s.match.downstreams.end());
   for (const auto& n : names)

@@ -81,8 +81,20 @@ std::string session_table(const ClassifierPlan& p) {
   const bool sessions = !p.sessions.empty() && p.session_mask;
   const bool uplinks = !p.uplink_ifaces.empty() && p.uplink_mask;
   if (!sessions && !uplinks) return "";
-  std::string t =
-      "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n";
+  std::string t;
+  if (sessions && p.emergency_slot && !p.cellular_ifaces.empty()) {
+    // Held, not torn down: every other connection's packets across a cellular uplink are
+    // dropped, both ways, while their conntrack entries live on.
+    std::string set;
+    for (const auto& i : p.cellular_ifaces) set += (set.empty() ? "\"" : ", \"") + i + "\"";
+    const std::string others = " ct mark and " + hex(p.session_mask) +
+                               " != " + hex(session_mark(*p.emergency_slot, p.session_mask)) +
+                               " drop\n";
+    t += "  chain emergency {\n    type filter hook forward priority -10; policy accept;\n";
+    t += "    oifname { " + set + " }" + others + "    iifname { " + set + " }" + others;
+    t += "  }\n";
+  }
+  t += "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n";
   // A running connection keeps its uplink and its session; only new connections follow a
   // policy change (unless the update resets them).
   const std::string running = "    ct state != new ct direction original ct mark and ";

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ struct ClassifierPlan {
   uint32_t session_mask = 0;
   std::vector<std::string> uplink_ifaces;
   uint32_t uplink_mask = 0;
+  // An active emergency session (its slot), and the cellular uplinks only it may cross.
+  std::optional<std::size_t> emergency_slot;
+  std::vector<std::string> cellular_ifaces;
 };
 
 // The body of the `inet tetherpath_sessions` table (see session_classifier): a new connection's

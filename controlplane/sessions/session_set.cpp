@@ -38,7 +38,11 @@ std::set<std::size_t> SessionSet::assign(const std::vector<conf::SessionConfig>&
 
 ClassifierPlan SessionSet::plan(const conf::RoutingConfig& routing,
                                 const std::vector<std::string>& uplink_ifaces) const {
-  ClassifierPlan p{sessions_, slots_, routing.session_mark_mask, {}, routing.mark_mask};
+  ClassifierPlan p;
+  p.sessions = sessions_;
+  p.slots = slots_;
+  p.session_mask = routing.session_mark_mask;
+  p.uplink_mask = routing.mark_mask;
   if (routing.mark_mask) p.uplink_ifaces = uplink_ifaces;
   return p;
 }

@@ -246,8 +246,17 @@ void UplinkMonitor::classify() {
   std::vector<std::string> ifaces;  // as managed() lists them: the order of the mark rules
   for (const auto& t : uplinks_)
     if (t->ifindex) ifaces.push_back(t->cfg.iface);
-  if (auto e = classifier_->apply(sessions_.plan(routing_cfg_, ifaces)); !e.empty())
-    routing_errors_.push_back(e);
+  ClassifierPlan plan = sessions_.plan(routing_cfg_, ifaces);
+  for (std::size_t j = 0; emergency_ && j < plan.sessions.size(); ++j)
+    if (plan.sessions[j].name == *emergency_) plan.emergency_slot = plan.slots[j];
+  for (const auto& t : uplinks_)
+    if (t->cfg.kind == conf::UplinkKind::cellular) plan.cellular_ifaces.push_back(t->cfg.iface);
+  if (auto e = classifier_->apply(plan); !e.empty()) routing_errors_.push_back(e);
+}
+
+void UplinkMonitor::set_emergency(std::optional<std::string> session) {
+  emergency_ = std::move(session);
+  if (routing_cfg_.manage && classifier_) classify();
 }
 
 std::vector<SessionUplink> UplinkMonitor::session_uplinks() const {

@@ -54,6 +54,8 @@ class UplinkMonitor {
                                      const std::vector<conf::UplinkConfig>& uplinks,
                                      const std::vector<conf::SessionConfig>& sessions = {});
   void release_sessions();
+  // Only this session's traffic crosses the cellular uplinks (none: everyone's again).
+  void set_emergency(std::optional<std::string> session);
   void link_changed(const std::string& iface, bool up);
   // A connection of a client NATed to `nat` (a conntrack event). With routing.sticky_s, the
   // client's new connections keep that uplink until sticky_s after its last connection there,
@@ -106,6 +108,7 @@ class UplinkMonitor {
   std::unique_ptr<UplinkRouting> routing_;
   std::unique_ptr<UplinkMasquerade> masquerade_;
   SessionSet sessions_;
+  std::optional<std::string> emergency_;
   std::unique_ptr<SessionClassifier> classifier_;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;

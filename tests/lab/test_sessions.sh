@@ -41,12 +41,14 @@ table inet tp_lab_seen {
   counter usb_out {}
   counter usb_new_by_phone {}
   counter wifi_new_by_modem {}
+  counter modem_wifi {}
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
-    udp dport 5201 iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
+    udp dport { 5201, 5302 } iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.11 counter name phone_usb
     udp dport 5201 iifname "tp-net-modem" ip daddr 203.0.113.10 counter name wrong
+    udp dport 5302 iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.10 counter name modem_wifi
     tcp dport 80 ip daddr 203.0.113.11 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name usb_new_by_phone
     tcp dport 80 ip daddr 203.0.113.11 counter name usb_out
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name wifi_new_by_modem
@@ -68,10 +70,10 @@ check "a table and a mark rule per session" \
 check "status says where each session goes" \
   test "$(status_json "s['passenger']['routed_by'] + s['head_unit']['routed_by']")" = "['phone', 'modem']"
 # Uploads, so that every second carries packets with the uplink's address out of it.
-uploads() {  # uploads SECONDS: wifi to .10 (wifi-iperf.json), usb to .11
-  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -u -b 10M -t "$1" --json >"$TP_LAB_DIR/wifi-iperf.json" 2>&1 &
+uploads() {  # uploads SECONDS [PORT]: wifi to .10 (wifi-iperf.json), usb to .11
+  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -p "${2:-5201}" -u -b 10M -t "$1" --json >"$TP_LAB_DIR/wifi-iperf.json" 2>&1 &
   pid_wifi=$!
-  nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -u -b 10M -t "$1" >/dev/null 2>&1 &
+  nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -p "${2:-5201}" -u -b 10M -t "$1" >/dev/null 2>&1 &
   pid_usb=$!
 }
 wifi_lost() {
@@ -80,11 +82,7 @@ wifi_lost() {
 applied() {  # applied GENERATION: policy_applied was sent for it
   grep -q "\"event\":\"policy_applied\",\"generation\":$1" "$TP_LAB_DIR/events.txt"
 }
-# update_policy OLD NEW: the configuration's text OLD becomes NEW, and a reload applies it with
-# the next generation.
-update_policy() {
-  local gen
-  gen=$(status_json "d['policy_generation']")
+edit_config() {  # edit_config OLD NEW: the configuration's text OLD becomes NEW
   python3 - "$CONFIG" "$1" "$2" <<'PY'
 import sys
 path, old, new = sys.argv[1:]
@@ -92,10 +90,16 @@ text = open(path).read()
 assert old in text, old
 open(path, "w").write(text.replace(old, new))
 PY
+}
+# update_policy OLD NEW: edit_config, and a reload applies it with the next generation.
+update_policy() {
+  local gen
+  gen=$(status_json "d['policy_generation']")
+  edit_config "$1" "$2"
   check "the reload is accepted" tetherctl reload
   check "policy_applied with the next generation" eventually 3 applied $((gen + 1))
 }
-uploads_offloaded() { flow_carries "203.0.113.10:5201 " orig 300 && flow_carries "203.0.113.11:5201 " orig 300; }
+uploads_offloaded() { flow_carries "203.0.113.10:${1:-5201} " orig 300 && flow_carries "203.0.113.11:${1:-5201} " orig 300; }
 uploads 20
 check "both uploads are offloaded" eventually 8 uploads_offloaded
 check "the wifi client's leaves by the phone, its session's" grows phone_wifi
@@ -164,6 +168,46 @@ cp "$CONFIG.local" "$CONFIG"
 check "and nothing changed" test "$(status_json "[d['policy_generation'], len(d['sessions'])]")" = "[$gen, 2]"
 check "the classifier is as it was" \
   sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'ether saddr 02:00:00:50:00:10'"
+
+echo "emergency: both clients on the modem, the head unit's session is the emergency call"
+cp "$CONFIG.first" "$CONFIG"
+update_policy $'    uplinks: [cellular]\n' $'    uplinks: [cellular]\n    emergency: true\n'
+update_policy $'    uplinks: [phone]\n    existing_flows: keep' $'    uplinks: [cellular]\n    existing_flows: keep'
+# Servers of their own: the reset transfer's server may still wait for its lost client.
+for server in 203.0.113.10 203.0.113.11; do
+  nsx tp-net iperf3 -s -D -B $server -p 5302 --logfile "$TP_LAB_DIR/iperf3-$server-5302.log"
+done
+sleep 0.3
+uploads 25 5302
+check "both uploads are offloaded" eventually 8 uploads_offloaded 5302
+check "both leave by the modem" eval "grows modem_wifi && grows modem_usb"
+check "a session the integrator did not mark cannot be the emergency" \
+  sh -c "ip netns exec tp-box $TETHERCTL emergency passenger on 2>&1 | grep -q 'not_emergency.*not an emergency session'"
+check "the emergency starts" tetherctl emergency head_unit on
+check "the emergency event" eventually 2 grep -q '"active":true,"event":"emergency","session":"head_unit"' "$TP_LAB_DIR/events.txt"
+sleep 1
+held_at=$(seen modem_wifi)
+sleep 1
+check "within a second the other session's traffic on the modem stops" test "$(seen modem_wifi)" -eq "$held_at"
+check "its flow left the fast path" flow_gone "203.0.113.10:5302 "
+check "its connection is held, not torn down" \
+  sh -c "ip netns exec tp-box conntrack -L -p udp --orig-src 192.168.50.10 --dport 5302 2>/dev/null | grep -q 203.0.113.10"
+check "the emergency session's transfer goes on, offloaded" fast_grows "203.0.113.11:5302 "
+reload_refused_busy() {
+  local out
+  cp "$CONFIG" "$CONFIG.em"
+  edit_config $'    uplinks: [cellular]\n    existing_flows: keep' $'    uplinks: [phone]\n    existing_flows: keep'
+  out=$(tetherctl reload 2>&1)
+  cp "$CONFIG.em" "$CONFIG"
+  echo "$out" | grep -q "error: busy: session 'head_unit' is the active emergency"
+}
+check "the other sessions' policy cannot change meanwhile (busy)" reload_refused_busy
+check "the emergency ends" tetherctl emergency head_unit off
+check "the held transfer resumes, without reconnecting" grows modem_wifi
+check "and is offloaded again" eventually 5 fast_grows "203.0.113.10:5302 "
+wait "$pid_wifi"
+check "its iperf3 ended well (no reconnection)" test $? -eq 0
+wait "$pid_usb" 2>/dev/null
 
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"

@@ -171,6 +171,26 @@ TEST(OffloadPolicy, TheKernelsRouteLookupPicksTheUplink) {
   EXPECT_EQ(k.last_query.mark, 0x1200u);
 }
 
+// An active emergency session: only its connections cross a cellular uplink in the fast path; the
+// others stay in the kernel (which holds them) until it ends.
+TEST(OffloadPolicy, OnlyTheEmergencySessionCrossesACellularUplink) {
+  FakeKernel k;
+  PolicyConfig c = config();
+  CtEntry e = masqueraded_tcp();
+  e.mark = 0x10000;
+  for (auto& [ifindex, role] : c.ports) role.emergency_only = role.upstream;
+  c.emergency_mask = 0xf0000;
+  c.emergency_mark = 0x20000;
+  const Decision held = decide(e, k, c);
+  EXPECT_EQ(held.verdict, Decision::no);
+  EXPECT_EQ(held.reason, "emergency_hold");
+  e.mark = 0x20000;
+  EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
+  e.mark = 0x10000;
+  for (auto& [ifindex, role] : c.ports) role.emergency_only = false;  // it ended
+  EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
+}
+
 TEST(OffloadPolicy, MarkDoesNotMatchOtherValues) {
   FakeKernel k;
   CtEntry e = masqueraded_tcp();

@@ -38,6 +38,7 @@ TEST(Sessions, AreRead) {
       "    uplinks: [phone, cellular]\n"
       "    priority: 5\n"
       "    roaming: national\n"
+      "    emergency: true\n"
       "  - {name: rear, match: {downstreams: [w]}, connection: local}\n",
       "good.yaml");
   ASSERT_EQ(c.sessions.size(), 2u);
@@ -49,6 +50,8 @@ TEST(Sessions, AreRead) {
   EXPECT_EQ(h.priority, 5);
   EXPECT_EQ(h.roaming, conf::RoamingPolicy::national);
   EXPECT_EQ(h.connection, conf::Connection::internet);
+  EXPECT_TRUE(h.emergency);
+  EXPECT_FALSE(c.sessions[1].emergency);
   EXPECT_EQ(c.sessions[1].match.downstreams, std::vector<std::string>{"w"});
   EXPECT_EQ(c.sessions[1].connection, conf::Connection::local);
   EXPECT_TRUE(c.sessions[1].uplinks.empty());
@@ -153,6 +156,17 @@ TEST(Sessions, RoamingLocalAndEmptyPolicies) {
   EXPECT_TRUE(session_route(s, u, now).empty());
 }
 
+ClassifierPlan plan(std::vector<conf::SessionConfig> sessions, std::vector<std::size_t> slots,
+                    std::vector<std::string> uplinks, uint32_t uplink_mask) {
+  ClassifierPlan p;
+  p.sessions = std::move(sessions);
+  p.slots = std::move(slots);
+  p.session_mask = 0xf0000;
+  p.uplink_ifaces = std::move(uplinks);
+  p.uplink_mask = uplink_mask;
+  return p;
+}
+
 TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   const conf::Config c = load_string(
       MANAGED
@@ -170,7 +184,7 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_EQ(session_mark(0, 0xf0000), 0x10000u);
   EXPECT_EQ(session_mark(3, 0xf0000), 0x40000u);
 
-  const std::string t = session_table({c.sessions, {0, 1, 2, 3}, 0xf0000, {}, 0});
+  const std::string t = session_table(plan(c.sessions, {0, 1, 2, 3}, {}, 0));
   // A running connection keeps its session; a new one takes the first selector that matches.
   EXPECT_NE(t.find("ct state != new ct direction original ct mark and 0x000f0000 == 0x00020000 "
                    "meta mark set meta mark and 0xfff0ffff or 0x00020000 return"),
@@ -189,13 +203,12 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_LT(mac, v6);
   EXPECT_LT(v6, vip);
   EXPECT_LT(vip, dev);
-  EXPECT_EQ(session_table({{}, {}, 0xf0000, {}, 0}), "");
+  EXPECT_EQ(session_table(plan({}, {}, {}, 0)), "");
   EXPECT_EQ(t.find("postrouting"), std::string::npos);  // no uplink marks without a mask
 
   // With routing.mark_mask, each new connection's uplink goes into its mark too, and routes its
   // later packets (the P+1 rules) in the original direction.
-  const std::string u =
-      session_table({c.sessions, {5, 1, 2, 3}, 0xf0000, {"modem0", "phone0"}, 0xf000});
+  const std::string u = session_table(plan(c.sessions, {5, 1, 2, 3}, {"modem0", "phone0"}, 0xf000));
   EXPECT_NE(u.find("ct state != new ct direction original ct mark and 0x0000f000 == 0x00002000 "
                    "meta mark set meta mark and 0xffff0fff or 0x00002000\n"),
             std::string::npos)
@@ -206,6 +219,18 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
       << u;
   EXPECT_NE(u.find("iifname \"w\" ct mark set ct mark and 0xfff0ffff or 0x00060000"),
             std::string::npos);  // session 0 in slot 5
+
+  // An emergency: only its session's connections cross the cellular uplinks, both ways.
+  ClassifierPlan e = plan(c.sessions, {0, 1, 2, 3}, {}, 0);
+  e.emergency_slot = 1;
+  e.cellular_ifaces = {"modem0", "modem1"};
+  const std::string em = session_table(e);
+  EXPECT_NE(em.find("oifname { \"modem0\", \"modem1\" } ct mark and 0x000f0000 != 0x00020000 drop"),
+            std::string::npos)
+      << em;
+  EXPECT_NE(em.find("iifname { \"modem0\", \"modem1\" } ct mark and 0x000f0000 != 0x00020000 drop"),
+            std::string::npos);
+  EXPECT_EQ(t.find("emergency"), std::string::npos);
 }
 
 conf::SessionConfig named(const char* name, const char* uplink) {
