@@ -604,6 +604,17 @@ bool roaming_allows(RoamingPolicy policy, Roaming state) {
 }
 
 std::string to_string(UplinkKind k) { return name_of(uplink_kinds(), k); }
+std::optional<std::array<uint8_t, 6>> parse_mac_text(const std::string& text) {
+  std::array<uint8_t, 6> mac{};
+  unsigned v[6];
+  char extra;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+                  &v[5], &extra) != 6)
+    return std::nullopt;
+  for (std::size_t i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
+  return mac;
+}
+
 std::string mac_string(const std::array<uint8_t, 6>& m) {
   char buf[18];
   std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],

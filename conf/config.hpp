@@ -211,8 +211,18 @@ const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies();
 const std::vector<std::pair<const char*, ExistingFlows>>& existing_flows_choices();
 std::string to_string(ExistingFlows e);
 std::string mac_string(const std::array<uint8_t, 6>& mac);  // 02:00:00:00:00:01
+// "02:00:00:00:00:01", or nothing.
+std::optional<std::array<uint8_t, 6>> parse_mac_text(const std::string& text);
 std::string to_string(Connection c);
 std::string to_string(RoamingPolicy r);
+// The checks the YAML and the API share (empty: fine). An entry of a session's `uplinks`: a
+// configured uplink's name or a kind.
+std::string session_uplink_refusal(const std::string& entry,
+                                   const std::vector<UplinkConfig>& uplinks);
+// Another session (by another name) with a selector of `s` and the same priority.
+std::string session_conflict(const SessionConfig& s, const std::vector<SessionConfig>& others);
+// `sessions` sessions under this routing configuration.
+std::string session_room_refusal(std::size_t sessions, const RoutingConfig& routing);
 // Whether a session under `policy` may use an uplink in roaming state `state`.
 bool roaming_allows(RoamingPolicy policy, Roaming state);
 

@@ -7,22 +7,6 @@ namespace tp::conf {
 
 namespace {
 
-// An entry of a session's uplinks: a configured uplink's name or a kind.
-std::string uplink_entry(const Field& f, const Config& c) {
-  const std::string s = f.string();
-  for (const UplinkConfig& u : c.uplinks)
-    if (u.name == s) return s;
-  for (const auto& [kind, value] : uplink_kinds())
-    if (s == kind) return s;
-  std::string have;
-  for (const UplinkConfig& u : c.uplinks) have += (have.empty() ? "" : ", ") + u.name;
-  std::string kinds;
-  for (const auto& [kind, value] : uplink_kinds())
-    kinds += (kinds.empty() ? "" : ", ") + std::string(kind);
-  f.fail("expected an uplink's name (" + (have.empty() ? std::string("none configured") : have) +
-         ") or a kind (" + kinds + "), got '" + s + "'");
-}
-
 // The selectors of `a` that `b` also has, as words (the same MAC, the same prefix, the same
 // downstream): with equal priorities, which of them wins a client would be a coin toss.
 std::string shared_selector(const SessionMatch& a, const SessionMatch& b) {
@@ -55,16 +39,47 @@ SessionMatch parse_match(const Field& f, const Config& c) {
 
 }  // namespace
 
+std::string session_uplink_refusal(const std::string& entry,
+                                   const std::vector<UplinkConfig>& uplinks) {
+  for (const UplinkConfig& u : uplinks)
+    if (u.name == entry) return "";
+  for (const auto& [kind, value] : uplink_kinds())
+    if (entry == kind) return "";
+  std::string have;
+  for (const UplinkConfig& u : uplinks) have += (have.empty() ? "" : ", ") + u.name;
+  std::string kinds;
+  for (const auto& [kind, value] : uplink_kinds())
+    kinds += (kinds.empty() ? "" : ", ") + std::string(kind);
+  return "expected an uplink's name (" + (have.empty() ? std::string("none configured") : have) +
+         ") or a kind (" + kinds + "), got '" + entry + "'";
+}
+
+std::string session_conflict(const SessionConfig& s, const std::vector<SessionConfig>& others) {
+  for (const auto& seen : others)
+    if (seen.name != s.name && seen.priority == s.priority)
+      if (const std::string both = shared_selector(s.match, seen.match); !both.empty())
+        return both + " is also session '" + seen.name +
+               "''s, with the same priority: give one of them a higher priority";
+  return "";
+}
+
+std::string session_room_refusal(std::size_t sessions, const RoutingConfig& routing) {
+  if (sessions == 0) return "";
+  if (!routing.manage)
+    return "sessions need routing.manage: true (tetherpath programs their routing)";
+  const uint32_t values = routing.session_mark_mask >> mark_shift(routing.session_mark_mask);
+  if (values < sessions)
+    return "routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
+           std::to_string(sessions) + " are listed (session i is mark value i + 1)";
+  return "";
+}
+
 std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
   std::vector<SessionConfig> out;
   if (!f.node.IsSequence()) f.fail("expected a list");
   if (f.node.size() == 0) return out;
-  if (!c.routing.manage)
-    f.fail("sessions need routing.manage: true (tetherpath programs their routing)");
-  const uint32_t values = c.routing.session_mark_mask >> mark_shift(c.routing.session_mark_mask);
-  if (values < f.node.size())
-    f.fail("routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
-           std::to_string(f.node.size()) + " are listed (session i is mark value i + 1)");
+  if (const std::string why = session_room_refusal(f.node.size(), c.routing); !why.empty())
+    f.fail(why);
   f.each([&](const Field& e) {
     e.only_keys({"name", "match", "uplinks", "connection", "priority", "roaming", "existing_flows",
                  "emergency"});
@@ -80,7 +95,10 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     s.match = parse_match(*match, c);
     if (auto v = e.child("uplinks"))
       v->each([&](const Field& u) {
-        s.uplinks.push_back(uplink_entry(u, c));
+        s.uplinks.push_back(u.string());
+        if (const std::string why = session_uplink_refusal(s.uplinks.back(), c.uplinks);
+            !why.empty())
+          u.fail(why);
         if (std::count(s.uplinks.begin(), s.uplinks.end(), s.uplinks.back()) > 1)
           u.fail("'" + s.uplinks.back() + "' is listed twice");
       });
@@ -93,11 +111,7 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
         v->fail("keep needs routing.mark_mask (the connection's uplink goes into its mark)");
     }
     if (auto v = e.child("emergency")) s.emergency = v->boolean();
-    for (const auto& seen : out)
-      if (seen.priority == s.priority)
-        if (const std::string both = shared_selector(s.match, seen.match); !both.empty())
-          match->fail(both + " is also session '" + seen.name +
-                      "''s, with the same priority: give one of them a higher priority");
+    if (const std::string why = session_conflict(s, out); !why.empty()) match->fail(why);
     out.push_back(std::move(s));
   });
   return out;

@@ -140,15 +140,10 @@ struct Field {
 
 inline std::array<uint8_t, 6> parse_mac(const Field& f) {
   const std::string s = f.string();
-  std::array<uint8_t, 6> mac{};
-  unsigned v[6];
-  char extra;
-  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                  &extra) != 6)
-    f.fail("expected a MAC address like 02:00:00:00:00:01, got '" + s + "'");
-  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(v[i]);
-  if (mac[0] & 1) f.fail("expected a unicast MAC address, got '" + s + "'");
-  return mac;
+  const auto mac = parse_mac_text(s);
+  if (!mac) f.fail("expected a MAC address like 02:00:00:00:00:01, got '" + s + "'");
+  if ((*mac)[0] & 1) f.fail("expected a unicast MAC address, got '" + s + "'");
+  return *mac;
 }
 
 template <class E>

@@ -54,6 +54,32 @@ inline bool bool_arg(const Json& req, const char* key, bool fallback) {
   return it->get<bool>();
 }
 
+inline uint32_t uint_arg(const Json& req, const char* key, uint32_t min, uint32_t max,
+                         uint32_t fallback) {
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) return fallback;
+  // JSON's non-negative integers parse as unsigned; anything else is out of range.
+  const bool fits =
+      it->is_number_unsigned() && it->get<uint64_t>() >= min && it->get<uint64_t>() <= max;
+  if (!fits)
+    illegal_argument(std::string(key) + ": expected an integer from " + std::to_string(min) +
+                     " to " + std::to_string(max));
+  return static_cast<uint32_t>(it->get<uint64_t>());
+}
+
+template <class E>
+E choice_arg(const Json& req, const char* key, const std::vector<std::pair<const char*, E>>& names,
+             E fallback) {
+  const std::string s = string_arg(req, key);
+  if (s.empty()) return fallback;
+  std::string have;
+  for (const auto& [n, v] : names) {
+    if (s == n) return v;
+    have += have.empty() ? n : std::string(", ") + n;
+  }
+  illegal_argument(std::string(key) + ": expected one of " + have + ", got '" + s + "'");
+}
+
 inline std::vector<std::string> string_list_arg(const Json& req, const char* key) {
   std::vector<std::string> out;
   auto it = req.find(key);

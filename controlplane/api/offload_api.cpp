@@ -39,7 +39,8 @@ Json OffloadApi::handle(const Json& request) {
     static const char* const kStarted[] = {
         "stop",           "set_local_prefixes", "set_upstream",
         "add_downstream", "remove_downstream",  "set_data_warning_and_limit",
-        "add_uplink",     "update_uplink",      "remove_uplink"};
+        "add_uplink",     "update_uplink",      "remove_uplink",
+        "set_session",    "remove_session"};
     bool known = false;
     for (const char* k : kStarted) known = known || op == k;
     if (!known) throw ApiError("unknown_op", "no operation '" + op + "'");
@@ -53,6 +54,8 @@ Json OffloadApi::handle(const Json& request) {
     if (op == "add_uplink") return add_uplink(request);
     if (op == "update_uplink") return update_uplink(request);
     if (op == "remove_uplink") return remove_uplink(request);
+    if (op == "set_session") return set_session(request);
+    if (op == "remove_session") return remove_session(request);
     return set_data_warning_and_limit(request);
   } catch (const ApiError& e) {
     return Json{{"ok", false}, {"error", e.code}, {"message", e.what()}};
@@ -268,6 +271,11 @@ void OffloadApi::apply_config(const conf::Config& cfg, const conf::Config* previ
   }
   if (fresh || cfg.uplinks != previous->uplinks) {
     uplinks_ = cfg.uplinks;
+    changed = true;
+  }
+  routing_ = cfg.routing;
+  if (fresh || cfg.sessions != previous->sessions) {
+    sessions_ = cfg.sessions;
     changed = true;
   }
   if (fresh || cfg.downstreams != previous->downstreams) {

@@ -56,6 +56,7 @@ class OffloadHost {
   virtual void set_emergency(const std::string& /*session*/, bool /*active*/) {
     throw api::ApiError("unsupported", "set_emergency: no sessions here");
   }
+  virtual std::optional<std::string> active_emergency() const { return std::nullopt; }
 };
 
 class OffloadApi {
@@ -91,6 +92,8 @@ class OffloadApi {
   // The uplinks as status shows them.
   Json uplinks_json() const;
   const std::vector<conf::UplinkConfig>& uplinks() const { return uplinks_; }
+  // The sessions: the configuration's, as set_session and remove_session changed them since.
+  const std::vector<conf::SessionConfig>& sessions() const { return sessions_; }
   // The policy's view: roles by port index.
   std::map<uint8_t, PortRole> roles() const;
   const std::vector<Prefix>& local_prefixes() const { return local_prefixes_; }
@@ -115,6 +118,9 @@ class OffloadApi {
   Json add_uplink(const Json& req);
   Json update_uplink(const Json& req);
   Json remove_uplink(const Json& req);
+  Json set_session(const Json& req);
+  Json remove_session(const Json& req);
+  void no_emergency_but(const std::string& session) const;  // throws busy
   void check_uplink(const conf::UplinkConfig& u, const std::string& replacing) const;
   void emit_uplink(const std::string& event, const conf::UplinkConfig& u,
                    const std::string& detail = "");
@@ -133,7 +139,9 @@ class OffloadApi {
   // one of our ports. Nothing is offloaded until set_upstream names an upstream port again.
   std::optional<conf::UpstreamConfig> unsupported_upstream_;
   std::vector<conf::UplinkConfig> uplinks_;  // next to upstream_, in the order added
-  std::set<uint8_t> links_down_;             // ports whose link is down, as last told
+  std::vector<conf::SessionConfig> sessions_;
+  conf::RoutingConfig routing_;
+  std::set<uint8_t> links_down_;  // ports whose link is down, as last told
   std::vector<conf::DownstreamConfig> downstreams_;
   std::vector<Prefix> local_prefixes_;
   std::map<uint8_t, Limit> limits_;

@@ -38,6 +38,13 @@ constexpr const char* kUsage =
     "ping|arp\n"
     "  remove-uplink NAME\n"
     "  sessions                               the sessions: policy, mark, uplinks now\n"
+    "  set-session NAME [options]             create a session or change what the options name:\n"
+    "                                         --mac M, --address PREFIX, --downstream PORT,\n"
+    "                                         --uplink NAME|KIND (each repeatable; in order),\n"
+    "                                         --connection internet|local, --priority N,\n"
+    "                                         --roaming forbidden|national|international|always,\n"
+    "                                         --existing-flows reset|keep\n"
+    "  remove-session NAME\n"
     "  emergency SESSION on|off               make an emergency session the active one, or end it\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
@@ -126,6 +133,36 @@ std::string attachment_line(const Json& p) {
 }
 
 // The uplink options of add-uplink and update-uplink, from `first` on, into the request.
+// set-session's options: selectors and the uplinks repeat (in order), the rest are single.
+void session_options(const std::vector<std::string>& rest, std::size_t first, Json& req) {
+  static const std::map<std::string, std::pair<const char*, const char*>> lists = {
+      {"--mac", {"match", "macs"}},
+      {"--address", {"match", "addresses"}},
+      {"--downstream", {"match", "downstreams"}},
+      {"--uplink", {"", "uplinks"}}};
+  for (std::size_t i = first; i < rest.size(); ++i) {
+    const std::string& o = rest[i];
+    if (i + 1 >= rest.size()) usage_error(o + " needs a value");
+    const std::string& v = rest[++i];
+    if (auto it = lists.find(o); it != lists.end()) {
+      Json& at = *it->second.first ? req[it->second.first] : req;
+      if (!at.contains(it->second.second)) at[it->second.second] = Json::array();
+      at[it->second.second].push_back(v);
+    } else if (o == "--priority") {
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end) usage_error(o + ": expected a number, got '" + v + "'");
+      req["priority"] = n;
+    } else if (o == "--connection" || o == "--roaming") {
+      req[o.substr(2)] = v;
+    } else if (o == "--existing-flows") {
+      req["existing_flows"] = v;
+    } else {
+      usage_error("unknown option " + o);
+    }
+  }
+}
+
 void uplink_options(const std::vector<std::string>& rest, std::size_t first, Json& req) {
   for (std::size_t i = first; i < rest.size(); ++i) {
     const std::string& o = rest[i];
@@ -362,6 +399,13 @@ int main(int argc, char** argv) {
   } else if (verb == "uplinks" || verb == "sessions") {
     need(0);
     req = {{"op", "status"}};
+  } else if (verb == "set-session") {
+    if (rest.empty()) usage_error("set-session needs a name");
+    req = {{"op", "set_session"}, {"name", rest[0]}};
+    session_options(rest, 1, req);
+  } else if (verb == "remove-session") {
+    need(1);
+    req = {{"op", "remove_session"}, {"name", rest[0]}};
   } else if (verb == "emergency") {
     need(2);
     if (rest[1] != "on" && rest[1] != "off") usage_error("emergency takes on or off");

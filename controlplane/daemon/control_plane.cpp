@@ -331,11 +331,11 @@ void ControlPlane::roles_changed() {
   redecide_all();
   // The kernel's marks and routes are written and every flow decided again by them: the kernel
   // and the fast path agree on the new policy. A connection manager waits for this event.
-  if (applied_sessions_ && *applied_sessions_ == cfg_.sessions) return;
-  applied_sessions_ = cfg_.sessions;
+  if (applied_sessions_ && *applied_sessions_ == api_->sessions()) return;
+  applied_sessions_ = api_->sessions();
   ++policy_generation_;
   Json names = Json::array();
-  for (const auto& s : cfg_.sessions) names.push_back(s.name);
+  for (const auto& s : api_->sessions()) names.push_back(s.name);
   publish(
       Json{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}});
 }
@@ -348,7 +348,7 @@ void ControlPlane::roles_changed() {
 // leave the fast path and the classifier drops their packets, their conntrack entries living
 // on: they resume, without reconnecting, when it ends (if the kernel has not timed them out).
 void ControlPlane::set_emergency(const std::string& session, bool active) {
-  const auto& sessions = cfg_.sessions;
+  const auto& sessions = api_->sessions();
   const auto it = std::find_if(sessions.begin(), sessions.end(),
                                [&](const conf::SessionConfig& s) { return s.name == session; });
   if (it == sessions.end()) throw api::ApiError("unknown_session", "no session '" + session + "'");
@@ -430,7 +430,7 @@ Json ControlPlane::sessions_json() const {
 // The monitor keeps what did not change (health so far, the kernel's routes); errors of
 // programming the kernel are logged and in status, the uplinks stand.
 void ControlPlane::configure_uplinks() {
-  if (monitor_) monitor_->configure(cfg_.routing, api_->uplinks(), cfg_.sessions);
+  if (monitor_) monitor_->configure(cfg_.routing, api_->uplinks(), api_->sessions());
 }
 
 void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Health now) {

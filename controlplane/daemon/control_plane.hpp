@@ -70,6 +70,7 @@ class ControlPlane : private OffloadHost {
   Json sessions_json() const;
   void reset_moved_flows();
   void set_emergency(const std::string& session, bool active) override;
+  std::optional<std::string> active_emergency() const override { return emergency_; }
   void sync_local_addresses();
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the

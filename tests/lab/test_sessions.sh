@@ -169,6 +169,19 @@ check "and nothing changed" test "$(status_json "[d['policy_generation'], len(d[
 check "the classifier is as it was" \
   sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'ether saddr 02:00:00:50:00:10'"
 
+echo "sessions through the API"
+gen=$(status_json "d['policy_generation']")
+check "set-session adds one" tetherctl set-session rear --downstream usb0 --connection local --priority -5
+check "policy_applied with the next generation" eventually 3 applied $((gen + 1))
+check "the session_update event" grep -q '"action":"added","event":"session_update","session":"rear"' "$TP_LAB_DIR/events.txt"
+check "its selector is in the classifier" \
+  sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'iifname \"usb0\"'"
+check "a bad one is refused with the reason, nothing changed" \
+  sh -c "ip netns exec tp-box $TETHERCTL set-session rear2 --downstream modem0 2>&1 | grep -q \"'modem0' is not a downstream port\" && [ \"\$(ip netns exec tp-box $TETHERCTL --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"policy_generation\"])')\" = $((gen + 1)) ]"
+check "remove-session removes it" tetherctl remove-session rear
+check "and its selector" \
+  sh -c "! ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'iifname \"usb0\"'"
+
 echo "emergency: both clients on the modem, the head unit's session is the emergency call"
 cp "$CONFIG.first" "$CONFIG"
 update_policy $'    uplinks: [cellular]\n' $'    uplinks: [cellular]\n    emergency: true\n'

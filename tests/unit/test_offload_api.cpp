@@ -734,22 +734,130 @@ TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
   EXPECT_TRUE(uplinks().empty()) << "stop clears the uplinks as it clears the upstream";
 }
 
+// modem0 and phone0 upstream, wifi0 downstream; uplinks modem (cellular) and phone (wifi).
+constexpr const char* kTwoUplinks =
+    "ports:\n"
+    "  - {name: modem0, role: upstream, device: a}\n"
+    "  - {name: phone0, role: upstream, device: b}\n"
+    "  - {name: wifi0, role: downstream, device: c}\n"
+    "uplinks:\n"
+    "  - {name: modem, iface: modem0, kind: cellular}\n"
+    "  - {name: phone, iface: phone0, kind: wifi}\n";
+
 TEST(OffloadApiConfig, UplinksComeFromTheFile) {
   RecordingHost host;
-  const conf::Config c = conf::load_string(
-      "ports:\n"
-      "  - {name: modem0, role: upstream, device: a}\n"
-      "  - {name: phone0, role: upstream, device: b}\n"
-      "  - {name: wifi0, role: downstream, device: c}\n"
-      "uplinks:\n"
-      "  - {name: modem, iface: modem0, kind: cellular}\n"
-      "  - {name: phone, iface: phone0, kind: wifi}\n",
-      "test.yaml");
+  const conf::Config c = conf::load_string(kTwoUplinks, "test.yaml");
   OffloadApi api(c, host);
   api.apply_config(c, nullptr);
   EXPECT_TRUE(api.roles()[0].upstream);
   EXPECT_TRUE(api.roles()[1].upstream);
   EXPECT_TRUE(api.fails_over(0));
+}
+
+// Sessions through the API: the YAML's rules, nothing half-applied, busy during an emergency.
+struct EmergencyHost : RecordingHost {
+  std::optional<std::string> active_emergency() const override { return emergency; }
+  std::optional<std::string> emergency;
+};
+
+class SessionsApiTest : public ::testing::Test {
+ protected:
+  SessionsApiTest() : api(config(), host) {
+    api.on_event = [this](const Json& e) { events.push_back(e); };
+    api.apply_config(config(), nullptr);  // as the daemon does at start
+    api.handle(Json::parse(R"({"op":"init"})"));
+  }
+  static conf::Config config() {
+    conf::Config c = conf::load_string(std::string(kTwoUplinks) + kSessions, "test.yaml");
+    c.offload.enabled = false;
+    return c;
+  }
+  static constexpr const char* kSessions =
+      "routing: {manage: true, session_mark_mask: 0x30000}\n"
+      "sessions:\n"
+      "  - {name: ecall, match: {macs: ['02:00:00:00:00:01']}, uplinks: [cellular], emergency: "
+      "true}\n";
+  std::string code(const std::string& json) {
+    const Json r = api.handle(Json::parse(json));
+    return r.value("ok", false) ? "ok" : r.value("error", "?") + ": " + r.value("message", "");
+  }
+  EmergencyHost host;
+  OffloadApi api;
+  std::vector<Json> events;
+};
+
+TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
+  ASSERT_EQ(api.sessions().size(), 1u);
+  const int changes = host.role_changes;
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"op":"set_session","name":"a b","match":{"downstreams":["wifi0"]}})",
+       "illegal_argument: name: expected 1 to 32 of A-Z a-z 0-9 _ -"},
+      {R"({"op":"set_session","name":"p"})",
+       "illegal_argument: match: expected at least one of macs, addresses, downstreams"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["modem0"]}})",
+       "illegal_argument: match.downstreams: 'modem0' is not a downstream port"},
+      {R"({"op":"set_session","name":"p","match":{"macs":["01:00:5e:00:00:01"]}})",
+       "illegal_argument: match.macs: expected a unicast MAC address, got '01:00:5e:00:00:01'"},
+      {R"({"op":"set_session","name":"p","match":{"ports":["wifi0"]}})",
+       "illegal_argument: match.ports: unknown key (known: macs, addresses, downstreams)"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"uplinks":["sat"]})",
+       "illegal_argument: uplinks: expected an uplink's name (modem, phone) or a kind (cellular, "
+       "wifi, ethernet, usb, bluetooth), got 'sat'"},
+      {R"({"op":"set_session","name":"p","match":{"macs":["02:00:00:00:00:01"]}})",
+       "illegal_argument: match: MAC 02:00:00:00:00:01 is also session 'ecall''s, with the same "
+       "priority: give one of them a higher priority"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"emergency":true})",
+       "illegal_argument: emergency: only the configuration (the integrator) marks a session as "
+       "the emergency call's"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"priority":5000})",
+       "illegal_argument: priority: expected an integer from -1000 to 1000"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"existing_flows":"keep"})",
+       "illegal_argument: existing_flows: keep needs routing.mark_mask (the connection's uplink "
+       "goes into its mark)"},
+      {R"({"op":"remove_session","name":"nope"})", "illegal_argument: name: no session 'nope'"},
+  };
+  for (const auto& [req, want] : bad) EXPECT_EQ(code(req), want) << req;
+  EXPECT_EQ(host.role_changes, changes);  // nothing applied
+  EXPECT_EQ(api.sessions().size(), 1u);
+
+  ASSERT_EQ(
+      code(
+          R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"uplinks":["phone"],"roaming":"forbidden"})"),
+      "ok");
+  EXPECT_EQ(host.role_changes, changes + 1);
+  ASSERT_EQ(api.sessions().size(), 2u);
+  EXPECT_EQ(api.sessions()[1].roaming, conf::RoamingPolicy::forbidden);
+  EXPECT_EQ(events.back()["event"], "session_update");
+  EXPECT_EQ(events.back()["action"], "added");
+  // Changing only what it names; the same again changes nothing.
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","priority":3})"), "ok");
+  EXPECT_EQ(api.sessions()[1].uplinks, std::vector<std::string>{"phone"});
+  EXPECT_EQ(api.sessions()[1].priority, 3);
+  EXPECT_EQ(api.handle(Json::parse(R"({"op":"set_session","name":"p","priority":3})"))["changed"],
+            false);
+  // The mask holds three sessions.
+  ASSERT_EQ(code(R"({"op":"set_session","name":"q","match":{"addresses":["10.0.0.0/8"]}})"), "ok");
+  EXPECT_EQ(code(R"({"op":"set_session","name":"r","match":{"addresses":["10.1.0.0/16"]}})"),
+            "illegal_state: routing.session_mark_mask has room for 3 sessions, 4 are listed "
+            "(session i is mark value i + 1)");
+  ASSERT_EQ(code(R"({"op":"remove_session","name":"q"})"), "ok");
+  EXPECT_EQ(events.back()["action"], "removed");
+  EXPECT_EQ(api.sessions().size(), 2u);
+}
+
+TEST_F(SessionsApiTest, OtherSessionsAreBusyDuringAnEmergency) {
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]}})"), "ok");
+  host.emergency = "ecall";
+  const int changes = host.role_changes;
+  EXPECT_EQ(code(R"({"op":"set_session","name":"p","priority":1})"),
+            "busy: session 'ecall' is the active emergency: other sessions cannot change until it "
+            "ends");
+  EXPECT_EQ(code(R"({"op":"remove_session","name":"p"})").substr(0, 5), "busy:");
+  EXPECT_EQ(code(R"({"op":"remove_session","name":"ecall"})"),
+            "busy: session 'ecall' is the active emergency: end it first");
+  EXPECT_EQ(code(R"({"op":"set_session","name":"ecall","priority":2})"), "ok");  // its own
+  EXPECT_TRUE(api.sessions()[0].emergency);  // kept: only the configuration says so
+  EXPECT_EQ(host.role_changes, changes + 1);
 }
 
 }  // namespace
