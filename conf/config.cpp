@@ -220,6 +220,20 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
     if ((bits & (bits + 1)) != 0) v->fail("expected contiguous bits");
     if (r.session_mark_mask & r.mark_mask) v->fail("overlaps routing.mark_mask");
     if (r.session_mark_mask & offload.no_offload_mask) v->fail("overlaps offload.no_offload_mask");
+    if (r.session_mark_mask & offload.route_mark_mask)
+      v->fail("overlaps offload.route_mark_mask (the integrator's restored marks)");
+  }
+  // The uplinks' tables (T to T+64) and the sessions' (T+128 and up, one per mark value) must
+  // not reach the kernel's own.
+  const uint64_t t = r.table;
+  const uint64_t slots = r.session_mark_mask >> mark_shift(r.session_mark_mask);
+  const auto reserved = [](uint64_t lo, uint64_t hi) { return lo <= 255 && hi >= 250; };
+  if (reserved(t, t + 64) || (slots && reserved(t + 128, t + 128 + slots - 1))) {
+    const auto at = f.child("table");
+    (at ? *at : f)
+        .fail("tables " + std::to_string(t) +
+              " and up (uplinks: T to T+64, sessions: "
+              "T+128 and up) would include 250 to 255 (main, local): choose another");
   }
   return r;
 }

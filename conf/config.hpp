@@ -146,7 +146,7 @@ std::string to_string(TrackMethod m);
 // table per uplink (`table` + 1 + its position) with its default routes, a shared table `table`
 // whose default route spreads new connections over the healthy uplinks of the lowest metric by
 // weight, the rules that consult them (priorities `priority` to `priority` + 5), and masquerade
-// out of every uplink; a table per session (`table` + 128 + its position) and its rule at
+// out of every uplink; a table per session (`table` + 128 + its mark slot) and its rule at
 // `priority` + 3. `mark_mask` (0: none) holds the packet-mark bits that pin a connection to
 // one uplink (uplink i: value i + 1 in those bits); they must not overlap the integrator's.
 struct RoutingConfig {

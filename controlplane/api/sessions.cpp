@@ -44,6 +44,8 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
   }
   if (s.match.macs.empty() && s.match.addresses.empty() && s.match.downstreams.empty())
     illegal_argument("match: expected at least one of macs, addresses, downstreams");
+  if (s.match.macs.size() + s.match.addresses.size() + s.match.downstreams.size() > 64)
+    illegal_argument("match: at most 64 selectors per session");
   if (req.contains("uplinks")) {
     s.uplinks = string_list_arg(req, "uplinks");
     for (std::size_t i = 0; i < s.uplinks.size(); ++i) {
@@ -59,8 +61,12 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
       choice_arg(req, "existing_flows", conf::existing_flows_choices(), s.existing_flows);
   if (req.contains("priority")) {
     const Json& p = req["priority"];
-    if (!p.is_number_integer() || p.get<int64_t>() < -1000 || p.get<int64_t>() > 1000)
-      illegal_argument("priority: expected an integer from -1000 to 1000");
+    // A huge unsigned number is no int64_t: its own check, before any conversion.
+    const bool fits = p.is_number_unsigned() ? p.get<uint64_t>() <= 1000
+                      : p.is_number_integer()
+                          ? p.get<int64_t>() >= -1000 && p.get<int64_t>() <= 1000
+                          : false;
+    if (!fits) illegal_argument("priority: expected an integer from -1000 to 1000");
     s.priority = static_cast<int32_t>(p.get<int64_t>());
   }
   return s;

@@ -132,7 +132,6 @@ std::string attachment_line(const Json& p) {
   return s;
 }
 
-// The uplink options of add-uplink and update-uplink, from `first` on, into the request.
 // set-session's options: selectors and the uplinks repeat (in order), the rest are single.
 void session_options(const std::vector<std::string>& rest, std::size_t first, Json& req) {
   static const std::map<std::string, std::pair<const char*, const char*>> lists = {
@@ -163,6 +162,7 @@ void session_options(const std::vector<std::string>& rest, std::size_t first, Js
   }
 }
 
+// The uplink options of add-uplink and update-uplink, from `first` on, into the request.
 void uplink_options(const std::vector<std::string>& rest, std::size_t first, Json& req) {
   for (std::size_t i = first; i < rest.size(); ++i) {
     const std::string& o = rest[i];

@@ -299,10 +299,26 @@ std::string ControlPlane::reload() {
     std::cerr << "tetherpath: reload refused, nothing changed: " << e.what() << '\n';
     return e.what();
   }
-  if (emergency_ && next.sessions != cfg_.sessions) {
+  // The marks and tables an emergency relies on stay as they are while it lasts.
+  if (emergency_ && (next.sessions != cfg_.sessions || next.routing != cfg_.routing ||
+                     next.uplinks != cfg_.uplinks)) {
     ++reloads_refused_;
     return "busy: session '" + *emergency_ +
-           "' is the active emergency: sessions cannot change until it ends";
+           "' is the active emergency: sessions, uplinks and routing cannot change until it ends";
+  }
+  // Sessions the API set stay unless the file's changed: they must fit the new routing too.
+  if (next.sessions == cfg_.sessions && !api_->sessions().empty()) {
+    std::string why = conf::session_room_refusal(api_->sessions().size(), next.routing);
+    for (const auto& s : api_->sessions())
+      if (why.empty() && s.existing_flows == conf::ExistingFlows::keep && !next.routing.mark_mask)
+        why = "session '" + s.name +
+              "' (set through the API) keeps its connections: "
+              "routing.mark_mask is needed";
+    if (!why.empty()) {
+      ++reloads_refused_;
+      std::cerr << "tetherpath: reload refused, nothing changed: " << why << '\n';
+      return cfg_.source + ": " + why;
+    }
   }
   if (const std::string why = conf::live_change_refusal(cfg_, next); !why.empty()) {
     ++reloads_refused_;
@@ -332,18 +348,20 @@ void ControlPlane::roles_changed() {
   // The kernel's marks and routes are written and every flow decided again by them: the kernel
   // and the fast path agree on the new policy. A connection manager waits for this event.
   if (applied_sessions_ && *applied_sessions_ == api_->sessions()) return;
+  // Without sessions there is no policy to announce (HAL clients count their events).
+  const bool none = api_->sessions().empty() && (!applied_sessions_ || applied_sessions_->empty());
   applied_sessions_ = api_->sessions();
+  if (none) return;
   ++policy_generation_;
   Json names = Json::array();
   for (const auto& s : api_->sessions()) names.push_back(s.name);
-  publish(
-      Json{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}});
+  Json e{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}};
+  // What the kernel refused of it, if anything (status.routing_errors keeps it too).
+  if (monitor_ && !monitor_->routing_errors().empty())
+    e["routing_errors"] = monitor_->routing_errors();
+  publish(e);
 }
 
-// Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
-// roaming state): their connections NATed to an uplink no longer allowed go, out of the fast path
-// first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
-// makes a new connection by an allowed uplink). Targeted: one filtered dump per such session.
 // An emergency call: only its session crosses the cellular uplinks. The others' flows there
 // leave the fast path and the classifier drops their packets, their conntrack entries living
 // on: they resume, without reconnecting, when it ends (if the kernel has not timed them out).
@@ -367,6 +385,10 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
             << '\n';
 }
 
+// Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
+// roaming state): their connections NATed to an uplink no longer allowed go, out of the fast path
+// first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
+// makes a new connection by an allowed uplink). Targeted: one filtered dump per such session.
 void ControlPlane::reset_moved_flows() {
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();

@@ -8,7 +8,7 @@ std::string SessionClassifier::apply(const ClassifierPlan& plan) {
   for (const auto& s : plan.sessions)
     names.insert(names.end(), s.match.downstreams.begin(), s.match.downstreams.end());
   for (const auto& n : names)
-    if (!Nftables::quotable(n))
+    if (!n.empty() && !Nftables::quotable(n))
       return "nftables: interface name '" + n + "' cannot be written in a rule";
   const std::string body = session_table(plan);
   if (body.empty()) return remove();

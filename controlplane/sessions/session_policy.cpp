@@ -70,6 +70,11 @@ std::string hex(uint32_t v) {
   return buf;
 }
 
+// Whether slot j's value fits in `mask`.
+bool fits(std::size_t j, uint32_t mask) {
+  return ((static_cast<uint64_t>(j + 1) << conf::mark_shift(mask)) & ~uint64_t{mask}) == 0;
+}
+
 // "ct mark set …" or "meta mark set …": the bits of `mask` become `value`, the others stay.
 std::string set_bits(const char* what, uint32_t mask, uint32_t value) {
   return std::string(what) + " mark set " + what + " mark and " + hex(~mask) + " or " + hex(value);
@@ -99,11 +104,13 @@ std::string session_table(const ClassifierPlan& p) {
   // policy change (unless the update resets them).
   const std::string running = "    ct state != new ct direction original ct mark and ";
   for (std::size_t i = 0; uplinks && i < p.uplink_ifaces.size(); ++i) {
+    if (!fits(i, p.uplink_mask)) break;
     const uint32_t v = session_mark(i, p.uplink_mask);
     t += running + hex(p.uplink_mask) + " == " + hex(v) + " " + set_bits("meta", p.uplink_mask, v) +
          "\n";
   }
   for (std::size_t j = 0; sessions && j < p.sessions.size(); ++j) {
+    if (!fits(p.slots[j], p.session_mask)) continue;
     const uint32_t v = session_mark(p.slots[j], p.session_mask);
     t += running + hex(p.session_mask) + " == " + hex(v) + " " +
          set_bits("meta", p.session_mask, v) + " return\n";
@@ -122,6 +129,7 @@ std::string session_table(const ClassifierPlan& p) {
         match = "iifname \"" + s.text + "\"";
         break;
     }
+    if (!fits(p.slots[s.session], p.session_mask)) continue;  // never bits outside the mask
     const uint32_t v = session_mark(p.slots[s.session], p.session_mask);
     t += "    ct state new " + match + " " + set_bits("ct", p.session_mask, v) + " " +
          set_bits("meta", p.session_mask, v) + " return\n";
@@ -130,9 +138,10 @@ std::string session_table(const ClassifierPlan& p) {
   if (uplinks) {
     t +=
         "  chain postrouting {\n    type filter hook postrouting priority mangle; policy accept;\n";
-    for (std::size_t i = 0; i < p.uplink_ifaces.size(); ++i)
-      t += "    ct state new oifname \"" + p.uplink_ifaces[i] + "\" " +
-           set_bits("ct", p.uplink_mask, session_mark(i, p.uplink_mask)) + "\n";
+    for (std::size_t i = 0; i < p.uplink_ifaces.size() && fits(i, p.uplink_mask); ++i)
+      if (!p.uplink_ifaces[i].empty())
+        t += "    ct state new oifname \"" + p.uplink_ifaces[i] + "\" " +
+             set_bits("ct", p.uplink_mask, session_mark(i, p.uplink_mask)) + "\n";
     t += "  }\n";
   }
   return t;

@@ -1,7 +1,7 @@
 // What the sessions' policies make of the uplinks, as pure logic: which uplinks a session's new
 // connections take now, and the nftables rules that tell the kernel which session a new
-// connection belongs to. The kernel then routes it (session_routing's tables), and the fast
-// path follows the kernel's routing decision for the connection's mark like any other.
+// connection belongs to. The kernel then routes it (the session tables UplinkRouting writes), and
+// the fast path follows the kernel's routing decision for the connection's mark like any other.
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,9 @@
 
 namespace tp {
 
-std::set<std::size_t> SessionSet::assign(const std::vector<conf::SessionConfig>& sessions) {
+std::set<std::size_t> SessionSet::assign(const std::vector<conf::SessionConfig>& sessions,
+                                         std::size_t room) {
+  room_ = room;
   std::set<std::size_t> changed;
   std::vector<std::size_t> slots(sessions.size(), SIZE_MAX);
   std::set<std::size_t> used;
@@ -15,10 +17,17 @@ std::set<std::size_t> SessionSet::assign(const std::vector<conf::SessionConfig>&
         used.insert(slots_[k]);
         if (!(sessions_[k] == sessions[j])) changed.insert(slots_[k]);
       }
+  // A new session takes a slot no session had before this update, if the mask has one: a gone
+  // session's running connections must not be counted and routed as the newcomer's.
+  const std::set<std::size_t> before(slots_.begin(), slots_.end());
   for (std::size_t j = 0; j < sessions.size(); ++j) {
     if (slots[j] != SIZE_MAX) continue;
     std::size_t free = 0;
-    while (used.count(free)) ++free;
+    while (used.count(free) || (before.count(free) && free < room_)) ++free;
+    if (free >= room_) {  // no fresh one: the lowest free
+      free = 0;
+      while (used.count(free)) ++free;
+    }
     slots[j] = free;
     used.insert(free);
     changed.insert(free);

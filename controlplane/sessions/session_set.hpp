@@ -4,6 +4,7 @@
 // the uplinks' health; UplinkRouting writes the tables.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,9 +17,12 @@ namespace tp {
 
 class SessionSet {
  public:
-  // The sessions now (in the configuration's order). A session keeps its slot by name; a new one
-  // takes the lowest free slot. Returns the slots whose policy changed: new, changed or gone.
-  std::set<std::size_t> assign(const std::vector<conf::SessionConfig>& sessions);
+  // The sessions now (in the configuration's order), with `room` slots in the mark mask. A
+  // session keeps its slot by name; a new one takes the lowest slot no session held before (the
+  // lowest free one when the mask has no other). Returns the slots whose policy changed: new,
+  // changed or gone.
+  std::set<std::size_t> assign(const std::vector<conf::SessionConfig>& sessions,
+                               std::size_t room = SIZE_MAX);
   const std::vector<conf::SessionConfig>& sessions() const { return sessions_; }
   std::size_t slot(std::size_t j) const { return slots_[j]; }
   std::set<std::size_t> slots() const { return {slots_.begin(), slots_.end()}; }
@@ -44,6 +48,7 @@ class SessionSet {
   std::vector<std::size_t> slots_;                               // per session
   std::vector<std::optional<std::vector<std::string>>> routes_;  // per session, as written
   std::set<std::size_t> held_;
+  std::size_t room_ = SIZE_MAX;
 };
 
 }  // namespace tp

@@ -47,12 +47,14 @@ std::vector<std::string> UplinkMonitor::configure(
   const auto& next_sessions = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
   const bool same_routes = configured_ && routing == routing_cfg_ &&
                            same_routing(cfgs, configured_uplinks_) && routing.manage && routing_;
-  if (same_routes && cfgs == configured_uplinks_ && next_sessions == sessions_.sessions())
+  if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_ &&
+      next_sessions == sessions_.sessions())
     return routing_errors_;  // another role change: nothing here to redo
   // The changed sessions' new connections wait while the classifier and their tables are
   // replaced, and until the caller has dealt with their running ones (release_sessions).
   const std::vector<SessionUplink> before = session_uplinks();
-  std::set<std::size_t> updated = sessions_.assign(next_sessions);
+  const uint32_t mask = routing.session_mark_mask;
+  std::set<std::size_t> updated = sessions_.assign(next_sessions, mask >> conf::mark_shift(mask));
   if (same_routes) {
     // Only the policy, or what the uplinks are (roaming, kind, metered), changed: the uplinks'
     // rules and tables stay as they are. Sessions whose allowed uplinks changed are updated too.
@@ -70,7 +72,10 @@ std::vector<std::string> UplinkMonitor::configure(
     reselect();
     return routing_errors_;
   }
+  // The uplinks' routing changes: which uplinks every session may use may change with it.
+  for (std::size_t slot : sessions_.slots()) updated.insert(slot);
   for (const auto& e : sessions_.hold(routing_.get(), updated)) routing_errors_.push_back(e);
+  const bool first = !configured_;
   configured_ = true;
   configured_uplinks_ = cfgs;
   std::vector<std::unique_ptr<Tracked>> next;
@@ -122,6 +127,12 @@ std::vector<std::string> UplinkMonitor::configure(
     if (masquerade_) masquerade_->remove();
     sessions_.release();
     routing_errors_.clear();
+  } else if (first) {
+    // A run that crashed during an emergency must not leave its drop rules behind.
+    try {
+      SessionClassifier().remove();
+    } catch (const std::exception&) {  // no nftables: nothing of ours can be there
+    }
   }
   active_.clear();  // chosen afresh (and the shared default route written) below
   reselect();
@@ -156,7 +167,7 @@ std::vector<ManagedUplink> UplinkMonitor::managed(const std::vector<std::size_t>
     const Tracked& t = *uplinks_[i];
     if (t.ifindex == 0) continue;  // not there (yet): no route can name it
     out.push_back({t.cfg.name, t.ifindex, t.cfg.ipv4_addr, t.cfg.ipv4_gateway, t.cfg.ipv6_gateways,
-                   t.cfg.weight, t.cfg.ipv6_prefixes});
+                   t.cfg.weight, t.cfg.ipv6_prefixes, i});
   }
   return out;
 }
@@ -243,9 +254,8 @@ void UplinkMonitor::reselect() {
 }
 
 void UplinkMonitor::classify() {
-  std::vector<std::string> ifaces;  // as managed() lists them: the order of the mark rules
-  for (const auto& t : uplinks_)
-    if (t->ifindex) ifaces.push_back(t->cfg.iface);
+  std::vector<std::string> ifaces;  // by position, as the mark rules (empty: not there)
+  for (const auto& t : uplinks_) ifaces.push_back(t->ifindex ? t->cfg.iface : std::string());
   ClassifierPlan plan = sessions_.plan(routing_cfg_, ifaces);
   for (std::size_t j = 0; emergency_ && j < plan.sessions.size(); ++j)
     if (plan.sessions[j].name == *emergency_) plan.emergency_slot = plan.slots[j];

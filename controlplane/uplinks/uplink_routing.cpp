@@ -4,6 +4,7 @@
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -129,29 +130,51 @@ int UplinkRouting::default_route(uint16_t type, int family, uint32_t table,
   return call(nlh);
 }
 
-void UplinkRouting::delete_rules() {
+void UplinkRouting::delete_rules(bool keep_sessions) {
   if (!cfg_) return;
   for (int family : {AF_INET, AF_INET6})
     for (uint32_t p = cfg_->priority; p <= cfg_->priority + 5; ++p)
-      for (int i = 0; i < 256 && rule(RTM_DELRULE, family, p, 0, {}, 0, 0, false) == 0; ++i) {
+      for (int i = 0; i < 256 && !(keep_sessions && p == cfg_->priority + 3) &&
+                      rule(RTM_DELRULE, family, p, 0, {}, 0, 0, false) == 0;
+           ++i) {
       }
+}
+
+void UplinkRouting::delete_uplink_tables() {
+  for (std::size_t i = 0; i <= tables_; ++i)
+    for (int family : {AF_INET, AF_INET6})
+      for (int n = 0; n < 16; ++n)
+        if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {})) break;
+  tables_ = 0;
 }
 
 std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
                                                 const std::vector<ManagedUplink>& uplinks,
                                                 const std::set<std::size_t>& session_slots) {
   // What an earlier configuration made goes first (its tables, rules and priorities may differ);
-  // what an earlier run made is replaced in place or deleted by priority.
-  remove();
+  // what an earlier run made is replaced in place or deleted by priority. The sessions' rules
+  // and tables stay when their numbers do: a link coming back must not open a moment in which
+  // a session's connections fall through to uplinks its policy forbids.
+  const bool keep_sessions = cfg_ && cfg_->table == cfg.table && cfg_->priority == cfg.priority &&
+                             cfg_->session_mark_mask == cfg.session_mark_mask;
+  if (keep_sessions) {
+    delete_rules(true);
+    delete_uplink_tables();
+  } else {
+    remove();
+  }
   cfg_ = cfg;
-  delete_rules();
+  delete_rules(keep_sessions);
   std::vector<std::string> errors;
   const auto note = [&](const std::string& what, int err) {
     if (err) errors.push_back(failed(what, err));
   };
   const int shift = conf::mark_shift(cfg.mark_mask);
-  for (std::size_t i = 0; i < uplinks.size(); ++i) {
-    const ManagedUplink& u = uplinks[i];
+  tables_ = 0;
+  for (std::size_t at = 0; at < uplinks.size(); ++at) {
+    const ManagedUplink& u = uplinks[at];
+    const std::size_t i = u.position.value_or(at);
+    tables_ = std::max(tables_, i + 1);
     const uint32_t table = cfg.table + 1 + static_cast<uint32_t>(i);
     for (int family : {AF_INET, AF_INET6}) {
       if (!routes_family(u, family)) continue;
@@ -172,7 +195,6 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
       note(u.name + ": source rule for " + p.str(),
            rule(RTM_NEWRULE, AF_INET6, cfg.priority + 4, table, p, 0, 0, false));
   }
-  tables_ = uplinks.size();
   for (int family : {AF_INET, AF_INET6}) {
     note("suppress rule",
          rule(RTM_NEWRULE, family, cfg.priority + 2, RT_TABLE_MAIN, {}, 0, 0, true));
@@ -290,16 +312,12 @@ int UplinkRouting::unpin(const IpAddr& client, uint32_t table) {
 
 void UplinkRouting::remove() {
   if (!cfg_) return;
-  delete_rules();
-  for (std::size_t i = 0; i <= tables_; ++i)
-    for (int family : {AF_INET, AF_INET6})
-      for (int n = 0; n < 16; ++n)
-        if (default_route(RTM_DELROUTE, family, cfg_->table + static_cast<uint32_t>(i), {})) break;
+  delete_rules(false);
+  delete_uplink_tables();
   for (std::size_t slot : slots_)
     for (int family : {AF_INET, AF_INET6})
       default_route(RTM_DELROUTE, family, session_table(*cfg_, slot), {}, RTN_UNSPEC);
   cfg_.reset();
-  tables_ = 0;
   slots_.clear();
 }
 

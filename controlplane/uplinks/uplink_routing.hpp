@@ -7,7 +7,7 @@
 //   rule P        from <uplink i's address> lookup T+1+i    (the box's own traffic on that uplink)
 //   rule P+1      fwmark (i+1)<<shift/mask lookup T+1+i     (when routing.mark_mask is set)
 //   rule P+2      lookup main suppress_prefixlength 0        (main's specific routes still win)
-//   rule P+3      fwmark <slot j>/session_mark_mask lookup T+128+j (sessions: a slot each)
+//   rule P+3      fwmark (j+1)<<shift/session_mark_mask lookup T+128+j (session slot j)
 //   rule P+4      from <uplink i's IPv6 prefix> lookup T+1+i (sources only its network routes)
 //   rule P+4      from <client> lookup T+1+i                (sticky mapping, while it lasts)
 //   rule P+5      lookup T                                   (main's default route only after it)
@@ -43,6 +43,10 @@ struct ManagedUplink {
   std::vector<IpAddr> gateways6;
   uint32_t weight = 1;
   std::vector<Prefix> prefixes6;
+  // Its place among the configured uplinks (table T+1+position, mark position+1), kept while
+  // an uplink before it is absent: running connections' marks keep naming it. Unset: its index
+  // in the list given.
+  std::optional<std::size_t> position;
 };
 
 class UplinkRouting {
@@ -63,7 +67,8 @@ class UplinkRouting {
   // Table T's default routes over `active` (none: table T has no default, main's applies).
   std::vector<std::string> set_active(const std::vector<ManagedUplink>& active);
   // The session in `slot`: its new connections go over `via` (empty: refused, `local`: as
-  // prohibited), or are held (dropped unanswered: the client's retransmission comes later).
+  // prohibited). hold_session: they are dropped unanswered (the client retransmits later) until
+  // the next set_session.
   std::vector<std::string> set_session(std::size_t slot, const std::vector<ManagedUplink>& via,
                                        bool local);
   std::vector<std::string> hold_session(std::size_t slot);
@@ -82,7 +87,8 @@ class UplinkRouting {
            const std::optional<Prefix>& from, uint32_t mark, uint32_t mask, bool suppress);
   int default_route(uint16_t type, int family, uint32_t table,
                     const std::vector<ManagedUplink>& via, uint8_t route_type = 1 /*unicast*/);
-  void delete_rules();
+  void delete_rules(bool keep_sessions);  // all at P..P+5, or all but the sessions' (P+3)
+  void delete_uplink_tables();
   std::vector<std::string> hold_session_table(uint32_t table);
 
   mnl_socket* sock_ = nullptr;

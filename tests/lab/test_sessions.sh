@@ -173,7 +173,7 @@ echo "sessions through the API"
 gen=$(status_json "d['policy_generation']")
 check "set-session adds one" tetherctl set-session rear --downstream usb0 --connection local --priority -5
 check "policy_applied with the next generation" eventually 3 applied $((gen + 1))
-check "the session_update event" grep -q '"action":"added","event":"session_update","session":"rear"' "$TP_LAB_DIR/events.txt"
+check "the session_update event" eventually 2 grep -q '"action":"added","event":"session_update","session":"rear"' "$TP_LAB_DIR/events.txt"
 check "its selector is in the classifier" \
   sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'iifname \"usb0\"'"
 check "a bad one is refused with the reason, nothing changed" \

@@ -811,6 +811,10 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
        "the emergency call's"},
       {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"priority":5000})",
        "illegal_argument: priority: expected an integer from -1000 to 1000"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"priority":18446744073709551615})",
+       "illegal_argument: priority: expected an integer from -1000 to 1000"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"priority":-3.5})",
+       "illegal_argument: priority: expected an integer from -1000 to 1000"},
       {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"existing_flows":"keep"})",
        "illegal_argument: existing_flows: keep needs routing.mark_mask (the connection's uplink "
        "goes into its mark)"},

@@ -99,6 +99,9 @@ TEST(Sessions, BadOnesNameFileLineColumnAndKey) {
        "(session i is mark value i + 1)"},
       {TWO_UPLINKS "routing: {manage: true, mark_mask: 0xf0, session_mark_mask: 0x30}\n",
        "bad.yaml:9:61: routing.session_mark_mask: overlaps routing.mark_mask"},
+      {TWO_UPLINKS "routing: {manage: true, table: 120, session_mark_mask: 0xf0000}\n",
+       "bad.yaml:9:32: routing.table: tables 120 and up (uplinks: T to T+64, sessions: T+128 and "
+       "up) would include 250 to 255 (main, local): choose another"},
       {TWO_UPLINKS "routing: {manage: true, session_mark_mask: 0x50}\n",
        "bad.yaml:9:44: routing.session_mark_mask: expected contiguous bits"},
   };
@@ -231,6 +234,13 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_NE(em.find("iifname { \"modem0\", \"modem1\" } ct mark and 0x000f0000 != 0x00020000 drop"),
             std::string::npos);
   EXPECT_EQ(t.find("emergency"), std::string::npos);
+
+  // A slot beyond the mask's room writes nothing (never bits outside the mask).
+  ClassifierPlan narrow = plan(c.sessions, {0, 1, 2, 15}, {}, 0);
+  narrow.session_mask = 0x30000;  // three values
+  const std::string n = session_table(narrow);
+  EXPECT_EQ(n.find("ether saddr 02:00:00:00:00:07"), std::string::npos) << n;
+  EXPECT_NE(n.find("ip saddr 192.168.60.0/24"), std::string::npos) << n;
 }
 
 conf::SessionConfig named(const char* name, const char* uplink) {
@@ -250,12 +260,18 @@ TEST(Sessions, SlotsAreStableByName) {
   EXPECT_EQ(set.slot(0), 2u);
   EXPECT_EQ(set.slot(1), 1u);
   EXPECT_EQ(set.slot(2), 0u);
-  // b changed, a gone, d new: d takes a's slot, the lowest free.
+  // b changed, a gone, d new: d takes a slot nobody had (a's connections are not d's).
   EXPECT_EQ(set.assign({named("c", "modem"), named("b", "modem"), named("d", "phone")}),
-            (std::set<std::size_t>{0, 1}));
-  EXPECT_EQ(set.slot(2), 0u);
-  EXPECT_EQ(set.slots(), (std::set<std::size_t>{0, 1, 2}));
+            (std::set<std::size_t>{0, 1, 3}));
+  EXPECT_EQ(set.slot(2), 3u);
+  EXPECT_EQ(set.slots(), (std::set<std::size_t>{1, 2, 3}));
   EXPECT_TRUE(set.assign({named("c", "modem"), named("b", "modem"), named("d", "phone")}).empty());
+  // A mask with room for four: e takes 0, a's old slot, the only one left.
+  EXPECT_EQ(
+      set.assign(
+          {named("c", "modem"), named("b", "modem"), named("d", "phone"), named("e", "phone")}, 4),
+      std::set<std::size_t>{0});
+  EXPECT_EQ(set.slot(3), 0u);
 }
 
 }  // namespace

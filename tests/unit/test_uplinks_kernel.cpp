@@ -104,7 +104,8 @@ class UplinksKernelTest : public ::testing::Test {
             ip("100.64.0.1"),
             {},
             1,
-            {}};
+            {},
+            std::nullopt};
   }
   static ManagedUplink phone() {
     return {"phone",
@@ -113,7 +114,8 @@ class UplinksKernelTest : public ::testing::Test {
             ip("100.65.0.1"),
             {},
             3,
-            {}};
+            {},
+            std::nullopt};
   }
 
   test::PrivateNetns ns_;
@@ -229,6 +231,14 @@ TEST_F(UplinksKernelTest, RoutingTablesRulesAndTheSharedDefault) {
   EXPECT_TRUE(r.set_active({}).empty());
   EXPECT_EQ(out_of("ip route show table 1000"), "");
   EXPECT_EQ(route_dev("203.0.113.5"), "tpl-m");  // main's default route, the integrator's
+
+  // The modem absent: the phone keeps its table and mark (running connections carry them).
+  ManagedUplink second = phone();
+  second.position = 1;
+  EXPECT_EQ(r.program(cfg, {second}), std::vector<std::string>{});
+  EXPECT_NE(out_of("ip rule show").find("1001:\tfrom all fwmark 0x200/0xf00 lookup 1002"),
+            std::string::npos);
+  EXPECT_EQ(out_of("ip route show table 1001"), "");
 
   r.remove();
   EXPECT_EQ(out_of("ip rule show | grep -c '^100[0-5]:'"), "0\n");
