@@ -207,7 +207,7 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
     r.mark_mask = v->integer<uint32_t>(0, UINT32_MAX);
     if (r.mark_mask & offload.no_offload_mask)
       v->fail("overlaps offload.no_offload_mask: the marks must not collide");
-    const uint32_t bits = r.mark_mask >> mark_shift(r.mark_mask);
+    const uint32_t bits = mark_values(r.mark_mask);
     if (r.mark_mask && (bits & (bits + 1)) != 0) v->fail("expected contiguous bits");
     if (r.mark_mask && bits < 3) v->fail("expected at least 2 bits (uplink i is value i + 1)");
   }
@@ -216,7 +216,7 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
   if (auto v = f.child("sticky_s")) r.sticky_s = v->integer<uint32_t>(0, 86400);
   if (auto v = f.child("session_mark_mask")) {
     r.session_mark_mask = v->integer<uint32_t>(0, UINT32_MAX);
-    const uint32_t bits = r.session_mark_mask >> mark_shift(r.session_mark_mask);
+    const uint32_t bits = mark_values(r.session_mark_mask);
     if ((bits & (bits + 1)) != 0) v->fail("expected contiguous bits");
     if (r.session_mark_mask & r.mark_mask) v->fail("overlaps routing.mark_mask");
     if (r.session_mark_mask & offload.no_offload_mask) v->fail("overlaps offload.no_offload_mask");
@@ -226,7 +226,7 @@ RoutingConfig parse_routing(const Field& f, const OffloadConfig& offload) {
   // The uplinks' tables (T to T+64) and the sessions' (T+128 and up, one per mark value) must
   // not reach the kernel's own.
   const uint64_t t = r.table;
-  const uint64_t slots = r.session_mark_mask >> mark_shift(r.session_mark_mask);
+  const uint64_t slots = mark_values(r.session_mark_mask);
   const auto reserved = [](uint64_t lo, uint64_t hi) { return lo <= 255 && hi >= 250; };
   if (reserved(t, t + 64) || (slots && reserved(t + 128, t + 128 + slots - 1))) {
     const auto at = f.child("table");
@@ -463,7 +463,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto u = top.child("uplinks")) c.uplinks = parse_uplinks(*u, c.ports, c.upstream);
   if (auto r = top.child("routing")) {
     c.routing = parse_routing(*r, c.offload);
-    const uint32_t values = c.routing.mark_mask >> mark_shift(c.routing.mark_mask);
+    const uint32_t values = mark_values(c.routing.mark_mask);
     if (c.routing.mark_mask && c.uplinks.size() > values)
       r->child("mark_mask")
           ->fail("too few bits for " + std::to_string(c.uplinks.size()) + " uplinks");

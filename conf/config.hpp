@@ -165,8 +165,16 @@ struct RoutingConfig {
   bool operator==(const RoutingConfig&) const = default;
 };
 
-// Uplink i's mark is (i + 1) << mark_shift(mask).
+// Uplink i's mark is (i + 1) << mark_shift(mask); so is session slot j's in session_mark_mask.
 inline int mark_shift(uint32_t mask) { return mask ? std::countr_zero(mask) : 0; }
+// How many values (slots) a mask holds, slot j's value, and whether the mask has room for it.
+inline uint32_t mark_values(uint32_t mask) { return mask >> mark_shift(mask); }
+inline uint32_t mark_value(std::size_t j, uint32_t mask) {
+  return static_cast<uint32_t>(j + 1) << mark_shift(mask);
+}
+inline bool mark_fits(std::size_t j, uint32_t mask) {
+  return ((static_cast<uint64_t>(j + 1) << mark_shift(mask)) & ~uint64_t{mask}) == 0;
+}
 
 // Sessions, ConnMan's model for the tethered clients: a named policy for the clients its
 // selectors match. Where several sessions match a client, the most specific selector wins (a MAC,

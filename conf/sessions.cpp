@@ -67,7 +67,7 @@ std::string session_room_refusal(std::size_t sessions, const RoutingConfig& rout
   if (sessions == 0) return "";
   if (!routing.manage)
     return "sessions need routing.manage: true (tetherpath programs their routing)";
-  const uint32_t values = routing.session_mark_mask >> mark_shift(routing.session_mark_mask);
+  const uint32_t values = mark_values(routing.session_mark_mask);
   if (values < sessions)
     return "routing.session_mark_mask has room for " + std::to_string(values) + " sessions, " +
            std::to_string(sessions) + " are listed (session i is mark value i + 1)";

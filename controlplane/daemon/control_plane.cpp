@@ -173,7 +173,7 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
   for (std::size_t j = 0; emergency_ && set && j < set->sessions().size(); ++j) {
     if (set->sessions()[j].name != *emergency_) continue;
     p.emergency_mask = cfg.routing.session_mark_mask;
-    p.emergency_mark = session_mark(set->slot(j), p.emergency_mask);
+    p.emergency_mark = conf::mark_value(set->slot(j), p.emergency_mask);
     for (const conf::UplinkConfig& u : api_->uplinks())
       if (u.kind == conf::UplinkKind::cellular)
         if (auto it = p.ports.find(rtnl_->ifindex(u.iface)); it != p.ports.end())
@@ -392,37 +392,33 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
 void ControlPlane::reset_moved_flows() {
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();
-  const std::vector<SessionUplink> ups = monitor_->session_uplinks();
-  const std::vector<conf::UplinkConfig> uplinks = api_->uplinks();
-  std::map<std::string, std::set<std::string>> allowed_now;
+  const uint32_t mask = cfg_.routing.session_mark_mask;
   for (std::size_t j = 0; j < set.sessions().size(); ++j) {
     const conf::SessionConfig& s = set.sessions()[j];
-    std::set<std::string>& allowed = allowed_now[s.name];
-    for (const AllowedUplink& a : allowed_uplinks(s, ups)) allowed.insert(ups[a.uplink].name);
-    const auto before = allowed_.find(s.name);
-    if (s.existing_flows != conf::ExistingFlows::reset || before == allowed_.end() ||
-        before->second == allowed)
+    const auto moved = monitor_->moved_sessions().find(s.name);
+    if (s.existing_flows != conf::ExistingFlows::reset || moved == monitor_->moved_sessions().end())
       continue;
-    const uint32_t mask = cfg_.routing.session_mark_mask;
-    const auto entries = ct_->marked(session_mark(set.slot(j), mask), mask);
+    std::vector<int> elsewhere;  // the interfaces of the uplinks it may no longer use
+    for (const conf::UplinkConfig& u : api_->uplinks())
+      if (!moved->second.count(u.name)) elsewhere.push_back(rtnl_->ifindex(u.iface));
+    const auto entries = ct_->marked(conf::mark_value(set.slot(j), mask), mask);
     if (!entries) {
       std::cerr << "tetherpath: session " << s.name << ": conntrack dump failed, nothing reset\n";
       continue;
     }
     std::vector<ConntrackWriter::Update> dels;
     for (const CtEntry& e : *entries)
-      for (const conf::UplinkConfig& u : uplinks)
-        if (!allowed.count(u.name) && rtnl_->has_address(rtnl_->ifindex(u.iface), e.reply.dst)) {
-          flows_->destroyed(e);
-          dels.push_back({e, 0, false, true});
-        }
+      if (std::any_of(elsewhere.begin(), elsewhere.end(),
+                      [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); })) {
+        flows_->destroyed(e);
+        dels.push_back({e, 0, false, true});
+      }
     const auto results = writer_->apply(dels);
     const auto removed = std::count(results.begin(), results.end(), 0);
     sessions_reset_ += static_cast<uint64_t>(removed);
     std::cerr << "tetherpath: session " << s.name << ": " << removed
               << " connections on uplinks it may no longer use reset\n";
   }
-  allowed_ = std::move(allowed_now);
 }
 
 Json ControlPlane::sessions_json() const {
@@ -443,7 +439,7 @@ Json ControlPlane::sessions_json() const {
                    {"roaming", conf::to_string(s.roaming)},
                    {"existing_flows", conf::to_string(s.existing_flows)},
                    {"emergency", s.emergency},
-                   {"mark", session_mark(set.slot(j), cfg_.routing.session_mark_mask)},
+                   {"mark", conf::mark_value(set.slot(j), cfg_.routing.session_mark_mask)},
                    {"routed_by", monitor_->session_uplinks(j)}});
   }
   return out;

@@ -111,9 +111,8 @@ class ControlPlane : private OffloadHost {
   bool reevaluate_queued_ = false;
   std::optional<std::vector<conf::SessionConfig>> applied_sessions_;  // policy_applied's
   uint64_t policy_generation_ = 0;
-  uint64_t sessions_reset_ = 0;                           // connections reset by a policy update
-  std::optional<std::string> emergency_;                  // the active emergency session
-  std::map<std::string, std::set<std::string>> allowed_;  // per session, its allowed uplinks
+  uint64_t sessions_reset_ = 0;           // connections reset by a policy update
+  std::optional<std::string> emergency_;  // the active emergency session
 };
 
 }  // namespace tp

@@ -21,6 +21,13 @@ std::vector<AllowedUplink> allowed_uplinks(const conf::SessionConfig& s,
   return out;
 }
 
+std::set<std::string> allowed_uplink_names(const conf::SessionConfig& s,
+                                           const std::vector<SessionUplink>& uplinks) {
+  std::set<std::string> out;
+  for (const AllowedUplink& a : allowed_uplinks(s, uplinks)) out.insert(uplinks[a.uplink].name);
+  return out;
+}
+
 std::vector<std::size_t> session_route(const conf::SessionConfig& s,
                                        const std::vector<SessionUplink>& uplinks, SteadyTime now) {
   const std::vector<AllowedUplink> allowed = allowed_uplinks(s, uplinks);
@@ -33,10 +40,6 @@ std::vector<std::size_t> session_route(const conf::SessionConfig& s,
   std::vector<std::size_t> out;
   for (std::size_t c : choose_active(candidates, now)) out.push_back(allowed[c].uplink);
   return out;
-}
-
-uint32_t session_mark(std::size_t j, uint32_t mask) {
-  return static_cast<uint32_t>(j + 1) << conf::mark_shift(mask);
 }
 
 std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionConfig>& sessions) {
@@ -70,11 +73,6 @@ std::string hex(uint32_t v) {
   return buf;
 }
 
-// Whether slot j's value fits in `mask`.
-bool fits(std::size_t j, uint32_t mask) {
-  return ((static_cast<uint64_t>(j + 1) << conf::mark_shift(mask)) & ~uint64_t{mask}) == 0;
-}
-
 // "ct mark set …" or "meta mark set …": the bits of `mask` become `value`, the others stay.
 std::string set_bits(const char* what, uint32_t mask, uint32_t value) {
   return std::string(what) + " mark set " + what + " mark and " + hex(~mask) + " or " + hex(value);
@@ -93,7 +91,7 @@ std::string session_table(const ClassifierPlan& p) {
     std::string set;
     for (const auto& i : p.cellular_ifaces) set += (set.empty() ? "\"" : ", \"") + i + "\"";
     const std::string others = " ct mark and " + hex(p.session_mask) +
-                               " != " + hex(session_mark(*p.emergency_slot, p.session_mask)) +
+                               " != " + hex(conf::mark_value(*p.emergency_slot, p.session_mask)) +
                                " drop\n";
     t += "  chain emergency {\n    type filter hook forward priority -10; policy accept;\n";
     t += "    oifname { " + set + " }" + others + "    iifname { " + set + " }" + others;
@@ -104,14 +102,14 @@ std::string session_table(const ClassifierPlan& p) {
   // policy change (unless the update resets them).
   const std::string running = "    ct state != new ct direction original ct mark and ";
   for (std::size_t i = 0; uplinks && i < p.uplink_ifaces.size(); ++i) {
-    if (!fits(i, p.uplink_mask)) break;
-    const uint32_t v = session_mark(i, p.uplink_mask);
+    if (!conf::mark_fits(i, p.uplink_mask)) break;
+    const uint32_t v = conf::mark_value(i, p.uplink_mask);
     t += running + hex(p.uplink_mask) + " == " + hex(v) + " " + set_bits("meta", p.uplink_mask, v) +
          "\n";
   }
   for (std::size_t j = 0; sessions && j < p.sessions.size(); ++j) {
-    if (!fits(p.slots[j], p.session_mask)) continue;
-    const uint32_t v = session_mark(p.slots[j], p.session_mask);
+    if (!conf::mark_fits(p.slots[j], p.session_mask)) continue;
+    const uint32_t v = conf::mark_value(p.slots[j], p.session_mask);
     t += running + hex(p.session_mask) + " == " + hex(v) + " " +
          set_bits("meta", p.session_mask, v) + " return\n";
   }
@@ -129,8 +127,9 @@ std::string session_table(const ClassifierPlan& p) {
         match = "iifname \"" + s.text + "\"";
         break;
     }
-    if (!fits(p.slots[s.session], p.session_mask)) continue;  // never bits outside the mask
-    const uint32_t v = session_mark(p.slots[s.session], p.session_mask);
+    if (!conf::mark_fits(p.slots[s.session], p.session_mask))
+      continue;  // never bits outside the mask
+    const uint32_t v = conf::mark_value(p.slots[s.session], p.session_mask);
     t += "    ct state new " + match + " " + set_bits("ct", p.session_mask, v) + " " +
          set_bits("meta", p.session_mask, v) + " return\n";
   }
@@ -138,10 +137,10 @@ std::string session_table(const ClassifierPlan& p) {
   if (uplinks) {
     t +=
         "  chain postrouting {\n    type filter hook postrouting priority mangle; policy accept;\n";
-    for (std::size_t i = 0; i < p.uplink_ifaces.size() && fits(i, p.uplink_mask); ++i)
+    for (std::size_t i = 0; i < p.uplink_ifaces.size() && conf::mark_fits(i, p.uplink_mask); ++i)
       if (!p.uplink_ifaces[i].empty())
         t += "    ct state new oifname \"" + p.uplink_ifaces[i] + "\" " +
-             set_bits("ct", p.uplink_mask, session_mark(i, p.uplink_mask)) + "\n";
+             set_bits("ct", p.uplink_mask, conf::mark_value(i, p.uplink_mask)) + "\n";
     t += "  }\n";
   }
   return t;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct AllowedUplink {
 };
 std::vector<AllowedUplink> allowed_uplinks(const conf::SessionConfig& s,
                                            const std::vector<SessionUplink>& uplinks);
+// The same, as the uplinks' names.
+std::set<std::string> allowed_uplink_names(const conf::SessionConfig& s,
+                                           const std::vector<SessionUplink>& uplinks);
 
 // The uplinks (indexes into `uplinks`) a session's new connections take: its entries in order
 // of preference (an uplink's name, or a kind: all its uplinks, sharing by weight), each counting
@@ -39,9 +43,6 @@ std::vector<AllowedUplink> allowed_uplinks(const conf::SessionConfig& s,
 // list, every allowed uplink down): its new connections are refused.
 std::vector<std::size_t> session_route(const conf::SessionConfig& s,
                                        const std::vector<SessionUplink>& uplinks, SteadyTime now);
-
-// The value of slot j (session or uplink) in `mask`: j + 1 in its bits.
-uint32_t session_mark(std::size_t j, uint32_t mask);
 
 // One selector of one session, in the order the kernel tries them.
 struct SessionSelector {

@@ -32,13 +32,6 @@ bool same_routing(std::vector<conf::UplinkConfig> a, std::vector<conf::UplinkCon
   return a == b;
 }
 
-std::set<std::string> allowed_names(const conf::SessionConfig& s,
-                                    const std::vector<SessionUplink>& ups) {
-  std::set<std::string> out;
-  for (const AllowedUplink& a : allowed_uplinks(s, ups)) out.insert(ups[a.uplink].name);
-  return out;
-}
-
 }  // namespace
 
 std::vector<std::string> UplinkMonitor::configure(
@@ -47,24 +40,22 @@ std::vector<std::string> UplinkMonitor::configure(
   const auto& next_sessions = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
   const bool same_routes = configured_ && routing == routing_cfg_ &&
                            same_routing(cfgs, configured_uplinks_) && routing.manage && routing_;
+  moved_.clear();
   if (configured_ && routing == routing_cfg_ && cfgs == configured_uplinks_ &&
       next_sessions == sessions_.sessions())
     return routing_errors_;  // another role change: nothing here to redo
   // The changed sessions' new connections wait while the classifier and their tables are
   // replaced, and until the caller has dealt with their running ones (release_sessions).
-  const std::vector<SessionUplink> before = session_uplinks();
-  const uint32_t mask = routing.session_mark_mask;
-  std::set<std::size_t> updated = sessions_.assign(next_sessions, mask >> conf::mark_shift(mask));
+  std::set<std::size_t> updated =
+      sessions_.assign(next_sessions, conf::mark_values(routing.session_mark_mask));
   if (same_routes) {
     // Only the policy, or what the uplinks are (roaming, kind, metered), changed: the uplinks'
     // rules and tables stay as they are. Sessions whose allowed uplinks changed are updated too.
     configured_uplinks_ = cfgs;
     for (std::size_t i = 0; i < uplinks_.size(); ++i) uplinks_[i]->cfg = cfgs[i];
-    const std::vector<SessionUplink> after = session_uplinks();
+    note_allowed();
     for (std::size_t j = 0; j < sessions_.sessions().size(); ++j)
-      if (allowed_names(sessions_.sessions()[j], before) !=
-          allowed_names(sessions_.sessions()[j], after))
-        updated.insert(sessions_.slot(j));
+      if (moved_.count(sessions_.sessions()[j].name)) updated.insert(sessions_.slot(j));
     for (const auto& e : sessions_.hold(routing_.get(), updated)) routing_errors_.push_back(e);
     for (const auto& e : routing_->program_sessions(sessions_.slots()))
       routing_errors_.push_back(e);
@@ -134,9 +125,22 @@ std::vector<std::string> UplinkMonitor::configure(
     } catch (const std::exception&) {  // no nftables: nothing of ours can be there
     }
   }
+  note_allowed();
   active_.clear();  // chosen afresh (and the shared default route written) below
   reselect();
   return routing_errors_;
+}
+
+// Each session's allowed uplinks now; those that differ from the last configure()'s are moved_.
+void UplinkMonitor::note_allowed() {
+  const std::vector<SessionUplink> candidates = session_candidates();
+  std::map<std::string, std::set<std::string>> now;
+  for (const conf::SessionConfig& s : sessions_.sessions()) {
+    now[s.name] = allowed_uplink_names(s, candidates);
+    if (auto was = allowed_.find(s.name); was != allowed_.end() && was->second != now[s.name])
+      moved_[s.name] = now[s.name];
+  }
+  allowed_ = std::move(now);
 }
 
 void UplinkMonitor::reprogram() {
@@ -269,7 +273,7 @@ void UplinkMonitor::set_emergency(std::optional<std::string> session) {
   if (routing_cfg_.manage && classifier_) classify();
 }
 
-std::vector<SessionUplink> UplinkMonitor::session_uplinks() const {
+std::vector<SessionUplink> UplinkMonitor::session_candidates() const {
   std::vector<SessionUplink> ups;
   for (const auto& t : uplinks_)
     ups.push_back({t->cfg.name,
@@ -287,7 +291,7 @@ void UplinkMonitor::route_sessions() {
     const auto m = managed({i});
     managed_each.push_back(m.empty() ? ManagedUplink{} : m.front());
   }
-  for (const auto& e : sessions_.route(*routing_, session_uplinks(), managed_each,
+  for (const auto& e : sessions_.route(*routing_, session_candidates(), managed_each,
                                        std::chrono::steady_clock::now())) {
     std::cerr << "tetherpath: routing: " << e << '\n';
     routing_errors_.push_back(e);

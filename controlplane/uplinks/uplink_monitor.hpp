@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -74,7 +75,11 @@ class UplinkMonitor {
   }
   const SessionSet& sessions() const { return sessions_; }
   // What sessions' policies see of the uplinks now (in the configuration's order).
-  std::vector<SessionUplink> session_uplinks() const;
+  std::vector<SessionUplink> session_candidates() const;
+  // The sessions whose allowed uplinks the last configure() changed (a policy update, an
+  // uplink's roaming or kind), with the uplinks they may use now: their running connections
+  // elsewhere are the caller's to reset.
+  const std::map<std::string, std::set<std::string>>& moved_sessions() const { return moved_; }
   // Errors of the last programming of the kernel (routes, rules, masquerade).
   const std::vector<std::string>& routing_errors() const { return routing_errors_; }
 
@@ -91,6 +96,7 @@ class UplinkMonitor {
   void reselect();
   void route_sessions();
   void classify();
+  void note_allowed();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
   template <class Pred>
@@ -109,6 +115,7 @@ class UplinkMonitor {
   std::unique_ptr<UplinkMasquerade> masquerade_;
   SessionSet sessions_;
   std::optional<std::string> emergency_;
+  std::map<std::string, std::set<std::string>> allowed_, moved_;  // per session name
   std::unique_ptr<SessionClassifier> classifier_;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;

@@ -169,7 +169,6 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
   const auto note = [&](const std::string& what, int err) {
     if (err) errors.push_back(failed(what, err));
   };
-  const int shift = conf::mark_shift(cfg.mark_mask);
   tables_ = 0;
   for (std::size_t at = 0; at < uplinks.size(); ++at) {
     const ManagedUplink& u = uplinks[at];
@@ -181,12 +180,12 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
       const char* fam = family == AF_INET ? "IPv4" : "IPv6";
       note(u.name + ": " + fam + " default route in table " + std::to_string(table),
            default_route(RTM_NEWROUTE, family, table, {u}));
-      if (cfg.mark_mask && ((static_cast<uint64_t>(i + 1) << shift) & ~uint64_t{cfg.mark_mask}))
+      if (cfg.mark_mask && !conf::mark_fits(i, cfg.mark_mask))
         note(u.name + ": mark rule", -ERANGE);  // more uplinks than routing.mark_mask has values
       else if (cfg.mark_mask)
         note(u.name + ": " + fam + " mark rule",
              rule(RTM_NEWRULE, family, cfg.priority + 1, table, {},
-                  static_cast<uint32_t>(i + 1) << shift, cfg.mark_mask, false));
+                  conf::mark_value(i, cfg.mark_mask), cfg.mark_mask, false));
     }
     if (u.addr4)
       note(u.name + ": source rule",
@@ -213,9 +212,6 @@ std::vector<std::string> UplinkRouting::program_sessions(const std::set<std::siz
     if (err) errors.push_back(failed(what, err));
   };
   const uint32_t mask = cfg_->session_mark_mask;
-  const auto mark = [&](std::size_t slot) {
-    return static_cast<uint32_t>(slot + 1) << conf::mark_shift(mask);
-  };
   for (auto it = slots_.begin(); it != slots_.end();) {
     if (slots.count(*it)) {
       ++it;
@@ -223,14 +219,15 @@ std::vector<std::string> UplinkRouting::program_sessions(const std::set<std::siz
     }
     const uint32_t table = session_table(*cfg_, *it);
     for (int family : {AF_INET, AF_INET6}) {  // the rule first: nothing looks in the table then
-      rule(RTM_DELRULE, family, cfg_->priority + 3, table, {}, mark(*it), mask, false);
+      rule(RTM_DELRULE, family, cfg_->priority + 3, table, {}, conf::mark_value(*it, mask), mask,
+           false);
       default_route(RTM_DELROUTE, family, table, {}, RTN_UNSPEC);
     }
     it = slots_.erase(it);
   }
   for (std::size_t slot : slots) {
     if (slots_.count(slot) || !mask) continue;
-    if ((static_cast<uint64_t>(slot + 1) << conf::mark_shift(mask)) & ~uint64_t{mask}) {
+    if (!conf::mark_fits(slot, mask)) {
       note("session rule", -ERANGE);  // more sessions than session_mark_mask has values
       continue;
     }
@@ -240,7 +237,8 @@ std::vector<std::string> UplinkRouting::program_sessions(const std::set<std::siz
     errors.insert(errors.end(), held.begin(), held.end());
     for (int family : {AF_INET, AF_INET6})
       note("session rule " + std::to_string(table),
-           rule(RTM_NEWRULE, family, cfg_->priority + 3, table, {}, mark(slot), mask, false));
+           rule(RTM_NEWRULE, family, cfg_->priority + 3, table, {}, conf::mark_value(slot, mask),
+                mask, false));
     slots_.insert(slot);
   }
   return errors;

@@ -184,8 +184,8 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_EQ(order, (std::vector<std::string>{"phone 02:00:00:00:00:07", "phone 2001:db8::/64",
                                              "vip 192.168.60.0/24", "low 192.168.61.0/24",
                                              "wifi 192.168.0.0/16", "wifi w"}));
-  EXPECT_EQ(session_mark(0, 0xf0000), 0x10000u);
-  EXPECT_EQ(session_mark(3, 0xf0000), 0x40000u);
+  EXPECT_EQ(conf::mark_value(0, 0xf0000), 0x10000u);
+  EXPECT_EQ(conf::mark_value(3, 0xf0000), 0x40000u);
 
   const std::string t = session_table(plan(c.sessions, {0, 1, 2, 3}, {}, 0));
   // A running connection keeps its session; a new one takes the first selector that matches.
