@@ -24,7 +24,9 @@ Json OffloadApi::handle(const Json& request) {
     // Statistics and the daemon's own views answer in any state.
     if (op == "get_forwarded_stats") return get_forwarded_stats(request);
     if (op == "status") return status();
-    if (op == "flows" || op == "ports" || op == "counters") return ok(host_.describe(op));
+    if (op == "flows" || op == "ports" || op == "counters" || op == "clients" ||
+        op == "session_stats")
+      return ok(host_.describe(op));
     if (op == "reload") {
       const std::string err = host_.reload();
       if (err.rfind("busy: ", 0) == 0) throw ApiError("busy", err.substr(6));

@@ -45,6 +45,8 @@ constexpr const char* kUsage =
     "                                         --roaming forbidden|national|international|always,\n"
     "                                         --existing-flows reset|keep\n"
     "  remove-session NAME\n"
+    "  clients                                each client's traffic: by uplink, session, roaming\n"
+    "  session-stats                          each session's traffic: by uplink and roaming\n"
     "  emergency SESSION on|off               make an emergency session the active one, or end it\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
@@ -286,6 +288,25 @@ void show(const std::string& verb, const Json& r) {
               << (r.value("emergency", Json(nullptr)).is_null() ? std::string("none")
                                                                 : str(r["emergency"]))
               << '\n';
+  } else if (verb == "clients") {
+    std::vector<std::vector<std::string>> rows;
+    const auto opt = [](const Json& v) { return v.is_null() ? std::string("-") : str(v); };
+    for (const Json& x : r["clients"])
+      for (const Json& t : x["traffic"])
+        rows.push_back({str(x["address"]), opt(x["mac"]), opt(x["downstream"]), opt(t["session"]),
+                        str(t["uplink"]), str(t["roaming"]), str(t["up_packets"]),
+                        str(t["up_bytes"]), str(t["down_packets"]), str(t["down_bytes"])});
+    table({"address", "mac", "downstream", "session", "uplink", "roaming", "up pkts", "up bytes",
+           "down pkts", "down bytes"},
+          rows);
+  } else if (verb == "session-stats") {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& x : r["sessions"])
+      for (const Json& t : x["traffic"])
+        rows.push_back({x["session"].is_null() ? std::string("(default)") : str(x["session"]),
+                        str(t["uplink"]), str(t["roaming"]), str(t["up_packets"]),
+                        str(t["up_bytes"]), str(t["down_packets"]), str(t["down_bytes"])});
+    table({"session", "uplink", "roaming", "up pkts", "up bytes", "down pkts", "down bytes"}, rows);
   } else if (verb == "stats") {
     std::cout << r["iface"].get<std::string>() << ": rx " << r["rx_bytes"] << " bytes, tx "
               << r["tx_bytes"] << " bytes forwarded since the previous call\n";
@@ -377,8 +398,9 @@ int main(int argc, char** argv) {
 
   Json req;
   static const std::map<std::string, std::string> plain = {
-      {"status", "status"}, {"flows", "flows"}, {"ports", "ports"},  {"counters", "counters"},
-      {"init", "init"},     {"stop", "stop"},   {"reload", "reload"}};
+      {"status", "status"},     {"flows", "flows"},     {"ports", "ports"},
+      {"counters", "counters"}, {"init", "init"},       {"stop", "stop"},
+      {"reload", "reload"},     {"clients", "clients"}, {"session-stats", "session_stats"}};
   if (auto it = plain.find(verb); it != plain.end()) {
     need(0);
     req = {{"op", it->second}};

@@ -43,6 +43,15 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   api_->on_event = [this](const Json& e) { publish(e); };
   flows_ = std::make_unique<FlowManager>(rt_.fast_path(), *topo_, *rtnl_, policy_from(cfg_),
                                          writer_.get());
+  traffic_ = std::make_unique<TrafficStats>();
+  flows_->on_removed = [this](const FlowView& v) { traffic_->flow_removed(v); };
+  {
+    std::vector<std::string> downstreams;
+    for (const auto& p : cfg_.ports)
+      if (p.role == conf::Role::downstream) downstreams.push_back(p.name);
+    if (const std::string e = traffic_->install(downstreams); !e.empty())
+      std::cerr << "tetherpath: per-client statistics count the fast path only: " << e << '\n';
+  }
   ConntrackMirror::Sink sink{
       [this](const CtEntry& e) {
         if (offloading_) flows_->upsert(e);
@@ -118,6 +127,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   // accounting a previous run left: usage counters survive a restart.
   api_->apply_config(cfg_, nullptr);
   configure_uplinks();
+  traffic_->set_scene(traffic_scene());
   const std::string usage_file = cfg_.state_dir + "/usage.json";
   if (auto saved = read_state_file(usage_file)) {
     const Json j = Json::parse(*saved, nullptr, false);
@@ -137,6 +147,8 @@ ControlPlane::~ControlPlane() {
   ct_sd_.close(ec);
   rules6_.reset();
   if (flows_) flows_->release_all();
+  flows_->on_removed = nullptr;
+  traffic_->remove();
   rt_.on_port_down = nullptr;
   rt_.on_port_up = nullptr;
 }
@@ -341,7 +353,10 @@ std::string ControlPlane::reload() {
 void ControlPlane::roles_changed() {
   // A policy change: the changed sessions' new connections are held while their running ones on
   // uplinks they may no longer use are torn down, then released; every flow is decided again.
+  // What was counted so far belongs to the policy and roaming states before it.
+  sample_traffic();
   configure_uplinks();
+  traffic_->set_scene(traffic_scene());
   reset_moved_flows();
   if (monitor_) monitor_->release_sessions();
   redecide_all();
@@ -419,6 +434,38 @@ void ControlPlane::reset_moved_flows() {
     std::cerr << "tetherpath: session " << s.name << ": " << removed
               << " connections on uplinks it may no longer use reset\n";
   }
+}
+
+TrafficScene ControlPlane::traffic_scene() const {
+  TrafficScene s;
+  for (const auto& p : cfg_.ports) s.ports.push_back({p.name, p.role == conf::Role::downstream});
+  s.session_mask = cfg_.routing.session_mark_mask;
+  if (monitor_ && s.session_mask) {
+    const SessionSet& set = monitor_->sessions();
+    for (std::size_t j = 0; j < set.sessions().size(); ++j)
+      s.session_by_mark[conf::mark_value(set.slot(j), s.session_mask)] = set.sessions()[j].name;
+  }
+  for (const auto& u : api_->uplinks()) s.uplinks[u.iface] = {u.name, u.roaming};
+  return s;
+}
+
+void ControlPlane::sample_traffic() const {
+  traffic_->sample(*flows_);
+  if (!traffic_->error().empty())
+    std::cerr << "tetherpath: kernel-path statistics not read: " << traffic_->error() << '\n';
+}
+
+Json ControlPlane::clients_json() const {
+  sample_traffic();
+  std::vector<std::pair<std::string, int>> downstreams;
+  for (const auto& p : cfg_.ports)
+    if (p.role == conf::Role::downstream) downstreams.emplace_back(p.name, rtnl_->ifindex(p.name));
+  return traffic_->clients_json([&](const IpAddr& a) {
+    for (const auto& [name, ifindex] : downstreams)
+      if (const auto mac = ifindex ? rtnl_->neighbour(ifindex, a) : std::nullopt)
+        return ClientPlace{conf::mac_string(*mac), name};
+    return ClientPlace{};
+  });
 }
 
 Json ControlPlane::sessions_json() const {
@@ -661,6 +708,11 @@ Json ControlPlane::describe(const std::string& what) {
                 {"config", cfg_.source},
                 {"reloads", reloads_},
                 {"reloads_refused", reloads_refused_}};
+  }
+  if (what == "clients") return Json{{"clients", clients_json()}};
+  if (what == "session_stats") {
+    sample_traffic();
+    return Json{{"sessions", traffic_->sessions_json()}};
   }
   if (what == "flows") {
     // The most recently active first, at most kMaxFlows of them: a reply stays a few MB.
@@ -925,6 +977,8 @@ std::string ControlPlane::metrics() const {
   family("limit_reached", "gauge", "1 once the upstream's limit is reached.");
   for (const auto& [iface, u] : usage.items())
     sample("limit_reached", "upstream=\"" + iface + "\"", u["limit_reached"].get<bool>());
+  sample_traffic();
+  traffic_->metrics(out);
   return out.str();
 }
 

@@ -21,6 +21,7 @@
 #include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
 #include "topology_sync.hpp"
+#include "traffic_stats.hpp"
 #include "uplink_monitor.hpp"
 
 namespace tp {
@@ -72,6 +73,10 @@ class ControlPlane : private OffloadHost {
   void set_emergency(const std::string& session, bool active) override;
   std::optional<std::string> active_emergency() const override { return emergency_; }
   void sync_local_addresses();
+  // Per-client statistics: what they are attributed by now, and a reading of every counter.
+  TrafficScene traffic_scene() const;
+  void sample_traffic() const;
+  Json clients_json() const;
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
   // fast path (the kernel engine's pinned state) and did not install again goes, and its next
@@ -103,6 +108,9 @@ class ControlPlane : private OffloadHost {
   std::unique_ptr<UplinkMonitor> monitor_;
   std::unique_ptr<ApiServer> api_server_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  // Reading counters changes only the ledger, never what the daemon reports elsewhere: const
+  // reports (metrics) sample through the pointer.
+  std::unique_ptr<TrafficStats> traffic_;
   uint64_t reloads_ = 0, reloads_refused_ = 0, usage_writes_ = 0;
   std::string persisted_usage_;  // what usage.json holds
   bool offloading_ = false;

@@ -28,6 +28,17 @@ std::string Nftables::replace_table(const std::string& table, const std::string&
   return run("table " + table + "\ndelete table " + table + "\n" + then);
 }
 
+std::string Nftables::list_json(const std::string& command, std::string& out) {
+  const unsigned flags = nft_ctx_output_get_flags(ctx_);
+  nft_ctx_output_set_flags(ctx_, flags | NFT_CTX_OUTPUT_JSON);
+  std::string error = run(command);
+  nft_ctx_output_set_flags(ctx_, flags);
+  // Reading the buffer empties it, so a later command's output does not follow this one's.
+  const char* text = nft_ctx_get_output_buffer(ctx_);
+  out = error.empty() && text ? text : "";
+  return error;
+}
+
 bool Nftables::quotable(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||

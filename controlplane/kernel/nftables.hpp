@@ -21,6 +21,8 @@ class Nftables {
   // "table FAMILY NAME" gone, in one transaction whether or not it was there; `then` (more
   // commands, the table defined again) in the same one.
   std::string replace_table(const std::string& family_and_name, const std::string& then);
+  // A list command's output as nft's JSON, into `out`. Empty, or what nftables said.
+  std::string list_json(const std::string& command, std::string& out);
 
   // Whether an interface name can go into a rule between quotes: only what Linux names hold.
   static bool quotable(const std::string& name);

@@ -107,12 +107,22 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
 void FlowManager::remove(Map::iterator it, bool give_back) {
   const Flow& f = it->second;
   const CtEntry& e = f.ct;
+  auto gone = [&](const auto& orig, const auto& reply) {
+    if (on_removed) {
+      // Read just before removal: what a worker forwards in between is not counted.
+      const FlowUsage o = engine_.usage(orig).value_or(FlowUsage{});
+      const FlowUsage r = engine_.usage(reply).value_or(FlowUsage{});
+      on_removed(FlowView{&e, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes,
+                          r.packets, r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
+    }
+    engine_.remove(orig, reply);
+  };
   if (e.family == AF_INET)
-    engine_.remove(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
-                   make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+    gone(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
+         make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
   else
-    engine_.remove(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
-                   make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+    gone(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
+         make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
   topo_.release(f.nh_orig);
   topo_.release(f.nh_reply);
   ++stats_.removed;

@@ -74,6 +74,8 @@ class FlowManager {
   std::size_t parked() const { return parked_.size(); }
   const FlowStats& stats() const { return stats_; }
   void for_each(const std::function<void(const FlowView&)>& fn) const;
+  // A flow leaves the fast path, with its counts as last read (per-client statistics).
+  std::function<void(const FlowView&)> on_removed;
 
  private:
   struct Flow {

@@ -222,6 +222,45 @@ wait "$pid_wifi"
 check "its iperf3 ended well (no reconnection)" test $? -eq 0
 wait "$pid_usb" 2>/dev/null
 
+echo "statistics: per client and per session, both paths, against a capture"
+clients_to() { tetherctl --json clients >"$TP_LAB_DIR/$1"; }
+sessions_py() {  # sessions_py EXPRESSION on session_stats (s: sessions by name)
+  tetherctl --json session-stats | python3 -c "import json, sys; s = {x['session']: x for x in json.load(sys.stdin)['sessions']}; print($1)"
+}
+bucket_down() {  # bucket_down SESSION ROAMING: its down bytes by the modem in that state
+  sessions_py "sum(t['down_bytes'] for t in s['$1']['traffic'] if t['uplink'] == 'modem' and t['roaming'] == '$2')"
+}
+make_file stats.bin 8
+check "per-client statistics are read" clients_to clients-before.json
+ip netns exec tp-wifi tcpdump -i tp-wifi-c -s 64 --immediate-mode -U -w "$TP_LAB_DIR/wifi.pcap" ip 2>"$TP_LAB_DIR/tcpdump.log" &
+tcpdump_pid=$!
+check "the capture runs" eventually 5 grep -q "listening on" "$TP_LAB_DIR/tcpdump.log"
+# The client's veth merges what it receives (GRO) before the capture sees it, one IP header for
+# many TCP segments: the downloads the capture compares are UDP, which it does not merge.
+check "a TCP upload (the kernel path, then the fast path)" nsx tp-wifi iperf3 -c 203.0.113.10 -p 5302 -n 4M
+check "a UDP upload" nsx tp-wifi iperf3 -c 203.0.113.10 -p 5302 -u -b 50M -l 1400 -n 4M
+check "a UDP download" nsx tp-wifi iperf3 -c 203.0.113.10 -p 5302 -u -b 50M -l 1400 -n 8M -R
+sleep 0.5
+check "per-client statistics are read again" clients_to clients-after.json
+kill -INT "$tcpdump_pid"
+wait "$tcpdump_pid" 2>/dev/null
+check "the wifi client's bytes, up and down, agree with the capture within 1 %" \
+  python3 "$LAB_ROOT/tests/lab/tools/client_stats_match.py" "$TP_LAB_DIR/wifi.pcap" 192.168.50.10 \
+  "$TP_LAB_DIR/clients-before.json" "$TP_LAB_DIR/clients-after.json"
+check "tetherctl lists the client: MAC, downstream, session, uplink" \
+  sh -c "ip netns exec tp-box $TETHERCTL clients | grep -Eq '^192.168.50.10 +02:00:00:50:00:10 +wifi0 +passenger +modem +home '"
+home_before=$(bucket_down passenger home)
+check "a TCP download" download_ok tp-wifi http://203.0.113.10/stats.bin stats.bin
+home_before=$(bucket_down passenger home)
+check "the session's statistics count the transfers" test "$home_before" -ge 16000000
+check "the modem starts roaming" tetherctl update-uplink modem --roaming national
+check "a download while roaming" download_ok tp-wifi http://203.0.113.10/stats.bin stats.bin
+check "it is counted in the session's roaming bucket" test "$(bucket_down passenger national)" -ge 8000000
+check "and not in its home bucket" test "$(bucket_down passenger home)" -lt $((home_before + 100000))
+check "the metrics carry the session's traffic by roaming state" \
+  sh -c "ip netns exec tp-box curl -sf http://127.0.0.1:9464/metrics | grep -q '^tetherpath_session_ip_bytes_total{session=\"passenger\",uplink=\"modem\",roaming=\"national\",direction=\"down\"} [1-9]'"
+check "the modem is home again" tetherctl update-uplink modem --roaming home
+
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"
 check "a configuration without sessions is applied by a reload" tetherctl reload
