@@ -211,9 +211,13 @@ struct SessionConfig {
   // made active as the emergency (the API's set_emergency), and then only its traffic crosses the
   // cellular uplinks.
   bool emergency = false;
+  // The session's own data warning (an event) and limit (its forwarding stops), IP bytes of its
+  // clients both ways over every uplink, counted from when they were set (docs/sessions.md).
+  std::optional<uint64_t> warning_bytes, limit_bytes;
   bool operator==(const SessionConfig&) const = default;
 };
 
+inline constexpr uint64_t kMaxSessionBytes = uint64_t{1} << 60;
 const std::vector<std::pair<const char*, Connection>>& connections();
 const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies();
 const std::vector<std::pair<const char*, ExistingFlows>>& existing_flows_choices();

@@ -82,7 +82,7 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     f.fail(why);
   f.each([&](const Field& e) {
     e.only_keys({"name", "match", "uplinks", "connection", "priority", "roaming", "existing_flows",
-                 "emergency"});
+                 "emergency", "warning_bytes", "limit_bytes"});
     SessionConfig s;
     auto name = e.child("name");
     auto match = e.child("match");
@@ -111,6 +111,9 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
         v->fail("keep needs routing.mark_mask (the connection's uplink goes into its mark)");
     }
     if (auto v = e.child("emergency")) s.emergency = v->boolean();
+    if (auto v = e.child("warning_bytes"))
+      s.warning_bytes = v->integer<uint64_t>(0, kMaxSessionBytes);
+    if (auto v = e.child("limit_bytes")) s.limit_bytes = v->integer<uint64_t>(0, kMaxSessionBytes);
     if (const std::string why = session_conflict(s, out); !why.empty()) match->fail(why);
     out.push_back(std::move(s));
   });

@@ -69,6 +69,20 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
     if (!fits) illegal_argument("priority: expected an integer from -1000 to 1000");
     s.priority = static_cast<int32_t>(p.get<int64_t>());
   }
+  for (const char* key : {"warning_bytes", "limit_bytes"}) {
+    if (!req.contains(key)) continue;
+    std::optional<uint64_t>& field =
+        std::string(key) == "warning_bytes" ? s.warning_bytes : s.limit_bytes;
+    const Json& v = req[key];
+    if (v.is_null())
+      field.reset();
+    else if (v.is_number_unsigned() && v.get<uint64_t>() <= conf::kMaxSessionBytes)
+      field = v.get<uint64_t>();
+    else
+      illegal_argument(std::string(key) +
+                       ": expected bytes (an integer from 0 to 2^60), or null "
+                       "for none");
+  }
   return s;
 }
 

@@ -43,7 +43,8 @@ constexpr const char* kUsage =
     "                                         --uplink NAME|KIND (each repeatable; in order),\n"
     "                                         --connection internet|local, --priority N,\n"
     "                                         --roaming forbidden|national|international|always,\n"
-    "                                         --existing-flows reset|keep\n"
+    "                                         --existing-flows reset|keep,\n"
+    "                                         --warning BYTES|none, --limit BYTES|none\n"
     "  remove-session NAME\n"
     "  clients                                each client's traffic: by uplink, session, roaming\n"
     "  session-stats                          each session's traffic: by uplink and roaming\n"
@@ -158,6 +159,8 @@ void session_options(const std::vector<std::string>& rest, std::size_t first, Js
       req[o.substr(2)] = v;
     } else if (o == "--existing-flows") {
       req["existing_flows"] = v;
+    } else if (o == "--warning" || o == "--limit") {
+      req[o.substr(2) + "_bytes"] = v == "none" ? Json(nullptr) : bytes(v);
     } else {
       usage_error("unknown option " + o);
     }
@@ -276,13 +279,20 @@ void show(const std::string& verb, const Json& r) {
       for (const Json& n : list) out += (out.empty() ? "" : ",") + n.get<std::string>();
       return out.empty() ? std::string("-") : out;
     };
+    // "1200000 / 2000000 / 3000000 (reached)", "-" without a warning or a limit.
+    const auto quota = [](const Json& x) {
+      if (x.value("used_bytes", Json(nullptr)).is_null()) return std::string("-");
+      const auto opt = [](const Json& v) { return v.is_null() ? std::string("-") : str(v); };
+      return str(x["used_bytes"]) + " / " + opt(x["warning_bytes"]) + " / " +
+             opt(x["limit_bytes"]) + (x.value("limit_reached", false) ? " (reached)" : "");
+    };
     for (const Json& x : r.value("sessions", Json::array()))
       rows.push_back({str(x["name"]), names(x["uplinks"]), str(x["connection"]), str(x["roaming"]),
                       str(x["priority"]), str(x["existing_flows"]),
                       x["emergency"].get<bool>() ? "yes" : "no", str(x["mark"]),
-                      names(x["routed_by"])});
+                      names(x["routed_by"]), quota(x)});
     table({"session", "uplinks", "connection", "roaming", "priority", "existing", "emergency",
-           "mark", "routed by now"},
+           "mark", "routed by now", "used / warning / limit"},
           rows);
     std::cout << "policy generation " << r.value("policy_generation", 0) << ", emergency "
               << (r.value("emergency", Json(nullptr)).is_null() ? std::string("none")

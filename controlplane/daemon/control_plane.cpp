@@ -34,7 +34,8 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       ct_sd_(io),
       keepalive_timer_(io),
       link_timer_(io),
-      persist_timer_(io) {
+      persist_timer_(io),
+      limits_timer_(io) {
   std::cerr << "tetherpath: " << enable_conntrack_events() << '\n';
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
@@ -128,6 +129,18 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   api_->apply_config(cfg_, nullptr);
   configure_uplinks();
   traffic_->set_scene(traffic_scene());
+  publish_quota_events(session_limits_.configure(api_->sessions(), traffic_->session_totals()));
+  const std::string session_usage_file = cfg_.state_dir + "/session_usage.json";
+  if (auto saved = read_state_file(session_usage_file)) {
+    const Json j = Json::parse(*saved, nullptr, false);
+    for (const auto& why : j.is_discarded()
+                               ? std::vector<std::string>{"not JSON, usage starts from zero"}
+                               : session_limits_.restore(j))
+      std::cerr << "tetherpath: " << session_usage_file << ": ignored " << why << '\n';
+    charge_session_limits();
+  }
+  enforce_session_limits();
+  if (!session_limits_.reached().empty()) redecide_all();
   const std::string usage_file = cfg_.state_dir + "/usage.json";
   if (auto saved = read_state_file(usage_file)) {
     const Json j = Json::parse(*saved, nullptr, false);
@@ -182,6 +195,12 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
     if (ifindex) p.ports[ifindex] = std::move(role);
   }
   const SessionSet* set = monitor_ ? &monitor_->sessions() : nullptr;
+  const std::set<std::string> limited = session_limits_.reached();
+  for (std::size_t j = 0; set && j < set->sessions().size(); ++j)
+    if (limited.count(set->sessions()[j].name)) {
+      p.limited_mask = cfg.routing.session_mark_mask;
+      p.limited_marks.push_back(conf::mark_value(set->slot(j), p.limited_mask));
+    }
   for (std::size_t j = 0; emergency_ && set && j < set->sessions().size(); ++j) {
     if (set->sessions()[j].name != *emergency_) continue;
     p.emergency_mask = cfg.routing.session_mark_mask;
@@ -281,16 +300,20 @@ void ControlPlane::schedule_persist() {
 // Written only when it changed (each write is an fsync on the box's flash), at most once per
 // persist interval, and at shutdown.
 void ControlPlane::persist_usage() {
-  const std::string text = api_->usage().dump(2) + "\n";
-  if (text == persisted_usage_) return;
-  try {
-    std::filesystem::create_directories(cfg_.state_dir);
-    write_state_file(cfg_.state_dir + "/usage.json", text);
-    persisted_usage_ = text;
-    ++usage_writes_;
-  } catch (const std::exception& e) {
-    std::cerr << "tetherpath: cannot save data usage: " << e.what() << '\n';
-  }
+  auto save = [&](const char* file, const Json& usage, std::string& persisted) {
+    const std::string text = usage.dump(2) + "\n";
+    if (text == persisted) return;
+    try {
+      std::filesystem::create_directories(cfg_.state_dir);
+      write_state_file(cfg_.state_dir + "/" + file, text);
+      persisted = text;
+      ++usage_writes_;
+    } catch (const std::exception& e) {
+      std::cerr << "tetherpath: cannot save " << file << ": " << e.what() << '\n';
+    }
+  };
+  save("usage.json", api_->usage(), persisted_usage_);
+  save("session_usage.json", session_limits_.usage(), persisted_session_usage_);
 }
 
 void ControlPlane::publish(const Json& event) {
@@ -357,6 +380,8 @@ void ControlPlane::roles_changed() {
   sample_traffic();
   configure_uplinks();
   traffic_->set_scene(traffic_scene());
+  publish_quota_events(session_limits_.configure(api_->sessions(), traffic_->session_totals()));
+  enforce_session_limits();
   reset_moved_flows();
   if (monitor_) monitor_->release_sessions();
   redecide_all();
@@ -455,6 +480,45 @@ void ControlPlane::sample_traffic() const {
     std::cerr << "tetherpath: kernel-path statistics not read: " << traffic_->error() << '\n';
 }
 
+// A session's limit is watched from the counters, every 200 ms while a threshold is ahead (an
+// idle box without limits never wakes for it): the overshoot is what the session's clients move
+// in that time (docs/sessions.md).
+void ControlPlane::schedule_session_limits() {
+  if (limits_timer_armed_ || !session_limits_.counting()) return;
+  limits_timer_armed_ = true;
+  limits_timer_.expires_after(std::chrono::milliseconds(200));
+  limits_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    limits_timer_armed_ = false;
+    charge_session_limits();
+  });
+}
+
+void ControlPlane::charge_session_limits() {
+  sample_traffic();
+  const auto events = session_limits_.charge(traffic_->session_totals());
+  publish_quota_events(events);
+  if (std::any_of(events.begin(), events.end(),
+                  [](const SessionQuotaEvent& e) { return e.event == "limit_reached"; })) {
+    enforce_session_limits();
+    redecide_all();  // its flows leave the fast path, where nothing would stop them
+  }
+  schedule_session_limits();
+}
+
+void ControlPlane::publish_quota_events(const std::vector<SessionQuotaEvent>& events) {
+  for (const auto& e : events)
+    publish(Json{{"event", e.event},
+                 {"session", e.session},
+                 {"used", e.used},
+                 {e.event == "limit_reached" ? "limit" : "warning", e.threshold}});
+}
+
+void ControlPlane::enforce_session_limits() {
+  if (monitor_) monitor_->set_limited(session_limits_.reached());
+  schedule_session_limits();
+}
+
 Json ControlPlane::clients_json() const {
   sample_traffic();
   std::vector<std::pair<std::string, int>> downstreams;
@@ -488,6 +552,14 @@ Json ControlPlane::sessions_json() const {
                    {"emergency", s.emergency},
                    {"mark", conf::mark_value(set.slot(j), cfg_.routing.session_mark_mask)},
                    {"routed_by", monitor_->session_uplinks(j)}});
+    const auto opt = [](const std::optional<uint64_t>& v) { return v ? Json(*v) : Json(nullptr); };
+    Json& row = out.back();
+    row["warning_bytes"] = opt(s.warning_bytes);
+    row["limit_bytes"] = opt(s.limit_bytes);
+    const auto quota = session_limits_.view(s.name);
+    row["used_bytes"] = quota ? Json(quota->used) : Json(nullptr);
+    row["warning_reached"] = quota && quota->warned;
+    row["limit_reached"] = quota && quota->reached;
   }
   return out;
 }

@@ -20,6 +20,7 @@
 #include "metrics_server.hpp"
 #include "offload_api.hpp"
 #include "rtnl_mirror.hpp"
+#include "session_limits.hpp"
 #include "topology_sync.hpp"
 #include "traffic_stats.hpp"
 #include "uplink_monitor.hpp"
@@ -77,6 +78,12 @@ class ControlPlane : private OffloadHost {
   TrafficScene traffic_scene() const;
   void sample_traffic() const;
   Json clients_json() const;
+  // The sessions' data warnings and limits: usage from the ledger, events, and a reached limit
+  // stops the session's forwarding (the classifier drops, the offload policy refuses).
+  void charge_session_limits();
+  void schedule_session_limits();
+  void enforce_session_limits();
+  void publish_quota_events(const std::vector<SessionQuotaEvent>& events);
   void redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
   // fast path (the kernel engine's pinned state) and did not install again goes, and its next
@@ -111,6 +118,10 @@ class ControlPlane : private OffloadHost {
   // Reading counters changes only the ledger, never what the daemon reports elsewhere: const
   // reports (metrics) sample through the pointer.
   std::unique_ptr<TrafficStats> traffic_;
+  SessionLimits session_limits_;
+  boost::asio::steady_timer limits_timer_;
+  bool limits_timer_armed_ = false;
+  std::string persisted_session_usage_;  // what session_usage.json holds
   uint64_t reloads_ = 0, reloads_refused_ = 0, usage_writes_ = 0;
   std::string persisted_usage_;  // what usage.json holds
   bool offloading_ = false;

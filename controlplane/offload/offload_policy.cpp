@@ -1,5 +1,7 @@
 #include "offload_policy.hpp"
 
+#include <algorithm>
+
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_conntrack_tcp.h>
 #include <netinet/in.h>
@@ -84,6 +86,9 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   const IpAddr& client = in.upstream ? e.reply.src : e.orig.src;
   if (!in_any(client, (in.upstream ? out : in).prefixes)) return refuse("not_downstream_prefix");
   if ((in.upstream ? in : out).limited) return refuse("data_limit");
+  if (cfg.limited_mask && std::find(cfg.limited_marks.begin(), cfg.limited_marks.end(),
+                                    e.mark & cfg.limited_mask) != cfg.limited_marks.end())
+    return refuse("session_limit");
   if ((in.upstream ? in : out).emergency_only &&
       (e.mark & cfg.emergency_mask) != cfg.emergency_mark)
     return refuse("emergency_hold");

@@ -41,6 +41,10 @@ struct PolicyConfig {
   // the bits of `emergency_mask` cross an emergency_only port; the others stay in the kernel,
   // which holds them (tetherpath's classifier drops their packets, their conntrack entries live).
   uint32_t emergency_mark = 0, emergency_mask = 0;
+  // Sessions whose data limit is reached: connections whose mark has one of these values in the
+  // bits of `limited_mask` stay in the kernel, which drops them (tetherpath's classifier).
+  std::vector<uint32_t> limited_marks;
+  uint32_t limited_mask = 0;
   std::vector<Prefix> local_prefixes;  // traffic to or from these stays in the kernel
   std::map<int, PortRole> ports;       // TAP ifindex -> port
 };

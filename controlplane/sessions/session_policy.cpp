@@ -97,6 +97,15 @@ std::string session_table(const ClassifierPlan& p) {
     t += "    oifname { " + set + " }" + others + "    iifname { " + set + " }" + others;
     t += "  }\n";
   }
+  if (sessions && !p.limited_slots.empty()) {
+    // Both ways, new connections too: the limit stops the session's forwarding, nothing else.
+    t += "  chain limits {\n    type filter hook forward priority -10; policy accept;\n";
+    for (std::size_t slot : p.limited_slots)
+      if (conf::mark_fits(slot, p.session_mask))
+        t += "    ct mark and " + hex(p.session_mask) +
+             " == " + hex(conf::mark_value(slot, p.session_mask)) + " drop\n";
+    t += "  }\n";
+  }
   t += "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n";
   // A running connection keeps its uplink and its session; only new connections follow a
   // policy change (unless the update resets them).

@@ -68,6 +68,8 @@ struct ClassifierPlan {
   // An active emergency session (its slot), and the cellular uplinks only it may cross.
   std::optional<std::size_t> emergency_slot;
   std::vector<std::string> cellular_ifaces;
+  // Sessions whose data limit is reached (their slots): nothing of theirs is forwarded.
+  std::vector<std::size_t> limited_slots;
 };
 
 // The body of the `inet tetherpath_sessions` table (see session_classifier): a new connection's

@@ -90,6 +90,12 @@ Json TrafficStats::clients_json(const std::function<ClientPlace(const IpAddr&)>&
   return out;
 }
 
+std::map<std::string, uint64_t> TrafficStats::session_totals() const {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [b, t] : ledger_.buckets()) out[b.session] += t.up_bytes + t.down_bytes;
+  return out;
+}
+
 Json TrafficStats::sessions_json() const {
   // By session, then by (uplink, roaming): "home vs roaming" is one bucket split.
   std::map<std::string, std::map<std::pair<std::string, conf::Roaming>, Traffic>> by_session;

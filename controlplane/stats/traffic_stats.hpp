@@ -57,6 +57,8 @@ class TrafficStats {
 
   nlohmann::json clients_json(const std::function<ClientPlace(const IpAddr&)>& place) const;
   nlohmann::json sessions_json() const;
+  // Per session (empty: the default policy), IP bytes both ways, as the ledger holds them now.
+  std::map<std::string, uint64_t> session_totals() const;
   void metrics(std::ostream& out) const;
   // The kernel path's last reading error (empty: none).
   const std::string& error() const { return error_; }

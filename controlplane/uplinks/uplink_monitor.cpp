@@ -263,9 +263,17 @@ void UplinkMonitor::classify() {
   ClassifierPlan plan = sessions_.plan(routing_cfg_, ifaces);
   for (std::size_t j = 0; emergency_ && j < plan.sessions.size(); ++j)
     if (plan.sessions[j].name == *emergency_) plan.emergency_slot = plan.slots[j];
+  for (std::size_t j = 0; j < plan.sessions.size(); ++j)
+    if (limited_.count(plan.sessions[j].name)) plan.limited_slots.push_back(plan.slots[j]);
   for (const auto& t : uplinks_)
     if (t->cfg.kind == conf::UplinkKind::cellular) plan.cellular_ifaces.push_back(t->cfg.iface);
   if (auto e = classifier_->apply(plan); !e.empty()) routing_errors_.push_back(e);
+}
+
+void UplinkMonitor::set_limited(std::set<std::string> sessions) {
+  if (sessions == limited_) return;
+  limited_ = std::move(sessions);
+  if (routing_cfg_.manage && classifier_) classify();
 }
 
 void UplinkMonitor::set_emergency(std::optional<std::string> session) {

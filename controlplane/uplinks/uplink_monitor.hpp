@@ -57,6 +57,8 @@ class UplinkMonitor {
   void release_sessions();
   // Only this session's traffic crosses the cellular uplinks (none: everyone's again).
   void set_emergency(std::optional<std::string> session);
+  // These sessions' data limits are reached: the classifier drops their packets.
+  void set_limited(std::set<std::string> sessions);
   void link_changed(const std::string& iface, bool up);
   // A connection of a client NATed to `nat` (a conntrack event). With routing.sticky_s, the
   // client's new connections keep that uplink until sticky_s after its last connection there,
@@ -115,6 +117,7 @@ class UplinkMonitor {
   std::unique_ptr<UplinkMasquerade> masquerade_;
   SessionSet sessions_;
   std::optional<std::string> emergency_;
+  std::set<std::string> limited_;
   std::map<std::string, std::set<std::string>> allowed_, moved_;  // per session name
   std::unique_ptr<SessionClassifier> classifier_;
   std::vector<std::string> routing_errors_;

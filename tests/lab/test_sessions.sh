@@ -261,6 +261,45 @@ check "the metrics carry the session's traffic by roaming state" \
   sh -c "ip netns exec tp-box curl -sf http://127.0.0.1:9464/metrics | grep -q '^tetherpath_session_ip_bytes_total{session=\"passenger\",uplink=\"modem\",roaming=\"national\",direction=\"down\"} [1-9]'"
 check "the modem is home again" tetherctl update-uplink modem --roaming home
 
+echo "a session's own data limit"
+check "set-session gives the passenger a 2 MB warning and a 3 MB limit" \
+  tetherctl set-session passenger --warning 2M --limit 3M
+# A paced UDP download (2 MB/s): what the session moves between two readings of the counters
+# (200 ms) bounds the overshoot.
+nsx tp-wifi timeout 20 iperf3 -c 203.0.113.10 -p 5302 -u -b 16M -l 1400 -t 6 -R >/dev/null 2>&1 &
+pid_limit=$!
+check "the warning event" eventually 5 grep -q '"event":"warning_reached","session":"passenger","used":[0-9]*,"warning":2000000' "$TP_LAB_DIR/events.txt"
+check "the limit event" eventually 3 grep -q '"event":"limit_reached","limit":3000000,"session":"passenger"' "$TP_LAB_DIR/events.txt"
+used() { status_json "s['passenger']['used_bytes']"; }
+check "status: reached, past the limit by less than 500 ms of the transfer" \
+  test "$(status_json "s['passenger']['limit_reached'] and 3000000 <= s['passenger']['used_bytes'] < 4000000")" = True
+used_at=$(used)
+sleep 1
+check "the session's transfer stopped (nothing more forwarded)" test "$(used)" -le $((used_at + 20000))
+wait "$pid_limit" 2>/dev/null
+make_file limit.bin 10
+check "its new connections are stopped too" \
+  sh -c "! ip netns exec tp-wifi curl -sf --max-time 3 -o /dev/null http://203.0.113.10/stats.bin"
+check "the other session's client is not" download_ok tp-usb http://203.0.113.11/stats.bin stats.bin
+check "a higher limit resumes the session" tetherctl set-session passenger --limit 1G
+check "its download goes through again" download_ok tp-wifi http://203.0.113.10/limit.bin limit.bin
+check "no limit any more" tetherctl set-session passenger --warning none --limit none
+
+echo "a session's usage survives a restart"
+edit_config $'    uplinks: [cellular]\n    existing_flows: keep' $'    uplinks: [cellular]\n    existing_flows: keep\n    limit_bytes: 1000000'
+check "the configuration gives the passenger a 1 MB limit" tetherctl reload
+nsx tp-wifi timeout 10 iperf3 -c 203.0.113.10 -p 5302 -u -b 16M -l 1400 -t 2 -R >/dev/null 2>&1
+check "it is reached" test "$(status_json "s['passenger']['limit_reached']")" = True
+used_before=$(used)
+stop_daemon
+check "the session's usage is saved at shutdown" \
+  grep -q '"limit_reached": true' "$TP_STATE_DIR/session_usage.json"
+start_daemon "$CONFIG"
+check "after a restart the limit is still reached, its usage kept" \
+  test "$(status_json "s['passenger']['limit_reached'] and s['passenger']['used_bytes'] >= $used_before")" = True
+check "and the session is still stopped" \
+  sh -c "! ip netns exec tp-wifi curl -sf --max-time 3 -o /dev/null http://203.0.113.10/stats.bin"
+
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"
 check "a configuration without sessions is applied by a reload" tetherctl reload

@@ -818,6 +818,12 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
       {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"existing_flows":"keep"})",
        "illegal_argument: existing_flows: keep needs routing.mark_mask (the connection's uplink "
        "goes into its mark)"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"limit_bytes":-1})",
+       "illegal_argument: limit_bytes: expected bytes (an integer from 0 to 2^60), or null for "
+       "none"},
+      {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"warning_bytes":"1G"})",
+       "illegal_argument: warning_bytes: expected bytes (an integer from 0 to 2^60), or null for "
+       "none"},
       {R"({"op":"remove_session","name":"nope"})", "illegal_argument: name: no session 'nope'"},
   };
   for (const auto& [req, want] : bad) EXPECT_EQ(code(req), want) << req;
@@ -839,6 +845,14 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
   EXPECT_EQ(api.sessions()[1].priority, 3);
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"set_session","name":"p","priority":3})"))["changed"],
             false);
+  // A data warning and limit of its own; null takes one away.
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","warning_bytes":2000,"limit_bytes":3000})"),
+            "ok");
+  EXPECT_EQ(api.sessions()[1].warning_bytes, 2000u);
+  EXPECT_EQ(api.sessions()[1].limit_bytes, 3000u);
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","warning_bytes":null})"), "ok");
+  EXPECT_FALSE(api.sessions()[1].warning_bytes);
+  EXPECT_EQ(api.sessions()[1].limit_bytes, 3000u);
   // The mask holds three sessions.
   ASSERT_EQ(code(R"({"op":"set_session","name":"q","match":{"addresses":["10.0.0.0/8"]}})"), "ok");
   EXPECT_EQ(code(R"({"op":"set_session","name":"r","match":{"addresses":["10.1.0.0/16"]}})"),

@@ -191,6 +191,21 @@ TEST(OffloadPolicy, OnlyTheEmergencySessionCrossesACellularUplink) {
   EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
 }
 
+// A session past its data limit: its connections stay in the kernel, which drops them.
+TEST(OffloadPolicy, ASessionPastItsLimitStaysInTheKernel) {
+  FakeKernel k;
+  PolicyConfig c = config();
+  CtEntry e = masqueraded_tcp();
+  e.mark = 0x31000;  // session slot 2, an uplink mark
+  c.limited_mask = 0xf0000;
+  c.limited_marks = {0x10000, 0x30000};
+  const Decision d = decide(e, k, c);
+  EXPECT_EQ(d.verdict, Decision::no);
+  EXPECT_EQ(d.reason, "session_limit");
+  e.mark = 0x21000;
+  EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
+}
+
 TEST(OffloadPolicy, MarkDoesNotMatchOtherValues) {
   FakeKernel k;
   CtEntry e = masqueraded_tcp();

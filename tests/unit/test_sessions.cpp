@@ -39,7 +39,7 @@ TEST(Sessions, AreRead) {
       "    priority: 5\n"
       "    roaming: national\n"
       "    emergency: true\n"
-      "  - {name: rear, match: {downstreams: [w]}, connection: local}\n",
+      "  - {name: rear, match: {downstreams: [w]}, connection: local, limit_bytes: 3000000}\n",
       "good.yaml");
   ASSERT_EQ(c.sessions.size(), 2u);
   const conf::SessionConfig& h = c.sessions[0];
@@ -55,6 +55,9 @@ TEST(Sessions, AreRead) {
   EXPECT_EQ(c.sessions[1].match.downstreams, std::vector<std::string>{"w"});
   EXPECT_EQ(c.sessions[1].connection, conf::Connection::local);
   EXPECT_TRUE(c.sessions[1].uplinks.empty());
+  EXPECT_FALSE(h.limit_bytes);
+  EXPECT_EQ(c.sessions[1].limit_bytes, 3000000u);
+  EXPECT_FALSE(c.sessions[1].warning_bytes);
   EXPECT_EQ(c.routing.session_mark_mask, 0xf0000u);
 }
 
@@ -234,6 +237,16 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   EXPECT_NE(em.find("iifname { \"modem0\", \"modem1\" } ct mark and 0x000f0000 != 0x00020000 drop"),
             std::string::npos);
   EXPECT_EQ(t.find("emergency"), std::string::npos);
+
+  // A session past its data limit: nothing of it is forwarded, either way.
+  ClassifierPlan l = plan(c.sessions, {0, 1, 2, 3}, {}, 0);
+  l.limited_slots = {2};
+  const std::string lt = session_table(l);
+  EXPECT_NE(lt.find("chain limits {\n    type filter hook forward priority -10; policy accept;\n"
+                    "    ct mark and 0x000f0000 == 0x00030000 drop\n  }"),
+            std::string::npos)
+      << lt;
+  EXPECT_EQ(t.find("limits"), std::string::npos);
 
   // A slot beyond the mask's room writes nothing (never bits outside the mask).
   ClassifierPlan narrow = plan(c.sessions, {0, 1, 2, 15}, {}, 0);

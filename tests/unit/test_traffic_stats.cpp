@@ -7,6 +7,7 @@
 #include "engine_harness.hpp"
 #include "fake_kernel.hpp"
 #include "flow_manager.hpp"
+#include "session_limits.hpp"
 #include "traffic_stats.hpp"
 
 namespace tp::test {
@@ -198,6 +199,73 @@ TEST_F(TrafficStatsTest, AFlowWithoutASessionMarkIsTheDefaultPolicys) {
                          "roaming=\"home\",direction=\"up\"} 60"),
             std::string::npos)
       << m.str();
+}
+
+}  // namespace
+}  // namespace tp::test
+
+namespace tp::test {
+namespace {
+
+conf::SessionConfig limited(const std::string& name, std::optional<uint64_t> warning,
+                            std::optional<uint64_t> limit) {
+  conf::SessionConfig s;
+  s.name = name;
+  s.warning_bytes = warning;
+  s.limit_bytes = limit;
+  return s;
+}
+
+TEST(SessionLimits, CountFromWhenSetThenWarnAndStopOnce) {
+  SessionLimits l;
+  EXPECT_TRUE(l.configure({limited("passenger", 2000, 3000), limited("free", {}, {})},
+                          {{"passenger", 50000}})
+                  .empty());
+  EXPECT_TRUE(l.counting());
+  EXPECT_FALSE(l.view("free")) << "no warning, no limit: nothing to count";
+  auto events = l.charge({{"passenger", 52500}});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "warning_reached");
+  EXPECT_EQ(events[0].used, 2500u);
+  events = l.charge({{"passenger", 53100}});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "limit_reached");
+  EXPECT_EQ(l.reached(), std::set<std::string>{"passenger"});
+  EXPECT_FALSE(l.counting());
+  EXPECT_TRUE(l.charge({{"passenger", 60000}}).empty()) << "once each";
+  // The same thresholds again (another session changed): usage and state stay.
+  l.configure({limited("passenger", 2000, 3000)}, {{"passenger", 60000}});
+  EXPECT_EQ(l.view("passenger")->used, 10000u);
+  EXPECT_TRUE(l.view("passenger")->reached);
+  // A new limit: counting starts again, the session may forward.
+  l.configure({limited("passenger", 2000, 1000000)}, {{"passenger", 60000}});
+  EXPECT_TRUE(l.reached().empty());
+  EXPECT_EQ(l.view("passenger")->used, 0u);
+}
+
+TEST(SessionLimits, ALimitOfZeroIsReachedAtOnce) {
+  SessionLimits l;
+  const auto events = l.configure({limited("kid", {}, 0)}, {});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "limit_reached");
+}
+
+TEST(SessionLimits, UsageSurvivesARestartWhileTheThresholdsStay) {
+  SessionLimits before;
+  before.configure({limited("passenger", 2000, 3000), limited("rear", {}, 500)}, {});
+  before.charge({{"passenger", 2500}, {"rear", 100}});
+  const nlohmann::json saved = before.usage();
+  SessionLimits after;
+  after.configure({limited("passenger", 2000, 3000), limited("rear", {}, 900)}, {});
+  const auto ignored = after.restore(saved);
+  ASSERT_EQ(ignored.size(), 1u);
+  EXPECT_NE(ignored[0].find("rear: its warning or limit changed"), std::string::npos);
+  after.charge({{"passenger", 600}});
+  EXPECT_EQ(after.view("passenger")->used, 3100u);
+  EXPECT_TRUE(after.view("passenger")->warned);
+  EXPECT_EQ(after.reached(), std::set<std::string>{"passenger"});
+  EXPECT_EQ(after.restore(nlohmann::json::array()).size(), 1u);
+  EXPECT_EQ(after.restore({{"passenger", {{"used", "lots"}}}}).size(), 1u);
 }
 
 }  // namespace
