@@ -194,6 +194,11 @@ struct SessionMatch {
   std::vector<std::array<uint8_t, 6>> macs;
   std::vector<Prefix> addresses;
   std::vector<std::string> downstreams;  // downstream ports
+  // The box's own applications (local traffic, marked in the output hook): socket owners.
+  std::vector<uint32_t> uids, gids;
+  std::size_t size() const {
+    return macs.size() + addresses.size() + downstreams.size() + uids.size() + gids.size();
+  }
   bool operator==(const SessionMatch&) const = default;
 };
 
@@ -223,6 +228,8 @@ const std::vector<std::pair<const char*, RoamingPolicy>>& roaming_policies();
 const std::vector<std::pair<const char*, ExistingFlows>>& existing_flows_choices();
 std::string to_string(ExistingFlows e);
 std::string mac_string(const std::array<uint8_t, 6>& mac);  // 02:00:00:00:00:01
+// A user (group: a group) by number or by name on this system, or nothing.
+std::optional<uint32_t> parse_owner(const std::string& text, bool group);
 // "02:00:00:00:00:01", or nothing.
 std::optional<std::array<uint8_t, 6>> parse_mac_text(const std::string& text);
 std::string to_string(Connection c);

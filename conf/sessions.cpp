@@ -1,4 +1,7 @@
 // The `sessions` section: named policies for the clients their selectors match.
+#include <grp.h>
+#include <pwd.h>
+
 #include <algorithm>
 
 #include "yaml_field.hpp"
@@ -18,11 +21,17 @@ std::string shared_selector(const SessionMatch& a, const SessionMatch& b) {
   for (const auto& d : a.downstreams)
     if (std::find(b.downstreams.begin(), b.downstreams.end(), d) != b.downstreams.end())
       return "downstream " + d;
+  for (uint32_t u : a.uids)
+    if (std::find(b.uids.begin(), b.uids.end(), u) != b.uids.end())
+      return "uid " + std::to_string(u);
+  for (uint32_t g : a.gids)
+    if (std::find(b.gids.begin(), b.gids.end(), g) != b.gids.end())
+      return "gid " + std::to_string(g);
   return "";
 }
 
 SessionMatch parse_match(const Field& f, const Config& c) {
-  f.only_keys({"macs", "addresses", "downstreams"});
+  f.only_keys({"macs", "addresses", "downstreams", "uids", "gids"});
   SessionMatch m;
   if (auto v = f.child("macs")) v->each([&](const Field& e) { m.macs.push_back(parse_mac(e)); });
   if (auto v = f.child("addresses"))
@@ -30,14 +39,42 @@ SessionMatch parse_match(const Field& f, const Config& c) {
   if (auto v = f.child("downstreams"))
     v->each(
         [&](const Field& e) { m.downstreams.push_back(e.port_name(c.ports, Role::downstream)); });
-  if (m.macs.empty() && m.addresses.empty() && m.downstreams.empty())
-    f.fail("expected at least one of macs, addresses, downstreams");
-  if (m.macs.size() + m.addresses.size() + m.downstreams.size() > 64)
-    f.fail("at most 64 selectors per session");
+  for (const char* key : {"uids", "gids"})
+    if (auto v = f.child(key))
+      v->each([&](const Field& e) {
+        const bool group = key[0] == 'g';
+        const auto id = parse_owner(e.string(), group);
+        if (!id)
+          e.fail(std::string("expected a ") + (group ? "group" : "user") +
+                 " (a number or a name this system knows), got '" + e.string() + "'");
+        (group ? m.gids : m.uids).push_back(*id);
+      });
+  if (m.size() == 0) f.fail("expected at least one of macs, addresses, downstreams, uids, gids");
+  if (m.size() > 64) f.fail("at most 64 selectors per session");
   return m;
 }
 
 }  // namespace
+
+std::optional<uint32_t> parse_owner(const std::string& text, bool group) {
+  if (text.empty()) return std::nullopt;
+  if (std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    // (uid_t)-1 means "no change" to the kernel: never an owner.
+    if (text.size() > 10 || std::stoull(text) >= 0xffffffffull) return std::nullopt;
+    return static_cast<uint32_t>(std::stoull(text));
+  }
+  std::vector<char> buf(16384);
+  if (group) {
+    struct group g, *found = nullptr;
+    if (getgrnam_r(text.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found)
+      return std::nullopt;
+    return found->gr_gid;
+  }
+  struct passwd p, *found = nullptr;
+  if (getpwnam_r(text.c_str(), &p, buf.data(), buf.size(), &found) != 0 || !found)
+    return std::nullopt;
+  return found->pw_uid;
+}
 
 std::string session_uplink_refusal(const std::string& entry,
                                    const std::vector<UplinkConfig>& uplinks) {

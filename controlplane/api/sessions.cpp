@@ -23,10 +23,12 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
   if (req.contains("match")) {
     const Json& m = req["match"];
     if (!m.is_object())
-      illegal_argument("match: expected an object of macs, addresses, downstreams");
+      illegal_argument("match: expected an object of macs, addresses, downstreams, uids, gids");
     for (const auto& [key, value] : m.items())
-      if (key != "macs" && key != "addresses" && key != "downstreams")
-        illegal_argument("match." + key + ": unknown key (known: macs, addresses, downstreams)");
+      if (key != "macs" && key != "addresses" && key != "downstreams" && key != "uids" &&
+          key != "gids")
+        illegal_argument("match." + key +
+                         ": unknown key (known: macs, addresses, downstreams, uids, gids)");
     s.match = {};
     for (const auto& text : string_list_arg(m, "macs")) {
       const auto mac = conf::parse_mac_text(text);
@@ -41,11 +43,26 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
         illegal_argument("match.downstreams: '" + d + "' is not a downstream port");
       s.match.downstreams.push_back(d);
     }
+    for (const std::string key : {"uids", "gids"}) {
+      if (!m.contains(key)) continue;
+      const bool group = key == "gids";
+      const std::string what = group ? "group" : "user";
+      if (!m[key].is_array()) illegal_argument("match." + key + ": expected a list");
+      for (const Json& v : m[key]) {
+        const auto id = conf::parse_owner(v.is_number_unsigned() ? std::to_string(v.get<uint64_t>())
+                                          : v.is_string()        ? v.get<std::string>()
+                                                                 : std::string(),
+                                          group);
+        if (!id)
+          illegal_argument("match." + key + ": expected a " + what +
+                           " (a number or a name this system knows), got " + v.dump());
+        (group ? s.match.gids : s.match.uids).push_back(*id);
+      }
+    }
   }
-  if (s.match.macs.empty() && s.match.addresses.empty() && s.match.downstreams.empty())
-    illegal_argument("match: expected at least one of macs, addresses, downstreams");
-  if (s.match.macs.size() + s.match.addresses.size() + s.match.downstreams.size() > 64)
-    illegal_argument("match: at most 64 selectors per session");
+  if (s.match.size() == 0)
+    illegal_argument("match: expected at least one of macs, addresses, downstreams, uids, gids");
+  if (s.match.size() > 64) illegal_argument("match: at most 64 selectors per session");
   if (req.contains("uplinks")) {
     s.uplinks = string_list_arg(req, "uplinks");
     for (std::size_t i = 0; i < s.uplinks.size(); ++i) {

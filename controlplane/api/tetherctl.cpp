@@ -40,6 +40,7 @@ constexpr const char* kUsage =
     "  sessions                               the sessions: policy, mark, uplinks now\n"
     "  set-session NAME [options]             create a session or change what the options name:\n"
     "                                         --mac M, --address PREFIX, --downstream PORT,\n"
+    "                                         --uid USER, --gid GROUP (the box's own apps),\n"
     "                                         --uplink NAME|KIND (each repeatable; in order),\n"
     "                                         --connection internet|local, --priority N,\n"
     "                                         --roaming forbidden|national|international|always,\n"
@@ -141,6 +142,8 @@ void session_options(const std::vector<std::string>& rest, std::size_t first, Js
       {"--mac", {"match", "macs"}},
       {"--address", {"match", "addresses"}},
       {"--downstream", {"match", "downstreams"}},
+      {"--uid", {"match", "uids"}},
+      {"--gid", {"match", "gids"}},
       {"--uplink", {"", "uplinks"}}};
   for (std::size_t i = first; i < rest.size(); ++i) {
     const std::string& o = rest[i];

@@ -56,6 +56,8 @@ std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionCo
       out.push_back({SessionSelector::address, network.str(), p.len, j});
     }
     for (const auto& d : m.downstreams) out.push_back({SessionSelector::downstream, d, 0, j});
+    for (uint32_t u : m.uids) out.push_back({SessionSelector::uid, std::to_string(u), 0, j});
+    for (uint32_t g : m.gids) out.push_back({SessionSelector::gid, std::to_string(g), 0, j});
   }
   std::stable_sort(out.begin(), out.end(), [&](const SessionSelector& a, const SessionSelector& b) {
     if (a.kind != b.kind) return a.kind < b.kind;
@@ -106,22 +108,25 @@ std::string session_table(const ClassifierPlan& p) {
              " == " + hex(conf::mark_value(slot, p.session_mask)) + " drop\n";
     t += "  }\n";
   }
-  t += "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n";
   // A running connection keeps its uplink and its session; only new connections follow a
   // policy change (unless the update resets them).
+  std::string restore;
   const std::string running = "    ct state != new ct direction original ct mark and ";
   for (std::size_t i = 0; uplinks && i < p.uplink_ifaces.size(); ++i) {
     if (!conf::mark_fits(i, p.uplink_mask)) break;
     const uint32_t v = conf::mark_value(i, p.uplink_mask);
-    t += running + hex(p.uplink_mask) + " == " + hex(v) + " " + set_bits("meta", p.uplink_mask, v) +
-         "\n";
+    restore += running + hex(p.uplink_mask) + " == " + hex(v) + " " +
+               set_bits("meta", p.uplink_mask, v) + "\n";
   }
   for (std::size_t j = 0; sessions && j < p.sessions.size(); ++j) {
     if (!conf::mark_fits(p.slots[j], p.session_mask)) continue;
     const uint32_t v = conf::mark_value(p.slots[j], p.session_mask);
-    t += running + hex(p.session_mask) + " == " + hex(v) + " " +
-         set_bits("meta", p.session_mask, v) + " return\n";
+    restore += running + hex(p.session_mask) + " == " + hex(v) + " " +
+               set_bits("meta", p.session_mask, v) + " return\n";
   }
+  // Clients' selectors classify what arrives (prerouting); the box's own applications' (socket
+  // owners) what it sends, in a route chain: a mark set there routes the packet again.
+  std::string forwarded, local;
   for (const SessionSelector& s :
        sessions ? ordered_selectors(p.sessions) : std::vector<SessionSelector>{}) {
     std::string match;
@@ -135,14 +140,26 @@ std::string session_table(const ClassifierPlan& p) {
       case SessionSelector::downstream:
         match = "iifname \"" + s.text + "\"";
         break;
+      case SessionSelector::uid:
+        match = "meta skuid " + s.text;
+        break;
+      case SessionSelector::gid:
+        match = "meta skgid " + s.text;
+        break;
     }
     if (!conf::mark_fits(p.slots[s.session], p.session_mask))
       continue;  // never bits outside the mask
     const uint32_t v = conf::mark_value(p.slots[s.session], p.session_mask);
-    t += "    ct state new " + match + " " + set_bits("ct", p.session_mask, v) + " " +
-         set_bits("meta", p.session_mask, v) + " return\n";
+    const bool owner = s.kind == SessionSelector::uid || s.kind == SessionSelector::gid;
+    (owner ? local : forwarded) += "    ct state new " + match + " " +
+                                   set_bits("ct", p.session_mask, v) + " " +
+                                   set_bits("meta", p.session_mask, v) + " return\n";
   }
-  t += "  }\n";
+  t += "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n" +
+       restore + forwarded + "  }\n";
+  if (!local.empty())
+    t += "  chain output {\n    type route hook output priority mangle; policy accept;\n" +
+         restore + local + "  }\n";
   if (uplinks) {
     t +=
         "  chain postrouting {\n    type filter hook postrouting priority mangle; policy accept;\n";

@@ -46,14 +46,15 @@ std::vector<std::size_t> session_route(const conf::SessionConfig& s,
 
 // One selector of one session, in the order the kernel tries them.
 struct SessionSelector {
-  enum Kind { mac, address, downstream } kind;
-  std::string text;  // as nft writes it: a MAC, a prefix, an interface name
+  enum Kind { mac, address, downstream, uid, gid } kind;
+  std::string text;  // as nft writes it: a MAC, a prefix, an interface name, a number
   int prefix_len = 0;
   std::size_t session = 0;
 };
 
 // Every session's selectors, most specific first (MACs, then longer prefixes, then downstream
-// interfaces), then by higher priority: the first that matches a client is its session.
+// interfaces; for the box's own applications uids, then gids), then by higher priority: the
+// first that matches a client (an application) is its session.
 std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionConfig>& sessions);
 
 // What the classifier marks: sessions (session i has mark slot slots[i], stable across updates,

@@ -8,7 +8,9 @@
 # with `keep` (its running transfer stays on the phone, offloaded; its new connections take the
 # modem). A reload makes the usb client's session `local`: the internet refused to it, the wifi
 # client still reached. Bad policies (an unknown uplink, two sessions with one selector and one
-# priority) are refused and change nothing.
+# priority) are refused and change nothing. Then: sessions through the API, emergency,
+# statistics against a capture, a session's data limit (and its usage across a restart), and a
+# session for the box's own application by its socket's owner.
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
@@ -42,6 +44,8 @@ table inet tp_lab_seen {
   counter usb_new_by_phone {}
   counter wifi_new_by_modem {}
   counter modem_wifi {}
+  counter box_by_phone {}
+  counter box_by_modem {}
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
@@ -52,6 +56,8 @@ table inet tp_lab_seen {
     tcp dport 80 ip daddr 203.0.113.11 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name usb_new_by_phone
     tcp dport 80 ip daddr 203.0.113.11 counter name usb_out
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name wifi_new_by_modem
+    tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name box_by_phone
+    tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name box_by_modem
   }
 }
 NFT
@@ -299,6 +305,22 @@ check "after a restart the limit is still reached, its usage kept" \
   test "$(status_json "s['passenger']['limit_reached'] and s['passenger']['used_bytes'] >= $used_before")" = True
 check "and the session is still stopped" \
   sh -c "! ip netns exec tp-wifi curl -sf --max-time 3 -o /dev/null http://203.0.113.10/stats.bin"
+
+echo "the box's own applications: a session by socket owner"
+cat >>"$CONFIG" <<'YAML'
+  - name: ota
+    match: {uids: [4242]}
+    uplinks: [phone]
+YAML
+check "a reload adds a session for uid 4242" tetherctl reload
+check "the classifier marks its sockets' connections" \
+  sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'meta skuid 4242'"
+as_4242() { ip netns exec tp-box setpriv --reuid=4242 --regid=4242 --clear-groups "$@"; }
+check "uid 4242's download from the box itself" as_4242 curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
+check "left by the phone, its session's uplink, with the phone's address" test "$(seen box_by_phone)" -gt 0
+modem_before=$(seen box_by_modem)
+check "root's download from the box" nsx tp-box curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
+check "left by the modem (the shared table's)" test "$(seen box_by_modem)" -gt "$modem_before"
 
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"

@@ -793,13 +793,21 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
       {R"({"op":"set_session","name":"a b","match":{"downstreams":["wifi0"]}})",
        "illegal_argument: name: expected 1 to 32 of A-Z a-z 0-9 _ -"},
       {R"({"op":"set_session","name":"p"})",
-       "illegal_argument: match: expected at least one of macs, addresses, downstreams"},
+       "illegal_argument: match: expected at least one of macs, addresses, downstreams, uids, "
+       "gids"},
       {R"({"op":"set_session","name":"p","match":{"downstreams":["modem0"]}})",
        "illegal_argument: match.downstreams: 'modem0' is not a downstream port"},
       {R"({"op":"set_session","name":"p","match":{"macs":["01:00:5e:00:00:01"]}})",
        "illegal_argument: match.macs: expected a unicast MAC address, got '01:00:5e:00:00:01'"},
       {R"({"op":"set_session","name":"p","match":{"ports":["wifi0"]}})",
-       "illegal_argument: match.ports: unknown key (known: macs, addresses, downstreams)"},
+       "illegal_argument: match.ports: unknown key (known: macs, addresses, downstreams, uids, "
+       "gids)"},
+      {R"({"op":"set_session","name":"p","match":{"uids":["no-such-user-here"]}})",
+       "illegal_argument: match.uids: expected a user (a number or a name this system knows), "
+       "got \"no-such-user-here\""},
+      {R"({"op":"set_session","name":"p","match":{"gids":[4294967295]}})",
+       "illegal_argument: match.gids: expected a group (a number or a name this system knows), "
+       "got 4294967295"},
       {R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]},"uplinks":["sat"]})",
        "illegal_argument: uplinks: expected an uplink's name (modem, phone) or a kind (cellular, "
        "wifi, ethernet, usb, bluetooth), got 'sat'"},
@@ -845,6 +853,11 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
   EXPECT_EQ(api.sessions()[1].priority, 3);
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"set_session","name":"p","priority":3})"))["changed"],
             false);
+  // The box's own applications, by socket owner: numbers or names.
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"uids":[4242,"root"],"gids":["0"]}})"),
+            "ok");
+  EXPECT_EQ(api.sessions()[1].match.uids, (std::vector<uint32_t>{4242, 0}));
+  EXPECT_EQ(api.sessions()[1].match.gids, std::vector<uint32_t>{0});
   // A data warning and limit of its own; null takes one away.
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","warning_bytes":2000,"limit_bytes":3000})"),
             "ok");

@@ -76,7 +76,8 @@ TEST(Sessions, BadOnesNameFileLineColumnAndKey) {
        "bad.yaml:13:22: sessions[2].match: MAC 02:00:00:00:00:01 is also session 'b''s, with the "
        "same priority: give one of them a higher priority"},
       {MANAGED "  - {name: a, match: {}}\n",
-       "bad.yaml:11:22: sessions[0].match: expected at least one of macs, addresses, downstreams"},
+       "bad.yaml:11:22: sessions[0].match: expected at least one of macs, addresses, downstreams, "
+       "uids, gids"},
       {MANAGED "  - {name: a, match: {downstreams: [m]}}\n",
        "bad.yaml:11:37: sessions[0].match.downstreams[0]: port 'm' is not a downstream port"},
       {MANAGED "  - {name: a, match: {macs: ['01:00:5e:00:00:01']}}\n",
@@ -247,6 +248,34 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
             std::string::npos)
       << lt;
   EXPECT_EQ(t.find("limits"), std::string::npos);
+
+  // The box's own applications: their sockets' owners, in an output route chain (a mark set
+  // there routes the packet again), after the running connections' restore; the clients'
+  // prerouting chain does not carry them.
+  const conf::Config apps = load_string(MANAGED
+                                        "  - {name: ota, match: {uids: [4242, root]}}\n"
+                                        "  - {name: media, match: {gids: ['0']}, priority: 3}\n",
+                                        "good.yaml");
+  EXPECT_EQ(apps.sessions[0].match.uids, (std::vector<uint32_t>{4242, 0}));
+  const std::string o = session_table(plan(apps.sessions, {0, 1}, {}, 0));
+  const auto output = o.find("chain output {\n    type route hook output priority mangle;");
+  ASSERT_NE(output, std::string::npos) << o;
+  EXPECT_NE(o.find("ct state new meta skuid 4242 ct mark set ct mark and 0xfff0ffff or "
+                   "0x00010000 meta mark set meta mark and 0xfff0ffff or 0x00010000 return",
+                   output),
+            std::string::npos)
+      << o;
+  EXPECT_LT(o.find("meta skuid 0 "), o.find("meta skgid 0 "));
+  EXPECT_LT(o.find("ct state != new ct direction original", output), o.find("skuid", output));
+  EXPECT_EQ(o.find("skuid"), o.find("skuid", output));
+  EXPECT_EQ(t.find("chain output"), std::string::npos);
+  EXPECT_EQ(refusal(MANAGED "  - {name: ota, match: {uids: [no-such-user-here]}}\n"),
+            "bad.yaml:11:32: sessions[0].match.uids[0]: expected a user (a number or a name this "
+            "system knows), got 'no-such-user-here'");
+  EXPECT_EQ(
+      refusal(MANAGED "  - {name: a, match: {uids: [7]}}\n  - {name: b, match: {uids: [7]}}\n"),
+      "bad.yaml:12:22: sessions[1].match: uid 7 is also session 'a''s, with the same "
+      "priority: give one of them a higher priority");
 
   // A slot beyond the mask's room writes nothing (never bits outside the mask).
   ClassifierPlan narrow = plan(c.sessions, {0, 1, 2, 15}, {}, 0);
