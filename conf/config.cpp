@@ -339,7 +339,8 @@ KernelEngineConfig parse_kernel_engine(const Field& f) {
 }
 
 ApiConfig parse_api(const Field& f) {
-  f.only_keys({"socket", "group", "mode", "max_clients", "max_subscribers", "idle_timeout_s"});
+  f.only_keys({"socket", "group", "control_group", "emergency_group", "mode", "max_clients",
+               "max_subscribers", "idle_timeout_s"});
   ApiConfig a;
   if (auto v = f.child("socket")) {
     a.socket = v->string();
@@ -347,6 +348,8 @@ ApiConfig parse_api(const Field& f) {
       v->fail("expected an absolute path shorter than 108 characters");
   }
   if (auto v = f.child("group")) a.group = v->string();
+  if (auto v = f.child("control_group")) a.control_group = v->string();
+  if (auto v = f.child("emergency_group")) a.emergency_group = v->string();
   if (auto v = f.child("mode")) a.mode = v->integer<uint32_t>(0, 0777);
   if (auto v = f.child("max_clients")) a.max_clients = v->integer<uint32_t>(1, 1024);
   if (auto v = f.child("max_subscribers")) a.max_subscribers = v->integer<uint32_t>(0, 1024);

@@ -277,6 +277,9 @@ struct KernelEngineConfig {
 struct ApiConfig {
   std::string socket;  // default: <run_dir>/api.sock
   std::string group;   // callers in this group may use it; empty: root only
+  // Of those, who may change anything (empty: all of them) and who may start or end an emergency
+  // (empty: root, the integrator, only). Others may read: status, flows, counters, events.
+  std::string control_group, emergency_group;
   uint32_t mode = 0660;
   uint32_t max_clients = 32;
   uint32_t max_subscribers = 8;  // of max_clients, how many may hold an event stream

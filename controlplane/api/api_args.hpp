@@ -19,6 +19,14 @@ struct ApiError : std::runtime_error {
   std::string code;
 };
 
+// Who is calling (the socket's SO_PEERCRED) and what the configuration lets it do.
+struct Caller {
+  uint32_t uid = 0, gid = 0;
+  int32_t pid = 0;
+  bool control = true;    // may change state; else read only (api.control_group)
+  bool emergency = true;  // may start or end an emergency (root, api.emergency_group)
+};
+
 [[noreturn]] inline void illegal_argument(const std::string& why) {
   throw ApiError("illegal_argument", why);
 }

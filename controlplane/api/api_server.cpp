@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <iostream>
 #include <stdexcept>
@@ -46,8 +48,9 @@ std::string op_of(const nlohmann::json& req) {
 // disconnected (subscribers excepted: silence is what they do).
 class ApiServer::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ApiServer& server, stream_protocol::socket socket)
-      : server_(server),
+  Session(ApiServer& server, stream_protocol::socket socket, const api::Caller& caller)
+      : caller_(caller),
+        server_(server),
         socket_(std::move(socket)),
         in_(kMaxRequestBytes),
         idle_(socket_.get_executor()) {}
@@ -147,7 +150,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       return Json{{"ok", true}, {"subscribed", true}};
     }
     try {
-      return server_.handler_(req);
+      return server_.handler_(req, caller_);
     } catch (const std::exception& e) {
       ++server_.counters_.handler_errors;
       return error_reply("internal", e.what());
@@ -204,6 +207,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
     server_.sessions_.erase(shared_from_this());
   }
 
+  const api::Caller caller_;  // fixed for the connection: SO_PEERCRED is the connect()er's
   ApiServer& server_;
   stream_protocol::socket socket_;
   boost::asio::streambuf in_;
@@ -217,10 +221,13 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
 
 ApiServer::ApiServer(boost::asio::io_context& io, const conf::ApiConfig& cfg, Handler handler)
     : acceptor_(io), accept_backoff_(io), cfg_(cfg), handler_(std::move(handler)) {
-  if (!cfg_.group.empty()) {
-    const group* g = getgrnam(cfg_.group.c_str());
-    if (!g) throw std::runtime_error("api: group '" + cfg_.group + "' does not exist");
-    gid_ = g->gr_gid;
+  for (auto [name, gid] : {std::pair{&cfg_.group, &gid_},
+                           {&cfg_.control_group, &control_gid_},
+                           {&cfg_.emergency_group, &emergency_gid_}}) {
+    if (name->empty()) continue;
+    const group* g = getgrnam(name->c_str());
+    if (!g) throw std::runtime_error("api: group '" + *name + "' does not exist");
+    *gid = g->gr_gid;
   }
   // A socket file left by a crashed instance (the instance lock says none is running).
   ::unlink(cfg_.socket.c_str());
@@ -229,7 +236,7 @@ ApiServer::ApiServer(boost::asio::io_context& io, const conf::ApiConfig& cfg, Ha
   if (!ec) acceptor_.bind(stream_protocol::endpoint(cfg_.socket), ec);
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("api: cannot listen on " + cfg_.socket + ": " + ec.message());
-  if (!cfg_.group.empty() && ::chown(cfg_.socket.c_str(), 0, gid_) != 0)
+  if (gid_ && ::chown(cfg_.socket.c_str(), 0, *gid_) != 0)
     throw std::runtime_error("api: cannot give " + cfg_.socket + " to group " + cfg_.group);
   ::chmod(cfg_.socket.c_str(), cfg_.mode);
   accept();
@@ -259,23 +266,50 @@ std::size_t ApiServer::subscribers() const {
   return n;
 }
 
+namespace {
+
+// The caller's supplementary groups as they were when it connected (SO_PEERGROUPS, Linux 4.13),
+// else as the group database lists them for its user.
+std::vector<gid_t> peer_groups(int fd, uid_t uid) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return groups;
+    }
+    if (errno != ERANGE) break;
+    groups.resize(len / sizeof(gid_t));  // the kernel said how many
+  }
+  const passwd* pw = getpwuid(uid);
+  if (!pw) return {};
+  int n = 64;
+  groups.assign(static_cast<std::size_t>(n), 0);
+  if (getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) return {};
+  groups.resize(static_cast<std::size_t>(n));
+  return groups;
+}
+
+}  // namespace
+
 // The socket's mode already keeps others out; this is the check that does not depend on the
-// filesystem: root, our own user, or a member of the configured group.
-bool ApiServer::peer_allowed(int fd) const {
+// filesystem: root, our own user, or a member of the configured group. Root and our own user
+// may do anything; the others what the control and emergency groups say.
+std::optional<api::Caller> ApiServer::caller_of(int fd) const {
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
-  if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
-  if (cfg_.group.empty()) return false;
-  if (cred.gid == gid_) return true;
-  const passwd* pw = getpwuid(cred.uid);
-  if (!pw) return false;
-  int n = 64;
-  std::vector<gid_t> groups(static_cast<std::size_t>(n));
-  if (getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) return false;
-  for (int i = 0; i < n; ++i)
-    if (groups[static_cast<std::size_t>(i)] == gid_) return true;
-  return false;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
+  api::Caller c{cred.uid, cred.gid, cred.pid, true, true};
+  if (cred.uid == 0 || cred.uid == ::geteuid()) return c;
+  const std::vector<gid_t> groups = peer_groups(fd, cred.uid);
+  const auto member = [&](std::optional<unsigned> gid) {
+    return gid &&
+           (cred.gid == *gid || std::find(groups.begin(), groups.end(), *gid) != groups.end());
+  };
+  if (!member(gid_)) return std::nullopt;
+  c.control = !control_gid_ || member(control_gid_);
+  c.emergency = c.control && member(emergency_gid_);
+  return c;
 }
 
 void ApiServer::accept() {
@@ -301,14 +335,15 @@ void ApiServer::accept() {
           socket.non_blocking(true, wec);
           socket.write_some(boost::asio::buffer(json_line(error_reply(code, message))), wec);
         };
-        if (!peer_allowed(socket.native_handle())) {
+        const auto caller = caller_of(socket.native_handle());
+        if (!caller) {
           ++counters_.rejected_peers;
           refuse("permission_denied", "not allowed");
         } else if (sessions_.size() >= cfg_.max_clients) {
           ++counters_.busy;
           refuse("busy", "too many API clients");
         } else {
-          auto s = std::make_shared<Session>(*this, std::move(socket));
+          auto s = std::make_shared<Session>(*this, std::move(socket), *caller);
           sessions_.insert(s);
           s->start();
         }

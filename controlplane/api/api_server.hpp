@@ -9,9 +9,11 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
+#include "api_args.hpp"
 #include "asio.hpp"
 #include "config.hpp"
 
@@ -20,13 +22,13 @@ namespace tp {
 class ApiServer {
  public:
   using Json = nlohmann::json;
-  using Handler = std::function<Json(const Json& request)>;
+  using Handler = std::function<Json(const Json& request, const api::Caller& caller)>;
   static constexpr std::size_t kMaxRequestBytes = 64 * 1024;
   // What may wait unwritten for one client: its reply (one request is served at a time) and the
   // events behind it. A subscriber that falls this far behind is disconnected.
   static constexpr std::size_t kMaxQueuedBytes = 8 << 20;
 
-  // Throws std::runtime_error when the socket cannot be bound or the group does not exist.
+  // Throws std::runtime_error when the socket cannot be bound or a group does not exist.
   ApiServer(boost::asio::io_context& io, const conf::ApiConfig& cfg, Handler handler);
   ~ApiServer();
 
@@ -42,14 +44,16 @@ class ApiServer {
  private:
   class Session;
   void accept();
-  bool peer_allowed(int fd) const;
+  // The caller on this connection and its roles; nothing when it may not connect at all.
+  std::optional<api::Caller> caller_of(int fd) const;
   std::size_t subscribers() const;
 
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer accept_backoff_;
   conf::ApiConfig cfg_;
   Handler handler_;
-  unsigned gid_ = 0;  // the configured group's, when one is set
+  // The configured groups' ids, when set.
+  std::optional<unsigned> gid_, control_gid_, emergency_gid_;
   std::set<std::shared_ptr<Session>> sessions_;
   Counters counters_;
 };

@@ -1,6 +1,7 @@
 #include "offload_api.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <stdexcept>
 #include <type_traits>
 
@@ -14,56 +15,76 @@ using namespace api;
 OffloadApi::OffloadApi(const conf::Config& cfg, OffloadHost& host)
     : ports_(cfg.ports), host_(host) {}
 
-Json OffloadApi::handle(const Json& request) {
+Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
+  std::string op;
   try {
     if (!request.is_object()) illegal_argument("a request is a JSON object with an 'op'");
     auto op_it = request.find("op");
     if (op_it == request.end() || !op_it->is_string())
       illegal_argument("missing 'op' (a string naming the operation)");
-    const std::string op = op_it->get<std::string>();
-    // Statistics and the daemon's own views answer in any state.
+    op = op_it->get<std::string>();
+    // Statistics and the daemon's own views answer in any state, to any caller.
     if (op == "get_forwarded_stats") return get_forwarded_stats(request);
     if (op == "status") return status();
     if (op == "flows" || op == "ports" || op == "counters" || op == "clients" ||
         op == "session_stats")
       return ok(host_.describe(op));
-    if (op == "reload") {
-      const std::string err = host_.reload();
-      if (err.rfind("busy: ", 0) == 0) throw ApiError("busy", err.substr(6));
-      if (!err.empty()) throw ApiError("reload_failed", err);
-      return ok();
-    }
-    if (op == "set_emergency") {
-      host_.set_emergency(string_arg(request, "session"), bool_arg(request, "active", true));
-      return ok();
-    }
-    if (op == "init") return init();
-    static const char* const kStarted[] = {
-        "stop",           "set_local_prefixes", "set_upstream",
-        "add_downstream", "remove_downstream",  "set_data_warning_and_limit",
-        "add_uplink",     "update_uplink",      "remove_uplink",
-        "set_session",    "remove_session"};
-    bool known = false;
-    for (const char* k : kStarted) known = known || op == k;
-    if (!known) throw ApiError("unknown_op", "no operation '" + op + "'");
-    // The HAL's rule: the state check comes before any argument is looked at.
-    if (!started_) throw ApiError("illegal_state", op + ": offload is not started (call init)");
-    if (op == "stop") return stop();
-    if (op == "set_local_prefixes") return set_local_prefixes(request);
-    if (op == "set_upstream") return set_upstream(request);
-    if (op == "add_downstream") return downstream(request, true);
-    if (op == "remove_downstream") return downstream(request, false);
-    if (op == "add_uplink") return add_uplink(request);
-    if (op == "update_uplink") return update_uplink(request);
-    if (op == "remove_uplink") return remove_uplink(request);
-    if (op == "set_session") return set_session(request);
-    if (op == "remove_session") return remove_session(request);
-    return set_data_warning_and_limit(request);
+    if (!caller.control)
+      throw ApiError("permission_denied", op + ": uid " + std::to_string(caller.uid) +
+                                              " may only read (control needs api.control_group)");
+    if (op == "set_emergency" && !caller.emergency)
+      throw ApiError("permission_denied",
+                     "set_emergency: only root (the integrator) and api.emergency_group may "
+                     "start or end an emergency, not uid " +
+                         std::to_string(caller.uid));
+    Json reply = dispatch(op, request);
+    std::cerr << "tetherpath: api: uid " << caller.uid << " pid " << caller.pid << ": "
+              << request.dump().substr(0, 300) << ": ok\n";
+    return reply;
   } catch (const ApiError& e) {
+    if (!op.empty())
+      std::cerr << "tetherpath: api: uid " << caller.uid << " pid " << caller.pid << ": " << op
+                << ": refused: " << e.code << '\n';
     return Json{{"ok", false}, {"error", e.code}, {"message", e.what()}};
   } catch (const std::exception& e) {
     return Json{{"ok", false}, {"error", "internal"}, {"message", e.what()}};
   }
+}
+
+// The operations that change something.
+Json OffloadApi::dispatch(const std::string& op, const Json& request) {
+  if (op == "reload") {
+    const std::string err = host_.reload();
+    if (err.rfind("busy: ", 0) == 0) throw ApiError("busy", err.substr(6));
+    if (!err.empty()) throw ApiError("reload_failed", err);
+    return ok();
+  }
+  if (op == "set_emergency") {
+    host_.set_emergency(string_arg(request, "session"), bool_arg(request, "active", true));
+    return ok();
+  }
+  if (op == "init") return init();
+  static const char* const kStarted[] = {
+      "stop",           "set_local_prefixes", "set_upstream",
+      "add_downstream", "remove_downstream",  "set_data_warning_and_limit",
+      "add_uplink",     "update_uplink",      "remove_uplink",
+      "set_session",    "remove_session"};
+  bool known = false;
+  for (const char* k : kStarted) known = known || op == k;
+  if (!known) throw ApiError("unknown_op", "no operation '" + op + "'");
+  // The HAL's rule: the state check comes before any argument is looked at.
+  if (!started_) throw ApiError("illegal_state", op + ": offload is not started (call init)");
+  if (op == "stop") return stop();
+  if (op == "set_local_prefixes") return set_local_prefixes(request);
+  if (op == "set_upstream") return set_upstream(request);
+  if (op == "add_downstream") return downstream(request, true);
+  if (op == "remove_downstream") return downstream(request, false);
+  if (op == "add_uplink") return add_uplink(request);
+  if (op == "update_uplink") return update_uplink(request);
+  if (op == "remove_uplink") return remove_uplink(request);
+  if (op == "set_session") return set_session(request);
+  if (op == "remove_session") return remove_session(request);
+  return set_data_warning_and_limit(request);
 }
 
 Json OffloadApi::init() {

@@ -64,8 +64,9 @@ class OffloadApi {
   OffloadApi(const conf::Config& cfg, OffloadHost& host);
 
   // {"op": "...", ...arguments} -> {"ok": true, ...} or {"ok": false, "error": CODE, "message"}.
-  // Never throws: anything unexpected becomes an error reply.
-  Json handle(const Json& request);
+  // Never throws: anything unexpected becomes an error reply. A caller that may only read gets
+  // permission_denied for anything else; every other operation is logged with who asked.
+  Json handle(const Json& request, const api::Caller& caller = {});
 
   // The configuration's upstream, downstreams, local prefixes and limits. At start everything in
   // it applies (and offload starts if enabled); on reload only what differs from `previous`, so a
@@ -106,6 +107,7 @@ class OffloadApi {
     bool warned = false, reached = false;
   };
 
+  Json dispatch(const std::string& op, const Json& request);
   Json init();
   Json stop();
   Json set_local_prefixes(const Json& req);

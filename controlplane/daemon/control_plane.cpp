@@ -118,8 +118,9 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   ct_sd_.assign(::dup(ct_->event_fd()));
   watch(rtnl_sd_, [this] { rtnl_->on_readable(); });
   watch(ct_sd_, [this] { ct_->on_readable(); });
-  api_server_ = std::make_unique<ApiServer>(io_, cfg_.api,
-                                            [this](const Json& req) { return api_->handle(req); });
+  api_server_ = std::make_unique<ApiServer>(
+      io_, cfg_.api,
+      [this](const Json& req, const api::Caller& caller) { return api_->handle(req, caller); });
   if (cfg_.metrics.enabled)
     metrics_server_ =
         std::make_unique<MetricsServer>(io_, cfg_.metrics, [this] { return metrics(); });

@@ -60,7 +60,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   conf::ApiConfig a;
   a.socket = g->path;
   a.idle_timeout_s = 0;
-  g->server = std::make_unique<ApiServer>(g->io, a, [](const Json& r) { return g->api.handle(r); });
+  g->server = std::make_unique<ApiServer>(
+      g->io, a, [](const Json& r, const tp::api::Caller& c) { return g->api.handle(r, c); });
   return 0;
 }
 

@@ -32,6 +32,8 @@ sessions:
     match: {addresses: [192.168.60.10/32]}
     uplinks: [cellular]
 YAML
+# API roles: users may connect and read, staff may control, dialout may also call emergencies.
+sed -i 's/^  mode: 0660$/  mode: 0660\n  group: users\n  control_group: staff\n  emergency_group: dialout/' "$CONFIG"
 start_daemon "$CONFIG"
 nsx tp-box nft delete table ip tp_nat  # tetherpath's masquerade must do
 nsx tp-net nft -f - <<'NFT'
@@ -200,9 +202,25 @@ sleep 0.3
 uploads 25 5302
 check "both uploads are offloaded" eventually 8 uploads_offloaded 5302
 check "both leave by the modem" eval "grows modem_wifi && grows modem_usb"
+as_user() {  # as_user GROUPS VERB...: tetherctl run by uid 4242 with these groups
+  local groups=$1; shift
+  ip netns exec tp-box setpriv --reuid=4242 --regid=100 --groups="$groups" "$TETHERCTL" "$@"
+}
+refused_as() {  # refused_as GROUPS TEXT VERB...: refused, with TEXT in the error
+  local groups=$1 text=$2; shift 2
+  ! as_user "$groups" "$@" 2>"$TP_LAB_DIR/refused.txt" && grep -qF "$text" "$TP_LAB_DIR/refused.txt"
+}
+check "a caller in the API group only may read" as_user 100 sessions
+check "but not change a session (permission_denied)" \
+  refused_as 100 "permission_denied: set_session: uid 4242 may only read" set-session passenger --priority 7
+check "a control caller may not start an emergency" \
+  refused_as 100,50 "permission_denied: set_emergency: only root (the integrator) and api.emergency_group" emergency head_unit on
+check "and nothing changed" test "$(status_json "[s['passenger']['priority'], d['emergency']]")" = "[0, None]"
+check "the control operation is logged with the caller" \
+  grep -q "tetherpath: api: uid 4242 pid [0-9]*: set_emergency: refused: permission_denied" "$TP_LOG"
 check "a session the integrator did not mark cannot be the emergency" \
   sh -c "ip netns exec tp-box $TETHERCTL emergency passenger on 2>&1 | grep -q 'not_emergency.*not an emergency session'"
-check "the emergency starts" tetherctl emergency head_unit on
+check "the emergency starts (a caller of the emergency group)" as_user 100,50,20 emergency head_unit on
 check "the emergency event" eventually 2 grep -q '"active":true,"event":"emergency","session":"head_unit"' "$TP_LAB_DIR/events.txt"
 sleep 1
 held_at=$(seen modem_wifi)

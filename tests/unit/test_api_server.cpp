@@ -80,7 +80,7 @@ class ApiServerTest : public ::testing::Test {
   void SetUp() override {
     cfg.socket = ::testing::TempDir() + "/tp-api-test-" + std::to_string(::getpid()) + ".sock";
     configure(cfg);
-    server = std::make_unique<ApiServer>(io, cfg, [this](const Json& req) {
+    server = std::make_unique<ApiServer>(io, cfg, [this](const Json& req, const api::Caller&) {
       ++handled;
       // Throws on a non-string op, as any handler might throw: the transport must cope.
       const std::string op = req.value("op", "");

@@ -876,6 +876,28 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
   EXPECT_EQ(api.sessions().size(), 2u);
 }
 
+// Roles: a caller outside api.control_group may only read; only root and api.emergency_group
+// may start or end an emergency. Nothing a refused caller asks is applied.
+TEST_F(SessionsApiTest, CallersMayOnlyWhatTheirRolesAllow) {
+  const int changes = host.role_changes;
+  api::Caller reader{4242, 4242, 77, false, false};
+  const Json set =
+      Json::parse(R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]}})");
+  Json r = api.handle(set, reader);
+  EXPECT_EQ(r["error"], "permission_denied");
+  EXPECT_EQ(r["message"], "set_session: uid 4242 may only read (control needs api.control_group)");
+  EXPECT_EQ(api.handle(Json::parse(R"({"op":"status"})"), reader)["ok"], true);
+  EXPECT_EQ(api.handle(Json::parse(R"({"op":"clients"})"), reader)["ok"], true);
+  api::Caller controller{4242, 4242, 77, true, false};
+  r = api.handle(Json::parse(R"({"op":"set_emergency","session":"ecall"})"), controller);
+  EXPECT_EQ(r["error"], "permission_denied");
+  EXPECT_EQ(r["message"],
+            "set_emergency: only root (the integrator) and api.emergency_group may start or end "
+            "an emergency, not uid 4242");
+  EXPECT_EQ(host.role_changes, changes);
+  EXPECT_EQ(api.handle(set, controller)["ok"], true);
+}
+
 TEST_F(SessionsApiTest, OtherSessionsAreBusyDuringAnEmergency) {
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]}})"), "ok");
   host.emergency = "ecall";
