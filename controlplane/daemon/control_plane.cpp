@@ -378,6 +378,7 @@ void ControlPlane::roles_changed() {
   // A policy change: the changed sessions' new connections are held while their running ones on
   // uplinks they may no longer use are torn down, then released; every flow is decided again.
   // What was counted so far belongs to the policy and roaming states before it.
+  const auto began = std::chrono::steady_clock::now();
   sample_traffic();
   configure_uplinks();
   traffic_->set_scene(traffic_scene());
@@ -396,7 +397,13 @@ void ControlPlane::roles_changed() {
   ++policy_generation_;
   Json names = Json::array();
   for (const auto& s : api_->sessions()) names.push_back(s.name);
-  Json e{{"event", "policy_applied"}, {"generation", policy_generation_}, {"sessions", names}};
+  // How long the kernel and the fast path took to agree (resets, every flow decided again).
+  const double applied_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  Json e{{"event", "policy_applied"},
+         {"generation", policy_generation_},
+         {"sessions", names},
+         {"applied_ms", std::round(applied_ms * 10) / 10}};
   // What the kernel refused of it, if anything (status.routing_errors keeps it too).
   if (monitor_ && !monitor_->routing_errors().empty())
     e["routing_errors"] = monitor_->routing_errors();

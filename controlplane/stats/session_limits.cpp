@@ -96,7 +96,10 @@ std::vector<std::string> SessionLimits::restore(const nlohmann::json& saved) {
     out = v[key].get<uint64_t>();
     return true;
   };
-  for (const auto& [name, v] : saved.items()) {
+  for (const auto& item : saved.items()) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const std::string name = item.key();
+    const nlohmann::json& v = item.value();
     const auto it = quotas_.find(name);
     if (it == quotas_.end()) {
       ignored.push_back(name + ": no such session with a warning or limit (any more)");

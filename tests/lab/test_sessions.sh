@@ -117,10 +117,16 @@ check "conntrack carries each connection's session and uplink" \
   sh -c "ip netns exec tp-box conntrack -L -p udp --orig-src 192.168.50.10 --dport 5201 2>/dev/null | grep -q 'mark=73728'"
 
 echo "a policy update during the transfers: the usb client's session moves to the phone (reset)"
+# 10,000 more connections of that session, offloaded: the update resets them all.
+nsx tp-net python3 "$LAB_ROOT/tests/lab/tools/udp_reflector.py" 203.0.113.11 7000 &
+nsx tp-usb bash -c "ulimit -Sn \$(ulimit -Hn) && exec python3 '$LAB_ROOT/tests/lab/tools/udp_flows.py' 203.0.113.11 7000 10000 15" >"$TP_LAB_DIR/udp_flows.txt" 2>&1 &
+check "10,000 more connections of the usb client's session are offloaded" eventually 12 offloaded_at_least 10002
 cp "$CONFIG" "$CONFIG.first"
 update_policy '    uplinks: [cellular]' '    uplinks: [phone]'
 at_applied=$(seen modem_usb)
-check "its connection was reset" test "$(status_json "d['session_connections_reset']")" -ge 1
+check "its connections were reset" test "$(status_json "d['session_connections_reset']")" -ge 10001
+measure "policy update resetting 10,001 offloaded connections, applied in (ms)" \
+  "$(grep '"policy_applied"' "$TP_LAB_DIR/events.txt" | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["applied_ms"])')"
 sleep 1
 check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
 check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
