@@ -238,6 +238,9 @@ std::string to_string(RoamingPolicy r);
 // configured uplink's name or a kind.
 std::string session_uplink_refusal(const std::string& entry,
                                    const std::vector<UplinkConfig>& uplinks);
+// A data warning or limit on a session that also selects the box's own applications: they count
+// forwarded traffic, and the box's own is local.
+std::string session_quota_refusal(const SessionConfig& s);
 // Another session (by another name) with a selector of `s` and the same priority.
 std::string session_conflict(const SessionConfig& s, const std::vector<SessionConfig>& others);
 // `sessions` sessions under this routing configuration.

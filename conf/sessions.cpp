@@ -56,6 +56,13 @@ SessionMatch parse_match(const Field& f, const Config& c) {
 
 }  // namespace
 
+std::string session_quota_refusal(const SessionConfig& s) {
+  if ((s.warning_bytes || s.limit_bytes) && (!s.match.uids.empty() || !s.match.gids.empty()))
+    return "a data warning or limit counts forwarded traffic: a session with uids or gids (the "
+           "box's own, local traffic) cannot have one";
+  return "";
+}
+
 std::optional<uint32_t> parse_owner(const std::string& text, bool group) {
   if (text.empty()) return std::nullopt;
   if (std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
@@ -151,6 +158,8 @@ std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c) {
     if (auto v = e.child("warning_bytes"))
       s.warning_bytes = v->integer<uint64_t>(0, kMaxSessionBytes);
     if (auto v = e.child("limit_bytes")) s.limit_bytes = v->integer<uint64_t>(0, kMaxSessionBytes);
+    if (const std::string why = session_quota_refusal(s); !why.empty())
+      (e.child("limit_bytes") ? *e.child("limit_bytes") : *e.child("warning_bytes")).fail(why);
     if (const std::string why = session_conflict(s, out); !why.empty()) match->fail(why);
     out.push_back(std::move(s));
   });

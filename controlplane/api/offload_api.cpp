@@ -23,8 +23,7 @@ Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
     if (op_it == request.end() || !op_it->is_string())
       illegal_argument("missing 'op' (a string naming the operation)");
     op = op_it->get<std::string>();
-    // Statistics and the daemon's own views answer in any state, to any caller.
-    if (op == "get_forwarded_stats") return get_forwarded_stats(request);
+    // The daemon's own views answer in any state, to any caller.
     if (op == "status") return status();
     if (op == "flows" || op == "ports" || op == "counters" || op == "clients" ||
         op == "session_stats")
@@ -37,6 +36,8 @@ Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
                      "set_emergency: only root (the integrator) and api.emergency_group may "
                      "start or end an emergency, not uid " +
                          std::to_string(caller.uid));
+    // The HAL's statistics read and reset (the next call counts from here): a control operation.
+    if (op == "get_forwarded_stats") return get_forwarded_stats(request);
     Json reply = dispatch(op, request);
     std::cerr << "tetherpath: api: uid " << caller.uid << " pid " << caller.pid << ": "
               << request.dump().substr(0, 300) << ": ok\n";

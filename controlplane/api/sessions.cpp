@@ -131,6 +131,8 @@ Json OffloadApi::set_session(const Json& req) {
         "into its mark)");
   if (const std::string why = conf::session_conflict(s, sessions_); !why.empty())
     illegal_argument("match: " + why);
+  if (const std::string why = conf::session_quota_refusal(s); !why.empty())
+    illegal_argument("limit_bytes: " + why);
   const std::size_t count = sessions_.size() + (it == sessions_.end() ? 1 : 0);
   if (const std::string why = conf::session_room_refusal(count, routing_); !why.empty())
     throw ApiError("illegal_state", why);

@@ -301,6 +301,7 @@ void ControlPlane::schedule_persist() {
 // Written only when it changed (each write is an fsync on the box's flash), at most once per
 // persist interval, and at shutdown.
 void ControlPlane::persist_usage() {
+  charge_session_limits();  // the sessions' usage as of now, not as of the last threshold
   auto save = [&](const char* file, const Json& usage, std::string& persisted) {
     const std::string text = usage.dump(2) + "\n";
     if (text == persisted) return;
@@ -483,8 +484,9 @@ TrafficScene ControlPlane::traffic_scene() const {
 }
 
 void ControlPlane::sample_traffic() const {
+  const std::string before = traffic_->error();
   traffic_->sample(*flows_);
-  if (!traffic_->error().empty())
+  if (!traffic_->error().empty() && traffic_->error() != before)  // once, not at every reading
     std::cerr << "tetherpath: kernel-path statistics not read: " << traffic_->error() << '\n';
 }
 
@@ -498,7 +500,13 @@ void ControlPlane::schedule_session_limits() {
   limits_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     limits_timer_armed_ = false;
-    charge_session_limits();
+    try {
+      charge_session_limits();
+    } catch (const std::exception& e) {
+      // Enforcement must outlive a failed reading: the next one is 200 ms away.
+      std::cerr << "tetherpath: session limits not checked: " << e.what() << '\n';
+      schedule_session_limits();
+    }
   });
 }
 
@@ -562,9 +570,9 @@ Json ControlPlane::sessions_json() const {
                    {"routed_by", monitor_->session_uplinks(j)}});
     const auto opt = [](const std::optional<uint64_t>& v) { return v ? Json(*v) : Json(nullptr); };
     Json& row = out.back();
-    row["warning_bytes"] = opt(s.warning_bytes);
-    row["limit_bytes"] = opt(s.limit_bytes);
-    const auto quota = session_limits_.view(s.name);
+    const auto quota = session_limits_.view(s.name);  // the monitor's copy has no quota
+    row["warning_bytes"] = opt(quota ? quota->warning : std::nullopt);
+    row["limit_bytes"] = opt(quota ? quota->limit : std::nullopt);
     row["used_bytes"] = quota ? Json(quota->used) : Json(nullptr);
     row["warning_reached"] = quota && quota->warned;
     row["limit_reached"] = quota && quota->reached;
@@ -757,6 +765,7 @@ Json flow_json(const FlowView& f) {
 Json ControlPlane::describe(const std::string& what) {
   const FlowStats& fs = flows_->stats();
   if (what == "status") {
+    charge_session_limits();  // sessions' usage as of now (the timer stops past the thresholds)
     Json attachments = Json::array();
     for (std::size_t i = 0; i < rt_.port_count(); ++i) {
       const PortTotals t = rt_.port_totals(i);

@@ -77,7 +77,8 @@ std::vector<KernelTrafficCount> KernelTraffic::parse(const std::string& text) {
   for (const auto& item : doc["nftables"]) {
     if (!item.is_object() || !item.contains("set")) continue;
     const auto& set = item["set"];
-    const std::string name = set.value("name", "");
+    if (!set.is_object() || !set.contains("name") || !set["name"].is_string()) continue;
+    const std::string name = set["name"].get<std::string>();
     const SetShape* shape = nullptr;
     for (const auto& s : kSets)
       if (name == s.name) shape = &s;
@@ -87,8 +88,8 @@ std::vector<KernelTrafficCount> KernelTraffic::parse(const std::string& text) {
       if (!elem.is_object() || !elem.contains("val") || !elem.contains("counter")) continue;
       const auto& val = elem["val"];
       const auto& counter = elem["counter"];
-      if (!val.contains("concat") || !val["concat"].is_array() || val["concat"].size() != 3 ||
-          !counter.is_object())
+      if (!val.is_object() || !val.contains("concat") || !val["concat"].is_array() ||
+          val["concat"].size() != 3 || !counter.is_object())
         continue;
       const auto& key = val["concat"];
       if (!key[0].is_string() || !key[1].is_string() || !key[2].is_number_unsigned()) continue;
@@ -99,8 +100,12 @@ std::vector<KernelTrafficCount> KernelTraffic::parse(const std::string& text) {
       c.client = *addr;
       c.iface = key[1].get<std::string>();
       c.mark = key[2].get<uint32_t>();
-      c.packets = counter.value("packets", uint64_t{0});
-      c.bytes = counter.value("bytes", uint64_t{0});
+      // Only numbers are counts: what nft printed otherwise is skipped, never thrown on.
+      if (!counter.contains("packets") || !counter["packets"].is_number_unsigned() ||
+          !counter.contains("bytes") || !counter["bytes"].is_number_unsigned())
+        continue;
+      c.packets = counter["packets"].get<uint64_t>();
+      c.bytes = counter["bytes"].get<uint64_t>();
       c.element =
           name + ' ' + key[0].get<std::string>() + ' ' + c.iface + ' ' + std::to_string(c.mark);
       counts.push_back(std::move(c));

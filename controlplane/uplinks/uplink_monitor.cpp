@@ -37,7 +37,13 @@ bool same_routing(std::vector<conf::UplinkConfig> a, std::vector<conf::UplinkCon
 std::vector<std::string> UplinkMonitor::configure(
     const conf::RoutingConfig& routing, const std::vector<conf::UplinkConfig>& cfgs,
     const std::vector<conf::SessionConfig>& sessions) {
-  const auto& next_sessions = routing.manage ? sessions : std::vector<conf::SessionConfig>{};
+  // A session's data warning and limit are not routing: changing only them holds nothing.
+  std::vector<conf::SessionConfig> next_sessions;
+  for (const auto& s : routing.manage ? sessions : std::vector<conf::SessionConfig>{}) {
+    next_sessions.push_back(s);
+    next_sessions.back().warning_bytes.reset();
+    next_sessions.back().limit_bytes.reset();
+  }
   const bool same_routes = configured_ && routing == routing_cfg_ &&
                            same_routing(cfgs, configured_uplinks_) && routing.manage && routing_;
   moved_.clear();

@@ -279,7 +279,6 @@ check "the wifi client's bytes, up and down, agree with the capture within 1 %" 
   "$TP_LAB_DIR/clients-before.json" "$TP_LAB_DIR/clients-after.json"
 check "tetherctl lists the client: MAC, downstream, session, uplink" \
   sh -c "ip netns exec tp-box $TETHERCTL clients | grep -Eq '^192.168.50.10 +02:00:00:50:00:10 +wifi0 +passenger +modem +home '"
-home_before=$(bucket_down passenger home)
 check "a TCP download" download_ok tp-wifi http://203.0.113.10/stats.bin stats.bin
 home_before=$(bucket_down passenger home)
 check "the session's statistics count the transfers" test "$home_before" -ge 16000000

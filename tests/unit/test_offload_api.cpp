@@ -858,6 +858,7 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
             "ok");
   EXPECT_EQ(api.sessions()[1].match.uids, (std::vector<uint32_t>{4242, 0}));
   EXPECT_EQ(api.sessions()[1].match.gids, std::vector<uint32_t>{0});
+  ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]}})"), "ok");
   // A data warning and limit of its own; null takes one away.
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","warning_bytes":2000,"limit_bytes":3000})"),
             "ok");
@@ -888,6 +889,15 @@ TEST_F(SessionsApiTest, CallersMayOnlyWhatTheirRolesAllow) {
   EXPECT_EQ(r["message"], "set_session: uid 4242 may only read (control needs api.control_group)");
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"status"})"), reader)["ok"], true);
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"clients"})"), reader)["ok"], true);
+  // The HAL's statistics reset what they report: not a read.
+  EXPECT_EQ(
+      api.handle(Json::parse(R"({"op":"get_forwarded_stats","iface":"modem0"})"), reader)["error"],
+      "permission_denied");
+  EXPECT_EQ(api.handle(Json::parse(
+                R"({"op":"set_session","name":"apps","match":{"uids":[4242]},"limit_bytes":5})"))
+                ["message"],
+            "limit_bytes: a data warning or limit counts forwarded traffic: a session with uids or "
+            "gids (the box's own, local traffic) cannot have one");
   api::Caller controller{4242, 4242, 77, true, false};
   r = api.handle(Json::parse(R"({"op":"set_emergency","session":"ecall"})"), controller);
   EXPECT_EQ(r["error"], "permission_denied");
