@@ -50,7 +50,9 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     std::vector<std::string> downstreams;
     for (const auto& p : cfg_.ports)
       if (p.role == conf::Role::downstream) downstreams.push_back(p.name);
-    if (const std::string e = traffic_->install(downstreams); !e.empty())
+    if (const std::string e =
+            traffic_->install(downstreams, cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack);
+        !e.empty())
       std::cerr << "tetherpath: per-client statistics count the fast path only: " << e << '\n';
   }
   ConntrackMirror::Sink sink{

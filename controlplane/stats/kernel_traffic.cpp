@@ -6,58 +6,72 @@ namespace tp {
 
 namespace {
 
-constexpr const char* kTable = "inet tetherpath_traffic";
+// One table per family, not one `inet` table: a `ct` expression in an inet table makes the
+// kernel track both families, and a box whose firewall is IPv4-only (offload.ipv6: neighbours)
+// must not start tracking IPv6 because it is counted.
+constexpr const char* kTables[] = {"ip tetherpath_traffic", "ip6 tetherpath_traffic"};
 
 struct SetShape {
   const char* name;
   bool up;
+  bool v6;
   const char* addr;   // the client's address: the source going up, the destination coming down
   const char* iface;  // the other side: where it goes up, where it comes from down
 };
-constexpr SetShape kSets[] = {{"up4", true, "ip saddr", "oifname"},
-                              {"down4", false, "ip daddr", "iifname"},
-                              {"up6", true, "ip6 saddr", "oifname"},
-                              {"down6", false, "ip6 daddr", "iifname"}};
+constexpr SetShape kSets[] = {{"up4", true, false, "ip saddr", "oifname"},
+                              {"down4", false, false, "ip daddr", "iifname"},
+                              {"up6", true, true, "ip6 saddr", "oifname"},
+                              {"down6", false, true, "ip6 daddr", "iifname"}};
 
 }  // namespace
 
-std::string KernelTraffic::table_text(const std::vector<std::string>& downstreams) {
+std::string KernelTraffic::table_text(const std::vector<std::string>& downstreams, bool v6,
+                                      bool tracked) {
   std::string names;
   for (const auto& d : downstreams) names += (names.empty() ? "\"" : ", \"") + d + "\"";
-  std::string t = std::string("table ") + kTable + " {\n";
+  // Untracked, a packet has no connection mark; its own (meta) mark is what classifies it.
+  const std::string mark = tracked ? "ct mark" : "meta mark";
+  std::string t = std::string("table ") + kTables[v6] + " {\n";
   // No timeout: an element that expired and came back would restart its counter unseen. The
   // size bounds the memory; past it a new client is not counted by the kernel path.
   for (const auto& s : kSets)
-    t += std::string("  set ") + s.name + " { typeof " + s.addr + " . " + s.iface +
-         " . ct mark; size 65536; flags dynamic; counter; }\n";
+    if (s.v6 == v6)
+      t += std::string("  set ") + s.name + " { typeof " + s.addr + " . " + s.iface + " . " + mark +
+           "; size 65536; flags dynamic; counter; }\n";
   t += "  chain count {\n    type filter hook forward priority 100; policy accept;\n";
   for (const auto& s : kSets) {
+    if (s.v6 != v6) continue;
     const bool up = s.up;
     t += std::string("    ") + (up ? "iifname" : "oifname") + " { " + names + " } " +
          (up ? "oifname" : "iifname") + " != { " + names + " } update @" + s.name + " { " + s.addr +
-         " . " + s.iface + " . ct mark }\n";
+         " . " + s.iface + " . " + mark + " }\n";
   }
   t += "  }\n}\n";
   return t;
 }
 
-std::string KernelTraffic::install(const std::vector<std::string>& downstreams) {
-  if (present_ && downstreams == installed_) return "";
+std::string KernelTraffic::install(const std::vector<std::string>& downstreams, bool ipv6_tracked) {
+  if (present_ && downstreams == installed_ && ipv6_tracked == tracked6_) return "";
   for (const auto& d : downstreams)
     if (!Nftables::quotable(d)) return "traffic counters: '" + d + "' cannot be an interface name";
   if (downstreams.empty()) {
     remove();
     return "";
   }
-  if (std::string e = nft_.replace_table(kTable, table_text(downstreams)); !e.empty()) return e;
+  std::string text;
+  for (bool v6 : {false, true})
+    text += std::string("table ") + kTables[v6] + "\ndelete table " + kTables[v6] + "\n" +
+            table_text(downstreams, v6, !v6 || ipv6_tracked);
+  if (std::string e = nft_.run(text); !e.empty()) return e;
   installed_ = downstreams;
+  tracked6_ = ipv6_tracked;
   present_ = true;
   return "";
 }
 
 void KernelTraffic::remove() {
   if (!present_) return;
-  nft_.run(std::string("delete table ") + kTable);
+  for (const char* t : kTables) nft_.replace_table(t, "");
   present_ = false;
   installed_.clear();
 }
@@ -65,9 +79,15 @@ void KernelTraffic::remove() {
 std::vector<KernelTrafficCount> KernelTraffic::read(std::string& error) {
   error.clear();
   if (!present_) return {};
-  std::string out;
-  if (error = nft_.list_json(std::string("list table ") + kTable, out); !error.empty()) return {};
-  return parse(out);
+  std::vector<KernelTrafficCount> counts;
+  for (const char* t : kTables) {
+    std::string out;
+    if (error = nft_.list_json(std::string("list table ") + t, out); !error.empty()) return {};
+    auto more = parse(out);
+    counts.insert(counts.end(), std::make_move_iterator(more.begin()),
+                  std::make_move_iterator(more.end()));
+  }
+  return counts;
 }
 
 std::vector<KernelTrafficCount> KernelTraffic::parse(const std::string& text) {

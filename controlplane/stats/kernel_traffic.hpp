@@ -27,13 +27,16 @@ struct KernelTrafficCount {
 class KernelTraffic {
  public:
   // Counting between these downstream interfaces and the rest. Made again (its counters from
-  // zero) only when the interfaces differ from the installed ones. Empty, or what went wrong.
-  std::string install(const std::vector<std::string>& downstreams);
+  // zero) only when the interfaces differ from the installed ones. IPv6 is keyed by the
+  // connection's mark only when the kernel tracks IPv6 anyway, by the packet's otherwise.
+  // Empty, or what went wrong.
+  std::string install(const std::vector<std::string>& downstreams, bool ipv6_tracked);
   void remove();
   // Every counter now; on an error, none and `error` says it.
   std::vector<KernelTrafficCount> read(std::string& error);
 
-  static std::string table_text(const std::vector<std::string>& downstreams);
+  // One family's table; `tracked`: keyed by the conntrack mark, else by the packet's mark.
+  static std::string table_text(const std::vector<std::string>& downstreams, bool v6, bool tracked);
   // The counters in `nft -j list table`'s output (what is not one of ours is skipped).
   static std::vector<KernelTrafficCount> parse(const std::string& json);
 
@@ -41,6 +44,7 @@ class KernelTraffic {
   Nftables nft_;
   std::vector<std::string> installed_;
   bool present_ = false;
+  bool tracked6_ = false;
 };
 
 }  // namespace tp

@@ -4,8 +4,8 @@ namespace tp {
 
 using Json = nlohmann::json;
 
-std::string TrafficStats::install(const std::vector<std::string>& downstreams) {
-  return kernel_.install(downstreams);
+std::string TrafficStats::install(const std::vector<std::string>& downstreams, bool ipv6_tracked) {
+  return kernel_.install(downstreams, ipv6_tracked);
 }
 
 TrafficBucket TrafficStats::bucket(const IpAddr& client, const std::string& iface,

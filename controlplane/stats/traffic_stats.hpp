@@ -45,7 +45,7 @@ class TrafficStats {
  public:
   // Counting on the kernel path between these downstream interfaces and the rest. Empty, or
   // what went wrong (the fast path's share is counted either way).
-  std::string install(const std::vector<std::string>& downstreams);
+  std::string install(const std::vector<std::string>& downstreams, bool ipv6_tracked);
   void remove() { kernel_.remove(); }
 
   // Folds what every source counted since the previous sample, by the scene set then.

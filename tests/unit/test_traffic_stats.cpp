@@ -105,17 +105,28 @@ TEST(KernelTraffic, ParsesNftsJson) {
 }
 
 TEST(KernelTraffic, CountsBetweenTheDownstreamsAndTheRest) {
-  const std::string t = KernelTraffic::table_text({"wifi0", "usb0"});
+  const std::string t = KernelTraffic::table_text({"wifi0", "usb0"}, false, true);
+  EXPECT_NE(t.find("table ip tetherpath_traffic {"), std::string::npos) << t;
   EXPECT_NE(t.find("iifname { \"wifi0\", \"usb0\" } oifname != { \"wifi0\", \"usb0\" } update "
                    "@up4 { ip saddr . oifname . ct mark }"),
             std::string::npos)
       << t;
-  EXPECT_NE(t.find("oifname { \"wifi0\", \"usb0\" } iifname != { \"wifi0\", \"usb0\" } update "
-                   "@down6 { ip6 daddr . iifname . ct mark }"),
-            std::string::npos)
-      << t;
+  EXPECT_EQ(t.find("ip6"), std::string::npos) << t;
   // After the filter chains: what they drop is not counted.
   EXPECT_NE(t.find("type filter hook forward priority 100;"), std::string::npos);
+  const std::string t6 = KernelTraffic::table_text({"wifi0", "usb0"}, true, true);
+  EXPECT_NE(t6.find("table ip6 tetherpath_traffic {"), std::string::npos) << t6;
+  EXPECT_NE(t6.find("oifname { \"wifi0\", \"usb0\" } iifname != { \"wifi0\", \"usb0\" } update "
+                    "@down6 { ip6 daddr . iifname . ct mark }"),
+            std::string::npos)
+      << t6;
+}
+
+TEST(KernelTraffic, UntrackedIpv6IsNotMadeTracked) {
+  // With offload.ipv6: neighbours the kernel must keep not tracking IPv6: no ct expression.
+  const std::string t6 = KernelTraffic::table_text({"wifi0"}, true, false);
+  EXPECT_EQ(t6.find("ct "), std::string::npos) << t6;
+  EXPECT_NE(t6.find("@up6 { ip6 saddr . oifname . meta mark }"), std::string::npos) << t6;
 }
 
 class TrafficStatsTest : public ::testing::Test {
