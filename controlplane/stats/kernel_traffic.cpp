@@ -32,12 +32,15 @@ std::string KernelTraffic::table_text(const std::vector<std::string>& downstream
   // Untracked, a packet has no connection mark; its own (meta) mark is what classifies it.
   const std::string mark = tracked ? "ct mark" : "meta mark";
   std::string t = std::string("table ") + kTables[v6] + " {\n";
-  // No timeout: an element that expired and came back would restart its counter unseen. The
-  // size bounds the memory; past it a new client is not counted by the kernel path.
+  // An element lives two hours past its last packet: the daemon reads every counter at least
+  // every limits.persist_interval_s (at most an hour), so what it counted is read before it goes,
+  // and one that comes back is new to the ledger (it forgets what a reading no longer shows).
+  // The size bounds the memory; past it a new client is not counted by the kernel path until
+  // some expire.
   for (const auto& s : kSets)
     if (s.v6 == v6)
       t += std::string("  set ") + s.name + " { typeof " + s.addr + " . " + s.iface + " . " + mark +
-           "; size 65536; flags dynamic; counter; }\n";
+           "; size 65536; flags dynamic,timeout; timeout 2h; counter; }\n";
   t += "  chain count {\n    type filter hook forward priority 100; policy accept;\n";
   for (const auto& s : kSets) {
     if (s.v6 != v6) continue;

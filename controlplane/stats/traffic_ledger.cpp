@@ -37,10 +37,13 @@ void TrafficLedger::flow_gone(const CtKey& k, const TrafficBucket& b, const Traf
   flows_.erase(k);
 }
 
-void TrafficLedger::sweep_flows() {
-  for (auto it = flows_.begin(); it != flows_.end();) {
+namespace {
+
+template <class Map>
+void sweep(Map& seen) {
+  for (auto it = seen.begin(); it != seen.end();) {
     if (!it->second.read) {
-      it = flows_.erase(it);
+      it = seen.erase(it);
     } else {
       it->second.read = false;
       ++it;
@@ -48,8 +51,16 @@ void TrafficLedger::sweep_flows() {
   }
 }
 
+}  // namespace
+
+void TrafficLedger::sweep_flows() { sweep(flows_); }
+
 void TrafficLedger::kernel(const std::string& element, const TrafficBucket& b, const Traffic& now) {
-  fold(kernel_[element], b, now);
+  Seen& s = kernel_[element];
+  fold(s.last, b, now);
+  s.read = true;
 }
+
+void TrafficLedger::sweep_kernel() { sweep(kernel_); }
 
 }  // namespace tp

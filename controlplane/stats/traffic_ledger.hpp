@@ -45,6 +45,10 @@ class TrafficLedger {
   void sweep_flows();
   // A kernel counter (a set element, named by what it counts) now.
   void kernel(const std::string& element, const TrafficBucket& b, const Traffic& now);
+  // Kernel counters absent from a complete reading are forgotten: an element that expired and
+  // comes back counts from zero.
+  void sweep_kernel();
+  std::size_t tracked_kernel() const { return kernel_.size(); }
 
   const std::map<TrafficBucket, Traffic>& buckets() const { return buckets_; }
   std::size_t tracked_flows() const { return flows_.size(); }
@@ -57,7 +61,7 @@ class TrafficLedger {
   void fold(Traffic& last, const TrafficBucket& b, const Traffic& now);
 
   std::unordered_map<CtKey, Seen, CtKeyHash> flows_;
-  std::unordered_map<std::string, Traffic> kernel_;
+  std::unordered_map<std::string, Seen> kernel_;
   std::map<TrafficBucket, Traffic> buckets_;
 };
 

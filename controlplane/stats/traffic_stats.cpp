@@ -47,10 +47,12 @@ void TrafficStats::sample(const FlowManager& flows) {
     if (const auto f = of_flow(v)) ledger_.flow(CtKey::of(*v.ct), f->first, f->second);
   });
   ledger_.sweep_flows();
-  for (const auto& c : kernel_.read(error_)) {
+  const auto counts = kernel_.read(error_);
+  for (const auto& c : counts) {
     const Traffic t = c.up ? Traffic{c.packets, c.bytes, 0, 0} : Traffic{0, 0, c.packets, c.bytes};
     ledger_.kernel(c.element, bucket(c.client, c.iface, c.mark), t);
   }
+  if (error_.empty()) ledger_.sweep_kernel();  // a failed reading is not an absence
 }
 
 namespace {

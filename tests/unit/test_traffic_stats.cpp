@@ -75,6 +75,16 @@ TEST(TrafficLedger, SweepForgetsFlowsNoLongerRead) {
   EXPECT_EQ(l.buckets().at(bucket("192.168.50.10")).up_bytes, 300u);
 }
 
+TEST(TrafficLedger, AKernelCounterThatExpiredAndCameBackCountsInFull) {
+  TrafficLedger l;
+  l.kernel("up4 a", bucket("192.168.50.10"), {100, 10000, 0, 0});
+  l.sweep_kernel();
+  l.sweep_kernel();  // a complete reading without it: the element expired
+  EXPECT_EQ(l.tracked_kernel(), 0u);
+  l.kernel("up4 a", bucket("192.168.50.10"), {150, 15000, 0, 0});  // back, and past the old count
+  EXPECT_EQ(l.buckets().at(bucket("192.168.50.10")).up_bytes, 25000u);
+}
+
 TEST(KernelTraffic, ParsesNftsJson) {
   // What `nft -j list table` printed for the lab (nftables 1.0.6).
   const std::string json = R"({"nftables": [{"metainfo": {"version": "1.0.6"}},
