@@ -196,8 +196,12 @@ struct SessionMatch {
   std::vector<std::string> downstreams;  // downstream ports
   // The box's own applications (local traffic, marked in the output hook): socket owners.
   std::vector<uint32_t> uids, gids;
+  // ...and their cgroups (cgroup2), as paths below its root: "system.slice/ota.service".
+  std::vector<std::string> cgroups;
+  bool local() const { return !uids.empty() || !gids.empty() || !cgroups.empty(); }
   std::size_t size() const {
-    return macs.size() + addresses.size() + downstreams.size() + uids.size() + gids.size();
+    return macs.size() + addresses.size() + downstreams.size() + uids.size() + gids.size() +
+           cgroups.size();
   }
   bool operator==(const SessionMatch&) const = default;
 };
@@ -230,6 +234,9 @@ std::string to_string(ExistingFlows e);
 std::string mac_string(const std::array<uint8_t, 6>& mac);  // 02:00:00:00:00:01
 // A user (group: a group) by number or by name on this system, or nothing.
 std::optional<uint32_t> parse_owner(const std::string& text, bool group);
+// A cgroup path a session may name (relative to the cgroup2 root, no "." or ".." parts, only
+// the characters unit names use): empty, or why not.
+std::string cgroup_path_refusal(const std::string& path);
 // "02:00:00:00:00:01", or nothing.
 std::optional<std::array<uint8_t, 6>> parse_mac_text(const std::string& text);
 std::string to_string(Connection c);

@@ -3,6 +3,7 @@
 #include <pwd.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "yaml_field.hpp"
 
@@ -27,11 +28,13 @@ std::string shared_selector(const SessionMatch& a, const SessionMatch& b) {
   for (uint32_t g : a.gids)
     if (std::find(b.gids.begin(), b.gids.end(), g) != b.gids.end())
       return "gid " + std::to_string(g);
+  for (const auto& c : a.cgroups)
+    if (std::find(b.cgroups.begin(), b.cgroups.end(), c) != b.cgroups.end()) return "cgroup " + c;
   return "";
 }
 
 SessionMatch parse_match(const Field& f, const Config& c) {
-  f.only_keys({"macs", "addresses", "downstreams", "uids", "gids"});
+  f.only_keys({"macs", "addresses", "downstreams", "uids", "gids", "cgroups"});
   SessionMatch m;
   if (auto v = f.child("macs")) v->each([&](const Field& e) { m.macs.push_back(parse_mac(e)); });
   if (auto v = f.child("addresses"))
@@ -49,7 +52,13 @@ SessionMatch parse_match(const Field& f, const Config& c) {
                  " (a number or a name this system knows), got '" + e.string() + "'");
         (group ? m.gids : m.uids).push_back(*id);
       });
-  if (m.size() == 0) f.fail("expected at least one of macs, addresses, downstreams, uids, gids");
+  if (auto v = f.child("cgroups"))
+    v->each([&](const Field& e) {
+      if (const std::string why = cgroup_path_refusal(e.string()); !why.empty()) e.fail(why);
+      m.cgroups.push_back(e.string());
+    });
+  if (m.size() == 0)
+    f.fail("expected at least one of macs, addresses, downstreams, uids, gids, cgroups");
   if (m.size() > 64) f.fail("at most 64 selectors per session");
   return m;
 }
@@ -57,9 +66,30 @@ SessionMatch parse_match(const Field& f, const Config& c) {
 }  // namespace
 
 std::string session_quota_refusal(const SessionConfig& s) {
-  if ((s.warning_bytes || s.limit_bytes) && (!s.match.uids.empty() || !s.match.gids.empty()))
-    return "a data warning or limit counts forwarded traffic: a session with uids or gids (the "
-           "box's own, local traffic) cannot have one";
+  if ((s.warning_bytes || s.limit_bytes) && s.match.local())
+    return "a data warning or limit counts forwarded traffic: a session with uids, gids or "
+           "cgroups (the box's own, local traffic) cannot have one";
+  return "";
+}
+
+std::string cgroup_path_refusal(const std::string& path) {
+  if (path.empty() || path.size() > 255) return "expected a cgroup path of 1 to 255 characters";
+  if (path.front() == '/' || path.back() == '/')
+    return "expected a cgroup path below the cgroup2 root, without a leading or trailing '/' "
+           "(\"system.slice/ota.service\"), got '" +
+           path + "'";
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = std::min(path.find('/', start), path.size());
+    const std::string part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..")
+      return "'" + path + "': a cgroup path has no empty, '.' or '..' parts";
+    for (char c : part)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_' &&
+          c != '@' && c != ':' && c != '+')
+        return "'" + path + "': a cgroup path has only letters, digits and . - _ @ : +";
+    start = end + 1;
+  }
   return "";
 }
 

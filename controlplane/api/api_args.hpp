@@ -20,11 +20,13 @@ struct ApiError : std::runtime_error {
 };
 
 // Who is calling (the socket's SO_PEERCRED) and what the configuration lets it do.
+// Who sent a request. A default one may only read: rights are given, never assumed.
 struct Caller {
   uint32_t uid = 0, gid = 0;
   int32_t pid = 0;
-  bool control = true;    // may change state; else read only (api.control_group)
-  bool emergency = true;  // may start or end an emergency (root, api.emergency_group)
+  bool control = false;    // may change state; else read only (api.control_group)
+  bool emergency = false;  // may start or end an emergency (root, api.emergency_group)
+  static Caller root() { return {0, 0, 0, true, true}; }
 };
 
 [[noreturn]] inline void illegal_argument(const std::string& why) {

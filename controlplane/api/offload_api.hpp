@@ -66,7 +66,7 @@ class OffloadApi {
   // {"op": "...", ...arguments} -> {"ok": true, ...} or {"ok": false, "error": CODE, "message"}.
   // Never throws: anything unexpected becomes an error reply. A caller that may only read gets
   // permission_denied for anything else; every other operation is logged with who asked.
-  Json handle(const Json& request, const api::Caller& caller = {});
+  Json handle(const Json& request, const api::Caller& caller);
 
   // The configuration's upstream, downstreams, local prefixes and limits. At start everything in
   // it applies (and offload starts if enabled); on reload only what differs from `previous`, so a

@@ -23,12 +23,14 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
   if (req.contains("match")) {
     const Json& m = req["match"];
     if (!m.is_object())
-      illegal_argument("match: expected an object of macs, addresses, downstreams, uids, gids");
+      illegal_argument(
+          "match: expected an object of macs, addresses, downstreams, uids, gids, cgroups");
     for (const auto& [key, value] : m.items())
       if (key != "macs" && key != "addresses" && key != "downstreams" && key != "uids" &&
-          key != "gids")
-        illegal_argument("match." + key +
-                         ": unknown key (known: macs, addresses, downstreams, uids, gids)");
+          key != "gids" && key != "cgroups")
+        illegal_argument(
+            "match." + key +
+            ": unknown key (known: macs, addresses, downstreams, uids, gids, cgroups)");
     s.match = {};
     for (const auto& text : string_list_arg(m, "macs")) {
       const auto mac = conf::parse_mac_text(text);
@@ -59,9 +61,15 @@ conf::SessionConfig session_from(const Json& req, conf::SessionConfig s,
         (group ? s.match.gids : s.match.uids).push_back(*id);
       }
     }
+    for (const auto& path : string_list_arg(m, "cgroups")) {
+      if (const std::string why = conf::cgroup_path_refusal(path); !why.empty())
+        illegal_argument("match.cgroups: " + why);
+      s.match.cgroups.push_back(path);
+    }
   }
   if (s.match.size() == 0)
-    illegal_argument("match: expected at least one of macs, addresses, downstreams, uids, gids");
+    illegal_argument(
+        "match: expected at least one of macs, addresses, downstreams, uids, gids, cgroups");
   if (s.match.size() > 64) illegal_argument("match: at most 64 selectors per session");
   if (req.contains("uplinks")) {
     s.uplinks = string_list_arg(req, "uplinks");

@@ -40,7 +40,8 @@ constexpr const char* kUsage =
     "  sessions                               the sessions: policy, mark, uplinks now\n"
     "  set-session NAME [options]             create a session or change what the options name:\n"
     "                                         --mac M, --address PREFIX, --downstream PORT,\n"
-    "                                         --uid USER, --gid GROUP (the box's own apps),\n"
+    "                                         --uid USER, --gid GROUP, --cgroup PATH (the box's\n"
+    "                                         own applications),\n"
     "                                         --uplink NAME|KIND (each repeatable; in order),\n"
     "                                         --connection internet|local, --priority N,\n"
     "                                         --roaming forbidden|national|international|always,\n"
@@ -144,6 +145,7 @@ void session_options(const std::vector<std::string>& rest, std::size_t first, Js
       {"--downstream", {"match", "downstreams"}},
       {"--uid", {"match", "uids"}},
       {"--gid", {"match", "gids"}},
+      {"--cgroup", {"match", "cgroups"}},
       {"--uplink", {"", "uplinks"}}};
   for (std::size_t i = first; i < rest.size(); ++i) {
     const std::string& o = rest[i];

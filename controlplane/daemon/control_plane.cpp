@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <unordered_set>
 
 #include "keepalive.hpp"
 #include "state_file.hpp"
@@ -68,6 +70,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
         flows_->resync_end();
         settle_previous_run();
       },
+      [this] { flows_->resync_abandoned(); },
   };
   ct_ = std::make_unique<ConntrackMirror>(
       sink, static_cast<int>(cfg_.offload.conntrack_rcvbuf_kb * 1024),
@@ -284,6 +287,7 @@ void ControlPlane::schedule_links() {
     rt_.heartbeat();
     rt_.poll_links();
     api_->poll();
+    if (monitor_) monitor_->recheck_cgroups();
     if (offloading_ && ct_->resync_pending()) {  // an earlier resync found no complete dump
       ct_->resync();
     }
@@ -437,39 +441,90 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
 }
 
 // Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
-// roaming state): their connections NATed to an uplink no longer allowed go, out of the fast path
+// roaming state): their connections on an uplink no longer allowed go, out of the fast path
 // first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
-// makes a new connection by an allowed uplink). Targeted: one filtered dump per such session.
+// makes a new connection by an allowed uplink). The fast path's are found in the flow manager
+// and leave in batches. The kernel's: with routing.mark_mask every connection's mark names its
+// uplink, so the kernel deletes them by mark, one message per uplink and no dump; without it,
+// one dump filtered by the session's mark, and a delete per entry.
 void ControlPlane::reset_moved_flows() {
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();
   const uint32_t mask = cfg_.routing.session_mark_mask;
+  const uint32_t uplink_mask = cfg_.routing.mark_mask;
+  const auto& uplinks = api_->uplinks();
   for (std::size_t j = 0; j < set.sessions().size(); ++j) {
     const conf::SessionConfig& s = set.sessions()[j];
     const auto moved = monitor_->moved_sessions().find(s.name);
     if (s.existing_flows != conf::ExistingFlows::reset || moved == monitor_->moved_sessions().end())
       continue;
-    std::vector<int> elsewhere;  // the interfaces of the uplinks it may no longer use
-    for (const conf::UplinkConfig& u : api_->uplinks())
-      if (!moved->second.count(u.name)) elsewhere.push_back(rtnl_->ifindex(u.iface));
-    const auto entries = ct_->marked(conf::mark_value(set.slot(j), mask), mask);
-    if (!entries) {
-      std::cerr << "tetherpath: session " << s.name << ": conntrack dump failed, nothing reset\n";
-      continue;
-    }
-    std::vector<ConntrackWriter::Update> dels;
-    for (const CtEntry& e : *entries)
-      if (std::any_of(elsewhere.begin(), elsewhere.end(),
-                      [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); })) {
-        flows_->destroyed(e);
-        dels.push_back({e, 0, false, true});
+    std::vector<int> elsewhere;         // the interfaces of the uplinks it may no longer use
+    std::vector<std::size_t> gone_ups;  // ...and their positions (their uplink marks)
+    for (std::size_t i = 0; i < uplinks.size(); ++i)
+      if (!moved->second.count(uplinks[i].name)) {
+        elsewhere.push_back(rtnl_->ifindex(uplinks[i].iface));
+        gone_ups.push_back(i);
       }
-    const auto results = writer_->apply(dels);
-    const auto removed = std::count(results.begin(), results.end(), 0);
-    sessions_reset_ += static_cast<uint64_t>(removed);
+    const auto by = [&](int ifindex) {
+      return std::find(elsewhere.begin(), elsewhere.end(), ifindex) != elsewhere.end();
+    };
+    // Which uplink a connection is on: an IPv4 one's NAT address says; an IPv6 one (routed, not
+    // translated) has its mark, or the fast path's plan. Else unknown, and left as it is.
+    const auto on_gone_uplink = [&](const CtEntry& e, std::optional<int> out) {
+      if (e.family == AF_INET)
+        return std::any_of(elsewhere.begin(), elsewhere.end(),
+                           [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); });
+      if (const auto i = uplink_of_mark(e.mark))
+        return *i < uplinks.size() && by(rtnl_->ifindex(uplinks[*i].iface));
+      return out && by(*out);
+    };
+    const uint32_t value = conf::mark_value(set.slot(j), mask);
+    const std::vector<CtEntry> taken = flows_->take_where([&](const CtEntry& e, int out) {
+      return (e.mark & mask) == value && on_gone_uplink(e, out);
+    });
+    uint64_t removed = 0;
+    std::vector<ConntrackWriter::Update> dels;
+    if (uplink_mask) {
+      for (std::size_t i : gone_ups)
+        if (conf::mark_fits(i, uplink_mask))
+          if (const int err = writer_->delete_marked(value | conf::mark_value(i, uplink_mask),
+                                                     mask | uplink_mask))
+            std::cerr << "tetherpath: session " << s.name << ": deleting its connections on "
+                      << uplinks[i].name << " failed: " << std::strerror(-err) << '\n';
+      // Counted from the fast path's; a fast-path connection whose mark names no uplink (made
+      // before the marks were) is deleted by its entry.
+      removed = taken.size();
+      for (const CtEntry& e : taken)
+        if (!uplink_of_mark(e.mark)) dels.push_back({e, 0, false, true});
+      writer_->apply(dels);
+    } else {
+      std::unordered_set<CtKey, CtKeyHash> done;
+      for (const CtEntry& e : taken) {
+        dels.push_back({e, 0, false, true});
+        done.insert(CtKey::of(e));
+      }
+      const auto entries = ct_->marked(value, mask);
+      if (!entries)
+        std::cerr << "tetherpath: session " << s.name
+                  << ": conntrack dump failed, only its offloaded connections reset\n";
+      for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
+        if (!done.count(CtKey::of(e)) && on_gone_uplink(e, flows_->out_ifindex(e)))
+          dels.push_back({e, 0, false, true});
+      const auto results = writer_->apply(dels);
+      removed = static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
+    }
+    sessions_reset_ += removed;
     std::cerr << "tetherpath: session " << s.name << ": " << removed
               << " connections on uplinks it may no longer use reset\n";
   }
+}
+
+std::optional<std::size_t> ControlPlane::uplink_of_mark(uint32_t mark) const {
+  const uint32_t mask = cfg_.routing.mark_mask;
+  if (!mask) return std::nullopt;
+  const uint32_t v = (mark & mask) >> conf::mark_shift(mask);
+  if (!v) return std::nullopt;
+  return v - 1;
 }
 
 TrafficScene ControlPlane::traffic_scene() const {
@@ -555,9 +610,9 @@ Json ControlPlane::sessions_json() const {
   const SessionSet& set = monitor_->sessions();
   for (std::size_t j = 0; j < set.sessions().size(); ++j) {
     const conf::SessionConfig& s = set.sessions()[j];
-    Json match{{"macs", Json::array()},
-               {"addresses", Json::array()},
-               {"downstreams", s.match.downstreams}};
+    Json match{
+        {"macs", Json::array()}, {"addresses", Json::array()}, {"downstreams", s.match.downstreams},
+        {"uids", s.match.uids},  {"gids", s.match.gids},       {"cgroups", s.match.cgroups}};
     for (const auto& m : s.match.macs) match["macs"].push_back(conf::mac_string(m));
     for (const auto& a : s.match.addresses) match["addresses"].push_back(a.str());
     out.push_back({{"name", s.name},
@@ -578,6 +633,13 @@ Json ControlPlane::sessions_json() const {
     row["used_bytes"] = quota ? Json(quota->used) : Json(nullptr);
     row["warning_reached"] = quota && quota->warned;
     row["limit_reached"] = quota && quota->reached;
+    if (!s.match.cgroups.empty()) {  // not matched until they exist (looked up every link poll)
+      Json missing = Json::array();
+      for (const auto& c : s.match.cgroups)
+        if (!monitor_->cgroups().count(c)) missing.push_back(c);
+      row["cgroups_missing"] = missing;
+      if (!monitor_->cgroup_error().empty()) row["cgroups_error"] = monitor_->cgroup_error();
+    }
   }
   return out;
 }
@@ -659,8 +721,10 @@ Json ControlPlane::uplink_state(const std::string& name, std::optional<uint8_t> 
 // (no upstream yet, outside every downstream prefix, no route) live only in the kernel, so a
 // dump brings them back to be decided under the new rules.
 void ControlPlane::redecide_all() {
-  flows_->set_config(policy_from(cfg_));
-  if (offloading_) ct_->resync();
+  // The dump decides again every entry the kernel has, the installed ones too: deciding them
+  // first as well would ask the kernel's routing every question twice.
+  flows_->set_config(policy_from(cfg_), !offloading_);
+  if (offloading_ && !ct_->resync()) flows_->reevaluate_all();
   rebuild_rules6();
 }
 

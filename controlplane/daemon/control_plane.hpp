@@ -71,6 +71,8 @@ class ControlPlane : private OffloadHost {
   Json api_json() const;
   Json sessions_json() const;
   void reset_moved_flows();
+  // The uplink (its position) a connection's mark pins it to (routing.mark_mask), if any.
+  std::optional<std::size_t> uplink_of_mark(uint32_t mark) const;
   void set_emergency(const std::string& session, bool active) override;
   std::optional<std::string> active_emergency() const override { return emergency_; }
   void sync_local_addresses();

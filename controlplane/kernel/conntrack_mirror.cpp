@@ -178,6 +178,7 @@ bool ConntrackMirror::resync() {
   }
   ++resync_failures;
   resync_pending_ = true;
+  if (sink_.resync_failed) sink_.resync_failed();
   return false;
 }
 

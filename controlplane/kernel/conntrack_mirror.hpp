@@ -24,6 +24,7 @@ class ConntrackMirror {
     std::function<void(const CtEntry&)> destroyed;  // DESTROY
     std::function<void()> resync_begin;             // a dump that replaces everything starts
     std::function<void()> resync_end;               // ...and ended: purge what it did not upsert
+    std::function<void()> resync_failed;            // ...or could not end: keep the rest
   };
 
   // Throws std::runtime_error (no permission, no conntrack in this kernel).

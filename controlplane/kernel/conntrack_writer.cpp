@@ -1,5 +1,6 @@
 #include "conntrack_writer.hpp"
 
+#include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
@@ -142,6 +143,34 @@ std::vector<int> ConntrackWriter::apply(const std::vector<Update>& updates) {
     }
   }
   return results;
+}
+
+int ConntrackWriter::delete_marked(uint32_t mark, uint32_t mask) {
+  static char buf[kNetlinkBuffer];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  const uint32_t seq = seq_++;
+  nlh->nlmsg_seq = seq;
+  auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfh->nfgen_family = AF_UNSPEC;  // without a tuple: a flush, filtered by the mark, any family
+  nfh->version = NFNETLINK_V0;
+  nfh->res_id = 0;
+  mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
+  mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+  ++messages;
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return -errno;
+  ++datagrams;
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(nl_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -EIO;
+    int len = static_cast<int>(n);
+    for (auto* m = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(m, len);
+         m = mnl_nlmsg_next(m, &len))
+      if (m->nlmsg_type == NLMSG_ERROR && m->nlmsg_seq == seq)  // buf now holds the reply
+        return static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m))->error;
+  }
 }
 
 }  // namespace tp

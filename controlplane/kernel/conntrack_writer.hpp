@@ -44,6 +44,11 @@ class ConntrackWriter {
   // kernel answered (-ENOENT: the entry no longer exists).
   std::vector<int> apply(const std::vector<Update>& updates);
 
+  // Deletes every entry (both families) whose mark has `mark` in the bits of `mask`: one
+  // message, the kernel walking its table (a session's connections on an uplink it may no
+  // longer use, when marks name both). 0, or the negative errno the kernel answered.
+  int delete_marked(uint32_t mark, uint32_t mask);
+
   // The port id the kernel stamps on the events our updates cause (ConntrackMirror filters them).
   uint32_t portid() const;
 

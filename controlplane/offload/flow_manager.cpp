@@ -154,6 +154,10 @@ CtEntry FlowManager::complete(const CtEntry& e, const CtEntry* known) {
 }
 
 void FlowManager::upsert(const CtEntry& event) {
+  if (resyncing_) {  // decided with the rest of the dump, its route lookups batched
+    resync_batch_.push_back(event);
+    return;
+  }
   ++stats_.upserts;
   const CtKey key = CtKey::of(event);
   auto it = flows_.find(key);
@@ -199,6 +203,68 @@ void FlowManager::upsert(const CtEntry& event) {
   ++stats_.refused[std::string(d.reason)];
 }
 
+std::vector<CtEntry> FlowManager::take_where(
+    const std::function<bool(const CtEntry&, int out_ifindex)>& pick) {
+  std::vector<Map::iterator> hits;
+  for (auto it = flows_.begin(); it != flows_.end(); ++it)
+    if (pick(it->second.ct, it->second.plan.orig.out_ifindex)) hits.push_back(it);
+  std::vector<std::pair<FlowKey4, FlowKey4>> pairs4;
+  std::vector<std::pair<FlowKey6, FlowKey6>> pairs6;
+  for (const auto it : hits) {
+    const Flow& f = it->second;
+    const CtEntry& e = f.ct;
+    if (e.family == AF_INET)
+      pairs4.emplace_back(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
+                          make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+    else
+      pairs6.emplace_back(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
+                          make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+  }
+  if (on_removed) {  // read just before removal, as remove() does, but in one pass per family
+    auto read = [&](const auto& pairs) {
+      using Key = typename std::decay_t<decltype(pairs)>::value_type::first_type;
+      std::vector<Key> keys;
+      for (const auto& [o, r] : pairs) {
+        keys.push_back(o);
+        keys.push_back(r);
+      }
+      std::vector<std::optional<FlowUsage>> use(keys.size());
+      engine_.read_usage(std::span<const Key>(keys), std::span(use));
+      return use;
+    };
+    const auto use4 = read(pairs4);
+    const auto use6 = read(pairs6);
+    size_t i4 = 0, i6 = 0;
+    for (const auto it : hits) {
+      const Flow& f = it->second;
+      const auto& use = f.ct.family == AF_INET ? use4 : use6;
+      size_t& i = f.ct.family == AF_INET ? i4 : i6;
+      const FlowUsage o = use[i].value_or(FlowUsage{}), r = use[i + 1].value_or(FlowUsage{});
+      i += 2;
+      on_removed(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes,
+                          r.packets, r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
+    }
+  }
+  engine_.remove_many(std::span<const std::pair<FlowKey4, FlowKey4>>(pairs4));
+  engine_.remove_many(std::span<const std::pair<FlowKey6, FlowKey6>>(pairs6));
+  std::vector<CtEntry> taken;
+  taken.reserve(hits.size());
+  for (const auto it : hits) {
+    topo_.release(it->second.nh_orig);
+    topo_.release(it->second.nh_reply);
+    ++stats_.removed;
+    taken.push_back(it->second.ct);
+    flows_.erase(it);
+  }
+  return taken;
+}
+
+std::optional<int> FlowManager::out_ifindex(const CtEntry& e) const {
+  const auto it = flows_.find(CtKey::of(e));
+  if (it == flows_.end()) return std::nullopt;
+  return it->second.plan.orig.out_ifindex;
+}
+
 void FlowManager::destroyed(const CtEntry& e) {
   ++stats_.destroys;
   const CtKey key = CtKey::of(e);
@@ -211,9 +277,19 @@ void FlowManager::resync_begin() {
   for (auto& [k, f] : flows_) f.seen = false;
   pending_.clear();
   parked_.clear();
+  resync_batch_.clear();
+  resyncing_ = true;
+}
+
+void FlowManager::resync_abandoned() {
+  resyncing_ = false;
+  std::vector<CtEntry> batch;
+  batch.swap(resync_batch_);  // its memory goes too: a dump can be large
+  upsert_all(batch);
 }
 
 void FlowManager::resync_end() {
+  resync_abandoned();  // what the dump brought is decided before the rest is purged
   for (auto it = flows_.begin(); it != flows_.end();) {
     auto next = std::next(it);
     if (!it->second.seen) remove(it, false);  // the kernel no longer has it
@@ -252,6 +328,10 @@ void FlowManager::reevaluate_all() {
   for (const auto& [k, f] : flows_) all.push_back(f.ct);
   for (const auto& [k, e] : pending_) all.push_back(e);
   for (const auto& [k, e] : parked_) all.push_back(e);
+  upsert_all(all);
+}
+
+void FlowManager::upsert_all(const std::vector<CtEntry>& all) {
   // A flow's decision asks the kernel twice, the reply's question depending on the original's
   // answer: two dry runs of every decision collect the questions of each round and fetch them
   // in batches, and the real pass then finds every answer fetched (decide() has no effects).
@@ -394,9 +474,9 @@ void FlowManager::release_all() {
   parked_.clear();
 }
 
-void FlowManager::set_config(PolicyConfig cfg) {
+void FlowManager::set_config(PolicyConfig cfg, bool reevaluate) {
   cfg_ = std::move(cfg);
-  reevaluate_all();
+  if (reevaluate) reevaluate_all();
 }
 
 void FlowManager::for_each(const std::function<void(const FlowView&)>& fn) const {

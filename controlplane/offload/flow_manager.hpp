@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,12 +45,18 @@ class FlowManager {
 
   void upsert(const CtEntry& e);
   void destroyed(const CtEntry& e);
+  // A dump that replaces everything: upserts between begin and end are decided together at the
+  // end (route lookups in batches), then what the dump did not bring is purged. A dump that
+  // could not complete is abandoned: what it brought is decided, nothing purged.
   void resync_begin();
   void resync_end();
+  void resync_abandoned();
   // Neighbour appeared, changed or went away (mac empty).
   void neighbour_changed(int ifindex, const IpAddr& addr, std::optional<MacAddr> mac);
   // Routes or addresses changed: every flow is decided again.
   void reevaluate_all();
+  // Entries decided together, their route lookups fetched in batches.
+  void upsert_all(const std::vector<CtEntry>& entries);
   // A port went down (carrier or administratively): its flows go back to the kernel. Returns
   // their conntrack entries (for a failed uplink, the caller removes them from the kernel).
   std::vector<CtEntry> port_down(uint8_t port);
@@ -67,9 +74,16 @@ class FlowManager {
   // Every flow goes back to the kernel (shutdown, offload stopped).
   void release_all();
 
-  void set_config(PolicyConfig cfg);
+  // A new policy; every flow decided again by it unless the caller does that (a resync).
+  void set_config(PolicyConfig cfg, bool reevaluate = true);
   const PolicyConfig& config() const { return cfg_; }
   std::size_t size() const { return flows_.size(); }
+  // Where an offloaded flow's original direction leaves (its plan), if it is offloaded.
+  std::optional<int> out_ifindex(const CtEntry& e) const;
+  // The flows `pick` chooses (given the entry and the interface its original direction leaves
+  // by) leave the fast path at once, their counters read and their entries removed in batches;
+  // their conntrack entries are returned (the caller deals with the kernel's).
+  std::vector<CtEntry> take_where(const std::function<bool(const CtEntry&, int out_ifindex)>& pick);
   std::size_t pending() const { return pending_.size(); }
   std::size_t parked() const { return parked_.size(); }
   const FlowStats& stats() const { return stats_; }
@@ -110,6 +124,8 @@ class FlowManager {
   // again when routes or rules change, since no conntrack event may come to say so.
   std::unordered_map<CtKey, CtEntry, CtKeyHash> parked_;
   FlowStats stats_;
+  bool resyncing_ = false;
+  std::vector<CtEntry> resync_batch_;
 };
 
 }  // namespace tp

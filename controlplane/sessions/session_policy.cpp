@@ -58,6 +58,9 @@ std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionCo
     for (const auto& d : m.downstreams) out.push_back({SessionSelector::downstream, d, 0, j});
     for (uint32_t u : m.uids) out.push_back({SessionSelector::uid, std::to_string(u), 0, j});
     for (uint32_t g : m.gids) out.push_back({SessionSelector::gid, std::to_string(g), 0, j});
+    for (const auto& c : m.cgroups)  // deeper first: a service's cgroup before its slice's
+      out.push_back({SessionSelector::cgroup, c,
+                     1 + static_cast<int>(std::count(c.begin(), c.end(), '/')), j});
   }
   std::stable_sort(out.begin(), out.end(), [&](const SessionSelector& a, const SessionSelector& b) {
     if (a.kind != b.kind) return a.kind < b.kind;
@@ -146,11 +149,18 @@ std::string session_table(const ClassifierPlan& p) {
       case SessionSelector::gid:
         match = "meta skgid " + s.text;
         break;
+      case SessionSelector::cgroup:
+        if (const auto c = p.cgroups.find(s.text); c != p.cgroups.end())
+          match = "socket cgroupv2 level " + std::to_string(c->second.level) + " \"" +
+                  c->second.nft_path + "\"";
+        break;
     }
+    if (match.empty()) continue;  // a cgroup that does not exist (yet)
     if (!conf::mark_fits(p.slots[s.session], p.session_mask))
       continue;  // never bits outside the mask
     const uint32_t v = conf::mark_value(p.slots[s.session], p.session_mask);
-    const bool owner = s.kind == SessionSelector::uid || s.kind == SessionSelector::gid;
+    const bool owner = s.kind == SessionSelector::uid || s.kind == SessionSelector::gid ||
+                       s.kind == SessionSelector::cgroup;
     (owner ? local : forwarded) += "    ct state new " + match + " " +
                                    set_bits("ct", p.session_mask, v) + " " +
                                    set_bits("meta", p.session_mask, v) + " return\n";

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "cgroup_paths.hpp"
 #include "config.hpp"
 #include "uplink_health.hpp"
 
@@ -46,15 +48,16 @@ std::vector<std::size_t> session_route(const conf::SessionConfig& s,
 
 // One selector of one session, in the order the kernel tries them.
 struct SessionSelector {
-  enum Kind { mac, address, downstream, uid, gid } kind;
-  std::string text;  // as nft writes it: a MAC, a prefix, an interface name, a number
+  enum Kind { mac, address, downstream, uid, gid, cgroup } kind;
+  // As nft writes it: a MAC, a prefix, an interface name, a number; a cgroup's path.
+  std::string text;
   int prefix_len = 0;
   std::size_t session = 0;
 };
 
 // Every session's selectors, most specific first (MACs, then longer prefixes, then downstream
-// interfaces; for the box's own applications uids, then gids), then by higher priority: the
-// first that matches a client (an application) is its session.
+// interfaces; for the box's own applications uids, then gids, then cgroups, deeper first), then
+// by higher priority: the first that matches a client (an application) is its session.
 std::vector<SessionSelector> ordered_selectors(const std::vector<conf::SessionConfig>& sessions);
 
 // What the classifier marks: sessions (session i has mark slot slots[i], stable across updates,
@@ -71,6 +74,8 @@ struct ClassifierPlan {
   std::vector<std::string> cellular_ifaces;
   // Sessions whose data limit is reached (their slots): nothing of theirs is forwarded.
   std::vector<std::size_t> limited_slots;
+  // The sessions' cgroups that exist now (a rule cannot name one that does not).
+  std::map<std::string, CgroupRef> cgroups;
 };
 
 // The body of the `inet tetherpath_sessions` table (see session_classifier): a new connection's

@@ -273,7 +273,28 @@ void UplinkMonitor::classify() {
     if (limited_.count(plan.sessions[j].name)) plan.limited_slots.push_back(plan.slots[j]);
   for (const auto& t : uplinks_)
     if (t->cfg.kind == conf::UplinkKind::cellular) plan.cellular_ifaces.push_back(t->cfg.iface);
+  const auto paths = session_cgroups();
+  cgroups_ = cgroup_paths_.resolve_all(paths);
+  plan.cgroups = cgroups_;
+  if (!paths.empty() && !cgroup_paths_.error().empty())
+    routing_errors_.push_back("sessions' cgroups are not matched: " + cgroup_paths_.error());
   if (auto e = classifier_->apply(plan); !e.empty()) routing_errors_.push_back(e);
+}
+
+std::vector<std::string> UplinkMonitor::session_cgroups() const {
+  std::vector<std::string> paths;
+  for (const auto& s : sessions_.sessions())
+    paths.insert(paths.end(), s.match.cgroups.begin(), s.match.cgroups.end());
+  return paths;
+}
+
+void UplinkMonitor::recheck_cgroups() {
+  if (!routing_cfg_.manage || !classifier_) return;
+  const auto paths = session_cgroups();
+  if (paths.empty() || cgroup_paths_.resolve_all(paths) == cgroups_) return;
+  classify();
+  std::cerr << "tetherpath: sessions' cgroups changed (" << cgroups_.size() << " of "
+            << paths.size() << " exist): classifier written again\n";
 }
 
 void UplinkMonitor::set_limited(std::set<std::string> sessions) {

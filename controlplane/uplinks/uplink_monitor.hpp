@@ -16,6 +16,7 @@
 
 #include "arp_prober.hpp"
 #include "asio.hpp"
+#include "cgroup_paths.hpp"
 #include "config.hpp"
 #include "icmp_prober.hpp"
 #include "session_classifier.hpp"
@@ -68,6 +69,13 @@ class UplinkMonitor {
   std::size_t sticky_clients(const std::string& uplink) const;
   // Interfaces appeared or went (a phone plugged in again has a new ifindex): routes follow.
   void interfaces_changed();
+  // The sessions' cgroups looked up again (a service started, stopped or restarted): the
+  // classifier is written again when what exists changed.
+  void recheck_cgroups();
+  // Of the sessions' cgroups, those that exist now (the classifier matches only these), and
+  // why none can be matched, if that is so.
+  const std::map<std::string, CgroupRef>& cgroups() const { return cgroups_; }
+  const std::string& cgroup_error() const { return cgroup_paths_.error(); }
 
   std::optional<Status> status(const std::string& name) const;
   const std::vector<std::string>& active() const { return active_; }
@@ -98,6 +106,7 @@ class UplinkMonitor {
   void reselect();
   void route_sessions();
   void classify();
+  std::vector<std::string> session_cgroups() const;
   void note_allowed();
   std::vector<ManagedUplink> managed(const std::vector<std::size_t>& which) const;
   void reprogram();
@@ -120,6 +129,8 @@ class UplinkMonitor {
   std::set<std::string> limited_;
   std::map<std::string, std::set<std::string>> allowed_, moved_;  // per session name
   std::unique_ptr<SessionClassifier> classifier_;
+  CgroupPaths cgroup_paths_;
+  std::map<std::string, CgroupRef> cgroups_;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;
   boost::asio::steady_timer retry_timer_;

@@ -187,9 +187,12 @@ std::vector<std::string> UplinkRouting::program(const conf::RoutingConfig& cfg,
              rule(RTM_NEWRULE, family, cfg.priority + 1, table, {},
                   conf::mark_value(i, cfg.mark_mask), cfg.mark_mask, false));
     }
+    // The box's own sockets bound to (or first routed with) an uplink's address leave by it;
+    // not those a session marked (by socket owner or cgroup): the session routes them again,
+    // and the masquerade gives them the address of the uplink they leave by.
     if (u.addr4)
-      note(u.name + ": source rule",
-           rule(RTM_NEWRULE, AF_INET, cfg.priority, table, Prefix{*u.addr4, 32}, 0, 0, false));
+      note(u.name + ": source rule", rule(RTM_NEWRULE, AF_INET, cfg.priority, table,
+                                          Prefix{*u.addr4, 32}, 0, cfg.session_mark_mask, false));
     for (const Prefix& p : u.prefixes6)
       note(u.name + ": source rule for " + p.str(),
            rule(RTM_NEWRULE, AF_INET6, cfg.priority + 4, table, p, 0, 0, false));

@@ -139,7 +139,10 @@ class BpfFastPath : public FastPath {
   void remove(const FlowKey6& orig, const FlowKey6& reply) override;
   std::optional<FlowUsage> usage(const FlowKey4& dir) const override;
   std::optional<FlowUsage> usage(const FlowKey6& dir) const override;
-  // One dump of the flow map in batches (read_usage.cpp) rather than a lookup per key.
+  // Batched deletes (map_batches.cpp) rather than a system call per key.
+  void remove_many(std::span<const std::pair<FlowKey4, FlowKey4>> flows) override;
+  void remove_many(std::span<const std::pair<FlowKey6, FlowKey6>> flows) override;
+  // One dump of the flow map in batches (map_batches.cpp) rather than a lookup per key.
   void read_usage(std::span<const FlowKey4> keys,
                   std::span<std::optional<FlowUsage>> out) const override;
   void read_usage(std::span<const FlowKey6> keys,
@@ -172,6 +175,11 @@ class BpfFastPath : public FastPath {
   template <typename Key>
   void read_usage_batched(int map_fd, std::span<const Key> keys,
                           std::span<std::optional<FlowUsage>> out) const;
+  template <typename Key>
+  static void delete_batched(int map_fd, std::span<const Key> keys);
+  template <typename Key>
+  void remove_pairs(int map_fd, pinned::InheritedKeys<Key>& inherited,
+                    std::span<const std::pair<Key, Key>> flows);
   // tp_config's one value, mapped (null if it cannot be), and stores into it (config_map.cpp).
   void* config_value();
   bool store_bank(uint32_t bank);

@@ -1,7 +1,9 @@
-// Batched usage reads: a keepalive round asks for every offloaded flow's use, which per key is a
-// system call per flow direction. One dump of the flow map in batches (BPF_MAP_LOOKUP_BATCH, Linux
-// 5.6) costs a system call per batch of entries instead; its entries are matched to the keys asked
-// for through a hash table. Kernels without batch operations get the per-key lookups.
+// Batched map operations: a keepalive round asks for every offloaded flow's use, and a policy
+// reset removes thousands of flows, which per key is a system call per flow direction.
+// Reads: one dump of the flow map in batches (BPF_MAP_LOOKUP_BATCH, Linux 5.6) costs a system
+// call per batch of entries instead; its entries are matched to the keys asked for through a
+// hash table. Removals: BPF_MAP_DELETE_BATCH over the keys. Kernels without batch operations
+// get the per-key calls.
 #include <bpf/bpf.h>
 
 #include <cerrno>
@@ -82,6 +84,45 @@ void BpfFastPath::read_usage_batched(int fd, std::span<const Key> keys,
     if (err) return;  // ENOENT: the dump reached the map's end
     first = false;
   }
+}
+
+template <typename Key>
+void BpfFastPath::delete_batched(int fd, std::span<const Key> keys) {
+  size_t at = 0;
+  bpf_map_batch_opts opts{};
+  opts.sz = sizeof(opts);
+  while (at < keys.size()) {
+    uint32_t count = static_cast<uint32_t>(keys.size() - at);
+    const int err = bpf_map_delete_batch(fd, &keys[at], &count, &opts);
+    at += count;
+    if (!err) continue;
+    if (errno != ENOENT) break;  // no batch deletes here: the rest one by one
+    ++at;                        // a key already gone stops the batch: past it
+  }
+  for (; at < keys.size(); ++at) bpf_map_delete_elem(fd, &keys[at]);
+}
+
+template <typename Key>
+void BpfFastPath::remove_pairs(int fd, pinned::InheritedKeys<Key>& inherited,
+                               std::span<const std::pair<Key, Key>> flows) {
+  if (frozen_) return;
+  std::vector<Key> keys;
+  keys.reserve(flows.size() * 2);
+  for (const auto& [orig, reply] : flows) {
+    keys.push_back(orig);
+    keys.push_back(reply);
+    inherited.erase(orig);
+    inherited.erase(reply);
+  }
+  delete_batched(fd, std::span<const Key>(keys));
+}
+
+void BpfFastPath::remove_many(std::span<const std::pair<FlowKey4, FlowKey4>> flows) {
+  remove_pairs(maps_.flows4, inherited4_, flows);
+}
+
+void BpfFastPath::remove_many(std::span<const std::pair<FlowKey6, FlowKey6>> flows) {
+  remove_pairs(maps_.flows6, inherited6_, flows);
 }
 
 void BpfFastPath::read_usage(std::span<const FlowKey4> keys,

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "flow_plan.hpp"
 #include "reason.hpp"
@@ -65,6 +66,14 @@ class FastPath {
   virtual int install(const FlowPlan6& orig, const FlowPlan6& reply) = 0;
   virtual void remove(const FlowKey4& orig, const FlowKey4& reply) = 0;
   virtual void remove(const FlowKey6& orig, const FlowKey6& reply) = 0;
+  // Many flows at once (a policy update resetting a session's connections). An engine whose
+  // per-key removal is a system call (BPF) removes them in batches.
+  virtual void remove_many(std::span<const std::pair<FlowKey4, FlowKey4>> flows) {
+    for (const auto& [orig, reply] : flows) remove(orig, reply);
+  }
+  virtual void remove_many(std::span<const std::pair<FlowKey6, FlowKey6>> flows) {
+    for (const auto& [orig, reply] : flows) remove(orig, reply);
+  }
   virtual std::optional<FlowUsage> usage(const FlowKey4& dir) const = 0;
   virtual std::optional<FlowUsage> usage(const FlowKey6& dir) const = 0;
   // Many directions at once (a keepalive round): out[i] for keys[i], nullopt when not installed;

@@ -30,10 +30,31 @@ lab_cleanup() {
   disown -a 2>/dev/null  # the topology's teardown kills the rest; no "Killed" job reports
   bash "$TOPOLOGY" down >/dev/null 2>&1
   rm -rf "$TP_STATE_DIR"
+  lab_cgroup_remove
   if mountpoint -q "$TP_BPFFS" 2>/dev/null; then
     umount "$TP_BPFFS" 2>/dev/null  # every pin in it goes with it
     rmdir "$TP_BPFFS" 2>/dev/null
   fi
+}
+
+# A cgroup of the lab's own (cgroup2, wherever the host mounts it) for sessions that select
+# the box's applications by cgroup: its directory in TP_LAB_CGROUP; fails when the host has no
+# cgroup2. Removed, with every process still in it, when the suite ends.
+TP_LAB_CGROUP=
+lab_cgroup() {
+  local root
+  root=$(findmnt -n -t cgroup2 -o TARGET 2>/dev/null | head -1)
+  [ -n "$root" ] || return 1
+  TP_LAB_CGROUP="$root/tetherpath-lab"
+  mkdir -p "$TP_LAB_CGROUP"
+}
+lab_cgroup_remove() {
+  [ -n "$TP_LAB_CGROUP" ] && [ -d "$TP_LAB_CGROUP" ] || return 0
+  local d
+  for d in $(find "$TP_LAB_CGROUP" -depth -type d); do
+    for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    rmdir "$d" 2>/dev/null
+  done
 }
 
 # only_engine ENGINE: the suite is about one engine; on the other it says so and passes.
@@ -104,7 +125,11 @@ start_daemon() {
   # Not through nsx (a function would run in a subshell): $! must be the daemon itself.
   local lines
   lines=$(cat "$TP_LOG" 2>/dev/null | wc -l)
-  ip netns exec tp-box "$TETHERPATH" --config "$config" >>"$TP_LOG" 2>&1 &
+  # `ip netns exec` gives the daemon a /sys of its own, without the cgroup2 hierarchy a box has
+  # at /sys/fs/cgroup (where nftables looks for cgroups): mounted there, as on the box. The
+  # shell execs the daemon: $! stays its pid.
+  ip netns exec tp-box sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec "$@"' \
+    tetherpath "$TETHERPATH" --config "$config" >>"$TP_LOG" 2>&1 &
   TP_PID=$!
   # Ready when it says so (TAPs left by a killed instance exist before the new one is up).
   if ! eventually 20 sh -c "tail -n +$((lines + 1)) '$TP_LOG' | grep -q 'tetherpath: running'"; then

@@ -339,11 +339,45 @@ check "a reload adds a session for uid 4242" tetherctl reload
 check "the classifier marks its sockets' connections" \
   sh -c "ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'meta skuid 4242'"
 as_4242() { ip netns exec tp-box setpriv --reuid=4242 --regid=4242 --clear-groups "$@"; }
+phone_before=$(seen box_by_phone)
 check "uid 4242's download from the box itself" as_4242 curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
-check "left by the phone, its session's uplink, with the phone's address" test "$(seen box_by_phone)" -gt 0
+check "left by the phone, its session's uplink, with the phone's address" test "$(seen box_by_phone)" -gt "$phone_before"
 modem_before=$(seen box_by_modem)
 check "root's download from the box" nsx tp-box curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
 check "left by the modem (the shared table's)" test "$(seen box_by_modem)" -gt "$modem_before"
+
+echo "the box's own applications: a session by cgroup"
+if ! lab_cgroup; then
+  echo "  SKIP  the host mounts no cgroup2 hierarchy: cgroup sessions not tested"
+else
+  cg=$TP_LAB_CGROUP
+  cat >>"$CONFIG" <<'YAML'
+  - name: ota_service
+    match: {cgroups: [tetherpath-lab/ota.service]}
+    uplinks: [phone]
+YAML
+  check "a reload adds a session for a cgroup that does not exist yet" tetherctl reload
+  check "it is listed as missing" \
+    test "$(status_json "s['ota_service']['cgroups_missing']")" = "['tetherpath-lab/ota.service']"
+  in_cgroup() {  # a process of the cgroup (as a service of it would be), in the box
+    sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec tp-box "$@"' "$cg/ota.service" "$@"
+  }
+  mkdir -p "$cg/ota.service"
+  cgroup_rule() { ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'socket cgroupv2 level 2 '; }
+  check "once it exists, the classifier names it (within a link poll)" eventually 5 cgroup_rule
+  phone_before=$(seen box_by_phone)
+  check "a download from a process in the cgroup" in_cgroup curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
+  check "left by the phone, its session's uplink" test "$(seen box_by_phone)" -gt "$phone_before"
+  # A service restarted gets a new cgroup (a new id): the rule must follow it.
+  rmdir "$cg/ota.service" && mkdir "$cg/ota.service"
+  sleep 2.5
+  phone_before=$(seen box_by_phone)
+  check "after its cgroup is made again (a restarted service: a new id), a download from it" \
+    in_cgroup curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
+  check "still leaves by the phone (the rule follows the new id)" test "$(seen box_by_phone)" -gt "$phone_before"
+  check "and the cgroup is no longer missing" test "$(status_json "s['ota_service']['cgroups_missing']")" = "[]"
+  lab_cgroup_remove
+fi
 
 echo "sessions handed back"
 sed -i '/^sessions:/,$d' "$CONFIG"
@@ -353,3 +387,4 @@ check "their rules, tables and selectors are gone (the uplinks' marks stay)" \
 kill "$events_pid" 2>/dev/null
 [ -n "${TP_LAB_KEEP:-}" ] && cp -r "$TP_LAB_DIR" "$TP_LAB_KEEP"
 lab_end
+

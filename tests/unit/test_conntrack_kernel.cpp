@@ -123,11 +123,13 @@ struct View {
               live[ntohs(e.orig.sport)] = e;
               seen.insert(ntohs(e.orig.sport));
             },
-            [this](const CtEntry& e) { live.erase(ntohs(e.orig.sport)); }, [this] { seen.clear(); },
+            [this](const CtEntry& e) { live.erase(ntohs(e.orig.sport)); },
+            [this] { seen.clear(); },
             [this] {
               for (auto it = live.begin(); it != live.end();)
                 it = seen.count(it->first) ? std::next(it) : live.erase(it);
-            }};
+            },
+            {}};
   }
 };
 
@@ -143,7 +145,8 @@ TEST(ConntrackKernel, ReplyIcmpIdIsReadFromTheMessage) {
                        {"203.0.113.10", "100.64.0.2", IPPROTO_ICMP, 2, 0}),
               0);
     std::vector<CtEntry> got;
-    ConntrackMirror m({[&](const CtEntry& e) { got.push_back(e); }, {}, {}, {}}, 1 << 16, 1 << 16);
+    ConntrackMirror m({[&](const CtEntry& e) { got.push_back(e); }, {}, {}, {}, {}}, 1 << 16,
+                      1 << 16);
     ASSERT_TRUE(m.resync());
     ASSERT_EQ(got.size(), 2u);
     std::map<std::string, uint16_t> reply_id;

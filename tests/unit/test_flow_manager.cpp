@@ -170,10 +170,33 @@ TEST_F(FlowManagerTest, ResyncPurgesWhatTheDumpDidNotShow) {
   EXPECT_EQ(fm->size(), 2u);
   fm->resync_begin();
   fm->upsert(masqueraded_tcp(40001, 61001));
+  fm->upsert(masqueraded_tcp(40002, 61002));
+  EXPECT_EQ(fm->size(), 2u) << "the dump is decided at its end, in one batch";
   fm->resync_end();
-  EXPECT_EQ(fm->size(), 1u);
+  EXPECT_EQ(fm->size(), 2u);
   EXPECT_EQ(send_up(40000), "unknown_flow");
   EXPECT_EQ(send_up(40001), "modem");
+  EXPECT_EQ(send_up(40002), "modem");
+  fm->upsert(masqueraded_tcp(40003, 61003));
+  EXPECT_EQ(fm->size(), 3u) << "after the dump, events apply at once again";
+}
+
+TEST_F(FlowManagerTest, AnOffloadedFlowSaysWhereItLeaves) {
+  EXPECT_FALSE(fm->out_ifindex(masqueraded_tcp()));
+  fm->upsert(masqueraded_tcp());
+  EXPECT_EQ(fm->out_ifindex(masqueraded_tcp()), kModemIf);
+}
+
+TEST_F(FlowManagerTest, AnAbandonedResyncPurgesNothing) {
+  fm->upsert(masqueraded_tcp(40000, 61000));
+  fm->resync_begin();
+  fm->upsert(masqueraded_tcp(40001, 61001));
+  fm->resync_abandoned();  // the dump failed: what it did not show may still be in the kernel
+  EXPECT_EQ(fm->size(), 2u);
+  EXPECT_EQ(send_up(40000), "modem");
+  EXPECT_EQ(send_up(40001), "modem");
+  fm->upsert(masqueraded_tcp(40002, 61002));
+  EXPECT_EQ(fm->size(), 3u);
 }
 
 TEST_F(FlowManagerTest, PortDownHandsItsFlowsBack) {

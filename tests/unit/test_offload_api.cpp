@@ -11,6 +11,9 @@
 namespace tp {
 namespace {
 
+// In-process calls in these tests are the integrator's: every right.
+const api::Caller kRoot = api::Caller::root();
+
 struct RecordingHost : OffloadHost {
   void start_offload() override { ++starts; }
   void stop_offload() override { ++stops; }
@@ -60,7 +63,7 @@ class OffloadApiTest : public ::testing::Test {
     api.on_event = [this](const Json& e) { events.push_back(e); };
   }
 
-  Json call(const std::string& json) { return api.handle(Json::parse(json)); }
+  Json call(const std::string& json) { return api.handle(Json::parse(json), kRoot); }
   // The error code, or "ok".
   std::string code(const std::string& json) {
     const Json r = call(json);
@@ -311,7 +314,7 @@ TEST_F(OffloadApiTest, UsageSurvivesARestartWithoutRepeatingEvents) {
   OffloadApi api2(lab_config(), host2);
   std::vector<Json> events2;
   api2.on_event = [&](const Json& e) { events2.push_back(e); };
-  api2.handle(Json{{"op", "init"}});
+  api2.handle(Json{{"op", "init"}}, kRoot);
   events2.clear();
   api2.restore_usage(saved);
   EXPECT_EQ(host2.armed[0], 1000u);
@@ -345,7 +348,7 @@ TEST_F(OffloadApiTest, ControlCharactersInNamesAddressesAndPrefixesAreRefused) {
                  {"warning", 1},
                  {"limit", 2}}),
        }) {
-    const Json r = api.handle(bad);
+    const Json r = api.handle(bad, kRoot);
     EXPECT_EQ(r["error"], "illegal_argument") << bad.dump();
   }
   EXPECT_TRUE(api.local_prefixes().empty());
@@ -445,9 +448,9 @@ TEST_F(OffloadApiTest, MistypedUsageFieldsAreIgnoredNotFatal) {
 }
 
 TEST_F(OffloadApiTest, MalformedRequestsGetErrors) {
-  EXPECT_EQ(api.handle(Json::array())["error"], "illegal_argument");
-  EXPECT_EQ(api.handle(Json{{"no_op", 1}})["error"], "illegal_argument");
-  EXPECT_EQ(api.handle(Json{{"op", 5}})["error"], "illegal_argument");
+  EXPECT_EQ(api.handle(Json::array(), kRoot)["error"], "illegal_argument");
+  EXPECT_EQ(api.handle(Json{{"no_op", 1}}, kRoot)["error"], "illegal_argument");
+  EXPECT_EQ(api.handle(Json{{"op", 5}}, kRoot)["error"], "illegal_argument");
   EXPECT_EQ(code(R"({"op":"teleport"})"), "unknown_op");
   host.reload_error = "x.yaml:3:1: ports cannot change";
   const Json r = call(R"({"op":"reload"})");
@@ -472,7 +475,8 @@ TEST(OffloadApiConfig, StartAppliesTheConfigAndReloadOnlyWhatChanged) {
 
   // The connection manager adds a downstream; a reload that only changes the local prefixes
   // keeps it, and keeps counting against the unchanged limit.
-  api.handle(Json{{"op", "add_downstream"}, {"iface", "usb0"}, {"prefix", "192.168.60.0/24"}});
+  api.handle(Json{{"op", "add_downstream"}, {"iface", "usb0"}, {"prefix", "192.168.60.0/24"}},
+             kRoot);
   host.used[0] = 7;
   conf::Config next = cfg;
   next.local_prefixes = {*Prefix::parse("10.0.0.0/8")};
@@ -564,10 +568,10 @@ class UplinksTest : public ::testing::Test {
     api.on_event = [this](const Json& e) { events.push_back(e); };
   }
   std::string code(const std::string& json) {
-    const Json r = api.handle(Json::parse(json));
+    const Json r = api.handle(Json::parse(json), kRoot);
     return r.value("ok", false) ? "ok" : r.value("error", "?") + ": " + r.value("message", "");
   }
-  Json uplinks() { return api.handle(Json::parse(R"({"op":"status"})"))["uplinks"]; }
+  Json uplinks() { return api.handle(Json::parse(R"({"op":"status"})"), kRoot)["uplinks"]; }
 
   RecordingHost host;
   OffloadApi api;
@@ -641,7 +645,7 @@ TEST_F(UplinksTest, AnUplinksLimitIsItsOwn) {
   EXPECT_EQ(events[1]["uplink"], "phone");
   EXPECT_TRUE(api.roles()[1].limited);
   EXPECT_FALSE(api.roles()[0].limited) << "the modem's traffic is not the phone's";
-  const Json limits = api.handle(Json::parse(R"({"op":"status"})"))["limits"];
+  const Json limits = api.handle(Json::parse(R"({"op":"status"})"), kRoot)["limits"];
   ASSERT_EQ(limits.size(), 1u);
   EXPECT_EQ(limits[0]["uplink"], "phone");
   EXPECT_EQ(limits[0]["used"], 310);
@@ -677,12 +681,14 @@ TEST_F(UplinksTest, SeveralUplinksAreUpstreamAtOnce) {
 
   // Roaming begins: an update of one field, an event; the same again changes nothing.
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"update_uplink","name":"modem",
-                                       "roaming":"international"})"))["changed"],
+                                       "roaming":"international"})"),
+                       kRoot)["changed"],
             true);
   EXPECT_EQ(uplinks()[0]["roaming"], "international");
   EXPECT_EQ(uplinks()[0]["metric"], 10) << "fields not named are kept";
   EXPECT_EQ(api.handle(Json::parse(R"({"op":"update_uplink","name":"modem",
-                                       "roaming":"international"})"))["changed"],
+                                       "roaming":"international"})"),
+                       kRoot)["changed"],
             false);
 
   // Tracking through the API, as the YAML's `track` says it; {} stops it.
@@ -765,7 +771,7 @@ class SessionsApiTest : public ::testing::Test {
   SessionsApiTest() : api(config(), host) {
     api.on_event = [this](const Json& e) { events.push_back(e); };
     api.apply_config(config(), nullptr);  // as the daemon does at start
-    api.handle(Json::parse(R"({"op":"init"})"));
+    api.handle(Json::parse(R"({"op":"init"})"), kRoot);
   }
   static conf::Config config() {
     conf::Config c = conf::load_string(std::string(kTwoUplinks) + kSessions, "test.yaml");
@@ -778,7 +784,7 @@ class SessionsApiTest : public ::testing::Test {
       "  - {name: ecall, match: {macs: ['02:00:00:00:00:01']}, uplinks: [cellular], emergency: "
       "true}\n";
   std::string code(const std::string& json) {
-    const Json r = api.handle(Json::parse(json));
+    const Json r = api.handle(Json::parse(json), kRoot);
     return r.value("ok", false) ? "ok" : r.value("error", "?") + ": " + r.value("message", "");
   }
   EmergencyHost host;
@@ -794,14 +800,16 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
        "illegal_argument: name: expected 1 to 32 of A-Z a-z 0-9 _ -"},
       {R"({"op":"set_session","name":"p"})",
        "illegal_argument: match: expected at least one of macs, addresses, downstreams, uids, "
-       "gids"},
+       "gids, cgroups"},
       {R"({"op":"set_session","name":"p","match":{"downstreams":["modem0"]}})",
        "illegal_argument: match.downstreams: 'modem0' is not a downstream port"},
       {R"({"op":"set_session","name":"p","match":{"macs":["01:00:5e:00:00:01"]}})",
        "illegal_argument: match.macs: expected a unicast MAC address, got '01:00:5e:00:00:01'"},
       {R"({"op":"set_session","name":"p","match":{"ports":["wifi0"]}})",
        "illegal_argument: match.ports: unknown key (known: macs, addresses, downstreams, uids, "
-       "gids)"},
+       "gids, cgroups)"},
+      {R"({"op":"set_session","name":"p","match":{"cgroups":["../etc"]}})",
+       "illegal_argument: match.cgroups: '../etc': a cgroup path has no empty, '.' or '..' parts"},
       {R"({"op":"set_session","name":"p","match":{"uids":["no-such-user-here"]}})",
        "illegal_argument: match.uids: expected a user (a number or a name this system knows), "
        "got \"no-such-user-here\""},
@@ -851,13 +859,18 @@ TEST_F(SessionsApiTest, SetAndRemoveFollowTheConfigurationsRules) {
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","priority":3})"), "ok");
   EXPECT_EQ(api.sessions()[1].uplinks, std::vector<std::string>{"phone"});
   EXPECT_EQ(api.sessions()[1].priority, 3);
-  EXPECT_EQ(api.handle(Json::parse(R"({"op":"set_session","name":"p","priority":3})"))["changed"],
-            false);
+  EXPECT_EQ(
+      api.handle(Json::parse(R"({"op":"set_session","name":"p","priority":3})"), kRoot)["changed"],
+      false);
   // The box's own applications, by socket owner: numbers or names.
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"uids":[4242,"root"],"gids":["0"]}})"),
             "ok");
   EXPECT_EQ(api.sessions()[1].match.uids, (std::vector<uint32_t>{4242, 0}));
   EXPECT_EQ(api.sessions()[1].match.gids, std::vector<uint32_t>{0});
+  ASSERT_EQ(
+      code(R"({"op":"set_session","name":"p","match":{"cgroups":["system.slice/ota.service"]}})"),
+      "ok");
+  EXPECT_EQ(api.sessions()[1].match.cgroups, std::vector<std::string>{"system.slice/ota.service"});
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","match":{"downstreams":["wifi0"]}})"), "ok");
   // A data warning and limit of its own; null takes one away.
   ASSERT_EQ(code(R"({"op":"set_session","name":"p","warning_bytes":2000,"limit_bytes":3000})"),
@@ -893,11 +906,13 @@ TEST_F(SessionsApiTest, CallersMayOnlyWhatTheirRolesAllow) {
   EXPECT_EQ(
       api.handle(Json::parse(R"({"op":"get_forwarded_stats","iface":"modem0"})"), reader)["error"],
       "permission_denied");
-  EXPECT_EQ(api.handle(Json::parse(
-                R"({"op":"set_session","name":"apps","match":{"uids":[4242]},"limit_bytes":5})"))
-                ["message"],
-            "limit_bytes: a data warning or limit counts forwarded traffic: a session with uids or "
-            "gids (the box's own, local traffic) cannot have one");
+  EXPECT_EQ(
+      api.handle(
+          Json::parse(
+              R"({"op":"set_session","name":"apps","match":{"uids":[4242]},"limit_bytes":5})"),
+          kRoot)["message"],
+      "limit_bytes: a data warning or limit counts forwarded traffic: a session with uids, "
+      "gids or cgroups (the box's own, local traffic) cannot have one");
   api::Caller controller{4242, 4242, 77, true, false};
   r = api.handle(Json::parse(R"({"op":"set_emergency","session":"ecall"})"), controller);
   EXPECT_EQ(r["error"], "permission_denied");

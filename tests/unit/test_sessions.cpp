@@ -77,7 +77,7 @@ TEST(Sessions, BadOnesNameFileLineColumnAndKey) {
        "same priority: give one of them a higher priority"},
       {MANAGED "  - {name: a, match: {}}\n",
        "bad.yaml:11:22: sessions[0].match: expected at least one of macs, addresses, downstreams, "
-       "uids, gids"},
+       "uids, gids, cgroups"},
       {MANAGED "  - {name: a, match: {downstreams: [m]}}\n",
        "bad.yaml:11:37: sessions[0].match.downstreams[0]: port 'm' is not a downstream port"},
       {MANAGED "  - {name: a, match: {macs: ['01:00:5e:00:00:01']}}\n",
@@ -283,6 +283,70 @@ TEST(Sessions, SelectorsMostSpecificFirstThenPriority) {
   const std::string n = session_table(narrow);
   EXPECT_EQ(n.find("ether saddr 02:00:00:00:00:07"), std::string::npos) << n;
   EXPECT_NE(n.find("ip saddr 192.168.60.0/24"), std::string::npos) << n;
+}
+
+// Cgroups: only those that exist are named (nft resolves the path when it loads the rule and
+// refuses the table otherwise), deeper ones first, at their level below the cgroup2 root.
+TEST(Sessions, CgroupsThatExistAreMatchedDeeperFirst) {
+  const conf::Config c = load_string(MANAGED
+                                     "  - {name: apps, match: {cgroups: [system.slice]}}\n"
+                                     "  - {name: ota, match: {cgroups: [system.slice/ota.service, "
+                                     "system.slice/maps.service]}}\n",
+                                     "good.yaml");
+  EXPECT_EQ(c.sessions[1].match.cgroups[0], "system.slice/ota.service");
+  ClassifierPlan p = plan(c.sessions, {0, 1}, {}, 0);
+  p.cgroups["system.slice"] = {"unified/system.slice", 1, 40};
+  p.cgroups["system.slice/ota.service"] = {"unified/system.slice/ota.service", 2, 41};
+  const std::string t = session_table(p);
+  const auto output = t.find("chain output {");
+  ASSERT_NE(output, std::string::npos) << t;
+  const auto ota = t.find(
+      "ct state new socket cgroupv2 level 2 \"unified/system.slice/ota.service\" "
+      "ct mark set ct mark and 0xfff0ffff or 0x00020000",
+      output);
+  const auto slice = t.find("socket cgroupv2 level 1 \"unified/system.slice\"", output);
+  EXPECT_NE(ota, std::string::npos) << t;
+  EXPECT_LT(ota, slice) << "the service before its slice";
+  EXPECT_EQ(t.find("maps.service"), std::string::npos) << "a cgroup that does not exist yet";
+  p.cgroups.clear();
+  EXPECT_EQ(session_table(p).find("cgroupv2"), std::string::npos);
+
+  EXPECT_EQ(refusal(MANAGED "  - {name: a, match: {cgroups: [/system.slice]}}\n"),
+            "bad.yaml:11:33: sessions[0].match.cgroups[0]: expected a cgroup path below the "
+            "cgroup2 root, without a leading or trailing '/' (\"system.slice/ota.service\"), got "
+            "'/system.slice'");
+  EXPECT_NE(refusal(MANAGED "  - {name: a, match: {cgroups: ['a/../b']}}\n").find("'..'"),
+            std::string::npos);
+  EXPECT_NE(refusal(MANAGED "  - {name: a, match: {cgroups: ['a\"b']}}\n").find("only letters"),
+            std::string::npos);
+  EXPECT_NE(refusal(MANAGED "  - {name: a, match: {cgroups: [x]}, limit_bytes: 1000}\n")
+                .find("cgroups (the box's own, local traffic) cannot have one"),
+            std::string::npos);
+}
+
+TEST(CgroupPaths, FindTheCgroup2MountAndWhereNftLooks) {
+  const std::string hybrid =
+      "25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n"
+      "31 25 0:26 / /sys/fs/cgroup ro shared:9 - tmpfs tmpfs ro,mode=755\n"
+      "32 31 0:27 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate\n";
+  EXPECT_EQ(CgroupPaths::cgroup2_mount(hybrid), "/sys/fs/cgroup/unified");
+  EXPECT_EQ(CgroupPaths::cgroup2_mount("40 1 0:9 /sub /mnt rw - cgroup2 cgroup2 rw\n"), "")
+      << "a bind mount of a sub-tree is not the root";
+  EXPECT_EQ(CgroupPaths::cgroup2_mount("garbage\n"), "");
+  const std::string dir = ::testing::TempDir() + "/tp_mountinfo";
+  auto with = [&](const std::string& text) {
+    FILE* f = std::fopen(dir.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return CgroupPaths(dir);
+  };
+  EXPECT_EQ(with(hybrid).root(), "/sys/fs/cgroup/unified");
+  EXPECT_EQ(with(hybrid).error(), "");
+  EXPECT_FALSE(with(hybrid).resolve("no-such-cgroup-tetherpath-test"));
+  EXPECT_NE(with("1 0 0:1 / /elsewhere rw - cgroup2 cgroup2 rw\n").error().find("not at or under"),
+            std::string::npos);
+  EXPECT_EQ(with("").error(), "no cgroup2 hierarchy is mounted");
+  std::remove(dir.c_str());
 }
 
 conf::SessionConfig named(const char* name, const char* uplink) {
