@@ -468,51 +468,57 @@ void ControlPlane::reset_moved_flows() {
     const auto by = [&](int ifindex) {
       return std::find(elsewhere.begin(), elsewhere.end(), ifindex) != elsewhere.end();
     };
-    // Which uplink a connection is on: an IPv4 one's NAT address says; an IPv6 one (routed, not
-    // translated) has its mark, or the fast path's plan. Else unknown, and left as it is.
+    // Which uplink a connection is on: the one its mark pins it to (routing.mark_mask; what the
+    // kernel's flush below goes by), else an IPv4 one's NAT address says, else an IPv6 one
+    // (routed, not translated) has the fast path's plan. Else unknown, and left as it is.
     const auto on_gone_uplink = [&](const CtEntry& e, std::optional<int> out) {
+      if (const auto i = uplink_of_mark(e.mark))
+        return std::find(gone_ups.begin(), gone_ups.end(), *i) != gone_ups.end();
       if (e.family == AF_INET)
         return std::any_of(elsewhere.begin(), elsewhere.end(),
                            [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); });
-      if (const auto i = uplink_of_mark(e.mark))
-        return *i < uplinks.size() && by(rtnl_->ifindex(uplinks[*i].iface));
       return out && by(*out);
     };
     const uint32_t value = conf::mark_value(set.slot(j), mask);
     const std::vector<CtEntry> taken = flows_->take_where([&](const CtEntry& e, int out) {
       return (e.mark & mask) == value && on_gone_uplink(e, out);
     });
-    uint64_t removed = 0;
     std::vector<ConntrackWriter::Update> dels;
+    std::unordered_set<CtKey, CtKeyHash> done;  // deleted by their entry
+    const auto del = [&](const CtEntry& e) {
+      if (done.insert(CtKey::of(e)).second) dels.push_back({e, 0, false, true});
+    };
+    uint64_t flushed = 0;  // offloaded ones the kernel's flushes took (it does not count them)
+    bool flush_failed = false;
     if (uplink_mask) {
       for (std::size_t i : gone_ups)
         if (conf::mark_fits(i, uplink_mask))
           if (const int err = writer_->delete_marked(value | conf::mark_value(i, uplink_mask),
-                                                     mask | uplink_mask))
+                                                     mask | uplink_mask)) {
             std::cerr << "tetherpath: session " << s.name << ": deleting its connections on "
                       << uplinks[i].name << " failed: " << std::strerror(-err) << '\n';
-      // Counted from the fast path's; a fast-path connection whose mark names no uplink (made
-      // before the marks were) is deleted by its entry.
-      removed = taken.size();
-      for (const CtEntry& e : taken)
-        if (!uplink_of_mark(e.mark)) dels.push_back({e, 0, false, true});
-      writer_->apply(dels);
-    } else {
-      std::unordered_set<CtKey, CtKeyHash> done;
+            flush_failed = true;
+          }
       for (const CtEntry& e : taken) {
-        dels.push_back({e, 0, false, true});
-        done.insert(CtKey::of(e));
+        if (uplink_of_mark(e.mark) && !flush_failed)
+          ++flushed;
+        else
+          del(e);  // out of the fast path already: its entry must go, flush or not
       }
-      const auto entries = ct_->marked(value, mask);
-      if (!entries)
-        std::cerr << "tetherpath: session " << s.name
-                  << ": conntrack dump failed, only its offloaded connections reset\n";
-      for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
-        if (!done.count(CtKey::of(e)) && on_gone_uplink(e, flows_->out_ifindex(e)))
-          dels.push_back({e, 0, false, true});
-      const auto results = writer_->apply(dels);
-      removed = static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
+    } else {
+      for (const CtEntry& e : taken) del(e);
     }
+    // The kernel-only connections the flushes cannot name: all of them without uplink marks;
+    // with them, those whose mark has no uplink (made before the uplink's mark rule was).
+    const auto entries = ct_->marked(value, uplink_mask ? mask | uplink_mask : mask);
+    if (!entries)
+      std::cerr << "tetherpath: session " << s.name
+                << ": conntrack dump failed, only its offloaded connections reset\n";
+    for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
+      if (!done.count(CtKey::of(e)) && on_gone_uplink(e, flows_->out_ifindex(e))) del(e);
+    const auto results = writer_->apply(dels);
+    const uint64_t removed =
+        flushed + static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
     sessions_reset_ += removed;
     std::cerr << "tetherpath: session " << s.name << ": " << removed
               << " connections on uplinks it may no longer use reset\n";

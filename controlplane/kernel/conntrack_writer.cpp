@@ -164,7 +164,8 @@ int ConntrackWriter::delete_marked(uint32_t mark, uint32_t mask) {
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(nl_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -EIO;
+    if (n < 0) return -errno;
+    if (n == 0) return -EIO;
     int len = static_cast<int>(n);
     for (auto* m = reinterpret_cast<const nlmsghdr*>(buf); mnl_nlmsg_ok(m, len);
          m = mnl_nlmsg_next(m, &len))

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "config.hpp"
+
 namespace tp {
 
 namespace {
@@ -40,8 +42,9 @@ CgroupPaths::CgroupPaths(const std::string& mountinfo) {
     error_ = "no cgroup2 hierarchy is mounted";
   else if (root_ == base)
     nft_prefix_ = "";
-  else if (root_.compare(0, base.size() + 1, base + "/") == 0)
-    nft_prefix_ = root_.substr(base.size() + 1) + "/";
+  else if (root_.compare(0, base.size() + 1, base + "/") == 0 &&
+           conf::cgroup_path_refusal(root_.substr(base.size() + 1)).empty())
+    nft_prefix_ = root_.substr(base.size() + 1) + "/";  // quoted into nft's text: checked
   else
     error_ = "cgroup2 is mounted at " + root_ + ", not at or under " + base +
              " where nftables looks for cgroups";

@@ -61,7 +61,9 @@ std::string KernelTraffic::install(const std::vector<std::string>& downstreams, 
     remove();
     return "";
   }
-  std::string text;
+  // An older daemon's single inet table, if a crash left it, goes too: its `ct` expressions
+  // would keep the kernel tracking IPv6.
+  std::string text = "table inet tetherpath_traffic\ndelete table inet tetherpath_traffic\n";
   for (bool v6 : {false, true})
     text += std::string("table ") + kTables[v6] + "\ndelete table " + kTables[v6] + "\n" +
             table_text(downstreams, v6, !v6 || ipv6_tracked);

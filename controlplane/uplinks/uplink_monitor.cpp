@@ -276,8 +276,11 @@ void UplinkMonitor::classify() {
   const auto paths = session_cgroups();
   cgroups_ = cgroup_paths_.resolve_all(paths);
   plan.cgroups = cgroups_;
-  if (!paths.empty() && !cgroup_paths_.error().empty())
-    routing_errors_.push_back("sessions' cgroups are not matched: " + cgroup_paths_.error());
+  // Not a routing error: those are retried at every interface change, and this one lasts.
+  if (!paths.empty() && !cgroup_paths_.error().empty() && !cgroup_error_logged_) {
+    std::cerr << "tetherpath: sessions' cgroups are not matched: " << cgroup_paths_.error() << '\n';
+    cgroup_error_logged_ = true;
+  }
   if (auto e = classifier_->apply(plan); !e.empty()) routing_errors_.push_back(e);
 }
 

@@ -131,6 +131,7 @@ class UplinkMonitor {
   std::unique_ptr<SessionClassifier> classifier_;
   CgroupPaths cgroup_paths_;
   std::map<std::string, CgroupRef> cgroups_;
+  bool cgroup_error_logged_ = false;
   std::vector<std::string> routing_errors_;
   boost::asio::steady_timer hold_timer_;
   boost::asio::steady_timer retry_timer_;

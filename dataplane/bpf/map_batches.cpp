@@ -94,10 +94,12 @@ void BpfFastPath::delete_batched(int fd, std::span<const Key> keys) {
   while (at < keys.size()) {
     uint32_t count = static_cast<uint32_t>(keys.size() - at);
     const int err = bpf_map_delete_batch(fd, &keys[at], &count, &opts);
+    // A key already gone stops the batch there (count: those deleted before it): past it. Any
+    // other error (no batch deletes on this kernel or map) may leave count as it was passed:
+    // the rest one by one, from where this call began.
+    if (err && errno != ENOENT) break;
     at += count;
-    if (!err) continue;
-    if (errno != ENOENT) break;  // no batch deletes here: the rest one by one
-    ++at;                        // a key already gone stops the batch: past it
+    if (err) ++at;
   }
   for (; at < keys.size(); ++at) bpf_map_delete_elem(fd, &keys[at]);
 }

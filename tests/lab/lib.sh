@@ -46,14 +46,23 @@ lab_cgroup() {
   root=$(findmnt -n -t cgroup2 -o TARGET 2>/dev/null | head -1)
   [ -n "$root" ] || return 1
   TP_LAB_CGROUP="$root/tetherpath-lab"
+  lab_cgroup_remove  # a previous run's, if it could not be removed then
   mkdir -p "$TP_LAB_CGROUP"
 }
 lab_cgroup_remove() {
   [ -n "$TP_LAB_CGROUP" ] && [ -d "$TP_LAB_CGROUP" ] || return 0
-  local d
+  local d p
   for d in $(find "$TP_LAB_CGROUP" -depth -type d); do
-    for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-    rmdir "$d" 2>/dev/null
+    if [ -e "$d/cgroup.kill" ]; then
+      echo 1 >"$d/cgroup.kill" 2>/dev/null
+    else
+      for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    fi
+    # The killed leave the cgroup when they have exited: until then it cannot be removed.
+    for _ in $(seq 50); do
+      rmdir "$d" 2>/dev/null && break
+      sleep 0.1
+    done
   done
 }
 

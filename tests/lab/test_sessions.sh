@@ -369,8 +369,8 @@ YAML
   check "a download from a process in the cgroup" in_cgroup curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin
   check "left by the phone, its session's uplink" test "$(seen box_by_phone)" -gt "$phone_before"
   # A service restarted gets a new cgroup (a new id): the rule must follow it.
-  rmdir "$cg/ota.service" && mkdir "$cg/ota.service"
-  sleep 2.5
+  check "its cgroup removed and made again" sh -c "rmdir '$cg/ota.service' && mkdir '$cg/ota.service'"
+  sleep 2.5  # two link polls of the kernel engine: one to see it, one to spare
   phone_before=$(seen box_by_phone)
   check "after its cgroup is made again (a restarted service: a new id), a download from it" \
     in_cgroup curl -sf --max-time 5 -o /dev/null http://203.0.113.10/stats.bin

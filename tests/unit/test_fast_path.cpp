@@ -81,6 +81,26 @@ TEST_P(FastPathTest, UseFollowsPacketsOnTheEngineClock) {
 
 // read_usage answers as usage() does, key by key, with nullopt for what is not installed: a few
 // keys (engines may look those up one by one) and more than a batch's worth of flows.
+// A policy reset removes thousands at once (BPF: in batches). A pair already gone in the middle
+// does not stop the rest.
+TEST_P(FastPathTest, RemoveManyTakesEveryPairEvenPastOneAlreadyGone) {
+  std::vector<std::pair<FlowKey4, FlowKey4>> pairs;
+  for (uint16_t i = 0; i < 300; ++i) {
+    ASSERT_EQ(add(static_cast<uint16_t>(30000 + i), static_cast<uint16_t>(50000 + i)), 0);
+    pairs.emplace_back(up_key(static_cast<uint16_t>(30000 + i)),
+                       down_key(static_cast<uint16_t>(50000 + i)));
+  }
+  fp().remove(pairs[100].first, pairs[100].second);
+  ASSERT_EQ(add(40000, 61000), 0);  // not asked for: stays
+  fp().remove_many(std::span<const std::pair<FlowKey4, FlowKey4>>(pairs));
+  for (const auto& [o, r] : pairs) {
+    EXPECT_FALSE(fp().usage(o).has_value());
+    EXPECT_FALSE(fp().usage(r).has_value());
+  }
+  EXPECT_TRUE(fp().usage(up_key(40000)).has_value());
+  EXPECT_EQ(ut->send(kWifi, up4().tcp(30299, 80, kAck).build()), "unknown_flow");
+}
+
 TEST_P(FastPathTest, ReadUsageAnswersAsUsage) {
   for (const uint16_t flows : {uint16_t{4}, uint16_t{1500}}) {
     SCOPED_TRACE(flows);
