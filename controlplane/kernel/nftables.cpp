@@ -24,8 +24,12 @@ std::string Nftables::run(const std::string& commands) {
 }
 
 // Create-then-delete makes the delete valid whether or not the table exists.
+std::string Nftables::emptied(const std::string& table) {
+  return "table " + table + "\ndelete table " + table + "\n";
+}
+
 std::string Nftables::replace_table(const std::string& table, const std::string& then) {
-  return run("table " + table + "\ndelete table " + table + "\n" + then);
+  return run(emptied(table) + then);
 }
 
 std::string Nftables::list_json(const std::string& command, std::string& out) {

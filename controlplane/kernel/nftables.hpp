@@ -21,6 +21,9 @@ class Nftables {
   // "table FAMILY NAME" gone, in one transaction whether or not it was there; `then` (more
   // commands, the table defined again) in the same one.
   std::string replace_table(const std::string& family_and_name, const std::string& then);
+  // The commands that make "table FAMILY NAME" empty whether or not it was there, for a
+  // transaction of several tables.
+  static std::string emptied(const std::string& family_and_name);
   // A list command's output as nft's JSON, into `out`. Empty, or what nftables said.
   std::string list_json(const std::string& command, std::string& out);
 

@@ -104,25 +104,39 @@ bool FlowManager::install(const CtEntry& e, const Decision& d) {
   return true;
 }
 
+template <typename Key>
+std::pair<Key, Key> FlowManager::keys_of(const Flow& f) {
+  const CtEntry& e = f.ct;
+  return {make_key<Key>(e.orig, e.proto, f.plan.orig.in_port),
+          make_key<Key>(e.reply, e.proto, f.plan.reply.in_port)};
+}
+
+FlowView FlowManager::view(const Flow& f, const FlowUsage& o, const FlowUsage& r) {
+  return FlowView{&f.ct,
+                  f.plan.orig.in_port,
+                  f.plan.reply.in_port,
+                  o.packets,
+                  o.bytes,
+                  r.packets,
+                  r.bytes,
+                  std::max(o.last_used_ms, r.last_used_ms)};
+}
+
 void FlowManager::remove(Map::iterator it, bool give_back) {
   const Flow& f = it->second;
   const CtEntry& e = f.ct;
-  auto gone = [&](const auto& orig, const auto& reply) {
+  auto gone = [&](const auto& keys) {
     if (on_removed) {
       // Read just before removal: what a worker forwards in between is not counted.
-      const FlowUsage o = engine_.usage(orig).value_or(FlowUsage{});
-      const FlowUsage r = engine_.usage(reply).value_or(FlowUsage{});
-      on_removed(FlowView{&e, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes,
-                          r.packets, r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
+      on_removed(view(f, engine_.usage(keys.first).value_or(FlowUsage{}),
+                      engine_.usage(keys.second).value_or(FlowUsage{})));
     }
-    engine_.remove(orig, reply);
+    engine_.remove(keys.first, keys.second);
   };
   if (e.family == AF_INET)
-    gone(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
-         make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+    gone(keys_of<FlowKey4>(f));
   else
-    gone(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
-         make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+    gone(keys_of<FlowKey6>(f));
   topo_.release(f.nh_orig);
   topo_.release(f.nh_reply);
   ++stats_.removed;
@@ -206,44 +220,24 @@ void FlowManager::upsert(const CtEntry& event) {
 std::vector<CtEntry> FlowManager::take_where(
     const std::function<bool(const CtEntry&, int out_ifindex)>& pick) {
   std::vector<Map::iterator> hits;
+  std::vector<const Flow*> taken_flows;
   for (auto it = flows_.begin(); it != flows_.end(); ++it)
-    if (pick(it->second.ct, it->second.plan.orig.out_ifindex)) hits.push_back(it);
+    if (pick(it->second.ct, it->second.plan.orig.out_ifindex)) {
+      hits.push_back(it);
+      taken_flows.push_back(&it->second);
+    }
+  if (on_removed) {  // read just before removal, as remove() does, but in one pass per family
+    const auto use = usage_of(taken_flows);
+    for (std::size_t i = 0; i < taken_flows.size(); ++i)
+      on_removed(view(*taken_flows[i], use[i].first, use[i].second));
+  }
   std::vector<std::pair<FlowKey4, FlowKey4>> pairs4;
   std::vector<std::pair<FlowKey6, FlowKey6>> pairs6;
-  for (const auto it : hits) {
-    const Flow& f = it->second;
-    const CtEntry& e = f.ct;
-    if (e.family == AF_INET)
-      pairs4.emplace_back(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port),
-                          make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+  for (const Flow* f : taken_flows) {
+    if (f->ct.family == AF_INET)
+      pairs4.push_back(keys_of<FlowKey4>(*f));
     else
-      pairs6.emplace_back(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port),
-                          make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
-  }
-  if (on_removed) {  // read just before removal, as remove() does, but in one pass per family
-    auto read = [&](const auto& pairs) {
-      using Key = typename std::decay_t<decltype(pairs)>::value_type::first_type;
-      std::vector<Key> keys;
-      for (const auto& [o, r] : pairs) {
-        keys.push_back(o);
-        keys.push_back(r);
-      }
-      std::vector<std::optional<FlowUsage>> use(keys.size());
-      engine_.read_usage(std::span<const Key>(keys), std::span(use));
-      return use;
-    };
-    const auto use4 = read(pairs4);
-    const auto use6 = read(pairs6);
-    size_t i4 = 0, i6 = 0;
-    for (const auto it : hits) {
-      const Flow& f = it->second;
-      const auto& use = f.ct.family == AF_INET ? use4 : use6;
-      size_t& i = f.ct.family == AF_INET ? i4 : i6;
-      const FlowUsage o = use[i].value_or(FlowUsage{}), r = use[i + 1].value_or(FlowUsage{});
-      i += 2;
-      on_removed(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes,
-                          r.packets, r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
-    }
+      pairs6.push_back(keys_of<FlowKey6>(*f));
   }
   engine_.remove_many(std::span<const std::pair<FlowKey4, FlowKey4>>(pairs4));
   engine_.remove_many(std::span<const std::pair<FlowKey6, FlowKey6>>(pairs6));
@@ -377,32 +371,41 @@ std::vector<CtEntry> FlowManager::take_natted_to(const std::vector<IpAddr>& addr
   return out;
 }
 
-std::vector<std::pair<FlowUsage, FlowUsage>> FlowManager::usage_of_all() const {
+std::vector<std::pair<FlowUsage, FlowUsage>> FlowManager::usage_of(
+    const std::vector<const Flow*>& flows) const {
   std::vector<FlowKey4> keys4;
   std::vector<FlowKey6> keys6;
-  for (const auto& [k, f] : flows_) {
-    const CtEntry& e = f.ct;
-    if (e.family == AF_INET) {
-      keys4.push_back(make_key<FlowKey4>(e.orig, e.proto, f.plan.orig.in_port));
-      keys4.push_back(make_key<FlowKey4>(e.reply, e.proto, f.plan.reply.in_port));
+  for (const Flow* f : flows) {
+    if (f->ct.family == AF_INET) {
+      const auto [o, r] = keys_of<FlowKey4>(*f);
+      keys4.push_back(o);
+      keys4.push_back(r);
     } else {
-      keys6.push_back(make_key<FlowKey6>(e.orig, e.proto, f.plan.orig.in_port));
-      keys6.push_back(make_key<FlowKey6>(e.reply, e.proto, f.plan.reply.in_port));
+      const auto [o, r] = keys_of<FlowKey6>(*f);
+      keys6.push_back(o);
+      keys6.push_back(r);
     }
   }
   std::vector<std::optional<FlowUsage>> use4(keys4.size()), use6(keys6.size());
   engine_.read_usage(std::span<const FlowKey4>(keys4), std::span(use4));
   engine_.read_usage(std::span<const FlowKey6>(keys6), std::span(use6));
-  std::vector<std::pair<FlowUsage, FlowUsage>> all;
-  all.reserve(flows_.size());
+  std::vector<std::pair<FlowUsage, FlowUsage>> out;
+  out.reserve(flows.size());
   size_t i4 = 0, i6 = 0;
-  for (const auto& [k, f] : flows_) {
-    auto& use = f.ct.family == AF_INET ? use4 : use6;
-    size_t& i = f.ct.family == AF_INET ? i4 : i6;
-    all.emplace_back(use[i].value_or(FlowUsage{}), use[i + 1].value_or(FlowUsage{}));
+  for (const Flow* f : flows) {
+    auto& use = f->ct.family == AF_INET ? use4 : use6;
+    size_t& i = f->ct.family == AF_INET ? i4 : i6;
+    out.emplace_back(use[i].value_or(FlowUsage{}), use[i + 1].value_or(FlowUsage{}));
     i += 2;
   }
-  return all;
+  return out;
+}
+
+std::vector<std::pair<FlowUsage, FlowUsage>> FlowManager::usage_of_all() const {
+  std::vector<const Flow*> all;
+  all.reserve(flows_.size());
+  for (const auto& [k, f] : flows_) all.push_back(&f);
+  return usage_of(all);
 }
 
 void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeouts& timeouts,
@@ -483,9 +486,8 @@ void FlowManager::for_each(const std::function<void(const FlowView&)>& fn) const
   const std::vector<std::pair<FlowUsage, FlowUsage>> all = usage_of_all();
   size_t at = 0;
   for (const auto& [k, f] : flows_) {
-    const auto [o, r] = all[at++];
-    fn(FlowView{&f.ct, f.plan.orig.in_port, f.plan.reply.in_port, o.packets, o.bytes, r.packets,
-                r.bytes, std::max(o.last_used_ms, r.last_used_ms)});
+    const auto& [o, r] = all[at++];
+    fn(view(f, o, r));
   }
 }
 

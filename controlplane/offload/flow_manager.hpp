@@ -106,9 +106,14 @@ class FlowManager {
   bool install(const CtEntry& e, const Decision& d);
   void remove(Map::iterator it, bool hand_back);
   void hand_back(const std::vector<CtEntry>& tcp_entries);
-  // Every flow's use (orig, reply), in the order of flows_, read at once per family
-  // (FastPath::read_usage).
+  // These flows' use (orig, reply), in their order, read at once per family
+  // (FastPath::read_usage); usage_of_all: every flow's, in the order of flows_.
+  std::vector<std::pair<FlowUsage, FlowUsage>> usage_of(
+      const std::vector<const Flow*>& flows) const;
   std::vector<std::pair<FlowUsage, FlowUsage>> usage_of_all() const;
+  template <typename Key>
+  static std::pair<Key, Key> keys_of(const Flow& f);  // the engine's keys, orig and reply
+  static FlowView view(const Flow& f, const FlowUsage& orig, const FlowUsage& reply);
   static bool same_plan(const Decision& a, const Decision& b);
   static CtEntry complete(const CtEntry& e, const CtEntry* known);
 

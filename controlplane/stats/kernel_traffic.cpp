@@ -63,10 +63,9 @@ std::string KernelTraffic::install(const std::vector<std::string>& downstreams, 
   }
   // An older daemon's single inet table, if a crash left it, goes too: its `ct` expressions
   // would keep the kernel tracking IPv6.
-  std::string text = "table inet tetherpath_traffic\ndelete table inet tetherpath_traffic\n";
+  std::string text = Nftables::emptied("inet tetherpath_traffic");
   for (bool v6 : {false, true})
-    text += std::string("table ") + kTables[v6] + "\ndelete table " + kTables[v6] + "\n" +
-            table_text(downstreams, v6, !v6 || ipv6_tracked);
+    text += Nftables::emptied(kTables[v6]) + table_text(downstreams, v6, !v6 || ipv6_tracked);
   if (std::string e = nft_.run(text); !e.empty()) return e;
   installed_ = downstreams;
   tracked6_ = ipv6_tracked;
