@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -26,6 +27,26 @@ std::string rule_text(const Ipv6Rules::View& r) {
 const char* rule_kind(const Ipv6Rules::View& r) {
   return r.kind == Rule6::client ? "client" : "prefix";
 }
+
+// How long each step of a policy update took (policy_applied's steps_ms): where the time of a
+// slow update went, on the box that had it.
+class StepTimes {
+ public:
+  void lap(const char* step) {
+    const auto now = std::chrono::steady_clock::now();
+    steps_[step] = rounded(now - last_);
+    last_ = now;
+  }
+  const Json& steps() const { return steps_; }
+  double total_ms() const { return rounded(last_ - began_); }
+
+ private:
+  static double rounded(std::chrono::steady_clock::duration d) {
+    return std::round(std::chrono::duration<double, std::milli>(d).count() * 10) / 10;
+  }
+  std::chrono::steady_clock::time_point began_ = std::chrono::steady_clock::now(), last_ = began_;
+  Json steps_ = Json::object();
+};
 }  // namespace
 
 ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const conf::Config& cfg)
@@ -384,16 +405,25 @@ std::string ControlPlane::reload() {
 void ControlPlane::roles_changed() {
   // A policy change: the changed sessions' new connections are held while their running ones on
   // uplinks they may no longer use are torn down, then released; every flow is decided again.
-  // What was counted so far belongs to the policy and roaming states before it.
-  const auto began = std::chrono::steady_clock::now();
-  sample_traffic();
+  StepTimes times;
   configure_uplinks();
-  traffic_->set_scene(traffic_scene());
+  times.lap("routing");
+  // What was counted so far belongs to the policy and roaming states before it. Reading every
+  // counter costs as much as the rest of an update, so only when the attribution changes or a
+  // session's data limit starts counting from here.
+  TrafficScene scene = traffic_scene();
+  if (scene != traffic_->scene() || session_limits_.recounts(api_->sessions())) {
+    sample_traffic();
+    traffic_->set_scene(std::move(scene));
+  }
   publish_quota_events(session_limits_.configure(api_->sessions(), traffic_->session_totals()));
   enforce_session_limits();
+  times.lap("counters");
   reset_moved_flows();
+  times.lap("reset");
   if (monitor_) monitor_->release_sessions();
   redecide_all();
+  times.lap("decide");
   // The kernel's marks and routes are written and every flow decided again by them: the kernel
   // and the fast path agree on the new policy. A connection manager waits for this event.
   if (applied_sessions_ && *applied_sessions_ == api_->sessions()) return;
@@ -404,13 +434,11 @@ void ControlPlane::roles_changed() {
   ++policy_generation_;
   Json names = Json::array();
   for (const auto& s : api_->sessions()) names.push_back(s.name);
-  // How long the kernel and the fast path took to agree (resets, every flow decided again).
-  const double applied_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
   Json e{{"event", "policy_applied"},
          {"generation", policy_generation_},
          {"sessions", names},
-         {"applied_ms", std::round(applied_ms * 10) / 10}};
+         {"applied_ms", times.total_ms()},
+         {"steps_ms", times.steps()}};
   // What the kernel refused of it, if anything (status.routing_errors keeps it too).
   if (monitor_ && !monitor_->routing_errors().empty())
     e["routing_errors"] = monitor_->routing_errors();
@@ -441,12 +469,12 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
 }
 
 // Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
-// roaming state): their connections on an uplink no longer allowed go, out of the fast path
-// first (no packet of theirs leaves after policy_applied), then from conntrack (the next packet
-// makes a new connection by an allowed uplink). The fast path's are found in the flow manager
-// and leave in batches. The kernel's: with routing.mark_mask every connection's mark names its
-// uplink, so the kernel deletes them by mark, one message per uplink and no dump; without it,
-// one dump filtered by the session's mark, and a delete per entry.
+// roaming state): their connections on an uplink no longer allowed go, from the fast path and
+// from conntrack, before policy_applied (the next packet makes a new connection by an allowed
+// uplink). The fast path's are found in the flow manager and leave in batches. The kernel's:
+// with routing.mark_mask every connection's mark names its uplink, so the kernel deletes them by
+// mark, one message per uplink and no dump; without it, one dump filtered by the session's
+// mark, and a delete per entry.
 void ControlPlane::reset_moved_flows() {
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();
@@ -479,49 +507,73 @@ void ControlPlane::reset_moved_flows() {
                            [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); });
       return out && by(*out);
     };
+    StepTimes times;
     const uint32_t value = conf::mark_value(set.slot(j), mask);
+    // With uplink marks the kernel's flushes run on a thread of their own meanwhile: its walk of
+    // the table and the fast path's removals take about as long, and nothing else uses the
+    // writer until they are done. Whichever order packets meet the two in, none leaves by the
+    // old uplink after policy_applied.
+    std::vector<std::size_t> flushing;
+    if (uplink_mask)
+      for (std::size_t i : gone_ups)
+        if (conf::mark_fits(i, uplink_mask)) flushing.push_back(i);
+    const auto flush = [w = writer_.get(), flushing, value, mask, uplink_mask] {
+      std::vector<int> errs;
+      for (std::size_t i : flushing)
+        errs.push_back(
+            w->delete_marked(value | conf::mark_value(i, uplink_mask), mask | uplink_mask));
+      return errs;
+    };
+    std::future<std::vector<int>> flushed_by;
+    try {
+      flushed_by = std::async(std::launch::async, flush);
+    } catch (const std::system_error&) {  // no thread to be had: one after the other
+      flushed_by = std::async(std::launch::deferred, flush);
+    }
     const std::vector<CtEntry> taken = flows_->take_where([&](const CtEntry& e, int out) {
       return (e.mark & mask) == value && on_gone_uplink(e, out);
     });
+    times.lap("fast_path");
+    // The kernel-only connections the flushes cannot name: all of them without uplink marks;
+    // with them, those whose mark has no uplink (made before the uplink's mark rule was). The
+    // flushes never touch these, so the dump need not wait for them.
+    const auto entries = ct_->marked(value, uplink_mask ? mask | uplink_mask : mask);
+    if (!entries)
+      std::cerr << "tetherpath: session " << s.name
+                << ": conntrack dump failed, only its offloaded connections reset\n";
+    times.lap("dump");
+    const std::vector<int> errs = flushed_by.get();
+    times.lap("flush");
+    bool flush_failed = false;
+    for (std::size_t k = 0; k < errs.size(); ++k)
+      if (errs[k]) {
+        std::cerr << "tetherpath: session " << s.name << ": deleting its connections on "
+                  << uplinks[flushing[k]].name << " failed: " << std::strerror(-errs[k]) << '\n';
+        flush_failed = true;
+      }
     std::vector<ConntrackWriter::Update> dels;
     std::unordered_set<CtKey, CtKeyHash> done;  // deleted by their entry
     const auto del = [&](const CtEntry& e) {
       if (done.insert(CtKey::of(e)).second) dels.push_back({e, 0, false, true});
     };
     uint64_t flushed = 0;  // offloaded ones the kernel's flushes took (it does not count them)
-    bool flush_failed = false;
-    if (uplink_mask) {
-      for (std::size_t i : gone_ups)
-        if (conf::mark_fits(i, uplink_mask))
-          if (const int err = writer_->delete_marked(value | conf::mark_value(i, uplink_mask),
-                                                     mask | uplink_mask)) {
-            std::cerr << "tetherpath: session " << s.name << ": deleting its connections on "
-                      << uplinks[i].name << " failed: " << std::strerror(-err) << '\n';
-            flush_failed = true;
-          }
-      for (const CtEntry& e : taken) {
-        if (uplink_of_mark(e.mark) && !flush_failed)
-          ++flushed;
-        else
-          del(e);  // out of the fast path already: its entry must go, flush or not
-      }
-    } else {
-      for (const CtEntry& e : taken) del(e);
+    for (const CtEntry& e : taken) {
+      const auto up = uplink_of_mark(e.mark);
+      if (up && !flush_failed && std::find(flushing.begin(), flushing.end(), *up) != flushing.end())
+        ++flushed;
+      else
+        del(e);  // out of the fast path already: its entry must go, flush or not
     }
-    // The kernel-only connections the flushes cannot name: all of them without uplink marks;
-    // with them, those whose mark has no uplink (made before the uplink's mark rule was).
-    const auto entries = ct_->marked(value, uplink_mask ? mask | uplink_mask : mask);
-    if (!entries)
-      std::cerr << "tetherpath: session " << s.name
-                << ": conntrack dump failed, only its offloaded connections reset\n";
     for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
       if (!done.count(CtKey::of(e)) && on_gone_uplink(e, flows_->out_ifindex(e))) del(e);
     const auto results = writer_->apply(dels);
+    times.lap("deletes");
     const uint64_t removed =
         flushed + static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
     sessions_reset_ += removed;
     std::cerr << "tetherpath: session " << s.name << ": " << removed
-              << " connections on uplinks it may no longer use reset\n";
+              << " connections on uplinks it may no longer use reset in " << times.total_ms()
+              << " ms " << times.steps().dump() << '\n';
   }
 }
 

@@ -125,36 +125,34 @@ nlmsghdr* dump_request(char* buf, int family, uint32_t seq) {
 
 }  // namespace
 
+// One dump of both families (AF_UNSPEC): the kernel walks its whole table for a dump whatever the
+// family asked (10,000 entries: ~10 ms here), so one walk instead of two halves what a resync and
+// a reset wait.
 std::optional<std::vector<CtEntry>> ConntrackMirror::marked(uint32_t mark, uint32_t mask) {
   std::vector<CtEntry> out;
-  for (int family : {AF_INET, AF_INET6}) {
-    static char buf[kNetlinkBuffer];
-    nlmsghdr* nlh = dump_request(buf, family, ++seq_);
-    // The kernel filters the dump itself (ctnetlink's mark filter): only these entries come.
-    mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
-    mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
-    const DumpResult r = netlink_dump(dump_, nlh, buf, sizeof buf, [&](const nlmsghdr* m) {
-      CtEntry e;
-      if (parse_conntrack(m, e) && (e.mark & mask) == mark) out.push_back(e);
-    });
-    if (r != DumpResult::complete) {
-      if (r == DumpResult::failed) open_dump_socket();
-      return std::nullopt;
-    }
+  static char buf[kNetlinkBuffer];
+  nlmsghdr* nlh = dump_request(buf, AF_UNSPEC, ++seq_);
+  // The kernel filters the dump itself (ctnetlink's mark filter): only these entries come.
+  mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
+  mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+  const DumpResult r = netlink_dump(dump_, nlh, buf, sizeof buf, [&](const nlmsghdr* m) {
+    CtEntry e;
+    if (parse_conntrack(m, e) && (e.mark & mask) == mark) out.push_back(e);
+  });
+  if (r != DumpResult::complete) {
+    if (r == DumpResult::failed) open_dump_socket();
+    return std::nullopt;
   }
   return out;
 }
 
 ConntrackMirror::Dump ConntrackMirror::dump() {
-  for (int family : {AF_INET, AF_INET6}) {
-    static char buf[kNetlinkBuffer];
-    nlmsghdr* nlh = dump_request(buf, family, ++seq_);
-    const DumpResult r = netlink_dump(
-        dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); },
-        &stale_dropped);
-    if (r == DumpResult::failed) return Dump::failed;
-    if (r == DumpResult::interrupted) return Dump::interrupted;
-  }
+  static char buf[kNetlinkBuffer];
+  nlmsghdr* nlh = dump_request(buf, AF_UNSPEC, ++seq_);
+  const DumpResult r = netlink_dump(
+      dump_, nlh, buf, sizeof buf, [this](const nlmsghdr* m) { handle(m, true); }, &stale_dropped);
+  if (r == DumpResult::failed) return Dump::failed;
+  if (r == DumpResult::interrupted) return Dump::interrupted;
   return Dump::complete;
 }
 

@@ -1,5 +1,7 @@
 #include "session_limits.hpp"
 
+#include <algorithm>
+
 namespace tp {
 
 namespace {
@@ -31,6 +33,15 @@ std::vector<SessionQuotaEvent> SessionLimits::configure(
   }
   quotas_ = std::move(next);
   return charge(totals);
+}
+
+bool SessionLimits::recounts(const std::vector<conf::SessionConfig>& sessions) const {
+  return std::any_of(sessions.begin(), sessions.end(), [&](const conf::SessionConfig& s) {
+    if (!s.warning_bytes && !s.limit_bytes) return false;
+    const auto old = quotas_.find(s.name);
+    return old == quotas_.end() || old->second.warning != s.warning_bytes ||
+           old->second.limit != s.limit_bytes;
+  });
 }
 
 std::vector<SessionQuotaEvent> SessionLimits::charge(

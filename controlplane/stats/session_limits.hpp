@@ -30,6 +30,9 @@ class SessionLimits {
   // threshold of 0 reached at once.
   std::vector<SessionQuotaEvent> configure(const std::vector<conf::SessionConfig>& sessions,
                                            const std::map<std::string, uint64_t>& totals);
+  // Whether configure() would start counting anew for some session (its warning or limit is new
+  // or changed): the totals it is given must then be current.
+  bool recounts(const std::vector<conf::SessionConfig>& sessions) const;
   // The ledger's totals now: what crossed a threshold since the previous call (once each).
   std::vector<SessionQuotaEvent> charge(const std::map<std::string, uint64_t>& totals);
   // Sessions whose limit is reached: their forwarding stops until the limit changes.

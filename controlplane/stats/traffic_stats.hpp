@@ -25,6 +25,7 @@ struct TrafficScene {
   struct Port {
     std::string name;
     bool downstream = false;
+    bool operator==(const Port&) const = default;
   };
   std::vector<Port> ports;  // by port index
   uint32_t session_mask = 0;
@@ -32,8 +33,10 @@ struct TrafficScene {
   struct Uplink {
     std::string name;
     conf::Roaming roaming = conf::Roaming::home;
+    bool operator==(const Uplink&) const = default;
   };
   std::map<std::string, Uplink> uplinks;  // by interface; others count under their own name
+  bool operator==(const TrafficScene&) const = default;
 };
 
 // Where a client is: its MAC and downstream, if the neighbour table knows it.
@@ -52,6 +55,7 @@ class TrafficStats {
   void sample(const FlowManager& flows);
   // What growth is attributed by from here on: sample() first, or the state before is lost.
   void set_scene(TrafficScene now) { scene_ = std::move(now); }
+  const TrafficScene& scene() const { return scene_; }
   // A flow leaves the fast path: its last counts (FlowManager's removal hook).
   void flow_removed(const FlowView& v);
 

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -38,25 +39,36 @@ class KernelConntrack {
     uint8_t proto;
     uint16_t sport, dport;  // ICMP: id, type
   };
-  int create(const Tuple& orig, const Tuple& reply, uint32_t timeout = 120) {
-    return send(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, [&](nlmsghdr* nlh) {
+  // Addresses with a ':' make an IPv6 entry.
+  int create(const Tuple& orig, const Tuple& reply, uint32_t timeout = 120, uint32_t mark = 0) {
+    return send(IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, family_of(orig), [&](nlmsghdr* nlh) {
       put_tuple(nlh, CTA_TUPLE_ORIG, orig);
       put_tuple(nlh, CTA_TUPLE_REPLY, reply);
       mnl_attr_put_u32(nlh, CTA_TIMEOUT, htonl(timeout));
+      if (mark) mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
     });
   }
   int remove(const Tuple& orig) {
-    return send(IPCTNL_MSG_CT_DELETE, 0,
+    return send(IPCTNL_MSG_CT_DELETE, 0, family_of(orig),
                 [&](nlmsghdr* nlh) { put_tuple(nlh, CTA_TUPLE_ORIG, orig); });
   }
   bool ok() const { return nl_ != nullptr; }
 
  private:
+  static uint8_t family_of(const Tuple& t) { return std::strchr(t.src, ':') ? AF_INET6 : AF_INET; }
   static void put_tuple(nlmsghdr* nlh, uint16_t type, const Tuple& t) {
     nlattr* tuple = mnl_attr_nest_start(nlh, type);
     nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-    mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, inet_addr(t.src));
-    mnl_attr_put_u32(nlh, CTA_IP_V4_DST, inet_addr(t.dst));
+    if (family_of(t) == AF_INET6) {
+      in6_addr a{};
+      inet_pton(AF_INET6, t.src, &a);
+      mnl_attr_put(nlh, CTA_IP_V6_SRC, sizeof a, &a);
+      inet_pton(AF_INET6, t.dst, &a);
+      mnl_attr_put(nlh, CTA_IP_V6_DST, sizeof a, &a);
+    } else {
+      mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, inet_addr(t.src));
+      mnl_attr_put_u32(nlh, CTA_IP_V4_DST, inet_addr(t.dst));
+    }
     mnl_attr_nest_end(nlh, ip);
     nlattr* proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
     mnl_attr_put_u8(nlh, CTA_PROTO_NUM, t.proto);
@@ -71,14 +83,15 @@ class KernelConntrack {
     mnl_attr_nest_end(nlh, proto);
     mnl_attr_nest_end(nlh, tuple);
   }
-  int send(uint8_t msg, uint16_t flags, const std::function<void(nlmsghdr*)>& fill) {
+  int send(uint8_t msg, uint16_t flags, uint8_t family,
+           const std::function<void(nlmsghdr*)>& fill) {
     char buf[8192];
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | msg;
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     nlh->nlmsg_seq = ++seq_;
     auto* nfh = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    nfh->nfgen_family = AF_INET;
+    nfh->nfgen_family = family;
     nfh->version = NFNETLINK_V0;
     fill(nlh);
     if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return -errno;
@@ -209,6 +222,48 @@ TEST(ConntrackKernel, TheWriterRemovesExactlyTheEntriesItIsGiven) {
     m.on_readable();
     ASSERT_EQ(v.live.size(), 1u);
     EXPECT_EQ(v.live.begin()->second.orig.src.str(), "192.168.50.11");
+  });
+}
+
+// One dump walks both families: a resync sees IPv4 and IPv6 entries, a mark-filtered dump and a
+// flush by mark take exactly the entries whose mark matches, of either family.
+TEST(ConntrackKernel, DumpsAndFlushesByMarkCoverBothFamilies) {
+  if (!can_run()) GTEST_SKIP() << "needs root and nf_conntrack_netlink";
+  in_new_netns([] {
+    View v;
+    ConntrackMirror m(v.sink(), 1 << 20, 1 << 20);
+    KernelConntrack k;
+    const auto v4 = [&](uint16_t port, uint32_t mark) {
+      return k.create({"192.168.50.10", "203.0.113.10", IPPROTO_UDP, port, 53},
+                      {"203.0.113.10", "100.64.0.2", IPPROTO_UDP, 53, port}, 120, mark);
+    };
+    const auto v6 = [&](uint16_t port, uint32_t mark) {
+      return k.create({"2001:db8:50::10", "2001:db8:ffff::10", IPPROTO_UDP, port, 53},
+                      {"2001:db8:ffff::10", "2001:db8:50::10", IPPROTO_UDP, 53, port}, 120, mark);
+    };
+    // Session 1 on uplink 1 (both families), session 2, session 1 without an uplink mark.
+    ASSERT_EQ(v4(6000, 0x11000), 0);
+    ASSERT_EQ(v6(6001, 0x11000), 0);
+    ASSERT_EQ(v4(6002, 0x21000), 0);
+    ASSERT_EQ(v6(6003, 0x10000), 0);
+    ASSERT_TRUE(m.resync());
+    EXPECT_EQ(v.live.size(), 4u);
+    const auto ports = [](const std::vector<CtEntry>& entries) {
+      std::set<uint16_t> out;
+      for (const CtEntry& e : entries) out.insert(ntohs(e.orig.sport));
+      return out;
+    };
+    const auto session = m.marked(0x10000, 0xf0000);
+    ASSERT_TRUE(session);
+    EXPECT_EQ(ports(*session), (std::set<uint16_t>{6000, 6001, 6003}));
+    const auto unmarked = m.marked(0x10000, 0xff000);
+    ASSERT_TRUE(unmarked);
+    EXPECT_EQ(ports(*unmarked), std::set<uint16_t>{6003});
+    ConntrackWriter w;
+    EXPECT_EQ(w.delete_marked(0x11000, 0xff000), 0);
+    ASSERT_TRUE(m.resync());
+    EXPECT_EQ(v.live.size(), 2u);
+    EXPECT_EQ(v.live.count(6002) + v.live.count(6003), 2u);
   });
 }
 

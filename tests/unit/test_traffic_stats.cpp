@@ -264,6 +264,18 @@ TEST(SessionLimits, CountFromWhenSetThenWarnAndStopOnce) {
   EXPECT_EQ(l.view("passenger")->used, 0u);
 }
 
+// A policy update reads every counter only when a quota starts counting from it.
+TEST(SessionLimits, RecountsOnlyWhenAThresholdIsNewOrChanged) {
+  SessionLimits l;
+  EXPECT_FALSE(l.recounts({limited("free", {}, {})})) << "no threshold, nothing to count";
+  EXPECT_TRUE(l.recounts({limited("passenger", 2000, 3000)}));
+  l.configure({limited("passenger", 2000, 3000)}, {});
+  EXPECT_FALSE(l.recounts({limited("passenger", 2000, 3000), limited("free", {}, {})}));
+  EXPECT_TRUE(l.recounts({limited("passenger", 2000, 4000)}));
+  EXPECT_TRUE(l.recounts({limited("passenger", {}, 3000)}));
+  EXPECT_FALSE(l.recounts({})) << "a removed quota has nothing left to count";
+}
+
 TEST(SessionLimits, ALimitOfZeroIsReachedAtOnce) {
   SessionLimits l;
   const auto events = l.configure({limited("kid", {}, 0)}, {});
