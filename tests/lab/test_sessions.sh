@@ -4,7 +4,8 @@
 # its address) only the modem. Each client's upload leaves by its session's uplink (seen from
 # tp-net), both offloaded. Policy updates during transfers: the usb client's session moves to the
 # phone with `existing_flows: reset` (nothing with the modem's address leaves after
-# policy_applied, the wifi client's transfer loses nothing); the wifi client's moves to the modem
+# policy_applied; the wifi client's transfer, captured where it leaves the box, loses nothing and
+# is not delayed); the wifi client's moves to the modem
 # with `keep` (its running transfer stays on the phone, offloaded; its new connections take the
 # modem). A reload makes the usb client's session `local`: the internet refused to it, the wifi
 # client still reached. Bad policies (an unknown uplink, two sessions with one selector and one
@@ -51,7 +52,7 @@ table inet tp_lab_seen {
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
-    udp dport { 5201, 5302 } iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
+    udp dport { 5201, 5302, 5303 } iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.11 counter name phone_usb
     udp dport 5201 iifname "tp-net-modem" ip daddr 203.0.113.10 counter name wrong
     udp dport 5302 iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.10 counter name modem_wifi
@@ -78,14 +79,20 @@ check "a table and a mark rule per session" \
 check "status says where each session goes" \
   test "$(status_json "s['passenger']['routed_by'] + s['head_unit']['routed_by']")" = "['phone', 'modem']"
 # Uploads, so that every second carries packets with the uplink's address out of it.
-uploads() {  # uploads SECONDS [PORT]: wifi to .10 (wifi-iperf.json), usb to .11
-  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -p "${2:-5201}" -u -b 10M -t "$1" --json >"$TP_LAB_DIR/wifi-iperf.json" 2>&1 &
+uploads() {  # uploads SECONDS [PORT]: wifi to .10 (wifi-iperf-PORT.json), usb to .11
+  nsx tp-wifi timeout 45 iperf3 -c 203.0.113.10 -p "${2:-5201}" -u -b 10M -t "$1" --json >"$TP_LAB_DIR/wifi-iperf-${2:-5201}.json" 2>&1 &
   pid_wifi=$!
   nsx tp-usb timeout 45 iperf3 -c 203.0.113.11 -p "${2:-5201}" -u -b 10M -t "$1" >/dev/null 2>&1 &
   pid_usb=$!
 }
-wifi_lost() {
-  python3 -c "import json; print(json.load(open('$TP_LAB_DIR/wifi-iperf.json'))['end']['sum']['lost_packets'])" 2>/dev/null
+servers() {  # servers PORT: iperf3 servers on .10 and .11 besides the lab's own on 5201
+  for server in 203.0.113.10 203.0.113.11; do
+    nsx tp-net iperf3 -s -D -B $server -p "$1" --logfile "$TP_LAB_DIR/iperf3-$server-$1.log"
+  done
+  sleep 0.3
+}
+wifi_lost() {  # wifi_lost [PORT]: what the wifi client's upload lost, by iperf3's server
+  python3 -c "import json; print(json.load(open('$TP_LAB_DIR/wifi-iperf-${1:-5201}.json'))['end']['sum']['lost_packets'])" 2>/dev/null
 }
 applied() {  # applied GENERATION: policy_applied was sent for it
   grep -q "\"event\":\"policy_applied\",\"generation\":$1" "$TP_LAB_DIR/events.txt"
@@ -120,19 +127,47 @@ echo "a policy update during the transfers: the usb client's session moves to th
 # 10,000 more connections of that session, offloaded: the update resets them all.
 nsx tp-net python3 "$LAB_ROOT/tests/lab/tools/udp_reflector.py" 203.0.113.11 7000 &
 nsx tp-usb bash -c "ulimit -Sn \$(ulimit -Hn) && exec python3 '$LAB_ROOT/tests/lab/tools/udp_flows.py' 203.0.113.11 7000 10000 15" >"$TP_LAB_DIR/udp_flows.txt" 2>&1 &
-check "10,000 more connections of the usb client's session are offloaded" eventually 12 offloaded_at_least 10002
+pid_flows=$!
+check "10,000 more connections of the usb client's session are offloaded" eventually 18 offloaded_at_least 10002
+# Fresh uploads for the update to run through, once the 10,000 connections are quiet (offloaded,
+# idle): their rounds, 10,000 packets at once and at first through the kernel, are a burst of
+# their own (on two cores its softirq work can drop a packet of anything), not the update's.
+wait "$pid_flows" "$pid_wifi" "$pid_usb" 2>/dev/null
+servers 5303
+uploads 12 5303
+check "both uploads are offloaded again" eventually 8 uploads_offloaded 5303
+# The other session's upload, as it arrives by the phone, in the second of the update against
+# the second before: how long its packets took through the box (a forwarding stall), and its
+# longest silence (that also counts its sender starved of CPU on a two-core machine).
+ip netns exec tp-net tcpdump -i tp-net-phone -s 96 --immediate-mode -U -w "$TP_LAB_DIR/other.pcap" \
+  'udp and src host 100.65.0.2 and dst host 203.0.113.10 and dst port 5303' 2>"$TP_LAB_DIR/tcpdump-other.log" &
+tcpdump_other=$!
+check "the capture of the other session's upload runs" eventually 5 grep -q "listening on" "$TP_LAB_DIR/tcpdump-other.log"
+sleep 1.2
 cp "$CONFIG" "$CONFIG.first"
+update_t0=$(date +%s.%N)
 update_policy '    uplinks: [cellular]' '    uplinks: [phone]'
 at_applied=$(seen modem_usb)
 check "its connections were reset" test "$(status_json "d['session_connections_reset']")" -ge 10001
-measure "policy update resetting 10,001 offloaded connections, applied in (ms)" \
-  "$(grep '"policy_applied"' "$TP_LAB_DIR/events.txt" | tail -1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["applied_ms"])')"
+measure "policy update resetting 10,001 offloaded connections, applied in (ms), by step" \
+  "$(grep '"policy_applied"' "$TP_LAB_DIR/events.txt" | tail -1 | python3 -c 'import json, sys; e = json.load(sys.stdin); print(e["applied_ms"], json.dumps(e["steps_ms"]))')"
 sleep 1
+kill -INT "$tcpdump_other"
+wait "$tcpdump_other" 2>/dev/null
+stall=$(python3 "$LAB_ROOT/tests/lab/tools/stream_stall.py" "$TP_LAB_DIR/other.pcap" "$update_t0" 1)
+stall_rc=$?
+echo "$stall" >>"$TP_LAB_DIR/checks.log"
+check "the other session's upload flowed before and during the update" test "$stall_rc" -eq 0
+stall_field() { echo "$stall" | awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
+measure "the other session's upload, longest delay through the box beyond its least, the second before / of the update (ms)" \
+  "$(stall_field before_delay_ms) / $(stall_field during_delay_ms)"
+measure "the other session's upload, longest silence, the second before / of the update (ms)" \
+  "$(stall_field before_gap_ms) / $(stall_field during_gap_ms)"
 check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
 check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
 check "seen there with the phone's address" test "$(seen usb_new_by_phone)" -gt 0
 wait "$pid_wifi" 2>/dev/null
-check "the wifi client's transfer lost nothing" test "$(wifi_lost)" = 0
+check "the wifi client's transfer lost nothing" test "$(wifi_lost 5303)" = 0
 wait "$pid_usb" 2>/dev/null
 
 echo "a policy update during a transfer: the wifi client's session moves to the modem (keep)"
@@ -201,10 +236,7 @@ cp "$CONFIG.first" "$CONFIG"
 update_policy $'    uplinks: [cellular]\n' $'    uplinks: [cellular]\n    emergency: true\n'
 update_policy $'    uplinks: [phone]\n    existing_flows: keep' $'    uplinks: [cellular]\n    existing_flows: keep'
 # Servers of their own: the reset transfer's server may still wait for its lost client.
-for server in 203.0.113.10 203.0.113.11; do
-  nsx tp-net iperf3 -s -D -B $server -p 5302 --logfile "$TP_LAB_DIR/iperf3-$server-5302.log"
-done
-sleep 0.3
+servers 5302
 uploads 25 5302
 check "both uploads are offloaded" eventually 8 uploads_offloaded 5302
 check "both leave by the modem" eval "grows modem_wifi && grows modem_usb"
