@@ -5,7 +5,7 @@
 # tp-net), both offloaded. Policy updates during transfers: the usb client's session moves to the
 # phone with `existing_flows: reset` (nothing with the modem's address leaves after
 # policy_applied; the wifi client's transfer, captured where it leaves the box, loses nothing and
-# is not delayed); the wifi client's moves to the modem
+# its delay through the box is measured); the wifi client's moves to the modem
 # with `keep` (its running transfer stays on the phone, offloaded; its new connections take the
 # modem). A reload makes the usb client's session `local`: the internet refused to it, the wifi
 # client still reached. Bad policies (an unknown uplink, two sessions with one selector and one
