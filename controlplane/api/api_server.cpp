@@ -72,6 +72,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
   }
 
   bool subscribed = false;
+  bool control() const { return caller_.control; }
 
  private:
   // Every completion handler goes through here: nothing a client does may let an exception reach
@@ -145,6 +146,13 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       if (!subscribed && server_.subscribers() >= server_.cfg_.max_subscribers) {
         ++server_.counters_.busy;
         return error_reply("busy", "too many event subscribers (api.max_subscribers)");
+      }
+      if (!subscribed && !caller_.control &&
+          server_.read_only_full(server_.cfg_.max_subscribers, true)) {
+        ++server_.counters_.busy;
+        return error_reply("busy",
+                           "the remaining event streams are kept for control callers "
+                           "(api.control_group)");
       }
       subscribed = true;
       return Json{{"ok", true}, {"subscribed", true}};
@@ -266,6 +274,14 @@ std::size_t ApiServer::subscribers() const {
   return n;
 }
 
+bool ApiServer::read_only_full(std::size_t slots, bool subscriptions) const {
+  if (!control_gid_ || slots < 2) return false;
+  const std::size_t kept = std::max<std::size_t>(1, slots / 4);
+  std::size_t n = 0;
+  for (const auto& s : sessions_) n += !s->control() && (!subscriptions || s->subscribed);
+  return n >= slots - kept;
+}
+
 namespace {
 
 // The caller's supplementary groups as they were when it connected (SO_PEERGROUPS, Linux 4.13),
@@ -342,6 +358,9 @@ void ApiServer::accept() {
         } else if (sessions_.size() >= cfg_.max_clients) {
           ++counters_.busy;
           refuse("busy", "too many API clients");
+        } else if (!caller->control && read_only_full(cfg_.max_clients, false)) {
+          ++counters_.busy;
+          refuse("busy", "the remaining API connections are kept for control callers");
         } else {
           auto s = std::make_shared<Session>(*this, std::move(socket), *caller);
           sessions_.insert(s);

@@ -47,6 +47,10 @@ class ApiServer {
   // The caller on this connection and its roles; nothing when it may not connect at all.
   std::optional<api::Caller> caller_of(int fd) const;
   std::size_t subscribers() const;
+  // With roles split (api.control_group), read-only callers (anyone in api.group) may not take
+  // the last quarter (at least one) of the connections or of the event streams: the connection
+  // manager must still get in, and wait for policy_applied, when they are all taken.
+  bool read_only_full(std::size_t slots, bool subscriptions) const;
 
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer accept_backoff_;

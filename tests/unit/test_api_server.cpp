@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -191,6 +192,66 @@ TEST_F(ApiServerLimitsTest, SubscribersAreCapped) {
   EXPECT_EQ(one.call(R"({"op":"subscribe_events"})")["subscribed"], true);
   EXPECT_EQ(two.call(R"({"op":"subscribe_events"})")["error"], "busy");
   EXPECT_EQ(two.call(R"({"op":"x"})")["ok"], true);  // still an ordinary client
+}
+
+// Roles split: anyone in api.group may read, only api.control_group may control. Read-only
+// callers must not be able to lock the control callers out of the API or of its events.
+class ApiServerRolesTest : public ApiServerTest {
+  void configure(conf::ApiConfig& c) override {
+    c.max_clients = 8;
+    c.max_subscribers = 4;
+    c.group = "users";
+    c.control_group = "staff";
+  }
+};
+
+// A connection made by uid 4242 in group users only: a read-only caller. The credentials change
+// on one thread alone (raw syscalls; glibc's wrappers would change every thread's), and the
+// socket keeps the connecting thread's.
+std::unique_ptr<Client> reader(const std::string& path) {
+  std::unique_ptr<Client> c;
+  std::thread([&] {
+    const gid_t users = 100;
+    if (syscall(SYS_setgroups, 1, &users) == 0 && syscall(SYS_setresgid, 100, 100, 100) == 0 &&
+        syscall(SYS_setresuid, 4242, 4242, 4242) == 0)
+      c = std::make_unique<Client>(path);
+  }).join();
+  return c;
+}
+
+// Readers connected while they may (ASSERTs: all of them got in).
+std::vector<std::unique_ptr<Client>> readers(const std::string& path, int n) {
+  std::vector<std::unique_ptr<Client>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(reader(path));
+    EXPECT_TRUE(out.back() && out.back()->connected);
+  }
+  return out;
+}
+
+TEST_F(ApiServerRolesTest, ReadOnlyCallersLeaveConnectionsForControl) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  auto six = readers(cfg.socket, 6);
+  for (auto& r : six) ASSERT_EQ(r->call(R"({"op":"x"})")["ok"], true);
+  // Six of eight connections read-only: the last two are kept for control callers.
+  auto seventh = reader(cfg.socket);
+  ASSERT_TRUE(seventh);
+  EXPECT_EQ(Json::parse(seventh->line(), nullptr, false)["error"], "busy");
+  Client control(cfg.socket);  // root
+  EXPECT_EQ(control.call(R"({"op":"x"})")["ok"], true);
+}
+
+TEST_F(ApiServerRolesTest, ReadOnlySubscribersLeaveAnEventStreamForControl) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  auto four = readers(cfg.socket, 4);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(four[i]->call(R"({"op":"subscribe_events"})")["subscribed"], true);
+  EXPECT_EQ(four[3]->call(R"({"op":"subscribe_events"})")["error"], "busy");
+  EXPECT_EQ(four[3]->call(R"({"op":"x"})")["ok"], true);  // still a reader
+  Client control(cfg.socket);
+  EXPECT_EQ(control.call(R"({"op":"subscribe_events"})")["subscribed"], true);
+  EXPECT_EQ(four[3]->call(R"({"op":"publish"})")["ok"], true);
+  EXPECT_EQ(Json::parse(control.line())["event"], "limit_reached");
 }
 
 TEST_F(ApiServerTest, OneReplyPerLine) {
