@@ -80,6 +80,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   }
   ConntrackMirror::Sink sink{
       [this](const CtEntry& e) {
+        if (claiming_ && claim_moved(e)) return;  // to be deleted: nothing to decide
         if (offloading_) flows_->upsert(e);
         // A masqueraded connection says which uplink its client is on (sticky mapping).
         if (monitor_ && e.family == AF_INET && !(e.reply.dst == e.orig.src))
@@ -422,7 +423,17 @@ void ControlPlane::roles_changed() {
   reset_moved_flows();
   times.lap("reset");
   if (monitor_) monitor_->release_sessions();
-  redecide_all();
+  claiming_ = !moving_.empty();
+  bool dumped = false;
+  try {
+    dumped = redecide_all();
+  } catch (...) {  // no later dump or event may be claimed for this update
+    claiming_ = false;
+    moving_.clear();
+    throw;
+  }
+  claiming_ = false;
+  finish_resets(dumped);
   times.lap("decide");
   // The kernel's marks and routes are written and every flow decided again by them: the kernel
   // and the fast path agree on the new policy. A connection manager waits for this event.
@@ -473,9 +484,10 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
 // from conntrack, before policy_applied (the next packet makes a new connection by an allowed
 // uplink). The fast path's are found in the flow manager and leave in batches. The kernel's:
 // with routing.mark_mask every connection's mark names its uplink, so the kernel deletes them by
-// mark, one message per uplink and no dump; without it, one dump filtered by the session's
-// mark, and a delete per entry.
+// mark, one message per uplink; those without (and all of them without the mask) are claimed
+// from the update's dump and deleted one by one (claim_moved, finish_resets).
 void ControlPlane::reset_moved_flows() {
+  moving_.clear();
   if (!monitor_ || !ct_ || !writer_) return;
   const SessionSet& set = monitor_->sessions();
   const uint32_t mask = cfg_.routing.session_mark_mask;
@@ -486,36 +498,26 @@ void ControlPlane::reset_moved_flows() {
     const auto moved = monitor_->moved_sessions().find(s.name);
     if (s.existing_flows != conf::ExistingFlows::reset || moved == monitor_->moved_sessions().end())
       continue;
-    std::vector<int> elsewhere;         // the interfaces of the uplinks it may no longer use
-    std::vector<std::size_t> gone_ups;  // ...and their positions (their uplink marks)
+    const auto began = std::chrono::steady_clock::now();
+    MovedConnections m;
+    m.session = s.name;
+    const uint32_t value = conf::mark_value(set.slot(j), mask);
+    m.value = value;
+    // Without uplink marks: all of the session's; with them, those whose mark has no uplink
+    // (made before the uplink's mark rule was). The flushes below take the rest.
+    m.mask = uplink_mask ? mask | uplink_mask : mask;
     for (std::size_t i = 0; i < uplinks.size(); ++i)
       if (!moved->second.count(uplinks[i].name)) {
-        elsewhere.push_back(rtnl_->ifindex(uplinks[i].iface));
-        gone_ups.push_back(i);
+        m.gone_ifindexes.push_back(rtnl_->ifindex(uplinks[i].iface));
+        m.gone_uplinks.push_back(i);
       }
-    const auto by = [&](int ifindex) {
-      return std::find(elsewhere.begin(), elsewhere.end(), ifindex) != elsewhere.end();
-    };
-    // Which uplink a connection is on: the one its mark pins it to (routing.mark_mask; what the
-    // kernel's flush below goes by), else an IPv4 one's NAT address says, else an IPv6 one
-    // (routed, not translated) has the fast path's plan. Else unknown, and left as it is.
-    const auto on_gone_uplink = [&](const CtEntry& e, std::optional<int> out) {
-      if (const auto i = uplink_of_mark(e.mark))
-        return std::find(gone_ups.begin(), gone_ups.end(), *i) != gone_ups.end();
-      if (e.family == AF_INET)
-        return std::any_of(elsewhere.begin(), elsewhere.end(),
-                           [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); });
-      return out && by(*out);
-    };
-    StepTimes times;
-    const uint32_t value = conf::mark_value(set.slot(j), mask);
     // With uplink marks the kernel's flushes run on a thread of their own meanwhile: its walk of
     // the table and the fast path's removals take about as long, and nothing else uses the
     // writer until they are done. Whichever order packets meet the two in, none leaves by the
     // old uplink after policy_applied.
     std::vector<std::size_t> flushing;
     if (uplink_mask)
-      for (std::size_t i : gone_ups)
+      for (std::size_t i : m.gone_uplinks)
         if (conf::mark_fits(i, uplink_mask)) flushing.push_back(i);
     const auto flush = [w = writer_.get(), flushing, value, mask, uplink_mask] {
       std::vector<int> errs;
@@ -531,19 +533,16 @@ void ControlPlane::reset_moved_flows() {
       flushed_by = std::async(std::launch::deferred, flush);
     }
     const std::vector<CtEntry> taken = flows_->take_where([&](const CtEntry& e, int out) {
-      return (e.mark & mask) == value && on_gone_uplink(e, out);
+      return (e.mark & mask) == value && on_gone_uplink(m, e, out);
     });
-    times.lap("fast_path");
-    // The kernel-only connections the flushes cannot name: all of them without uplink marks;
-    // with them, those whose mark has no uplink (made before the uplink's mark rule was). The
-    // flushes never touch these, so the dump need not wait for them.
-    const auto entries = ct_->marked(value, uplink_mask ? mask | uplink_mask : mask);
-    if (!entries)
-      std::cerr << "tetherpath: session " << s.name
-                << ": conntrack dump failed, only its offloaded connections reset\n";
-    times.lap("dump");
+    const auto since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t)
+          .count();
+    };
+    m.fast_path_ms = since(began);
+    const auto waited = std::chrono::steady_clock::now();
     const std::vector<int> errs = flushed_by.get();
-    times.lap("flush");
+    m.flush_wait_ms = since(waited);
     bool flush_failed = false;
     for (std::size_t k = 0; k < errs.size(); ++k)
       if (errs[k]) {
@@ -552,29 +551,72 @@ void ControlPlane::reset_moved_flows() {
         flush_failed = true;
       }
     std::vector<ConntrackWriter::Update> dels;
-    std::unordered_set<CtKey, CtKeyHash> done;  // deleted by their entry
-    const auto del = [&](const CtEntry& e) {
-      if (done.insert(CtKey::of(e)).second) dels.push_back({e, 0, false, true});
-    };
-    uint64_t flushed = 0;  // offloaded ones the kernel's flushes took (it does not count them)
     for (const CtEntry& e : taken) {
       const auto up = uplink_of_mark(e.mark);
       if (up && !flush_failed && std::find(flushing.begin(), flushing.end(), *up) != flushing.end())
-        ++flushed;
-      else
-        del(e);  // out of the fast path already: its entry must go, flush or not
+        ++m.removed;  // the kernel's flush took it (it does not count them)
+      else if (m.done.insert(CtKey::of(e)).second)
+        dels.push_back({e, 0, false, true});  // out of the fast path already: its entry must go
     }
-    for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
-      if (!done.count(CtKey::of(e)) && on_gone_uplink(e, flows_->out_ifindex(e))) del(e);
     const auto results = writer_->apply(dels);
-    times.lap("deletes");
-    const uint64_t removed =
-        flushed + static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
-    sessions_reset_ += removed;
-    std::cerr << "tetherpath: session " << s.name << ": " << removed
-              << " connections on uplinks it may no longer use reset in " << times.total_ms()
-              << " ms " << times.steps().dump() << '\n';
+    m.removed += static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
+    m.ms = since(began);
+    moving_.push_back(std::move(m));
   }
+}
+
+// Which uplink a connection is on: the one its mark pins it to (routing.mark_mask; what the
+// kernel's flushes go by), else an IPv4 one's NAT address says, else an IPv6 one (routed, not
+// translated) has the fast path's plan. Else unknown, and left as it is.
+bool ControlPlane::on_gone_uplink(const MovedConnections& m, const CtEntry& e,
+                                  std::optional<int> out) const {
+  const auto& ifs = m.gone_ifindexes;
+  if (const auto i = uplink_of_mark(e.mark))
+    return std::find(m.gone_uplinks.begin(), m.gone_uplinks.end(), *i) != m.gone_uplinks.end();
+  if (e.family == AF_INET)
+    return std::any_of(ifs.begin(), ifs.end(),
+                       [&](int ifindex) { return rtnl_->has_address(ifindex, e.reply.dst); });
+  return out && std::find(ifs.begin(), ifs.end(), *out) != ifs.end();
+}
+
+bool ControlPlane::claim_moved(const CtEntry& e) {
+  for (MovedConnections& m : moving_)
+    if ((e.mark & m.mask) == m.value && !m.done.count(CtKey::of(e)) &&
+        on_gone_uplink(m, e, flows_->out_ifindex(e))) {
+      m.done.insert(CtKey::of(e));
+      m.found.push_back(e);
+      return true;
+    }
+  return false;
+}
+
+void ControlPlane::finish_resets(bool dumped) {
+  for (MovedConnections& m : moving_) {
+    const auto began = std::chrono::steady_clock::now();
+    if (!dumped) {  // the update's dump did not show them all: one of their own
+      const auto entries = ct_->marked(m.value, m.mask);
+      if (!entries)
+        std::cerr << "tetherpath: session " << m.session
+                  << ": conntrack dump failed, only its offloaded connections reset\n";
+      for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
+        if (!m.done.count(CtKey::of(e)) && on_gone_uplink(m, e, flows_->out_ifindex(e)))
+          m.found.push_back(e);
+    }
+    std::vector<ConntrackWriter::Update> dels;
+    for (const CtEntry& e : m.found) dels.push_back({e, 0, false, true});
+    const auto results = writer_->apply(dels);
+    m.removed += static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
+    sessions_reset_ += m.removed;
+    m.ms +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+    std::cerr << "tetherpath: session " << m.session << ": " << m.removed
+              << " connections on uplinks it may no longer use reset (" << m.found.size()
+              << " kernel-only), " << std::round(m.ms * 10) / 10
+              << " ms besides the update's dump (the fast path's "
+              << std::round(m.fast_path_ms * 10) / 10 << " ms, then waiting for the kernel's flush "
+              << std::round(m.flush_wait_ms * 10) / 10 << " ms)\n";
+  }
+  moving_.clear();
 }
 
 std::optional<std::size_t> ControlPlane::uplink_of_mark(uint32_t mark) const {
@@ -778,12 +820,14 @@ Json ControlPlane::uplink_state(const std::string& name, std::optional<uint8_t> 
 // Installed flows are decided again from what the flow manager holds; entries refused before
 // (no upstream yet, outside every downstream prefix, no route) live only in the kernel, so a
 // dump brings them back to be decided under the new rules.
-void ControlPlane::redecide_all() {
+bool ControlPlane::redecide_all() {
   // The dump decides again every entry the kernel has, the installed ones too: deciding them
   // first as well would ask the kernel's routing every question twice.
   flows_->set_config(policy_from(cfg_), !offloading_);
-  if (offloading_ && !ct_->resync()) flows_->reevaluate_all();
+  const bool dumped = offloading_ && ct_->resync();
+  if (offloading_ && !dumped) flows_->reevaluate_all();
   rebuild_rules6();
+  return dumped;
 }
 
 // With other uplinks to take over, a failed uplink's flows are also forgotten by conntrack: their

@@ -8,6 +8,7 @@
 #include <memory>
 #include <ostream>
 #include <set>
+#include <unordered_set>
 #include "asio.hpp"
 
 #include "api_server.hpp"
@@ -70,7 +71,27 @@ class ControlPlane : private OffloadHost {
   void configure_uplinks();
   Json api_json() const;
   Json sessions_json() const;
+  // A session's connections on uplinks it may no longer use: reset_moved_flows() takes them out
+  // of the fast path and has the kernel flush its marked ones; the kernel-only ones the flushes
+  // cannot name are claimed from the dump that decides every flow again (claim_moved: one walk
+  // of the kernel's table, not two), or found by a dump of their own if that one failed
+  // (finish_resets), and deleted.
+  struct MovedConnections {
+    std::string session;
+    uint32_t value = 0, mask = 0;               // the kernel-only ones: (mark & mask) == value
+    std::vector<int> gone_ifindexes;            // the uplinks it may no longer use
+    std::vector<std::size_t> gone_uplinks;      // ...by position (their uplink marks)
+    std::unordered_set<CtKey, CtKeyHash> done;  // deleted already
+    std::vector<CtEntry> found;                 // kernel-only, to delete
+    uint64_t removed = 0;
+    double ms = 0, fast_path_ms = 0, flush_wait_ms = 0;  // for the log
+  };
   void reset_moved_flows();
+  bool on_gone_uplink(const MovedConnections& m, const CtEntry& e, std::optional<int> out) const;
+  bool claim_moved(const CtEntry& e);
+  void finish_resets(bool dumped);
+  std::vector<MovedConnections> moving_;
+  bool claiming_ = false;  // the dump of a policy update runs: claim_moved() looks at its entries
   // The uplink (its position) a connection's mark pins it to (routing.mark_mask), if any.
   std::optional<std::size_t> uplink_of_mark(uint32_t mark) const;
   void set_emergency(const std::string& session, bool active) override;
@@ -86,7 +107,8 @@ class ControlPlane : private OffloadHost {
   void schedule_session_limits();
   void enforce_session_limits();
   void publish_quota_events(const std::vector<SessionQuotaEvent>& events);
-  void redecide_all();
+  // Every flow decided again by the current configuration: true if by a complete conntrack dump.
+  bool redecide_all();
   // After a complete conntrack dump (or with offload stopped): what a previous run left in the
   // fast path (the kernel engine's pinned state) and did not install again goes, and its next
   // hops are free.
