@@ -28,6 +28,10 @@ const char* rule_kind(const Ipv6Rules::View& r) {
   return r.kind == Rule6::client ? "client" : "prefix";
 }
 
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 // How long each step of a policy update took (policy_applied's steps_ms): where the time of a
 // slow update went, on the box that had it.
 class StepTimes {
@@ -535,14 +539,10 @@ void ControlPlane::reset_moved_flows() {
     const std::vector<CtEntry> taken = flows_->take_where([&](const CtEntry& e, int out) {
       return (e.mark & mask) == value && on_gone_uplink(m, e, out);
     });
-    const auto since = [](std::chrono::steady_clock::time_point t) {
-      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t)
-          .count();
-    };
-    m.fast_path_ms = since(began);
+    m.fast_path_ms = ms_since(began);
     const auto waited = std::chrono::steady_clock::now();
     const std::vector<int> errs = flushed_by.get();
-    m.flush_wait_ms = since(waited);
+    m.flush_wait_ms = ms_since(waited);
     bool flush_failed = false;
     for (std::size_t k = 0; k < errs.size(); ++k)
       if (errs[k]) {
@@ -560,7 +560,7 @@ void ControlPlane::reset_moved_flows() {
     }
     const auto results = writer_->apply(dels);
     m.removed += static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
-    m.ms = since(began);
+    m.ms = ms_since(began);
     moving_.push_back(std::move(m));
   }
 }
@@ -607,8 +607,7 @@ void ControlPlane::finish_resets(bool dumped) {
     const auto results = writer_->apply(dels);
     m.removed += static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
     sessions_reset_ += m.removed;
-    m.ms +=
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+    m.ms += ms_since(began);
     std::cerr << "tetherpath: session " << m.session << ": " << m.removed
               << " connections on uplinks it may no longer use reset (" << m.found.size()
               << " kernel-only), " << std::round(m.ms * 10) / 10
