@@ -6,12 +6,15 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev clang-format
+  go-md2man  # the man pages, from Markdown
   # libraries
   libdpdk-dev dpdk dpdk-dev libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev libnftables-dev
   libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
+  libsystemd-dev  # sd_notify: READY, STOPPING and the watchdog under systemd
   # lab and tests: real kernel, real clients
   iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc ndisc6 tcpdump xdp-tools ethtool
-  procps psmisc
+  procps psmisc libcap2-bin
+  systemd  # systemd-analyze verify of the installed unit
   python3
   # perf lab: testpmd (in dpdk-dev) is the I/O ceiling, gnuplot draws the plots
   gnuplot-nox

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "daemon_log.hpp"
+
 namespace tp {
 
 using boost::asio::local::stream_protocol;
@@ -83,8 +85,7 @@ class ApiServer::Session : public std::enable_shared_from_this<Session> {
       fn();
     } catch (const std::exception& e) {
       ++server_.counters_.handler_errors;
-      std::cerr << "tetherpath: api: dropping a client after an internal error: " << e.what()
-                << '\n';
+      log::err() << "api: dropping a client after an internal error: " << e.what();
       end();
     }
   }

@@ -7,6 +7,7 @@
 
 #include "api_args.hpp"
 #include "api_server.hpp"
+#include "daemon_log.hpp"
 
 namespace tp {
 
@@ -39,13 +40,13 @@ Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
     // The HAL's statistics read and reset (the next call counts from here): a control operation.
     if (op == "get_forwarded_stats") return get_forwarded_stats(request);
     Json reply = dispatch(op, request);
-    std::cerr << "tetherpath: api: uid " << caller.uid << " pid " << caller.pid << ": "
-              << request.dump().substr(0, 300) << ": ok\n";
+    log::notice() << "api: uid " << caller.uid << " pid " << caller.pid << ": "
+                  << request.dump().substr(0, 300) << ": ok";
     return reply;
   } catch (const ApiError& e) {
     if (!op.empty())
-      std::cerr << "tetherpath: api: uid " << caller.uid << " pid " << caller.pid << ": " << op
-                << ": refused: " << e.code << '\n';
+      log::notice() << "api: uid " << caller.uid << " pid " << caller.pid << ": " << op
+                    << ": refused: " << e.code;
     return Json{{"ok", false}, {"error", e.code}, {"message", e.what()}};
   } catch (const std::exception& e) {
     return Json{{"ok", false}, {"error", "internal"}, {"message", e.what()}};

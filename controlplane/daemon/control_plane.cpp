@@ -14,6 +14,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "daemon_log.hpp"
 #include "keepalive.hpp"
 #include "state_file.hpp"
 
@@ -63,7 +64,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       link_timer_(io),
       persist_timer_(io),
       limits_timer_(io) {
-  std::cerr << "tetherpath: " << enable_conntrack_events() << '\n';
+  log::info() << enable_conntrack_events();
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
   topo_ = std::make_unique<TopologySync>(rt_.fast_path());
@@ -80,7 +81,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     if (const std::string e =
             traffic_->install(downstreams, cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack);
         !e.empty())
-      std::cerr << "tetherpath: per-client statistics count the fast path only: " << e << '\n';
+      log::warning() << "per-client statistics count the fast path only: " << e;
   }
   ConntrackMirror::Sink sink{
       [this](const CtEntry& e) {
@@ -168,7 +169,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     for (const auto& why : j.is_discarded()
                                ? std::vector<std::string>{"not JSON, usage starts from zero"}
                                : session_limits_.restore(j))
-      std::cerr << "tetherpath: " << session_usage_file << ": ignored " << why << '\n';
+      log::warning() << session_usage_file << ": ignored " << why;
     charge_session_limits();
   }
   enforce_session_limits();
@@ -177,10 +178,10 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   if (auto saved = read_state_file(usage_file)) {
     const Json j = Json::parse(*saved, nullptr, false);
     if (j.is_discarded())
-      std::cerr << "tetherpath: " << usage_file << ": not JSON, data usage starts from zero\n";
+      log::warning() << usage_file << ": not JSON, data usage starts from zero";
     else
       for (const auto& why : api_->restore_usage(j))
-        std::cerr << "tetherpath: " << usage_file << ": ignored " << why << '\n';
+        log::warning() << usage_file << ": ignored " << why;
   }
   persist_usage();
   schedule_persist();
@@ -283,16 +284,16 @@ void ControlPlane::schedule_keepalive() {
   if (bound != liveness_bound_ms_) {
     liveness_bound_ms_ = bound;
     rt_.set_liveness_bound(bound);
-    std::cerr << "tetherpath: the fast path hands everything to the kernel " << bound
-              << " ms after the control loop's last heartbeat\n";
+    log::info() << "the fast path hands everything to the kernel " << bound
+                << " ms after the control loop's last heartbeat";
   }
   if (tick != keepalive_tick_s_) {
     if (tick < o.keepalive_interval_s)
-      std::cerr << "tetherpath: offload.keepalive_interval_s " << o.keepalive_interval_s
-                << " s is too long for the kernel's conntrack timeouts (udp " << t.udp << "/"
-                << t.udp_stream << " s, icmp " << t.icmp << " s, tcp " << t.tcp_established
-                << " s): keepalive rounds run every " << tick
-                << " s, each protocol's flows refreshed within a third of its timeout\n";
+      log::warning() << "offload.keepalive_interval_s " << o.keepalive_interval_s
+                     << " s is too long for the kernel's conntrack timeouts (udp " << t.udp << "/"
+                     << t.udp_stream << " s, icmp " << t.icmp << " s, tcp " << t.tcp_established
+                     << " s): keepalive rounds run every " << tick
+                     << " s, each protocol's flows refreshed within a third of its timeout";
     keepalive_tick_s_ = tick;
   }
   keepalive_timer_.expires_after(std::chrono::seconds(tick));
@@ -343,7 +344,7 @@ void ControlPlane::persist_usage() {
       persisted = text;
       ++usage_writes_;
     } catch (const std::exception& e) {
-      std::cerr << "tetherpath: cannot save " << file << ": " << e.what() << '\n';
+      log::err() << "cannot save " << file << ": " << e.what();
     }
   };
   save("usage.json", api_->usage(), persisted_usage_);
@@ -351,7 +352,7 @@ void ControlPlane::persist_usage() {
 }
 
 void ControlPlane::publish(const Json& event) {
-  std::cerr << "tetherpath: event " << event.dump() << '\n';
+  log::info() << "event " << event.dump();
   if (api_server_) api_server_->publish(event);
 }
 
@@ -365,7 +366,7 @@ std::string ControlPlane::reload() {
     next = conf::load_file(cfg_.source);
   } catch (const conf::ConfigError& e) {
     ++reloads_refused_;
-    std::cerr << "tetherpath: reload refused, nothing changed: " << e.what() << '\n';
+    log::err() << "reload refused, nothing changed: " << e.what();
     return e.what();
   }
   // The marks and tables an emergency relies on stay as they are while it lasts.
@@ -385,14 +386,13 @@ std::string ControlPlane::reload() {
               "routing.mark_mask is needed";
     if (!why.empty()) {
       ++reloads_refused_;
-      std::cerr << "tetherpath: reload refused, nothing changed: " << why << '\n';
+      log::err() << "reload refused, nothing changed: " << why;
       return cfg_.source + ": " + why;
     }
   }
   if (const std::string why = conf::live_change_refusal(cfg_, next); !why.empty()) {
     ++reloads_refused_;
-    std::cerr << "tetherpath: reload refused, nothing changed: " << cfg_.source << ": " << why
-              << '\n';
+    log::err() << "reload refused, nothing changed: " << cfg_.source << ": " << why;
     return cfg_.source + ": " + why;
   }
   const conf::Config previous = cfg_;
@@ -403,7 +403,7 @@ std::string ControlPlane::reload() {
     schedule_keepalive();  // replaces the pending wait
   if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s) schedule_persist();
   ++reloads_;
-  std::cerr << "tetherpath: reloaded " << cfg_.source << '\n';
+  log::notice() << "reloaded " << cfg_.source;
   return "";
 }
 
@@ -479,8 +479,7 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
   monitor_->set_emergency(emergency_);
   redecide_all();
   publish(Json{{"event", "emergency"}, {"session", session}, {"active", active}});
-  std::cerr << "tetherpath: emergency " << (active ? "on" : "off") << ": session " << session
-            << '\n';
+  log::notice() << "emergency " << (active ? "on" : "off") << ": session " << session;
 }
 
 // Sessions with `existing_flows: reset` whose allowed uplinks changed (a policy update, an uplink's
@@ -546,8 +545,8 @@ void ControlPlane::reset_moved_flows() {
     bool flush_failed = false;
     for (std::size_t k = 0; k < errs.size(); ++k)
       if (errs[k]) {
-        std::cerr << "tetherpath: session " << s.name << ": deleting its connections on "
-                  << uplinks[flushing[k]].name << " failed: " << std::strerror(-errs[k]) << '\n';
+        log::err() << "session " << s.name << ": deleting its connections on "
+                   << uplinks[flushing[k]].name << " failed: " << std::strerror(-errs[k]);
         flush_failed = true;
       }
     std::vector<ConntrackWriter::Update> dels;
@@ -596,8 +595,8 @@ void ControlPlane::finish_resets(bool dumped) {
     if (!dumped) {  // the update's dump did not show them all: one of their own
       const auto entries = ct_->marked(m.value, m.mask);
       if (!entries)
-        std::cerr << "tetherpath: session " << m.session
-                  << ": conntrack dump failed, only its offloaded connections reset\n";
+        log::warning() << "session " << m.session
+                       << ": conntrack dump failed, only its offloaded connections reset";
       for (const CtEntry& e : entries ? *entries : std::vector<CtEntry>{})
         if (!m.done.count(CtKey::of(e)) && on_gone_uplink(m, e, flows_->out_ifindex(e)))
           m.found.push_back(e);
@@ -608,12 +607,13 @@ void ControlPlane::finish_resets(bool dumped) {
     m.removed += static_cast<uint64_t>(std::count(results.begin(), results.end(), 0));
     sessions_reset_ += m.removed;
     m.ms += ms_since(began);
-    std::cerr << "tetherpath: session " << m.session << ": " << m.removed
-              << " connections on uplinks it may no longer use reset (" << m.found.size()
-              << " kernel-only), " << std::round(m.ms * 10) / 10
-              << " ms besides the update's dump (the fast path's "
-              << std::round(m.fast_path_ms * 10) / 10 << " ms, then waiting for the kernel's flush "
-              << std::round(m.flush_wait_ms * 10) / 10 << " ms)\n";
+    log::notice() << "session " << m.session << ": " << m.removed
+                  << " connections on uplinks it may no longer use reset (" << m.found.size()
+                  << " kernel-only), " << std::round(m.ms * 10) / 10
+                  << " ms besides the update's dump (the fast path's "
+                  << std::round(m.fast_path_ms * 10) / 10
+                  << " ms, then waiting for the kernel's flush "
+                  << std::round(m.flush_wait_ms * 10) / 10 << " ms)";
   }
   moving_.clear();
 }
@@ -643,7 +643,7 @@ void ControlPlane::sample_traffic() const {
   const std::string before = traffic_->error();
   traffic_->sample(*flows_);
   if (!traffic_->error().empty() && traffic_->error() != before)  // once, not at every reading
-    std::cerr << "tetherpath: kernel-path statistics not read: " << traffic_->error() << '\n';
+    log::warning() << "kernel-path statistics not read: " << traffic_->error();
 }
 
 // A session's limit is watched from the counters, every 200 ms while a threshold is ahead (an
@@ -660,7 +660,7 @@ void ControlPlane::schedule_session_limits() {
       charge_session_limits();
     } catch (const std::exception& e) {
       // Enforcement must outlive a failed reading: the next one is 200 ms away.
-      std::cerr << "tetherpath: session limits not checked: " << e.what() << '\n';
+      log::warning() << "session limits not checked: " << e.what();
       schedule_session_limits();
     }
   });
@@ -769,7 +769,7 @@ void ControlPlane::health_changed(const conf::UplinkConfig& u, Health was, Healt
 // entries go too (fail_over).
 void ControlPlane::hand_back(uint8_t port, const std::string& why) {
   std::vector<CtEntry> gone = flows_->port_down(port);
-  std::cerr << "tetherpath: " << why << ", " << gone.size() << " flows handed back\n";
+  log::notice() << why << ", " << gone.size() << " flows handed back";
   if (writer_ && api_->fails_over(port)) fail_over(port, std::move(gone));
 }
 
@@ -844,8 +844,8 @@ void ControlPlane::fail_over(uint8_t port, std::vector<CtEntry> gone) {
   const auto results = writer_->apply(dels);
   const auto removed = std::count(results.begin(), results.end(), 0);
   failover_removed_ += static_cast<uint64_t>(removed);
-  std::cerr << "tetherpath: " << name << " failed over to the other uplinks: " << removed << " of "
-            << gone.size() << " of its conntrack entries removed\n";
+  log::notice() << name << " failed over to the other uplinks: " << removed << " of " << gone.size()
+                << " of its conntrack entries removed";
 }
 
 void ControlPlane::settle_previous_run() {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iomanip>
 
+#include "daemon_log.hpp"
 #include "eal_args.hpp"
 #include "packet_buffers.hpp"
 #include "packet_pool.hpp"
@@ -90,10 +91,10 @@ void DpdkRuntime::build() {
     ps.port = hw::Port::open(spec, pool_, error);
     if (!ps.port) throw RuntimeError(error);
     if (const auto& x = ps.port->xdp())
-      std::fprintf(
-          stderr, "tetherpath: port %s: XDP program %s (id %u) in %s mode%s\n", pc.name.c_str(),
-          x->program.c_str(), x->program_id, x->mode.c_str(),
-          x->mode == "skb" ? ": generic XDP, every frame takes the kernel's slow copy" : "");
+      log::Line(x->mode == "skb" ? log::Priority::warning : log::Priority::info)
+          << "port " << pc.name << ": XDP program " << x->program << " (id " << x->program_id
+          << ") in " << x->mode << " mode"
+          << (x->mode == "skb" ? ": generic XDP, every frame takes the kernel's slow copy" : "");
     ps.tap = hw::Tap::create(pc.name, ps.port->mac(), pc.mtu, error);
     if (!ps.tap) throw RuntimeError("port " + pc.name + ": " + error);
     ps.link_up = ps.port->link_up();
@@ -133,10 +134,9 @@ void DpdkRuntime::build() {
     for (const auto& [port, queue] : wc.rx) {
       wc.rx_wait_fds.push_back(ports_[port].port->rx_wait_fd(queue));
       if (wc.rx_wait_fds.back() < 0)
-        std::fprintf(stderr,
-                     "tetherpath: port %s queue %u offers no descriptor to sleep on: its worker "
-                     "sleeps at most idle_sleep_max_us at a time\n",
-                     cfg_.ports[port].name.c_str(), queue);
+        log::warning() << "port " << cfg_.ports[port].name << " queue " << queue
+                       << " offers no descriptor to sleep on: its worker sleeps at most "
+                          "idle_sleep_max_us at a time";
     }
   const Engine::Tables tables{v4_.get(), v6_.get(), topology_.get(), limits_.get(), rules6_.get()};
   for (unsigned w = 0; w < n_workers; ++w) {

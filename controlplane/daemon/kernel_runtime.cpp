@@ -1,5 +1,6 @@
 #include "kernel_runtime.hpp"
 
+#include "daemon_log.hpp"
 #include "link_type.hpp"
 #include "xdp_features.hpp"
 
@@ -44,10 +45,10 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
     // A previous run's bound is in force: beat at once, so its flows go on forwarding.
     bpf_->heartbeat();
     if (bpf_->reused())
-      std::fprintf(stderr,
-                   "tetherpath: took over the kernel engine's state in %s (%zu flow directions "
-                   "and rules; they forward on until the conntrack dump confirms or drops them)\n",
-                   opts.pin_dir.c_str(), bpf_->inherited());
+      log::notice() << "took over the kernel engine's state in " << opts.pin_dir << " ("
+                    << bpf_->inherited()
+                    << " flow directions and rules; they forward on until the conntrack dump "
+                       "confirms or drops them)";
     std::array<EtherAddr, kMaxPorts> macs{};
     for (std::size_t i = 0; i < cfg_.ports.size(); ++i) {
       PortState ps;
@@ -75,8 +76,8 @@ KernelRuntime::KernelRuntime(const conf::Config& cfg) : cfg_(cfg) {
     // replaced its on every port; what it carried is installed again from conntrack.
     for (const std::string& dir : BpfFastPath::stale_pin_dirs(cfg_.kernel_engine.bpffs)) {
       const int rc = BpfFastPath::remove_pin_dir(dir);
-      std::fprintf(stderr, "tetherpath: removed %s (another map layout)%s\n", dir.c_str(),
-                   rc ? (std::string(": ") + std::strerror(-rc)).c_str() : "");
+      log::notice() << "removed " << dir << " (another map layout)"
+                    << (rc ? std::string(": ") + std::strerror(-rc) : std::string());
     }
   } catch (...) {
     if (bpf_ && !cfg_.kernel_engine.keep_forwarding_on_exit) {
@@ -98,11 +99,9 @@ void KernelRuntime::stop() {
   stopped_ = true;
   if (keeps_forwarding_on_exit()) {
     bpf_->keep_as_is();
-    std::fprintf(stderr,
-                 "tetherpath: the kernel engine keeps forwarding (kernel_engine."
-                 "keep_forwarding_on_exit) until its heartbeat goes stale or the next run takes "
-                 "over %s\n",
-                 bpf_->pin_dir().c_str());
+    log::notice() << "the kernel engine keeps forwarding (kernel_engine.keep_forwarding_on_exit) "
+                     "until its heartbeat goes stale or the next run takes over "
+                  << bpf_->pin_dir();
     return;
   }
   bpf_->detach_all();
@@ -111,10 +110,8 @@ void KernelRuntime::stop() {
 
 void KernelRuntime::resync_complete() {
   if (const std::size_t n = bpf_->drop_inherited())
-    std::fprintf(stderr,
-                 "tetherpath: dropped %zu flow directions or rules of the previous run that "
-                 "conntrack no longer has\n",
-                 n);
+    log::info() << "dropped " << n
+                << " flow directions or rules of the previous run that conntrack no longer has";
 }
 
 bool KernelRuntime::probe(PortState& ps, bool full, EtherAddr* mac, std::string& error) const {
@@ -219,7 +216,7 @@ void KernelRuntime::poll_links() {
         try {
           attach(port);
         } catch (const RuntimeError& e) {
-          std::fprintf(stderr, "tetherpath: %s\n", e.what());
+          log::err() << e.what();
         }
         bpf_->update_topology([&](Topology& t) { t.ports[port].mac = mac; });
       }

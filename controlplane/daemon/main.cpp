@@ -15,10 +15,12 @@
 #include "asio.hpp"
 #include "config.hpp"
 #include "control_plane.hpp"
+#include "daemon_log.hpp"
 #include "dpdk_runtime.hpp"
 #include "eal_args.hpp"
 #include "instance_lock.hpp"
 #include "kernel_runtime.hpp"
+#include "service_notify.hpp"
 
 namespace {
 
@@ -34,12 +36,15 @@ int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
   boost::asio::io_context io;
   tp::ControlPlane cp(io, rt, cfg);
   // Ready: the ports forward and the API answers.
-  std::fprintf(stderr, "tetherpath: running with %zu ports on the %s engine, %zu workers; api %s\n",
-               cfg.ports.size(), std::string(rt.engine()).c_str(), rt.worker_count(),
-               cfg.api.socket.c_str());
+  tp::log::notice() << "running with " << cfg.ports.size() << " ports on the " << rt.engine()
+                    << " engine, " << rt.worker_count() << " workers; api " << cfg.api.socket;
+  tp::ServiceNotify service(io);
+  service.ready("forwarding on " + std::to_string(cfg.ports.size()) + " ports (" +
+                std::string(rt.engine()) + " engine)");
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  stop_signals.async_wait([&io](const boost::system::error_code&, int sig) {
-    std::fprintf(stderr, "tetherpath: signal %d, stopping\n", sig);
+  stop_signals.async_wait([&io, &service](const boost::system::error_code&, int sig) {
+    tp::log::notice() << "signal " << sig << ", stopping";
+    service.stopping("stopping: handing the flows back to the kernel");
     io.stop();
   });
   boost::asio::signal_set report_signal(io, SIGUSR1);
@@ -68,7 +73,7 @@ int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
     try {
       io.run();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "tetherpath: error in the control loop, continuing: %s\n", e.what());
+      tp::log::err() << "error in the control loop, continuing: " << e.what();
     }
   }
   cp.persist_usage();
@@ -88,7 +93,7 @@ int run(const tp::conf::Config& cfg, const char* program) {
       tp::KernelRuntime rt(cfg);
       return serve(rt, cfg);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "tetherpath: %s\n", e.what());
+      tp::log::err() << e.what();
       return 1;
     }
   }
@@ -97,9 +102,9 @@ int run(const tp::conf::Config& cfg, const char* program) {
   for (auto& a : args) argv.push_back(a.data());
   std::string line;
   for (const auto& a : args) line += " " + a;
-  std::fprintf(stderr, "tetherpath: EAL%s\n", line.c_str());
+  tp::log::info() << "EAL" << line;
   if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
-    std::fprintf(stderr, "tetherpath: EAL initialisation failed (see above)\n");
+    tp::log::err() << "EAL initialisation failed (see above)";
     return 1;
   }
   int rc = 0;
@@ -107,7 +112,7 @@ int run(const tp::conf::Config& cfg, const char* program) {
     tp::DpdkRuntime rt(cfg);
     rc = serve(rt, cfg);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    tp::log::err() << e.what();
     rc = 1;
   }
   rte_eal_cleanup();
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
   try {
     cfg = tp::conf::load_file(config_path);
   } catch (const tp::conf::ConfigError& e) {
-    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    tp::log::err() << e.what();
     return 2;
   }
   if (check_only) {
@@ -152,7 +157,7 @@ int main(int argc, char** argv) {
   try {
     return run(cfg, argv[0]);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tetherpath: %s\n", e.what());
+    tp::log::err() << e.what();
     return 1;
   }
 }

@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "conntrack_codec.hpp"
+#include "daemon_log.hpp"
 #include "netlink_dump.hpp"
 
 namespace tp {
@@ -169,8 +170,7 @@ bool ConntrackMirror::resync() {
     }
     ++dump_restarts;
     if (d == Dump::failed) {
-      std::cerr << "tetherpath: conntrack dump failed (" << std::strerror(errno)
-                << "), reopening its socket\n";
+      log::err() << "conntrack dump failed (" << std::strerror(errno) << "), reopening its socket";
       open_dump_socket();  // whatever the failed dump left queued goes with it
     }
   }

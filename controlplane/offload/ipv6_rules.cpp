@@ -4,6 +4,8 @@
 
 #include <iostream>
 
+#include "daemon_log.hpp"
+
 namespace tp {
 namespace {
 
@@ -61,9 +63,9 @@ void Ipv6Rules::rebuild(const PolicyConfig& cfg) {
   local_published_ = topo_.set_kernel_only6(local);
   if (!local_published_) {
     if (was_published || !too_many_local_)
-      std::cerr << "tetherpath: " << local.size() << " IPv6 local prefixes and box addresses, "
-                << "more than the fast path checks (" << kMaxKernelOnly6
-                << "): IPv6 address rules are off, the kernel forwards IPv6\n";
+      log::warning() << local.size() << " IPv6 local prefixes and box addresses, "
+                     << "more than the fast path checks (" << kMaxKernelOnly6
+                     << "): IPv6 address rules are off, the kernel forwards IPv6";
     ++too_many_local_;
   }
   if (up && !up->limited && local_published_) {

@@ -1,5 +1,6 @@
 #include "uplink_monitor.hpp"
 
+#include "daemon_log.hpp"
 #include "session_policy.hpp"
 
 #include <net/if.h>
@@ -102,7 +103,7 @@ std::vector<std::string> UplinkMonitor::configure(
           t->prober = std::make_unique<IcmpProber>(io_, c.iface, c.track.targets, interval, timeout,
                                                    std::move(on_round));
       } catch (const std::exception& e) {
-        std::cerr << "tetherpath: uplink " << c.name << ": not tracked: " << e.what() << '\n';
+        log::warning() << "uplink " << c.name << ": not tracked: " << e.what();
       }
     }
     next.push_back(std::move(t));
@@ -167,7 +168,7 @@ void UplinkMonitor::reprogram() {
     masquerade_->remove();
   }
   if (routing_errors_ != before)  // retried every second while they last: said once
-    for (const auto& e : routing_errors_) std::cerr << "tetherpath: routing: " << e << '\n';
+    for (const auto& e : routing_errors_) log::err() << "routing: " << e;
   active_.clear();  // the shared default route is written afresh by the next reselect()
 }
 
@@ -256,7 +257,7 @@ void UplinkMonitor::reselect() {
   active_ = names;
   if (routing_cfg_.manage && routing_) {
     for (const auto& e : routing_->set_active(managed(pick))) {
-      std::cerr << "tetherpath: routing: " << e << '\n';
+      log::err() << "routing: " << e;
       routing_errors_.push_back(e);
     }
   }
@@ -278,7 +279,7 @@ void UplinkMonitor::classify() {
   plan.cgroups = cgroups_;
   // Not a routing error: those are retried at every interface change, and this one lasts.
   if (!paths.empty() && !cgroup_paths_.error().empty() && !cgroup_error_logged_) {
-    std::cerr << "tetherpath: sessions' cgroups are not matched: " << cgroup_paths_.error() << '\n';
+    log::warning() << "sessions' cgroups are not matched: " << cgroup_paths_.error();
     cgroup_error_logged_ = true;
   }
   if (auto e = classifier_->apply(plan); !e.empty()) routing_errors_.push_back(e);
@@ -296,8 +297,8 @@ void UplinkMonitor::recheck_cgroups() {
   const auto paths = session_cgroups();
   if (paths.empty() || cgroup_paths_.resolve_all(paths) == cgroups_) return;
   classify();
-  std::cerr << "tetherpath: sessions' cgroups changed (" << cgroups_.size() << " of "
-            << paths.size() << " exist): classifier written again\n";
+  log::info() << "sessions' cgroups changed (" << cgroups_.size() << " of " << paths.size()
+              << " exist): classifier written again";
 }
 
 void UplinkMonitor::set_limited(std::set<std::string> sessions) {
@@ -331,7 +332,7 @@ void UplinkMonitor::route_sessions() {
   }
   for (const auto& e : sessions_.route(*routing_, session_candidates(), managed_each,
                                        std::chrono::steady_clock::now())) {
-    std::cerr << "tetherpath: routing: " << e << '\n';
+    log::err() << "routing: " << e;
     routing_errors_.push_back(e);
   }
 }

@@ -12,6 +12,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "daemon_log.hpp"
+
 namespace tp {
 
 namespace {
@@ -68,8 +70,8 @@ bool ArpProber::bind_to_interface() {
   if (::ioctl(sock_.native_handle(), SIOCGIFHWADDR, &ifr) < 0) return false;
   if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
     if (!told_not_ethernet_)
-      std::cerr << "tetherpath: ARP probes on " << iface_
-                << ": not an Ethernet interface (no ARP); track it with ping\n";
+      log::warning() << "ARP probes on " << iface_
+                     << ": not an Ethernet interface (no ARP); track it with ping\n";
     told_not_ethernet_ = true;
     return false;
   }
