@@ -136,8 +136,10 @@ start_daemon() {
   lines=$(cat "$TP_LOG" 2>/dev/null | wc -l)
   # `ip netns exec` gives the daemon a /sys of its own, without the cgroup2 hierarchy a box has
   # at /sys/fs/cgroup (where nftables looks for cgroups): mounted there, as on the box. The
-  # shell execs the daemon: $! stays its pid.
-  ip netns exec tp-box sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec "$@"' \
+  # shell execs the daemon (through TP_DAEMON_WRAP's command, if set: setpriv in
+  # test_service.sh): $! stays its pid.
+  ip netns exec tp-box env TP_WRAP="${TP_DAEMON_WRAP:-}" \
+    sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec $TP_WRAP "$@"' \
     tetherpath "$TETHERPATH" --config "$config" >>"$TP_LOG" 2>&1 &
   TP_PID=$!
   # Ready when it says so (TAPs left by a killed instance exist before the new one is up).
