@@ -28,7 +28,8 @@ bool valid_ifname(const std::string& n) {
 }
 
 PortConfig parse_port(const Field& f, Engine engine) {
-  f.only_keys({"name", "role", "engine", "device", "hook", "queues", "mtu", "mac"});
+  f.only_keys(
+      {"name", "role", "engine", "device", "hook", "queues", "mtu", "mac", "persist_enabled"});
   PortConfig p;
   auto name = f.child("name");
   if (!name) f.fail("missing key 'name'");
@@ -38,6 +39,7 @@ PortConfig parse_port(const Field& f, Engine engine) {
   auto role = f.child("role");
   if (!role) f.fail("missing key 'role'");
   p.role = role->choice<Role>({{"upstream", Role::upstream}, {"downstream", Role::downstream}});
+  if (auto v = f.child("persist_enabled")) p.persist_enabled = v->boolean();
   if (auto e = f.child("engine")) {
     const Engine mine = e->choice<Engine>({{"dpdk", Engine::dpdk}, {"kernel", Engine::kernel}});
     if (mine != engine)

@@ -40,6 +40,9 @@ struct PortConfig {
   uint16_t queues = 1;
   uint16_t mtu = 1500;
   std::optional<std::array<uint8_t, 6>> mac;  // default: the device's own
+  // set_interface_enabled's last word on this port survives restarts (state_dir): a port an
+  // application switched off stays off at the next ignition.
+  bool persist_enabled = false;
   bool operator==(const PortConfig&) const = default;
 };
 

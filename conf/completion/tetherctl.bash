@@ -12,6 +12,7 @@ _tetherctl() {
   prev=${COMP_WORDS[COMP_CWORD-1]}
   local verbs="status flows ports counters init stop set-upstream uplinks add-uplink update-uplink
     remove-uplink sessions set-session remove-session clients session-stats emergency
+    set-interface-enabled
     add-downstream remove-downstream set-local-prefixes stats set-limit events reload"
   _tetherctl_socket=()
   verb=
@@ -62,6 +63,12 @@ _tetherctl() {
         COMPREPLY=($(compgen -W "$(_tetherctl_names sessions name)" -- "$cur"))
       else
         COMPREPLY=($(compgen -W "on off" -- "$cur"))
+      fi ;;
+    set-interface-enabled)
+      if [ "$prev" = "$verb" ]; then
+        COMPREPLY=($(compgen -W "$(_tetherctl_names ports name)" -- "$cur"))
+      else
+        COMPREPLY=($(compgen -W "true false" -- "$cur"))
       fi ;;
     add-downstream|remove-downstream|stats|set-limit)
       [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "$(_tetherctl_names ports name)" -- "$cur")) ;;

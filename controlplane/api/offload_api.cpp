@@ -66,6 +66,8 @@ Json OffloadApi::dispatch(const std::string& op, const Json& request) {
     return ok();
   }
   if (op == "init") return init();
+  // Interface control is the box's, not offload's: it answers whether offload runs or not.
+  if (op == "set_interface_enabled") return set_interface_enabled(request);
   static const char* const kStarted[] = {
       "stop",           "set_local_prefixes", "set_upstream",
       "add_downstream", "remove_downstream",  "set_data_warning_and_limit",
@@ -449,6 +451,22 @@ std::map<uint8_t, PortRole> OffloadApi::roles() const {
     out[p] = std::move(r);
   }
   return out;
+}
+
+Json OffloadApi::set_interface_enabled(const Json& req) {
+  const std::string iface = string_arg(req, "iface");
+  auto it = req.find("enabled");
+  if (it == req.end() || !it->is_boolean())
+    illegal_argument("enabled: expected true or false (required)");
+  std::optional<uint8_t> port;
+  for (uint8_t p = 0; p < ports_.size(); ++p)
+    if (ports_[p].name == iface) port = p;
+  if (!port)
+    illegal_argument("iface: '" + iface +
+                     "' is not one of tetherpath's ports (the configuration's ports)");
+  const std::string error = host_.set_interface_enabled(*port, it->get<bool>());
+  if (!error.empty()) throw ApiError("interface_error", error);
+  return ok();
 }
 
 std::optional<uint8_t> OffloadApi::port_index(const std::string& name, conf::Role role) const {

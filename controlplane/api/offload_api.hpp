@@ -57,6 +57,10 @@ class OffloadHost {
     throw api::ApiError("unsupported", "set_emergency: no sessions here");
   }
   virtual std::optional<std::string> active_emergency() const { return std::nullopt; }
+  // Brings a port's kernel interface administratively up or down: an error message, or empty.
+  virtual std::string set_interface_enabled(uint8_t /*port*/, bool /*enabled*/) {
+    return "set_interface_enabled: not supported here";
+  }
 };
 
 class OffloadApi {
@@ -122,6 +126,7 @@ class OffloadApi {
   Json remove_uplink(const Json& req);
   Json set_session(const Json& req);
   Json remove_session(const Json& req);
+  Json set_interface_enabled(const Json& req);
   void no_emergency_but(const std::string& session) const;  // throws busy
   void check_uplink(const conf::UplinkConfig& u, const std::string& replacing) const;
   void emit_uplink(const std::string& event, const conf::UplinkConfig& u,

@@ -51,6 +51,7 @@ constexpr const char* kUsage =
     "  clients                                each client's traffic: by uplink, session, roaming\n"
     "  session-stats                          each session's traffic: by uplink and roaming\n"
     "  emergency SESSION on|off               make an emergency session the active one, or end it\n"
+    "  set-interface-enabled IFACE true|false bring a port's interface up or down\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
@@ -255,11 +256,12 @@ void show(const std::string& verb, const Json& r) {
   } else if (verb == "ports") {
     std::vector<std::vector<std::string>> rows;
     for (const Json& p : r["ports"])
-      rows.push_back({str(p["name"]), str(p["role"]), str(p["link"]), str(p["rx_packets"]),
+      rows.push_back({str(p["name"]), str(p["role"]), str(p.value("admin", Json("-"))),
+                      p.value("carrier", false) ? "yes" : "no", str(p["rx_packets"]),
                       str(p["fast_rx_packets"]), str(p["fast_tx_packets"]), str(p["punted"]),
                       str(p["from_kernel"]), str(p["fast_rx_bytes"]), str(p["fast_tx_bytes"])});
-    table({"port", "role", "link", "rx", "fast rx", "fast tx", "to kernel", "from kernel",
-           "fast rx bytes", "fast tx bytes"},
+    table({"port", "role", "admin", "carrier", "rx", "fast rx", "fast tx", "to kernel",
+           "from kernel", "fast rx bytes", "fast tx bytes"},
           rows);
     for (const Json& p : r["ports"]) std::cout << attachment_line(p) << '\n';
   } else if (verb == "uplinks") {
@@ -447,6 +449,11 @@ int main(int argc, char** argv) {
     need(2);
     if (rest[1] != "on" && rest[1] != "off") usage_error("emergency takes on or off");
     req = {{"op", "set_emergency"}, {"session", rest[0]}, {"active", rest[1] == "on"}};
+  } else if (verb == "set-interface-enabled") {
+    need(2);
+    if (rest[1] != "true" && rest[1] != "false")
+      usage_error("set-interface-enabled takes true or false");
+    req = {{"op", "set_interface_enabled"}, {"iface", rest[0]}, {"enabled", rest[1] == "true"}};
   } else if (verb == "add-uplink") {
     if (rest.size() < 2) usage_error("add-uplink needs a name and an interface");
     req = {{"op", "add_uplink"}, {"name", rest[0]}, {"iface", rest[1]}};
@@ -492,7 +499,10 @@ int main(int argc, char** argv) {
         std::cout << e.dump() << std::endl;
       else
         std::cout << str(e["event"]) << ' '
-                  << (e.contains("uplink")    ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
+                  << (e.contains("uplink") ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
+                      : e.contains("admin")
+                          ? str(e["iface"]) + " admin " + str(e["admin"]) + ", carrier " +
+                                (e.value("carrier", false) ? "on" : "off")
                       : e.contains("uplinks") ? e["uplinks"].dump()
                                               : str(e["upstream"]))
                   << (e.contains("detail") ? " (" + str(e["detail"]) + ")" : "") << std::endl;

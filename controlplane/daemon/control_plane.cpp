@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "daemon_log.hpp"
+#include "interface_admin.hpp"
 #include "keepalive.hpp"
 #include "state_file.hpp"
 
@@ -116,6 +117,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     boost::asio::post(io_, [this] {
       reevaluate_queued_ = false;
       rt_.poll_links();  // a link change of a kernel-engine port is known now, not at the next poll
+      publish_link_changes();
       sync_local_addresses();
       if (monitor_) monitor_->interfaces_changed();
       redecide_all();  // TAP ifindexes may have changed too
@@ -156,6 +158,18 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   if (cfg_.metrics.enabled)
     metrics_server_ =
         std::make_unique<MetricsServer>(io_, cfg_.metrics, [this] { return metrics(); });
+  // The admin states applications asked for in a previous run, for the ports that keep them.
+  links_ = std::make_unique<PortLinks>(cfg_.ports, cfg_.state_dir + "/interfaces.json");
+  for (const auto& why : links_->ignored())
+    log::warning() << cfg_.state_dir << "/interfaces.json: ignored " << why;
+  for (const auto& [port, enabled] : links_->saved()) {
+    const std::string error = set_interface_up(cfg_.ports[port].name, enabled);
+    log::Line(error.empty() ? log::Priority::notice : log::Priority::err)
+        << "port " << cfg_.ports[port].name << " set " << (enabled ? "up" : "down")
+        << " as last asked (persist_enabled)" << (error.empty() ? "" : ": " + error);
+  }
+  rt_.poll_links();
+  publish_link_changes();  // records the links as they start: no event
   schedule_links();
   // What the configuration says to apply at start (offload starts if enabled), then the
   // accounting a previous run left: usage counters survive a restart.
@@ -313,6 +327,7 @@ void ControlPlane::schedule_links() {
     if (ec) return;
     rt_.heartbeat();
     rt_.poll_links();
+    publish_link_changes();
     api_->poll();
     if (monitor_) monitor_->recheck_cgroups();
     if (offloading_ && ct_->resync_pending()) {  // an earlier resync found no complete dump
@@ -929,6 +944,24 @@ Json flow_json(const FlowView& f) {
 
 }  // namespace
 
+std::string ControlPlane::set_interface_enabled(uint8_t port, bool enabled) {
+  const std::string& name = cfg_.ports[port].name;
+  if (std::string error = set_interface_up(name, enabled); !error.empty()) return error;
+  if (const std::string error = links_->asked(port, enabled); !error.empty())
+    log::err() << "port " << name << ": its admin state is not kept across restarts: " << error;
+  // Known now, not at the next poll: the reply comes after the port has followed, and the event.
+  rt_.poll_links();
+  publish_link_changes();
+  return "";
+}
+
+void ControlPlane::publish_link_changes() {
+  if (!links_) return;
+  std::vector<Dataplane::LinkState> now;
+  for (std::size_t i = 0; i < rt_.port_count(); ++i) now.push_back(rt_.link_state(i));
+  for (const Json& e : links_->changes(now)) publish(e);
+}
+
 Json ControlPlane::describe(const std::string& what) {
   const FlowStats& fs = flows_->stats();
   if (what == "status") {
@@ -997,9 +1030,14 @@ Json ControlPlane::describe(const std::string& what) {
     Json list = Json::array();
     for (std::size_t i = 0; i < rt_.port_count(); ++i) {
       const PortTotals t = rt_.port_totals(i);
+      const Dataplane::LinkState l = rt_.link_state(i);
+      const std::optional<bool> asked = links_->requested(static_cast<uint8_t>(i));
       list.push_back({{"name", t.name},
                       {"role", conf::to_string(cfg_.ports[i].role)},
                       {"link", t.link},
+                      {"admin", l.admin ? "up" : "down"},
+                      {"carrier", l.carrier},
+                      {"enabled_asked", asked ? Json(*asked) : Json(nullptr)},
                       {"rx_packets", t.rx_packets},
                       {"rx_ip_bytes", t.rx_ip_bytes},
                       {"fast_rx_packets", t.fwd_rx_packets},

@@ -20,6 +20,7 @@
 #include "ipv6_rules.hpp"
 #include "metrics_server.hpp"
 #include "offload_api.hpp"
+#include "port_links.hpp"
 #include "rtnl_mirror.hpp"
 #include "session_limits.hpp"
 #include "topology_sync.hpp"
@@ -95,6 +96,9 @@ class ControlPlane : private OffloadHost {
   // The uplink (its position) a connection's mark pins it to (routing.mark_mask), if any.
   std::optional<std::size_t> uplink_of_mark(uint32_t mark) const;
   void set_emergency(const std::string& session, bool active) override;
+  std::string set_interface_enabled(uint8_t port, bool enabled) override;
+  // After a link poll: an event for each port whose admin state or carrier changed.
+  void publish_link_changes();
   std::optional<std::string> active_emergency() const override { return emergency_; }
   void sync_local_addresses();
   // Per-client statistics: what they are attributed by now, and a reading of every counter.
@@ -139,6 +143,7 @@ class ControlPlane : private OffloadHost {
   std::unique_ptr<UplinkMonitor> monitor_;
   std::unique_ptr<ApiServer> api_server_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<PortLinks> links_;
   // Reading counters changes only the ledger, never what the daemon reports elsewhere: const
   // reports (metrics) sample through the pointer.
   std::unique_ptr<TrafficStats> traffic_;

@@ -86,6 +86,13 @@ class Dataplane {
 
   virtual std::size_t port_count() const = 0;
   virtual PortTotals port_totals(std::size_t port) const = 0;
+  // The port's kernel interface as the last link poll saw it: administratively up (IFF_UP), and
+  // its carrier (DPDK: the device's link). Cheap: no system call.
+  struct LinkState {
+    bool admin = false, carrier = false;
+    bool operator==(const LinkState&) const = default;
+  };
+  virtual LinkState link_state(std::size_t port) const = 0;
   virtual std::size_t worker_count() const = 0;  // 0: no polling threads
   virtual WorkerTotals worker_totals(std::size_t worker) const = 0;
   ReasonTotals reason_totals() { return fast_path().reasons(); }

@@ -50,6 +50,9 @@ class DpdkRuntime : public Dataplane {
   std::size_t port_count() const override { return ports_.size(); }
   std::size_t worker_count() const override { return workers_.size(); }
   PortTotals port_totals(std::size_t port) const override;
+  LinkState link_state(std::size_t port) const override {
+    return {ports_[port].admin_up, ports_[port].link_up};
+  }
   WorkerTotals worker_totals(std::size_t worker) const override;
   // A pool running dry stops RX.
   std::optional<std::pair<unsigned, unsigned>> free_mbufs() const override;

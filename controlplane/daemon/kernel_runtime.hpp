@@ -45,6 +45,9 @@ class KernelRuntime : public Dataplane {
   void set_liveness_bound(uint32_t ms) override { bpf_->set_heartbeat_bound(ms); }
   std::size_t port_count() const override { return ports_.size(); }
   PortTotals port_totals(std::size_t port) const override;
+  LinkState link_state(std::size_t port) const override {
+    return {ports_[port].admin_up, ports_[port].carrier};
+  }
   std::size_t worker_count() const override { return 0; }
   WorkerTotals worker_totals(std::size_t) const override { return {}; }
   void report(std::ostream& out) const override;

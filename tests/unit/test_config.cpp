@@ -78,7 +78,7 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
        "bad.yaml:5:10: ports[0].mac: expected a unicast MAC address, got '01:00:00:00:00:01'"},
       {"ports:\n  - name: m\n    role: upstream\n    device: d\n    colour: red\n",
        "bad.yaml:5:5: ports[0].colour: unknown key (known: name, role, engine, device, hook, "
-       "queues, mtu, mac)"},
+       "queues, mtu, mac, persist_enabled)"},
       {"ports:\n  - {name: m, role: upstream, device: a}\n  - {name: m, role: downstream, device: "
        "b}\n",
        "bad.yaml:3:5: ports[1]: duplicate port name 'm'"},

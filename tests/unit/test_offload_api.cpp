@@ -30,11 +30,16 @@ struct RecordingHost : OffloadHost {
   bool kernel_has_interface(const std::string& iface) override {
     return kernel_links.count(iface) > 0;
   }
+  std::string set_interface_enabled(uint8_t port, bool enabled) override {
+    switched.emplace_back(port, enabled);
+    return interface_error;
+  }
 
   int starts = 0, stops = 0, role_changes = 0;
   std::map<uint8_t, ByteCounts> forwarded;
   std::map<uint8_t, uint64_t> armed, used;
-  std::string reload_error;
+  std::string reload_error, interface_error;
+  std::vector<std::pair<uint8_t, bool>> switched;
   std::set<std::string> kernel_links{"modem0", "wifi0", "usb0", "wlan1"};
 };
 
@@ -89,6 +94,28 @@ TEST_F(OffloadApiTest, EverythingButStatisticsNeedsInitAndStateComesFirst) {
   EXPECT_EQ(stats["tx_bytes"], 0);
   EXPECT_EQ(code(R"({"op":"status"})"), "ok");
   EXPECT_EQ(host.starts, 0);
+}
+
+TEST_F(OffloadApiTest, InterfaceControlNeedsAPortAndABooleanNotOffload) {
+  // Offload is not started: interface control is the box's, it answers all the same.
+  EXPECT_EQ(code(R"({"op":"set_interface_enabled","iface":"wifi0","enabled":false})"), "ok");
+  EXPECT_EQ(code(R"({"op":"set_interface_enabled","iface":"eth9","enabled":false})"),
+            "illegal_argument");  // not one of the ports
+  EXPECT_EQ(code(R"({"op":"set_interface_enabled","iface":"wifi0"})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_interface_enabled","iface":"wifi0","enabled":"no"})"),
+            "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_interface_enabled","enabled":true})"), "illegal_argument");
+  EXPECT_EQ(host.switched, (std::vector<std::pair<uint8_t, bool>>{{1, false}}));
+  host.interface_error = "wifi0: Operation not permitted";
+  const Json r = call(R"({"op":"set_interface_enabled","iface":"wifi0","enabled":true})");
+  EXPECT_EQ(r["error"], "interface_error");
+  EXPECT_EQ(r["message"], "wifi0: Operation not permitted");
+  api::Caller reader{4242, 4242, 7, false, false};
+  EXPECT_EQ(
+      api.handle(Json::parse(R"({"op":"set_interface_enabled","iface":"wifi0","enabled":true})"),
+                 reader)["error"],
+      "permission_denied");
+  EXPECT_EQ(host.switched.size(), 2u);  // the reader's call never reached the host
 }
 
 TEST_F(OffloadApiTest, InitOnceStopOnce) {
