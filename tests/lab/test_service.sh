@@ -42,8 +42,8 @@ complete_words() {  # complete_words WORDS...: what completing the last word off
 verbs=$("$TETHERCTL" --help | sed -n 's/^  \([a-z][a-z-]*\( | [a-z][a-z-]*\)*\).*/\1/p' | tr -d '|')
 missing=$(for v in $verbs; do complete_words tetherctl "" | tr ' ' '\n' | grep -qx -- "$v" || echo "$v"; done)
 check "every verb tetherctl --help lists is completed (missing: ${missing:-none})" test -z "$missing"
-completes_set() { [ "$(complete_words tetherctl set- | tr ' ' '\n' | sort | xargs)" = "set-limit set-local-prefixes set-session set-upstream" ]; }
-check "'set-' completes to the four set- verbs" completes_set
+completes_set() { [ "$(complete_words tetherctl set- | tr ' ' '\n' | sort | xargs)" = "set-interface-enabled set-limit set-local-prefixes set-session set-upstream" ]; }
+check "'set-' completes to the five set- verbs" completes_set
 
 # The unit's capabilities as setpriv's bounding set: the daemon runs with these and no others.
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
@@ -59,7 +59,7 @@ eventually 5 test -S "$NOTIFY" || echo "FAIL: the notify listener did not start"
 : >>"$TP_LOG"
 export NOTIFY_SOCKET=$NOTIFY WATCHDOG_USEC=1000000 JOURNAL_STREAM=$(stat -c '%d:%i' "$TP_LOG")
 log_from=$(($(wc -l <"$TP_LOG") + 1))
-CONFIG=$(lab_config)
+CONFIG=$(lab_config -e '/^  - name: wifi0$/a\    persist_enabled: true')
 start_daemon "$CONFIG"
 unset NOTIFY_SOCKET WATCHDOG_USEC JOURNAL_STREAM TP_DAEMON_WRAP
 check "the daemon sent READY=1" eventually 5 grep -q ' READY=1$' "$NLOG"
@@ -104,11 +104,58 @@ check "the daemon pings at half the watchdog period (5 to 7 in 3 s)" test "$n" -
 echo "the journal's priorities"
 check "the start is a notice (<5>)" sh -c "tail -n +$log_from '$TP_LOG' | grep -q '^<5>tetherpath: running with'"
 check "events are info (<6>)" sh -c "tail -n +$log_from '$TP_LOG' | grep -q '^<6>tetherpath: event'"
+cp "$CONFIG" "$CONFIG.good"
 echo "dataplane: [this is not a mapping" >>"$CONFIG"
 tetherctl reload >/dev/null 2>&1
+mv "$CONFIG.good" "$CONFIG"
 check "a refused reload is an error (<3>)" sh -c "tail -n +$log_from '$TP_LOG' | grep -q '^<3>tetherpath: reload refused, nothing changed: '"
 check "the control operation is a notice naming the caller" sh -c "tail -n +$log_from '$TP_LOG' | grep -q '^<5>tetherpath: api: uid 0 pid [0-9]*: reload: refused'"
 check "no line lacks a priority" sh -c "! tail -n +$log_from '$TP_LOG' | grep '^tetherpath:'"
+
+echo "interface control"
+nsx tp-box "$TETHERCTL" --json events >"$TP_LAB_DIR/events.log" 2>&1 &
+events_pid=$!
+sleep 0.5
+port_is() {  # port_is PORT KEY VALUE: a field of the port in `tetherctl ports --json`
+  [ "$(tetherctl --json ports | python3 -c "import json,sys; print(json.dumps(next(p for p in json.load(sys.stdin)['ports'] if p['name'] == '$1')['$2']))")" = "$3" ]
+}
+link_event() {  # link_event PORT ADMIN CARRIER: an interface_link event with these (regexes)
+  grep '"interface_link"' "$TP_LAB_DIR/events.log" | grep "\"iface\":\"$1\"" |
+    grep -E "\"admin\":\"$2\"" | grep -Eq "\"carrier\":$3"
+}
+wifi_reaches() { nsx tp-wifi ping -c 1 -W 1 203.0.113.10; }
+check "the wifi client reaches the internet" eventually 5 wifi_reaches
+check "set-interface-enabled wifi0 false is accepted" tetherctl set-interface-enabled wifi0 false
+check "  admin down" port_is wifi0 admin '"down"'
+check "  what was asked" port_is wifi0 enabled_asked false
+# The kernel engine's port is the interface: down, it loses its carrier too. The DPDK engine's
+# carrier is its device's link (the raw veth), which the TAP's admin state does not touch.
+check "an interface_link event says so" eventually 2 link_event wifi0 down '(true|false)'
+
+check "the wifi client's traffic stops" sh -c "! ip netns exec tp-wifi ping -c 2 -W 1 203.0.113.10"
+check "the usb client's does not" nsx tp-usb ping -c 1 -W 1 203.0.113.10
+check "set-interface-enabled wifi0 true is accepted" tetherctl set-interface-enabled wifi0 true
+check "an interface_link event says it is up again" eventually 3 link_event wifi0 up true
+check "the wifi client's traffic is back" eventually 10 wifi_reaches
+refused_unknown_port() {
+  local out
+  out=$(tetherctl set-interface-enabled tp-nope false 2>&1)
+  [ $? = 1 ] && echo "$out" | grep -q illegal_argument
+}
+check "a port that is not tetherpath's is refused" refused_unknown_port
+nsx tp-wifi ip link set tp-wifi-c down  # the cable: the client's end of the link
+check "a cable pull raises a carrier event (admin stays up)" eventually 3 link_event wifi0 up false
+check "  ports shows admin up, no carrier" port_is wifi0 carrier false
+nsx tp-wifi ip link set tp-wifi-c up
+# The unplugged link took the client's default route with it; its DHCP client would set it again.
+nsx tp-wifi ip route replace default via 192.168.50.1
+check "plugging it back raises one too" eventually 3 link_event wifi0 up true
+check "and the wifi client's traffic flows again" eventually 10 wifi_reaches
+kill "$events_pid" 2>/dev/null
+measure "interface_link events" "$(grep -c '"interface_link"' "$TP_LAB_DIR/events.log")"
+
+check "switched off again before the stop" tetherctl set-interface-enabled wifi0 false
+check "the word is kept in the state directory" grep -q '"wifi0":false' "$TP_STATE_DIR/interfaces.json"
 
 echo "stopping"
 stop_daemon
@@ -116,5 +163,16 @@ check "SIGTERM sent STOPPING=1" grep -q ' STOPPING=1$' "$NLOG"
 stop_ms=$(awk '$2 == "STOPPING=1" {print $1; exit}' "$NLOG")
 check "and no watchdog ping followed it" test "$(pings_between "${stop_ms:-0}" 999999999)" = 0
 check "the daemon exited cleanly" grep -q '^<5>tetherpath: signal 15, stopping' "$TP_LOG"
+
+echo "an interface switched off stays off at the next start (persist_enabled)"
+# A reboot would bring it up again; the kernel engine's interface is the box's own.
+nsx tp-box ip link set wifi0 up 2>/dev/null
+start_daemon "$CONFIG"
+check "the start sets it down as last asked" grep -q 'port wifi0 set down as last asked' "$TP_LOG"
+if [ "$TP_ENGINE" = kernel ]; then
+  check "  and it is down" port_is wifi0 admin '"down"'
+fi
+check "switched on" tetherctl set-interface-enabled wifi0 true
+check "the wifi client's traffic is back after the restart" eventually 10 wifi_reaches
 
 lab_end
