@@ -14,7 +14,7 @@ packages=(
   # lab and tests: real kernel, real clients
   iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc ndisc6 tcpdump xdp-tools ethtool
   procps psmisc libcap2-bin
-  systemd  # systemd-analyze verify of the installed unit
+  systemd man-db  # systemd-analyze verify of the installed unit; man renders the pages
   python3
   # perf lab: testpmd (in dpdk-dev) is the I/O ceiling, gnuplot draws the plots
   gnuplot-nox

@@ -35,12 +35,7 @@ int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
   rt.start();
   boost::asio::io_context io;
   tp::ControlPlane cp(io, rt, cfg);
-  // Ready: the ports forward and the API answers.
-  tp::log::notice() << "running with " << cfg.ports.size() << " ports on the " << rt.engine()
-                    << " engine, " << rt.worker_count() << " workers; api " << cfg.api.socket;
   tp::ServiceNotify service(io);
-  service.ready("forwarding on " + std::to_string(cfg.ports.size()) + " ports (" +
-                std::string(rt.engine()) + " engine)");
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   stop_signals.async_wait([&io, &service](const boost::system::error_code&, int sig) {
     tp::log::notice() << "signal " << sig << ", stopping";
@@ -67,6 +62,12 @@ int serve(tp::Dataplane& rt, const tp::conf::Config& cfg) {
     });
   };
   wait_reload();
+  // Ready: the ports forward, the API answers, and the signals have their handlers (systemd may
+  // send SIGHUP or SIGTERM as soon as it reads READY=1).
+  tp::log::notice() << "running with " << cfg.ports.size() << " ports on the " << rt.engine()
+                    << " engine, " << rt.worker_count() << " workers; api " << cfg.api.socket;
+  service.ready("forwarding on " + std::to_string(cfg.ports.size()) + " ports (" +
+                std::string(rt.engine()) + " engine)");
   // Every handler catches what it can; this is the last line, so that an exception nobody
   // foresaw costs one event, never the daemon and every tethered client's connectivity.
   while (!io.stopped()) {

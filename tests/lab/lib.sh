@@ -165,6 +165,7 @@ stop_daemon() {
   done
   kill -KILL "$TP_PID" 2>/dev/null
   wait "$TP_PID" 2>/dev/null
+  TP_RC=$?  # the daemon's exit status (137: it had to be killed)
   TP_PID=
 }
 

@@ -97,7 +97,8 @@ check "a caller that is neither root nor in the API group is refused (SO_PEERCRE
 check "Prometheus metrics on the box's loopback" sh -c "ip netns exec tp-box curl -sf http://127.0.0.1:9464/metrics | grep -q '^tetherpath_port_fast_tx_bytes_total{port=\"modem0\"}'"
 
 echo "events follow the upstream's link"
-tetherctl events --count 2 >"$TP_LAB_DIR/link-events.txt" 2>&1 &
+# Four: each link change is also an interface_link event (docs/api.md).
+tetherctl events --count 4 >"$TP_LAB_DIR/link-events.txt" 2>&1 &
 ev_pid=$!
 sleep 0.3
 nsx tp-net ip link set tp-net-modem down
@@ -105,6 +106,8 @@ sleep 0.5
 nsx tp-net ip link set tp-net-modem up
 check "link loss: offload_stopped_error, then support_available, naming modem0" eventually 5 sh -c \
   "grep -q '^offload_stopped_error modem0' '$TP_LAB_DIR/link-events.txt' && grep -q '^support_available modem0' '$TP_LAB_DIR/link-events.txt'"
+check "and interface_link events for the carrier, lost and back" eventually 3 sh -c \
+  "grep -q '^interface_link modem0 admin up, carrier off' '$TP_LAB_DIR/link-events.txt' && grep -q '^interface_link modem0 admin up, carrier on' '$TP_LAB_DIR/link-events.txt'"
 kill "$ev_pid" 2>/dev/null; wait "$ev_pid" 2>/dev/null
 bash "$TOPOLOGY" box >/dev/null  # the default route went with the link
 
