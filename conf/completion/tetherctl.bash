@@ -12,7 +12,7 @@ _tetherctl() {
   prev=${COMP_WORDS[COMP_CWORD-1]}
   local verbs="status flows ports counters init stop set-upstream uplinks add-uplink update-uplink
     remove-uplink sessions set-session remove-session clients session-stats emergency
-    set-interface-enabled
+    set-interface-enabled shutdown-prepare shutdown-cancel
     add-downstream remove-downstream set-local-prefixes stats set-limit events reload"
   _tetherctl_socket=()
   verb=

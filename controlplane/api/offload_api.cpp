@@ -68,6 +68,16 @@ Json OffloadApi::dispatch(const std::string& op, const Json& request) {
   if (op == "init") return init();
   // Interface control is the box's, not offload's: it answers whether offload runs or not.
   if (op == "set_interface_enabled") return set_interface_enabled(request);
+  // The vehicle's power states, likewise.
+  if (op == "shutdown_prepare") {
+    if (auto d = request.find("deadline_ms"); d == request.end() || d->is_null())
+      illegal_argument("deadline_ms: required (how long the power manager waits for ready)");
+    return ok(host_.shutdown_prepare(uint_arg(request, "deadline_ms", 1, 600000, 0)));
+  }
+  if (op == "shutdown_cancel") {
+    host_.shutdown_cancel();
+    return ok();
+  }
   static const char* const kStarted[] = {
       "stop",           "set_local_prefixes", "set_upstream",
       "add_downstream", "remove_downstream",  "set_data_warning_and_limit",

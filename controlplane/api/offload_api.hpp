@@ -57,6 +57,15 @@ class OffloadHost {
     throw api::ApiError("unsupported", "set_emergency: no sessions here");
   }
   virtual std::optional<std::string> active_emergency() const { return std::nullopt; }
+  // The power manager is about to cut the power (shutdown_prepare): accounting saved, flows back
+  // to the kernel, within deadline_ms; the reply's details. shutdown_cancel undoes it (the vehicle
+  // is in use again). Both throw ApiError (illegal_state).
+  virtual Json shutdown_prepare(uint32_t /*deadline_ms*/) {
+    throw api::ApiError("unsupported", "shutdown_prepare: not supported here");
+  }
+  virtual void shutdown_cancel() {
+    throw api::ApiError("unsupported", "shutdown_cancel: not supported here");
+  }
   // Brings a port's kernel interface administratively up or down: an error message, or empty.
   virtual std::string set_interface_enabled(uint8_t /*port*/, bool /*enabled*/) {
     return "set_interface_enabled: not supported here";

@@ -52,6 +52,9 @@ constexpr const char* kUsage =
     "  session-stats                          each session's traffic: by uplink and roaming\n"
     "  emergency SESSION on|off               make an emergency session the active one, or end it\n"
     "  set-interface-enabled IFACE true|false bring a port's interface up or down\n"
+    "  shutdown-prepare DEADLINE_MS           power-down coming: save the accounting, hand the\n"
+    "                                         flows to the kernel, within the deadline\n"
+    "  shutdown-cancel                        carry on after all: offload again\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
@@ -388,6 +391,29 @@ void show(const std::string& verb, const Json& r) {
 
 }  // namespace
 
+// An event for people: its name and what it is about; --json gives it whole. Events the CLI has no
+// words for show their fields.
+std::string event_line(const Json& e) {
+  const std::string iface = str(e.value("iface", Json("")));
+  std::string what;
+  if (e.contains("uplink")) {
+    what = str(e["uplink"]) + " (" + iface + ")";
+  } else if (e.contains("admin")) {
+    what = iface + " admin " + str(e["admin"]) + ", carrier " +
+           (e.value("carrier", false) ? "on" : "off");
+  } else if (e.contains("uplinks")) {
+    what = e["uplinks"].dump();
+  } else if (e.contains("upstream")) {
+    what = str(e["upstream"]);
+  } else {
+    Json rest = e;
+    rest.erase("event");
+    what = rest.dump();
+  }
+  if (e.contains("detail")) what += " (" + str(e["detail"]) + ")";
+  return str(e.value("event", Json("?"))) + ' ' + what;
+}
+
 int main(int argc, char** argv) {
   std::string socket_path;
   if (const char* env = std::getenv("TETHERPATH_SOCKET")) socket_path = env;
@@ -449,6 +475,16 @@ int main(int argc, char** argv) {
     need(2);
     if (rest[1] != "on" && rest[1] != "off") usage_error("emergency takes on or off");
     req = {{"op", "set_emergency"}, {"session", rest[0]}, {"active", rest[1] == "on"}};
+  } else if (verb == "shutdown-prepare") {
+    need(1);
+    char* end = nullptr;
+    const unsigned long ms = std::strtoul(rest[0].c_str(), &end, 10);
+    if (rest[0].empty() || *end || ms == 0 || ms > 600000)
+      usage_error("shutdown-prepare takes a deadline in milliseconds (1 to 600000)");
+    req = {{"op", "shutdown_prepare"}, {"deadline_ms", ms}};
+  } else if (verb == "shutdown-cancel") {
+    need(0);
+    req = {{"op", "shutdown_cancel"}};
   } else if (verb == "set-interface-enabled") {
     need(2);
     if (rest[1] != "true" && rest[1] != "false")
@@ -498,14 +534,7 @@ int main(int argc, char** argv) {
       if (json)
         std::cout << e.dump() << std::endl;
       else
-        std::cout << str(e["event"]) << ' '
-                  << (e.contains("uplink") ? str(e["uplink"]) + " (" + str(e["iface"]) + ")"
-                      : e.contains("admin")
-                          ? str(e["iface"]) + " admin " + str(e["admin"]) + ", carrier " +
-                                (e.value("carrier", false) ? "on" : "off")
-                      : e.contains("uplinks") ? e["uplinks"].dump()
-                                              : str(e["upstream"]))
-                  << (e.contains("detail") ? " (" + str(e["detail"]) + ")" : "") << std::endl;
+        std::cout << event_line(e) << std::endl;
     }
     return 0;
   } else {

@@ -269,7 +269,9 @@ void ControlPlane::sync_local_addresses() {
 }
 
 void ControlPlane::start_offload() {
-  if (offloading_) return;
+  // After shutdown_prepare the flows stay with the kernel; shutdown_cancel starts again.
+  if (shutdown_prepared_) offloading_before_shutdown_ = true;
+  if (offloading_ || shutdown_prepared_) return;
   offloading_ = true;
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
   ct_->resync();
@@ -278,6 +280,7 @@ void ControlPlane::start_offload() {
 }
 
 void ControlPlane::stop_offload() {
+  if (shutdown_prepared_) offloading_before_shutdown_ = false;  // the API's stop: cancel keeps it
   if (!offloading_) return;
   offloading_ = false;
   keepalive_timer_.cancel();
@@ -348,22 +351,71 @@ void ControlPlane::schedule_persist() {
 
 // Written only when it changed (each write is an fsync on the box's flash), at most once per
 // persist interval, and at shutdown.
-void ControlPlane::persist_usage() {
+bool ControlPlane::persist_usage() {
   charge_session_limits();  // the sessions' usage as of now, not as of the last threshold
   auto save = [&](const char* file, const Json& usage, std::string& persisted) {
     const std::string text = usage.dump(2) + "\n";
-    if (text == persisted) return;
+    if (text == persisted) return true;
     try {
       std::filesystem::create_directories(cfg_.state_dir);
       write_state_file(cfg_.state_dir + "/" + file, text);
       persisted = text;
       ++usage_writes_;
+      return true;
     } catch (const std::exception& e) {
       log::err() << "cannot save " << file << ": " << e.what();
+      return false;
     }
   };
-  save("usage.json", api_->usage(), persisted_usage_);
-  save("session_usage.json", session_limits_.usage(), persisted_session_usage_);
+  const bool usage = save("usage.json", api_->usage(), persisted_usage_);
+  return save("session_usage.json", session_limits_.usage(), persisted_session_usage_) && usage;
+}
+
+Json ControlPlane::shutdown_prepare(uint32_t deadline_ms) {
+  if (shutdown_prepared_)
+    throw api::ApiError("illegal_state",
+                        "shutdown_prepare: already prepared (shutdown_cancel "
+                        "to carry on)");
+  const auto began = std::chrono::steady_clock::now();
+  // The counters first, while every flow still has them: what the fast path carried up to now is
+  // in the files before anything else can fail.
+  bool saved = false;
+  try {
+    saved = persist_usage();
+  } catch (const std::exception& e) {  // the flows go back all the same
+    log::err() << "shutdown_prepare: accounting not saved: " << e.what();
+  }
+  const std::size_t flows = flows_->size();
+  offloading_before_shutdown_ = offloading_;
+  // The kernel engine asked to keep forwarding across restarts leaves its pinned state as it is:
+  // consistent by construction (each map entry is written whole), and the heartbeat hands
+  // everything to the kernel once the daemon is gone. Otherwise every flow goes back now, TCP
+  // marked liberal, and the kernel carries the connections through the power-down.
+  const bool keep = rt_.keeps_forwarding_on_exit();
+  if (!keep) stop_offload();
+  shutdown_prepared_ = true;
+  const double took = ms_since(began);
+  const bool ready = took <= deadline_ms;
+  Json details{
+      {"ready", ready},       {"took_ms", std::round(took * 10) / 10}, {"deadline_ms", deadline_ms},
+      {"usage_saved", saved}, {"flows_handed_back", keep ? 0 : flows}, {"fast_path_kept", keep}};
+  log::Line(ready ? log::Priority::notice : log::Priority::err)
+      << "shutdown prepared in " << details["took_ms"].get<double>() << " ms (deadline "
+      << deadline_ms << " ms): usage " << (saved ? "saved" : "NOT saved") << ", "
+      << (keep ? "the fast path kept as pinned" : std::to_string(flows) + " flows handed back");
+  Json e = details;
+  e["event"] = "shutdown_prepared";
+  publish(e);
+  return details;
+}
+
+void ControlPlane::shutdown_cancel() {
+  if (!shutdown_prepared_)
+    throw api::ApiError("illegal_state", "shutdown_cancel: no shutdown is being prepared");
+  shutdown_prepared_ = false;
+  if (offloading_before_shutdown_) start_offload();  // a complete dump installs what still runs
+  log::notice() << "shutdown cancelled: offload " << (offloading_ ? "resumed" : "stays stopped");
+  publish(Json{{"event", "shutdown_cancelled"}, {"offloading", offloading_}});
 }
 
 void ControlPlane::publish(const Json& event) {
@@ -987,6 +1039,7 @@ Json ControlPlane::describe(const std::string& what) {
                 {"policy_generation", policy_generation_},
                 {"session_connections_reset", sessions_reset_},
                 {"emergency", emergency_ ? Json(*emergency_) : Json(nullptr)},
+                {"shutdown_prepared", shutdown_prepared_},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},

@@ -41,8 +41,9 @@ class ControlPlane : private OffloadHost {
   // Re-reads the configuration file (SIGHUP, the API's reload). Empty, or why nothing changed.
   std::string reload() override;
   bool kernel_has_interface(const std::string& iface) override;
-  // Writes the data-limit accounting to the state directory (periodically and at shutdown).
-  void persist_usage();
+  // Writes the data-limit accounting to the state directory (periodically and at shutdown):
+  // false if a file could not be written (logged).
+  bool persist_usage();
 
   void report(std::ostream& out) const;
   std::string metrics() const;
@@ -97,6 +98,8 @@ class ControlPlane : private OffloadHost {
   std::optional<std::size_t> uplink_of_mark(uint32_t mark) const;
   void set_emergency(const std::string& session, bool active) override;
   std::string set_interface_enabled(uint8_t port, bool enabled) override;
+  Json shutdown_prepare(uint32_t deadline_ms) override;
+  void shutdown_cancel() override;
   // After a link poll: an event for each port whose admin state or carrier changed.
   void publish_link_changes();
   std::optional<std::string> active_emergency() const override { return emergency_; }
@@ -161,6 +164,8 @@ class ControlPlane : private OffloadHost {
   uint64_t policy_generation_ = 0;
   uint64_t sessions_reset_ = 0;           // connections reset by a policy update
   std::optional<std::string> emergency_;  // the active emergency session
+  // shutdown_prepare answered: nothing is offloaded until shutdown_cancel; whether it was then.
+  bool shutdown_prepared_ = false, offloading_before_shutdown_ = false;
 };
 
 }  // namespace tp

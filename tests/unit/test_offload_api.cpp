@@ -30,6 +30,11 @@ struct RecordingHost : OffloadHost {
   bool kernel_has_interface(const std::string& iface) override {
     return kernel_links.count(iface) > 0;
   }
+  Json shutdown_prepare(uint32_t deadline_ms) override {
+    deadlines.push_back(deadline_ms);
+    return Json{{"ready", true}};
+  }
+  void shutdown_cancel() override { ++cancels; }
   std::string set_interface_enabled(uint8_t port, bool enabled) override {
     switched.emplace_back(port, enabled);
     return interface_error;
@@ -40,6 +45,8 @@ struct RecordingHost : OffloadHost {
   std::map<uint8_t, uint64_t> armed, used;
   std::string reload_error, interface_error;
   std::vector<std::pair<uint8_t, bool>> switched;
+  std::vector<uint32_t> deadlines;
+  int cancels = 0;
   std::set<std::string> kernel_links{"modem0", "wifi0", "usb0", "wlan1"};
 };
 
@@ -116,6 +123,25 @@ TEST_F(OffloadApiTest, InterfaceControlNeedsAPortAndABooleanNotOffload) {
                  reader)["error"],
       "permission_denied");
   EXPECT_EQ(host.switched.size(), 2u);  // the reader's call never reached the host
+}
+
+TEST_F(OffloadApiTest, ShutdownPrepareNeedsADeadlineNotOffload) {
+  EXPECT_EQ(code(R"({"op":"shutdown_prepare"})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"shutdown_prepare","deadline_ms":null})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"shutdown_prepare","deadline_ms":0})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"shutdown_prepare","deadline_ms":600001})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"shutdown_prepare","deadline_ms":"2s"})"), "illegal_argument");
+  EXPECT_TRUE(host.deadlines.empty());
+  const Json r = call(R"({"op":"shutdown_prepare","deadline_ms":2000})");
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["ready"], true);  // the host's details, in the reply
+  EXPECT_EQ(host.deadlines, (std::vector<uint32_t>{2000}));
+  EXPECT_EQ(code(R"({"op":"shutdown_cancel"})"), "ok");
+  EXPECT_EQ(host.cancels, 1);
+  api::Caller reader{4242, 4242, 7, false, false};
+  EXPECT_EQ(api.handle(Json{{"op", "shutdown_prepare"}, {"deadline_ms", 5}}, reader)["error"],
+            "permission_denied");
+  EXPECT_EQ(host.deadlines.size(), 1u);
 }
 
 TEST_F(OffloadApiTest, InitOnceStopOnce) {
