@@ -468,9 +468,8 @@ Json OffloadApi::set_interface_enabled(const Json& req) {
   auto it = req.find("enabled");
   if (it == req.end() || !it->is_boolean())
     illegal_argument("enabled: expected true or false (required)");
-  std::optional<uint8_t> port;
-  for (uint8_t p = 0; p < ports_.size(); ++p)
-    if (ports_[p].name == iface) port = p;
+  auto port = port_index(iface, conf::Role::upstream);
+  if (!port) port = port_index(iface, conf::Role::downstream);
   if (!port)
     illegal_argument("iface: '" + iface +
                      "' is not one of tetherpath's ports (the configuration's ports)");

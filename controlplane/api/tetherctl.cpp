@@ -118,6 +118,14 @@ class Connection {
   std::string buf_;
 };
 
+// A non-negative decimal argument; anything else is a usage error naming WHAT.
+unsigned long number(const std::string& what, const std::string& v) {
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+  if (v.empty() || *end || v[0] == '-') usage_error(what + ": expected a number, got '" + v + "'");
+  return n;
+}
+
 // "10M" -> 10000000. A negative count is passed on: the daemon judges it (illegal_argument).
 Json bytes(const std::string& s) {
   std::string error;
@@ -187,10 +195,7 @@ void uplink_options(const std::vector<std::string>& rest, std::size_t first, Jso
     if (i + 1 >= rest.size()) usage_error(o + " needs a value");
     const std::string& v = rest[++i];
     if (o == "--metric" || o == "--weight") {
-      char* end = nullptr;
-      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
-      if (v.empty() || *end || v[0] == '-') usage_error(o + ": expected a number, got '" + v + "'");
-      req[o.substr(2)] = n;
+      req[o.substr(2)] = number(o, v);
     } else if (o == "--ipv6-gateway") {
       if (!req.contains("ipv6_gateways")) req["ipv6_gateways"] = Json::array();
       req["ipv6_gateways"].push_back(v);
@@ -213,10 +218,7 @@ void uplink_options(const std::vector<std::string>& rest, std::size_t first, Jso
     } else if (o == "--track-interval-ms") {
       if (!req.contains("track") || req["track"].empty())
         usage_error("--track-interval-ms comes after --track TARGETS");
-      char* end = nullptr;
-      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
-      if (v.empty() || *end || v[0] == '-') usage_error(o + ": expected a number, got '" + v + "'");
-      req["track"]["interval_ms"] = n;
+      req["track"]["interval_ms"] = number(o, v);
     } else if (o == "--iface" || o == "--kind" || o == "--roaming" || o == "--ipv4-addr" ||
                o == "--ipv4-gateway") {
       std::string key = o.substr(2);
@@ -477,9 +479,8 @@ int main(int argc, char** argv) {
     req = {{"op", "set_emergency"}, {"session", rest[0]}, {"active", rest[1] == "on"}};
   } else if (verb == "shutdown-prepare") {
     need(1);
-    char* end = nullptr;
-    const unsigned long ms = std::strtoul(rest[0].c_str(), &end, 10);
-    if (rest[0].empty() || *end || ms == 0 || ms > 600000)
+    const unsigned long ms = number("shutdown-prepare's deadline (ms)", rest[0]);
+    if (ms == 0 || ms > 600000)
       usage_error("shutdown-prepare takes a deadline in milliseconds (1 to 600000)");
     req = {{"op", "shutdown_prepare"}, {"deadline_ms", ms}};
   } else if (verb == "shutdown-cancel") {

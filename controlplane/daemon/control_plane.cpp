@@ -116,8 +116,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
     reevaluate_queued_ = true;
     boost::asio::post(io_, [this] {
       reevaluate_queued_ = false;
-      rt_.poll_links();  // a link change of a kernel-engine port is known now, not at the next poll
-      publish_link_changes();
+      poll_links();  // a link change of a kernel-engine port is known now, not at the next poll
       sync_local_addresses();
       if (monitor_) monitor_->interfaces_changed();
       redecide_all();  // TAP ifindexes may have changed too
@@ -168,8 +167,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
         << "port " << cfg_.ports[port].name << " set " << (enabled ? "up" : "down")
         << " as last asked (persist_enabled)" << (error.empty() ? "" : ": " + error);
   }
-  rt_.poll_links();
-  publish_link_changes();  // records the links as they start: no event
+  poll_links();  // records the links as they start: no event
   schedule_links();
   // What the configuration says to apply at start (offload starts if enabled), then the
   // accounting a previous run left: usage counters survive a restart.
@@ -270,7 +268,6 @@ void ControlPlane::sync_local_addresses() {
 
 void ControlPlane::start_offload() {
   // After shutdown_prepare the flows stay with the kernel; shutdown_cancel starts again.
-  if (shutdown_prepared_) offloading_before_shutdown_ = true;
   if (offloading_ || shutdown_prepared_) return;
   offloading_ = true;
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
@@ -280,7 +277,6 @@ void ControlPlane::start_offload() {
 }
 
 void ControlPlane::stop_offload() {
-  if (shutdown_prepared_) offloading_before_shutdown_ = false;  // the API's stop: cancel keeps it
   if (!offloading_) return;
   offloading_ = false;
   keepalive_timer_.cancel();
@@ -329,8 +325,7 @@ void ControlPlane::schedule_links() {
   link_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     rt_.heartbeat();
-    rt_.poll_links();
-    publish_link_changes();
+    poll_links();
     api_->poll();
     if (monitor_) monitor_->recheck_cgroups();
     if (offloading_ && ct_->resync_pending()) {  // an earlier resync found no complete dump
@@ -386,7 +381,6 @@ Json ControlPlane::shutdown_prepare(uint32_t deadline_ms) {
     log::err() << "shutdown_prepare: accounting not saved: " << e.what();
   }
   const std::size_t flows = flows_->size();
-  offloading_before_shutdown_ = offloading_;
   // The kernel engine asked to keep forwarding across restarts leaves its pinned state as it is:
   // consistent by construction (each map entry is written whole), and the heartbeat hands
   // everything to the kernel once the daemon is gone. Otherwise every flow goes back now, TCP
@@ -413,7 +407,9 @@ void ControlPlane::shutdown_cancel() {
   if (!shutdown_prepared_)
     throw api::ApiError("illegal_state", "shutdown_cancel: no shutdown is being prepared");
   shutdown_prepared_ = false;
-  if (offloading_before_shutdown_) start_offload();  // a complete dump installs what still runs
+  // Offload runs whenever the API's state says it is started (init, or the configuration at
+  // start): a complete dump installs what still runs.
+  if (api_->started()) start_offload();
   log::notice() << "shutdown cancelled: offload " << (offloading_ ? "resumed" : "stays stopped");
   publish(Json{{"event", "shutdown_cancelled"}, {"offloading", offloading_}});
 }
@@ -1002,12 +998,12 @@ std::string ControlPlane::set_interface_enabled(uint8_t port, bool enabled) {
   if (const std::string error = links_->asked(port, enabled); !error.empty())
     log::err() << "port " << name << ": its admin state is not kept across restarts: " << error;
   // Known now, not at the next poll: the reply comes after the port has followed, and the event.
-  rt_.poll_links();
-  publish_link_changes();
+  poll_links();
   return "";
 }
 
-void ControlPlane::publish_link_changes() {
+void ControlPlane::poll_links() {
+  rt_.poll_links();
   if (!links_) return;
   std::vector<Dataplane::LinkState> now;
   for (std::size_t i = 0; i < rt_.port_count(); ++i) now.push_back(rt_.link_state(i));

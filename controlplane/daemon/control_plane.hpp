@@ -100,8 +100,8 @@ class ControlPlane : private OffloadHost {
   std::string set_interface_enabled(uint8_t port, bool enabled) override;
   Json shutdown_prepare(uint32_t deadline_ms) override;
   void shutdown_cancel() override;
-  // After a link poll: an event for each port whose admin state or carrier changed.
-  void publish_link_changes();
+  // The dataplane's link poll, then an event for each port whose admin state or carrier changed.
+  void poll_links();
   std::optional<std::string> active_emergency() const override { return emergency_; }
   void sync_local_addresses();
   // Per-client statistics: what they are attributed by now, and a reading of every counter.
@@ -164,8 +164,8 @@ class ControlPlane : private OffloadHost {
   uint64_t policy_generation_ = 0;
   uint64_t sessions_reset_ = 0;           // connections reset by a policy update
   std::optional<std::string> emergency_;  // the active emergency session
-  // shutdown_prepare answered: nothing is offloaded until shutdown_cancel; whether it was then.
-  bool shutdown_prepared_ = false, offloading_before_shutdown_ = false;
+  // shutdown_prepare answered: nothing is offloaded until shutdown_cancel.
+  bool shutdown_prepared_ = false;
 };
 
 }  // namespace tp

@@ -169,6 +169,19 @@ stop_daemon() {
   TP_PID=
 }
 
+# expect_error CODE ARGS...: tetherctl fails (exit 1) and names the error code.
+expect_error() {
+  local code=$1 out rc; shift
+  out=$(tetherctl "$@" 2>&1); rc=$?
+  echo "tetherctl $*: rc=$rc $out"
+  [ "$rc" -eq 1 ] && echo "$out" | grep -q "error: $code:"
+}
+# json PYTHON-EXPRESSION VERB [ARGS]: the expression evaluated on tetherctl --json's reply (d).
+json() {
+  local expr=$1; shift
+  tetherctl --json "$@" | python3 -c "import json, sys; d = json.load(sys.stdin); print($expr)"
+}
+
 # The daemon's counter report (SIGUSR1 prints it to the log).
 daemon_report() {
   local before

@@ -11,18 +11,6 @@ TOOLS=$LAB_ROOT/tests/lab/tools
 CONFIG=$(lab_config -e 's/persist_interval_s: 10/persist_interval_s: 1/' -e 's/^  mode: 0660/  mode: 0666/')
 start_daemon "$CONFIG"
 
-# expect_error CODE ARGS...: tetherctl fails (exit 1) and names the error code.
-expect_error() {
-  local code=$1 out rc; shift
-  out=$(tetherctl "$@" 2>&1); rc=$?
-  echo "tetherctl $*: rc=$rc $out"
-  [ "$rc" -eq 1 ] && echo "$out" | grep -q "error: $code:"
-}
-# json PYTHON-EXPRESSION VERB [ARGS]: the expression evaluated on tetherctl --json's reply (d).
-json() {
-  local expr=$1; shift
-  tetherctl --json "$@" | python3 -c "import json, sys; d = json.load(sys.stdin); print($expr)"
-}
 fast_bytes() { json "d['ports'][0]['fast_rx_bytes'] + d['ports'][0]['fast_tx_bytes']" ports; }
 
 echo "state and arguments (the offload HAL's rules)"

@@ -5,15 +5,6 @@
 # restores the usage and offloads again.
 source "$(dirname "$0")/lib.sh"
 lab_begin
-jq_() {  # jq_ PYTHON-EXPRESSION VERB [ARGS]: the expression on tetherctl --json's reply (d)
-  local expr=$1; shift
-  tetherctl --json "$@" | python3 -c "import json, sys; d = json.load(sys.stdin); print($expr)"
-}
-refused() {  # refused CODE ARGS...: tetherctl ARGS is refused with CODE
-  local code=$1 out; shift
-  out=$(tetherctl "$@" 2>&1)
-  [ $? = 1 ] && echo "$out" | grep -q "error: $code:"
-}
 CONFIG=$(lab_config)
 start_daemon "$CONFIG"
 check "a data limit to account against" tetherctl set-limit modem0 10G 20G
@@ -34,9 +25,9 @@ used=$(python3 -c "import json; print(json.load(open('$TP_STATE_DIR/usage.json')
 measure "usage saved (bytes)" "$used"
 check "  and it counts the transfer so far" test "$used" -gt 1000000
 check "every flow handed to the kernel" test "$(reply "d['flows_handed_back'] >= 1")" = True
-check "  none offloaded now" test "$(jq_ "d['total']" flows)" = 0
-check "status says so" test "$(jq_ "d['shutdown_prepared']" status)" = True
-check "a second shutdown_prepare is illegal_state" refused illegal_state shutdown-prepare 1000
+check "  none offloaded now" test "$(json "d['total']" flows)" = 0
+check "status says so" test "$(json "d['shutdown_prepared']" status)" = True
+check "a second shutdown_prepare is illegal_state" expect_error illegal_state shutdown-prepare 1000
 k0=$(kernel_packets -p tcp --dport 5201)
 sleep 1
 k1=$(kernel_packets -p tcp --dport 5201)
@@ -48,7 +39,7 @@ check "shutdown_cancel is accepted" tetherctl shutdown-cancel
 check "the running transfer is offloaded again" eventually 5 flow_carries "203.0.113.10:5201 " orig 100
 wait "$iperf_pid"
 check "the transfer finished without an error" python3 -c "import json,sys; d = json.load(open('$TP_LAB_DIR/prepare.json')); sys.exit('error' in d)"
-check "a shutdown_cancel with nothing prepared is illegal_state" refused illegal_state shutdown-cancel
+check "a shutdown_cancel with nothing prepared is illegal_state" expect_error illegal_state shutdown-cancel
 
 echo "the power is cut after the prepare; the next ignition"
 transfer 3 /dev/null
@@ -56,10 +47,10 @@ check "prepared again" tetherctl shutdown-prepare 2000
 saved=$(python3 -c "import json; print(json.load(open('$TP_STATE_DIR/usage.json'))['modem0']['used'])")
 kill -KILL "$TP_PID"; wait "$TP_PID" 2>/dev/null; TP_PID=
 start_daemon "$CONFIG"
-after=$(jq_ "d['limits'][0]['used']" status)
+after=$(json "d['limits'][0]['used']" status)
 measure "usage saved at the prepare / after the next start" "$saved / $after"
 check "the next start keeps the usage" test "$after" -ge "$saved"
-check "and is not prepared" test "$(jq_ "d['shutdown_prepared']" status)" = False
+check "and is not prepared" test "$(json "d['shutdown_prepared']" status)" = False
 transfer 4 /dev/null &
 iperf_pid=$!
 check "and offloads again" eventually 4 flow_carries "203.0.113.10:5201 " orig 300
