@@ -89,9 +89,23 @@ bool ExceptionPath::punts_pending() const {
   return false;
 }
 
+void ExceptionPath::set_suspended(bool suspended) {
+  suspended_.store(suspended, std::memory_order_relaxed);
+  doorbell.ring();
+}
+
 void ExceptionPath::run() {
   uint32_t empty = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (suspended_.load(std::memory_order_relaxed)) {
+      // Re-checked after announcing the sleep (doorbell.hpp's Dekker pair): no lost resume.
+      doorbell.announce();
+      if (suspended_.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
+        doorbell.wait_rung();
+      else
+        doorbell.cancel();
+      continue;
+    }
     bool moved = false;
     for (std::size_t i = 0; i < ports_.size(); ++i) moved |= pump(i);
     if (moved) {

@@ -40,6 +40,9 @@ class ExceptionPath {
 
   void start();
   void stop();  // joins; frames still queued are freed
+  // The box is suspended: the thread sleeps on its doorbell alone (no TAP, no timeout) until
+  // resumed; what the kernel sends meanwhile waits in the TAPs' queues.
+  void set_suspended(bool suspended);
 
   std::vector<ExceptionStats> stats;  // per port
   // Workers ring it after punting, so this thread can sleep until there is work.
@@ -53,6 +56,7 @@ class ExceptionPath {
   std::vector<PortLink> ports_;
   rte_mempool* pool_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> suspended_{false};
   std::thread thread_;
 };
 

@@ -80,6 +80,9 @@ class Dataplane {
   virtual void heartbeat() {}
   virtual void set_liveness_bound(uint32_t /*ms*/) {}
 
+  // The box sleeps (suspend): polling threads sleep too until resumed, whatever arrives.
+  virtual void set_suspended(bool /*suspended*/) {}
+
   // The control plane has read a complete conntrack dump and installed what it holds: state a
   // previous run left that this one did not take over can go (kernel engine).
   virtual void resync_complete() {}

@@ -219,6 +219,14 @@ void DpdkRuntime::stop() {
   if (exception_) exception_->stop();
 }
 
+void DpdkRuntime::set_suspended(bool suspended) {
+  if (exception_) exception_->set_suspended(suspended);
+  for (auto& w : workers_) {
+    w->suspended.store(suspended, std::memory_order_relaxed);
+    w->doorbell.ring();
+  }
+}
+
 void DpdkRuntime::poll_links() {
   bool topology_changed = false, mtus_changed = false;
   for (std::size_t i = 0; i < ports_.size(); ++i) {

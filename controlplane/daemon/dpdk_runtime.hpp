@@ -37,6 +37,7 @@ class DpdkRuntime : public Dataplane {
   std::string_view engine() const override { return "dpdk"; }
   void start() override;  // launches the workers and the exception path
   void stop() override;   // drains and joins them; idempotent
+  void set_suspended(bool suspended) override;
 
   // Port carrier -> TAP carrier, TAP admin state -> port, the TAP's MTUs (IPv4 and IPv6, as the
   // kernel has them now) -> the topology.

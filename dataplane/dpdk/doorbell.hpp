@@ -60,6 +60,15 @@ class Doorbell {
     [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
   }
 
+  // Sleeps until rung, whatever the watched descriptors say (the box is suspended).
+  void wait_rung() {
+    pollfd bell{fd_, POLLIN, 0};
+    ppoll(&bell, 1, nullptr, nullptr);
+    sleeping_.store(false, std::memory_order_relaxed);
+    uint64_t drained;
+    [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
+  }
+
  private:
   int fd_;
   std::vector<pollfd> fds_;  // the eventfd first, then the watched descriptors

@@ -134,6 +134,23 @@ void Worker::idle_sleep(uint32_t& backoff_us) {
   backoff_us = std::min(backoff_us * 2, cfg_.idle_sleep_max_us);
 }
 
+// Suspended: offline, asleep on the doorbell alone, until resumed or stopped. The flag is checked
+// again after announcing the sleep (the Dekker pair of doorbell.hpp), so a resume cannot be lost.
+void Worker::suspend_sleep(const std::atomic<bool>& stop) {
+  flush_all();
+  rte_rcu_qsbr_thread_offline(qsv_, cfg_.id);
+  while (suspended.load(std::memory_order_relaxed) && !stop.load(std::memory_order_relaxed)) {
+    doorbell.announce();
+    if (!suspended.load(std::memory_order_relaxed) || stop.load(std::memory_order_relaxed)) {
+      doorbell.cancel();
+      break;
+    }
+    doorbell.wait_rung();
+    stats.sleeps.add(1);
+  }
+  rte_rcu_qsbr_thread_online(qsv_, cfg_.id);
+}
+
 void Worker::run(const std::atomic<bool>& stop) {
   rte_rcu_qsbr_thread_register(qsv_, cfg_.id);
   rte_rcu_qsbr_thread_online(qsv_, cfg_.id);
@@ -144,6 +161,10 @@ void Worker::run(const std::atomic<bool>& stop) {
   uint32_t empty_polls = 0;
   uint32_t backoff_us = 10;
   while (!stop.load(std::memory_order_relaxed)) {
+    if (suspended.load(std::memory_order_relaxed)) {
+      suspend_sleep(stop);
+      continue;
+    }
     const uint64_t t0 = rte_rdtsc();
     const Poll moved = poll_once(worker_clock_ms(t0, tsc_per_ms));
     // Under load (full bursts) TX batches fill up and leave on their own, or after kDrainUs at

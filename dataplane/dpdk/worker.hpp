@@ -63,6 +63,9 @@ class Worker {
   // by shutdown. `exception_doorbell` is rung by this worker after it punts.
   Doorbell doorbell;
   Doorbell* exception_doorbell = nullptr;
+  // The box is suspended: the worker sleeps until this is false again and the doorbell rings,
+  // traffic or not (set by the control thread, then the doorbell rung).
+  std::atomic<bool> suspended{false};
 
   WorkerCounters counters;
   WorkerStats stats;
@@ -77,6 +80,7 @@ class Worker {
   void send(uint8_t port, rte_mbuf** pkts, uint16_t n);
   void flush_all();
   void idle_sleep(uint32_t& backoff_us);
+  void suspend_sleep(const std::atomic<bool>& stop);
 
   WorkerConfig cfg_;
   Engine engine_;
