@@ -377,6 +377,46 @@ MetricsConfig parse_metrics(const Field& f) {
   return m;
 }
 
+VehicleConfig parse_vehicle(const Field& f, const Config& c) {
+  f.only_keys({"garage", "silent_mode"});
+  VehicleConfig v;
+  if (auto g = f.child("garage")) {
+    g->only_keys({"sessions"});
+    if (auto s = g->child("sessions")) {
+      s->each([&](const Field& e) {
+        const std::string name = e.string();
+        const bool known = std::any_of(c.sessions.begin(), c.sessions.end(),
+                                       [&](const SessionConfig& x) { return x.name == name; });
+        if (!known) e.fail("no session '" + name + "' in this file's sessions");
+        v.garage_sessions.push_back(name);
+      });
+      // Who may pass is told apart by the session's mark: the classifier writes it.
+      if (!c.routing.manage || !c.routing.session_mark_mask)
+        s->fail("garage sessions need routing.manage and routing.session_mark_mask");
+    }
+  }
+  if (auto m = f.child("silent_mode")) {
+    m->only_keys({"file", "garage", "ports_off"});
+    if (auto x = m->child("file")) {
+      v.silent_file = x->string();
+      if (!v.silent_file.empty() && v.silent_file[0] != '/')
+        x->fail("expected an absolute path, or \"\" to watch none");
+    }
+    if (auto x = m->child("garage")) {
+      v.silent_garage = x->boolean();
+      if (v.silent_garage && v.garage_sessions.empty())
+        x->fail("silent mode's garage needs vehicle.garage.sessions");
+    }
+    if (auto x = m->child("ports_off"))
+      x->each([&](const Field& e) {
+        const std::string name = e.string();
+        if (!c.port(name)) e.fail("no port '" + name + "'");
+        v.silent_ports.push_back(name);
+      });
+  }
+  return v;
+}
+
 // Board profiles (hw/boards/*.yaml) map slot names to devices, so a configuration can say
 // "board:modem" and stay the same across boards.
 std::map<std::string, std::string> load_board(const Field& f, const std::string& path) {
@@ -411,7 +451,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
                  "routing", "sessions", "downstreams", "local_prefixes", "limits", "api", "metrics",
-                 "state_dir", "run_dir"});
+                 "vehicle", "state_dir", "run_dir"});
   Config c;
   c.source = file;
   // First: which engine decides what a port may say.
@@ -480,6 +520,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto l = top.child("limits")) c.limits = parse_limits(*l, c.ports);
   if (auto a = top.child("api")) c.api = parse_api(*a);
   if (auto m = top.child("metrics")) c.metrics = parse_metrics(*m);
+  if (auto v = top.child("vehicle")) c.vehicle = parse_vehicle(*v, c);
   for (auto [key, dir] : {std::pair{"state_dir", &c.state_dir}, {"run_dir", &c.run_dir}})
     if (auto s = top.child(key)) {
       *dir = s->string();

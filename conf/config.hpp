@@ -308,6 +308,18 @@ struct MetricsConfig {
   bool operator==(const MetricsConfig&) const = default;
 };
 
+// The vehicle's power manager's states (docs/configuration.md, "vehicle").
+struct VehicleConfig {
+  // Garage mode (a remote task, e.g. an overnight update): only these sessions' clients are
+  // forwarded; the others' new connections are refused, their running ones held.
+  std::vector<std::string> garage_sessions;
+  // The kernel's silent-mode file (Android Automotive: "1" silent, "0" not), watched; empty: none.
+  std::string silent_file = "/sys/kernel/silent_boot/pm_silentmode_kernel_state";
+  bool silent_garage = false;             // silent mode is a remote task: garage while it lasts
+  std::vector<std::string> silent_ports;  // ports switched off while silent (a hotspot)
+  bool operator==(const VehicleConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // the file it came from
   std::string board;   // the board profile the ports' "board:SLOT" devices came from, if any
@@ -324,6 +336,7 @@ struct Config {
   LimitsConfig limits;
   ApiConfig api;
   MetricsConfig metrics;
+  VehicleConfig vehicle;
   // What must survive a reboot (data-limit accounting): persistent storage.
   std::string state_dir = "/var/lib/tetherpath";
   // What belongs to one run (the API socket, the instance lock): a tmpfs.

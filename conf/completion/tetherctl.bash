@@ -12,7 +12,8 @@ _tetherctl() {
   prev=${COMP_WORDS[COMP_CWORD-1]}
   local verbs="status flows ports counters init stop set-upstream uplinks add-uplink update-uplink
     remove-uplink sessions set-session remove-session clients session-stats emergency
-    set-interface-enabled shutdown-prepare shutdown-cancel
+    set-interface-enabled shutdown-prepare shutdown-cancel vehicle vehicle-in-use garage
+    suspend resume
     add-downstream remove-downstream set-local-prefixes stats set-limit events reload"
   _tetherctl_socket=()
   verb=
@@ -72,6 +73,8 @@ _tetherctl() {
       fi ;;
     add-downstream|remove-downstream|stats|set-limit)
       [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "$(_tetherctl_names ports name)" -- "$cur")) ;;
+    vehicle-in-use) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "true false" -- "$cur")) ;;
+    garage) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "on off" -- "$cur")) ;;
     events) COMPREPLY=($(compgen -W "--count" -- "$cur")) ;;
   esac
 }

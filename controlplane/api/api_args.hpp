@@ -64,6 +64,12 @@ inline bool bool_arg(const Json& req, const char* key, bool fallback) {
   return it->get<bool>();
 }
 
+inline bool required_bool_arg(const Json& req, const char* key) {
+  auto it = req.find(key);
+  if (it == req.end() || it->is_null()) illegal_argument(std::string(key) + ": required");
+  return bool_arg(req, key, false);
+}
+
 inline uint32_t uint_arg(const Json& req, const char* key, uint32_t min, uint32_t max,
                          uint32_t fallback) {
   auto it = req.find(key);

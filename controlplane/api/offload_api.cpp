@@ -27,7 +27,7 @@ Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
     // The daemon's own views answer in any state, to any caller.
     if (op == "status") return status();
     if (op == "flows" || op == "ports" || op == "counters" || op == "clients" ||
-        op == "session_stats")
+        op == "session_stats" || op == "vehicle")
       return ok(host_.describe(op));
     if (!caller.control)
       throw ApiError("permission_denied", op + ": uid " + std::to_string(caller.uid) +
@@ -78,6 +78,12 @@ Json OffloadApi::dispatch(const std::string& op, const Json& request) {
     host_.shutdown_cancel();
     return ok();
   }
+  if (op == "set_vehicle_in_use")
+    return ok(host_.set_vehicle_state("in_use", required_bool_arg(request, "in_use")));
+  if (op == "set_garage")
+    return ok(host_.set_vehicle_state("garage", required_bool_arg(request, "active")));
+  if (op == "suspend") return ok(host_.suspend());
+  if (op == "resume") return ok(host_.resume());
   static const char* const kStarted[] = {
       "stop",           "set_local_prefixes", "set_upstream",
       "add_downstream", "remove_downstream",  "set_data_warning_and_limit",

@@ -66,6 +66,14 @@ class OffloadHost {
   virtual void shutdown_cancel() {
     throw api::ApiError("unsupported", "shutdown_cancel: not supported here");
   }
+  // The vehicle's states (docs/api.md, "The vehicle"): `in_use` or `garage` set, the box
+  // suspended or resumed. Each answers the details, or throws ApiError (busy, not_configured,
+  // illegal_state).
+  virtual Json set_vehicle_state(const std::string& /*what*/, bool /*value*/) {
+    throw api::ApiError("unsupported", "vehicle states: not supported here");
+  }
+  virtual Json suspend() { throw api::ApiError("unsupported", "suspend: not supported here"); }
+  virtual Json resume() { throw api::ApiError("unsupported", "resume: not supported here"); }
   // Brings a port's kernel interface administratively up or down: an error message, or empty.
   virtual std::string set_interface_enabled(uint8_t /*port*/, bool /*enabled*/) {
     return "set_interface_enabled: not supported here";

@@ -55,6 +55,14 @@ constexpr const char* kUsage =
     "  shutdown-prepare DEADLINE_MS           power-down coming: save the accounting, hand the\n"
     "                                         flows to the kernel, within the deadline\n"
     "  shutdown-cancel                        carry on after all: offload again\n"
+    "  vehicle                                the vehicle's states: in use, garage, silent,\n"
+    "                                         suspended\n"
+    "  vehicle-in-use true|false              the vehicle is (not) in use; true ends garage mode\n"
+    "  garage on|off                          a remote task runs: only the garage sessions are\n"
+    "                                         forwarded (vehicle.garage.sessions)\n"
+    "  suspend | resume                       the box sleeps (flows back to the kernel, nothing\n"
+    "                                         of the daemon runs) / wakes (resynchronises, "
+    "offloads)\n"
     "  add-downstream IFACE PREFIX | remove-downstream IFACE PREFIX\n"
     "  set-local-prefixes PREFIX...\n"
     "  stats IFACE                            bytes forwarded since the previous call\n"
@@ -368,6 +376,21 @@ void show(const std::string& verb, const Json& r) {
                 << '\n';
     std::cout << "config      " << str(r["config"]) << " (" << r["reloads"] << " reloads, "
               << r["reloads_refused"] << " refused)\n";
+  } else if (verb == "vehicle" || verb == "vehicle-in-use" || verb == "garage") {
+    const Json& in_use = r["in_use"];
+    std::cout << "in use      "
+              << (in_use.is_null()     ? "unknown"
+                  : in_use.get<bool>() ? "yes"
+                                       : "no")
+              << "\ngarage      " << (r["garage"].get<bool>() ? "on" : "off") << " (sessions "
+              << r["garage_sessions"].dump() << ")\nsilent      "
+              << (r["silent"].get<bool>() ? "on" : "off") << " (" << str(r["silent_file"])
+              << "), ports off " << r["ports_off"].dump() << "\nsuspended   "
+              << (r["suspended"].get<bool>() ? "yes" : "no") << '\n';
+  } else if (verb == "suspend" || verb == "resume") {
+    std::cout << (verb == "suspend" ? "suspended" : "resumed") << " in " << r["took_ms"]
+              << " ms: " << r.value("flows_handed_back", r.value("flows_offloaded", Json(0)))
+              << (verb == "suspend" ? " flows handed to the kernel\n" : " flows offloaded\n");
   } else if (verb == "counters") {
     for (const Json& w : r["workers"])
       std::cout << "worker lcore " << w["lcore"] << ": " << w["packets"] << " packets, "
@@ -445,7 +468,8 @@ int main(int argc, char** argv) {
   static const std::map<std::string, std::string> plain = {
       {"status", "status"},     {"flows", "flows"},     {"ports", "ports"},
       {"counters", "counters"}, {"init", "init"},       {"stop", "stop"},
-      {"reload", "reload"},     {"clients", "clients"}, {"session-stats", "session_stats"}};
+      {"reload", "reload"},     {"clients", "clients"}, {"session-stats", "session_stats"},
+      {"vehicle", "vehicle"},   {"suspend", "suspend"}, {"resume", "resume"}};
   if (auto it = plain.find(verb); it != plain.end()) {
     need(0);
     req = {{"op", it->second}};
@@ -483,6 +507,14 @@ int main(int argc, char** argv) {
     if (ms == 0 || ms > 600000)
       usage_error("shutdown-prepare takes a deadline in milliseconds (1 to 600000)");
     req = {{"op", "shutdown_prepare"}, {"deadline_ms", ms}};
+  } else if (verb == "vehicle-in-use") {
+    need(1);
+    if (rest[0] != "true" && rest[0] != "false") usage_error("vehicle-in-use takes true or false");
+    req = {{"op", "set_vehicle_in_use"}, {"in_use", rest[0] == "true"}};
+  } else if (verb == "garage") {
+    need(1);
+    if (rest[0] != "on" && rest[0] != "off") usage_error("garage takes on or off");
+    req = {{"op", "set_garage"}, {"active", rest[0] == "on"}};
   } else if (verb == "shutdown-cancel") {
     need(0);
     req = {{"op", "shutdown_cancel"}};

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "daemon_log.hpp"
+#include "elapsed.hpp"
 #include "interface_admin.hpp"
 #include "keepalive.hpp"
 #include "state_file.hpp"
@@ -28,10 +29,6 @@ std::string rule_text(const Ipv6Rules::View& r) {
 }
 const char* rule_kind(const Ipv6Rules::View& r) {
   return r.kind == Rule6::client ? "client" : "prefix";
-}
-
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
 // How long each step of a policy update took (policy_applied's steps_ms): where the time of a
@@ -64,7 +61,8 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       keepalive_timer_(io),
       link_timer_(io),
       persist_timer_(io),
-      limits_timer_(io) {
+      limits_timer_(io),
+      vehicle_(cfg.vehicle) {
   log::info() << enable_conntrack_events();
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
@@ -197,6 +195,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
   }
   persist_usage();
   schedule_persist();
+  watch_silent_mode();
 }
 
 ControlPlane::~ControlPlane() {
@@ -255,6 +254,13 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
         if (auto it = p.ports.find(rtnl_->ifindex(u.iface)); it != p.ports.end())
           it->second.emergency_only = true;
   }
+  for (std::size_t j = 0; vehicle_.garage() && set && j < set->sessions().size(); ++j) {
+    const auto& names = vehicle_.config().garage_sessions;
+    p.garage = true;
+    p.garage_mask = cfg.routing.session_mark_mask;
+    if (std::find(names.begin(), names.end(), set->sessions()[j].name) != names.end())
+      p.garage_marks.push_back(conf::mark_value(set->slot(j), p.garage_mask));
+  }
   return p;
 }
 
@@ -267,8 +273,9 @@ void ControlPlane::sync_local_addresses() {
 }
 
 void ControlPlane::start_offload() {
-  // After shutdown_prepare the flows stay with the kernel; shutdown_cancel starts again.
-  if (offloading_ || shutdown_prepared_) return;
+  // After shutdown_prepare the flows stay with the kernel; shutdown_cancel starts again (and
+  // resume after suspend).
+  if (offloading_ || shutdown_prepared_ || vehicle_.suspended()) return;
   offloading_ = true;
   // Events first (the socket is already subscribed), then the dump: nothing falls in between.
   ct_->resync();
@@ -366,54 +373,6 @@ bool ControlPlane::persist_usage() {
   return save("session_usage.json", session_limits_.usage(), persisted_session_usage_) && usage;
 }
 
-Json ControlPlane::shutdown_prepare(uint32_t deadline_ms) {
-  if (shutdown_prepared_)
-    throw api::ApiError("illegal_state",
-                        "shutdown_prepare: already prepared (shutdown_cancel "
-                        "to carry on)");
-  const auto began = std::chrono::steady_clock::now();
-  // The counters first, while every flow still has them: what the fast path carried up to now is
-  // in the files before anything else can fail.
-  bool saved = false;
-  try {
-    saved = persist_usage();
-  } catch (const std::exception& e) {  // the flows go back all the same
-    log::err() << "shutdown_prepare: accounting not saved: " << e.what();
-  }
-  const std::size_t flows = flows_->size();
-  // The kernel engine asked to keep forwarding across restarts leaves its pinned state as it is:
-  // consistent by construction (each map entry is written whole), and the heartbeat hands
-  // everything to the kernel once the daemon is gone. Otherwise every flow goes back now, TCP
-  // marked liberal, and the kernel carries the connections through the power-down.
-  const bool keep = rt_.keeps_forwarding_on_exit();
-  if (!keep) stop_offload();
-  shutdown_prepared_ = true;
-  const double took = ms_since(began);
-  const bool ready = took <= deadline_ms;
-  Json details{
-      {"ready", ready},       {"took_ms", std::round(took * 10) / 10}, {"deadline_ms", deadline_ms},
-      {"usage_saved", saved}, {"flows_handed_back", keep ? 0 : flows}, {"fast_path_kept", keep}};
-  log::Line(ready ? log::Priority::notice : log::Priority::err)
-      << "shutdown prepared in " << details["took_ms"].get<double>() << " ms (deadline "
-      << deadline_ms << " ms): usage " << (saved ? "saved" : "NOT saved") << ", "
-      << (keep ? "the fast path kept as pinned" : std::to_string(flows) + " flows handed back");
-  Json e = details;
-  e["event"] = "shutdown_prepared";
-  publish(e);
-  return details;
-}
-
-void ControlPlane::shutdown_cancel() {
-  if (!shutdown_prepared_)
-    throw api::ApiError("illegal_state", "shutdown_cancel: no shutdown is being prepared");
-  shutdown_prepared_ = false;
-  // Offload runs whenever the API's state says it is started (init, or the configuration at
-  // start): a complete dump installs what still runs.
-  if (api_->started()) start_offload();
-  log::notice() << "shutdown cancelled: offload " << (offloading_ ? "resumed" : "stays stopped");
-  publish(Json{{"event", "shutdown_cancelled"}, {"offloading", offloading_}});
-}
-
 void ControlPlane::publish(const Json& event) {
   log::info() << "event " << event.dump();
   if (api_server_) api_server_->publish(event);
@@ -464,7 +423,14 @@ std::string ControlPlane::reload() {
   roles_changed();  // protocols, marks
   if (offloading_ && cfg_.offload.keepalive_interval_s != previous.offload.keepalive_interval_s)
     schedule_keepalive();  // replaces the pending wait
-  if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s) schedule_persist();
+  if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s && !vehicle_.suspended())
+    schedule_persist();
+  if (cfg_.vehicle != previous.vehicle) {
+    const bool was_garage = vehicle_.garage(), was_off = vehicle_.ports_off();
+    vehicle_.configure(cfg_.vehicle);
+    if (cfg_.vehicle.silent_file != previous.vehicle.silent_file) watch_silent_mode();
+    vehicle_changed("configuration", was_garage, was_off);
+  }
   ++reloads_;
   log::notice() << "reloaded " << cfg_.source;
   return "";
@@ -1036,6 +1002,8 @@ Json ControlPlane::describe(const std::string& what) {
                 {"session_connections_reset", sessions_reset_},
                 {"emergency", emergency_ ? Json(*emergency_) : Json(nullptr)},
                 {"shutdown_prepared", shutdown_prepared_},
+                {"vehicle", vehicle_.describe()},
+                {"resumes", resumes_},
                 {"ipv6_offload",
                  cfg_.offload.ipv6 == conf::Ipv6Mode::conntrack ? "conntrack" : "neighbours"},
                 {"ipv6_rules", rules6_ ? rules6_->size() : 0},
@@ -1048,6 +1016,7 @@ Json ControlPlane::describe(const std::string& what) {
                 {"reloads_refused", reloads_refused_}};
   }
   if (what == "clients") return Json{{"clients", clients_json()}};
+  if (what == "vehicle") return vehicle_.describe();
   if (what == "session_stats") {
     sample_traffic();
     return Json{{"sessions", traffic_->sessions_json()}};

@@ -23,9 +23,11 @@
 #include "port_links.hpp"
 #include "rtnl_mirror.hpp"
 #include "session_limits.hpp"
+#include "silent_mode_file.hpp"
 #include "topology_sync.hpp"
 #include "traffic_stats.hpp"
 #include "uplink_monitor.hpp"
+#include "vehicle_modes.hpp"
 
 namespace tp {
 
@@ -98,8 +100,18 @@ class ControlPlane : private OffloadHost {
   std::optional<std::size_t> uplink_of_mark(uint32_t mark) const;
   void set_emergency(const std::string& session, bool active) override;
   std::string set_interface_enabled(uint8_t port, bool enabled) override;
+  // The vehicle's states (vehicle_power.cpp).
   Json shutdown_prepare(uint32_t deadline_ms) override;
   void shutdown_cancel() override;
+  Json set_vehicle_state(const std::string& what, bool value) override;
+  Json suspend() override;
+  Json resume() override;
+  void silent_changed(bool silent);
+  // What a change of the vehicle's states means for forwarding, then its event.
+  void vehicle_changed(const std::string& what, bool was_garage, bool was_off);
+  Json publish_vehicle(const std::string& changed, const Json& details);
+  void switch_silent_ports(bool off);
+  void watch_silent_mode();  // (again, after a reload that changed the file)
   // The dataplane's link poll, then an event for each port whose admin state or carrier changed.
   void poll_links();
   std::optional<std::string> active_emergency() const override { return emergency_; }
@@ -166,6 +178,9 @@ class ControlPlane : private OffloadHost {
   std::optional<std::string> emergency_;  // the active emergency session
   // shutdown_prepare answered: nothing is offloaded until shutdown_cancel.
   bool shutdown_prepared_ = false;
+  VehicleModes vehicle_;
+  std::unique_ptr<SilentModeFile> silent_file_;
+  uint64_t resumes_ = 0;
 };
 
 }  // namespace tp

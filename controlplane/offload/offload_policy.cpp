@@ -92,6 +92,9 @@ Decision decide(const CtEntry& e, const KernelView& kernel, const PolicyConfig& 
   if ((in.upstream ? in : out).emergency_only &&
       (e.mark & cfg.emergency_mask) != cfg.emergency_mark)
     return refuse("emergency_hold");
+  if (cfg.garage && std::find(cfg.garage_marks.begin(), cfg.garage_marks.end(),
+                              e.mark & cfg.garage_mask) == cfg.garage_marks.end())
+    return refuse("garage_hold");
   // A masqueraded flow belongs to the uplink whose address it wears: leaving by another one, its
   // packets would carry a source address that uplink's network does not route back.
   if (do_snat && out.upstream && !kernel.has_address(fo.route.oif, e.reply.dst))

@@ -41,6 +41,11 @@ struct PolicyConfig {
   // the bits of `emergency_mask` cross an emergency_only port; the others stay in the kernel,
   // which holds them (tetherpath's classifier drops their packets, their conntrack entries live).
   uint32_t emergency_mark = 0, emergency_mask = 0;
+  // Garage mode (a remote task): only connections whose mark has one of `garage_marks` in the
+  // bits of `garage_mask` are offloaded; the kernel holds the others likewise.
+  bool garage = false;
+  std::vector<uint32_t> garage_marks;
+  uint32_t garage_mask = 0;
   // Sessions whose data limit is reached: connections whose mark has one of these values in the
   // bits of `limited_mask` stay in the kernel, which drops them (tetherpath's classifier).
   std::vector<uint32_t> limited_marks;

@@ -102,6 +102,23 @@ std::string session_table(const ClassifierPlan& p) {
     t += "    oifname { " + set + " }" + others + "    iifname { " + set + " }" + others;
     t += "  }\n";
   }
+  if (sessions && p.garage_slots) {
+    // A remote task's sessions pass; the others' new connections across the uplinks are refused
+    // (the client learns at once), their running ones held (dropped, conntrack entries live on).
+    std::string set;
+    for (const auto& i : p.uplink_ifaces)
+      if (!i.empty()) set += (set.empty() ? "\"" : ", \"") + i + "\"";
+    t += "  chain garage {\n    type filter hook forward priority -10; policy accept;\n";
+    for (std::size_t slot : *p.garage_slots)
+      if (conf::mark_fits(slot, p.session_mask))
+        t += "    ct mark and " + hex(p.session_mask) +
+             " == " + hex(conf::mark_value(slot, p.session_mask)) + " accept\n";
+    const std::string out = set.empty() ? "    " : "    oifname { " + set + " } ";
+    t += out + "ct state new reject with icmpx admin-prohibited\n";
+    t += out + "drop\n";
+    if (!set.empty()) t += "    iifname { " + set + " } drop\n";
+    t += "  }\n";
+  }
   if (sessions && !p.limited_slots.empty()) {
     // Both ways, new connections too: the limit stops the session's forwarding, nothing else.
     t += "  chain limits {\n    type filter hook forward priority -10; policy accept;\n";

@@ -72,6 +72,9 @@ struct ClassifierPlan {
   // An active emergency session (its slot), and the cellular uplinks only it may cross.
   std::optional<std::size_t> emergency_slot;
   std::vector<std::string> cellular_ifaces;
+  // Garage mode: the slots of the sessions a remote task runs for; nobody else's traffic crosses
+  // the uplinks (`uplink_ifaces`). Empty optional: not in garage mode.
+  std::optional<std::vector<std::size_t>> garage_slots;
   // Sessions whose data limit is reached (their slots): nothing of theirs is forwarded.
   std::vector<std::size_t> limited_slots;
   // The sessions' cgroups that exist now (a rule cannot name one that does not).

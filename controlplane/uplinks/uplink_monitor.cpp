@@ -270,6 +270,11 @@ void UplinkMonitor::classify() {
   ClassifierPlan plan = sessions_.plan(routing_cfg_, ifaces);
   for (std::size_t j = 0; emergency_ && j < plan.sessions.size(); ++j)
     if (plan.sessions[j].name == *emergency_) plan.emergency_slot = plan.slots[j];
+  if (garage_) {
+    plan.garage_slots.emplace();
+    for (std::size_t j = 0; j < plan.sessions.size(); ++j)
+      if (garage_->count(plan.sessions[j].name)) plan.garage_slots->push_back(plan.slots[j]);
+  }
   for (std::size_t j = 0; j < plan.sessions.size(); ++j)
     if (limited_.count(plan.sessions[j].name)) plan.limited_slots.push_back(plan.slots[j]);
   for (const auto& t : uplinks_)
@@ -310,6 +315,26 @@ void UplinkMonitor::set_limited(std::set<std::string> sessions) {
 void UplinkMonitor::set_emergency(std::optional<std::string> session) {
   emergency_ = std::move(session);
   if (routing_cfg_.manage && classifier_) classify();
+}
+
+void UplinkMonitor::set_garage(std::optional<std::set<std::string>> sessions) {
+  garage_ = std::move(sessions);
+  if (routing_cfg_.manage && classifier_) classify();
+}
+
+void UplinkMonitor::set_suspended(bool suspended) {
+  for (auto& t : uplinks_)
+    if (t->prober) suspended ? t->prober->pause() : t->prober->resume();
+  if (suspended) {
+    hold_timer_.cancel();
+    retry_timer_.cancel();
+    retry_pending_ = false;
+    sticky_timer_.cancel();
+    return;
+  }
+  if (!routing_cfg_.manage || !routing_) return;
+  reprogram();  // pins go too: a client's uplink is chosen afresh after the sleep
+  reselect();
 }
 
 std::vector<SessionUplink> UplinkMonitor::session_candidates() const {

@@ -58,6 +58,11 @@ class UplinkMonitor {
   void release_sessions();
   // Only this session's traffic crosses the cellular uplinks (none: everyone's again).
   void set_emergency(std::optional<std::string> session);
+  // Garage mode: only these sessions' traffic crosses the uplinks (none: everyone's again).
+  void set_garage(std::optional<std::set<std::string>> sessions);
+  // Suspended: no probes, no timers; on resume the kernel's routing is programmed afresh (the
+  // interfaces may have changed while the box slept).
+  void set_suspended(bool suspended);
   // These sessions' data limits are reached: the classifier drops their packets.
   void set_limited(std::set<std::string> sessions);
   void link_changed(const std::string& iface, bool up);
@@ -126,6 +131,7 @@ class UplinkMonitor {
   std::unique_ptr<UplinkMasquerade> masquerade_;
   SessionSet sessions_;
   std::optional<std::string> emergency_;
+  std::optional<std::set<std::string>> garage_;
   std::set<std::string> limited_;
   std::map<std::string, std::set<std::string>> allowed_, moved_;  // per session name
   std::unique_ptr<SessionClassifier> classifier_;

@@ -35,6 +35,11 @@ struct RecordingHost : OffloadHost {
     return Json{{"ready", true}};
   }
   void shutdown_cancel() override { ++cancels; }
+  Json set_vehicle_state(const std::string& what, bool value) override {
+    vehicle.emplace_back(what, value);
+    return Json{{"garage", value}};
+  }
+  Json suspend() override { return Json{{"took_ms", 1}}; }
   std::string set_interface_enabled(uint8_t port, bool enabled) override {
     switched.emplace_back(port, enabled);
     return interface_error;
@@ -47,6 +52,7 @@ struct RecordingHost : OffloadHost {
   std::vector<std::pair<uint8_t, bool>> switched;
   std::vector<uint32_t> deadlines;
   int cancels = 0;
+  std::vector<std::pair<std::string, bool>> vehicle;
   std::set<std::string> kernel_links{"modem0", "wifi0", "usb0", "wlan1"};
 };
 
@@ -142,6 +148,25 @@ TEST_F(OffloadApiTest, ShutdownPrepareNeedsADeadlineNotOffload) {
   EXPECT_EQ(api.handle(Json{{"op", "shutdown_prepare"}, {"deadline_ms", 5}}, reader)["error"],
             "permission_denied");
   EXPECT_EQ(host.deadlines.size(), 1u);
+}
+
+TEST_F(OffloadApiTest, VehicleStatesNeedTheirWordAndControl) {
+  EXPECT_EQ(code(R"({"op":"set_vehicle_in_use"})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_vehicle_in_use","in_use":"yes"})"), "illegal_argument");
+  EXPECT_EQ(code(R"({"op":"set_garage","active":null})"), "illegal_argument");
+  EXPECT_TRUE(host.vehicle.empty());
+  EXPECT_EQ(call(R"({"op":"set_garage","active":true})")["garage"], true);
+  EXPECT_EQ(code(R"({"op":"set_vehicle_in_use","in_use":false})"), "ok");
+  EXPECT_EQ(host.vehicle,
+            (std::vector<std::pair<std::string, bool>>{{"garage", true}, {"in_use", false}}));
+  EXPECT_EQ(call(R"({"op":"suspend"})")["took_ms"], 1);
+  EXPECT_EQ(code(R"({"op":"resume"})"), "unsupported");  // the host's own refusal, passed on
+  api::Caller reader{4242, 4242, 7, false, false};
+  EXPECT_EQ(api.handle(Json{{"op", "vehicle"}}, reader)["what"], "vehicle");  // a read
+  EXPECT_EQ(api.handle(Json{{"op", "set_garage"}, {"active", false}}, reader)["error"],
+            "permission_denied");
+  EXPECT_EQ(api.handle(Json{{"op", "suspend"}}, reader)["error"], "permission_denied");
+  EXPECT_EQ(host.vehicle.size(), 2u);
 }
 
 TEST_F(OffloadApiTest, InitOnceStopOnce) {

@@ -191,6 +191,27 @@ TEST(OffloadPolicy, OnlyTheEmergencySessionCrossesACellularUplink) {
   EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
 }
 
+// Garage mode: only the remote task's sessions' connections stay in the fast path, whatever the
+// uplink; the others stay in the kernel (which holds them) until it ends.
+TEST(OffloadPolicy, OnlyTheGarageSessionsAreOffloadedInGarageMode) {
+  FakeKernel k;
+  PolicyConfig c = config();
+  CtEntry e = masqueraded_tcp();
+  e.mark = 0x10000;
+  c.garage = true;
+  c.garage_mask = 0xf0000;
+  c.garage_marks = {0x20000, 0x30000};
+  const Decision held = decide(e, k, c);
+  EXPECT_EQ(held.verdict, Decision::no);
+  EXPECT_EQ(held.reason, "garage_hold");
+  e.mark = 0x30000;
+  EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
+  e.mark = 0;  // no session at all
+  EXPECT_EQ(decide(e, k, c).reason, "garage_hold");
+  c.garage = false;
+  EXPECT_EQ(decide(e, k, c).verdict, Decision::offload);
+}
+
 // A session past its data limit: its connections stay in the kernel, which drops them.
 TEST(OffloadPolicy, ASessionPastItsLimitStaysInTheKernel) {
   FakeKernel k;

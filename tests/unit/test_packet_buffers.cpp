@@ -6,6 +6,7 @@
 #include <rte_mempool.h>
 
 #include "config.hpp"
+#include "config_refusal.hpp"
 #include "dpdk_env.hpp"
 #include "packet_buffers.hpp"
 #include "packet_pool.hpp"
@@ -24,12 +25,8 @@ std::string yaml(int ports, int queues, const std::string& extra = "") {
 }
 
 std::string refusal(const std::string& y) {
-  try {
-    load_string(y, "big.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "accepted";
+  const std::string why = config_refusal(y, "big.yaml");
+  return why == "(loaded)" ? "accepted" : why;
 }
 
 TEST(PacketBuffers, ManyQueuesAreRefusedAtLoadNamingMemoryMb) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "config.hpp"
+#include "config_refusal.hpp"
 #include "session_policy.hpp"
 #include "session_set.hpp"
 
@@ -21,14 +22,7 @@ using conf::load_string;
 
 #define MANAGED TWO_UPLINKS "routing: {manage: true, session_mark_mask: 0xf0000}\nsessions:\n"
 
-std::string refusal(const std::string& yaml) {
-  try {
-    load_string(yaml, "bad.yaml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(loaded)";
-}
+std::string refusal(const std::string& yaml) { return config_refusal(yaml); }
 
 TEST(Sessions, AreRead) {
   const conf::Config c = load_string(

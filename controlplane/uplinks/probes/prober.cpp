@@ -26,7 +26,7 @@ void Prober::start_round() {
   send_probes(seq_);
   timeout_timer_.expires_after(timeout_);
   timeout_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) finish_round();
+    if (!ec && !paused_) finish_round();
   });
 }
 
@@ -36,8 +36,21 @@ void Prober::finish_round() {
   const auto next = round_start_ + interval_;
   round_timer_.expires_at(next);
   round_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) start_round();
+    if (!ec && !paused_) start_round();
   });
+}
+
+void Prober::pause() {
+  paused_ = true;
+  round_open_ = false;
+  round_timer_.cancel();
+  timeout_timer_.cancel();
+}
+
+void Prober::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  start_round();
 }
 
 void Prober::answered_by(const IpAddr& from) {

@@ -23,6 +23,9 @@ class Prober {
 
   uint64_t sent() const { return sent_; }
   uint64_t answered() const { return answered_; }
+  // Suspend: no probe and no timer until resume(), which starts a round at once.
+  void pause();
+  void resume();
 
  protected:
   Prober(boost::asio::io_context& io, std::string iface, std::vector<IpAddr> targets,
@@ -50,6 +53,7 @@ class Prober {
   boost::asio::steady_timer round_timer_, timeout_timer_;
   Clock::time_point round_start_;
   ProbeRound round_;
+  bool paused_ = false;
   bool round_open_ = false;  // answers between rounds are late: counted for none
   uint64_t answered_ = 0;
 };
