@@ -2,7 +2,10 @@
 # The vehicle's power states (#17): shutdown_prepare under traffic answers within its deadline,
 # with the accounting saved and the flows handed to the kernel, which carries the connections on;
 # shutdown_cancel offloads them again; and after the power is cut (kill -9) the next ignition
-# restores the usage and offloads again.
+# restores the usage and offloads again. Then suspend and resume under an idle connection: the
+# daemon hands the flows back and sleeps (its context switches are counted while suspended), and
+# on resume it reads the kernel afresh and offloads again; the connection survives and the time
+# to its first packet after resume is measured.
 source "$(dirname "$0")/lib.sh"
 lab_begin
 CONFIG=$(lab_config)
@@ -55,5 +58,47 @@ transfer 4 /dev/null &
 iperf_pid=$!
 check "and offloads again" eventually 4 flow_carries "203.0.113.10:5201 " orig 300
 wait "$iperf_pid"
+
+echo "suspend and resume under an idle connection"
+TOOLS=$LAB_ROOT/tests/lab/tools
+nsx tp-net python3 "$TOOLS/hold_server.py" 203.0.113.10 9000 &
+check "the echo server listens" eventually 5 sh -c "ip netns exec tp-net ss -ltn | grep -q '203.0.113.10:9000'"
+coproc IDLE { nsx tp-wifi python3 "$TOOLS/idle_echo.py" 203.0.113.10 9000; }
+read -r -t 10 line <&"${IDLE[0]}"
+check "an idle connection is open" test "$line" = open
+idle_offloaded() { test "$(json "any(f['dport'] == 9000 for f in d['flows'])" flows)" = True; }
+check "and offloaded" eventually 5 idle_offloaded
+switches() {  # context switches of every thread of the daemon so far
+  cat /proc/"$TP_PID"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'
+}
+s0=$(switches); sleep 3; s1=$(switches)
+measure "the daemon's context switches in 3 s running idle" "$((s1 - s0))"
+tetherctl --json suspend >"$TP_LAB_DIR/suspend.json" 2>&1
+reply() { python3 -c "import json; d = json.load(open('$TP_LAB_DIR/$1')); print($2)"; }
+measure "suspend reply" "$(tr -d '\n ' <"$TP_LAB_DIR/suspend.json")"
+check "suspend answers, the flows handed back" test "$(reply suspend.json "d['flows_handed_back'] >= 1")" = True
+check "  with the accounting saved" test "$(reply suspend.json "d['usage_saved']")" = True
+check "  none offloaded now" test "$(json "d['total']" flows)" = 0
+check "  status says suspended" test "$(json "d['vehicle']['suspended']" status)" = True
+s0=$(switches); sleep 3; s1=$(switches)
+measure "the daemon's context switches in 3 s suspended (wake-ups)" "$((s1 - s0))"
+check "no wake-ups while suspended" test "$((s1 - s0))" -eq 0
+check "a second suspend is illegal_state" expect_error illegal_state suspend
+check "the vehicle's states wait for resume (illegal_state)" expect_error illegal_state vehicle-in-use true
+t0=$(now_ms)
+tetherctl --json resume >"$TP_LAB_DIR/resume.json" 2>&1
+echo ping >&"${IDLE[1]}"
+read -r -t 10 rtt <&"${IDLE[0]}"
+t1=$(now_ms)
+measure "resume reply" "$(tr -d '\n ' <"$TP_LAB_DIR/resume.json")"
+check "resume answers, the flows offloaded again" test "$(reply resume.json "d['flows_offloaded'] >= 1")" = True
+check "the idle connection survived" test "${rtt%% *}" = rtt
+measure "resume's own time (ms)" "$(reply resume.json "d['took_ms']")"
+measure "resume asked to the first reply over the idle connection (ms)" "$((t1 - t0))"
+measure "that first exchange's round trip (ms)" "${rtt#rtt }"
+check "its packets took the fast path" flow_carries "203.0.113.10:9000 " orig 1
+check "a resume when awake is illegal_state" expect_error illegal_state resume
+exec {IDLE[1]}>&-
+wait "$IDLE_PID" 2>/dev/null
 
 lab_end
