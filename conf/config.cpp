@@ -411,7 +411,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
                  "routing", "sessions", "downstreams", "local_prefixes", "limits", "api", "metrics",
-                 "state_dir", "run_dir"});
+                 "signed_config", "state_dir", "run_dir"});
   Config c;
   c.source = file;
   // First: which engine decides what a port may say.
@@ -480,6 +480,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto l = top.child("limits")) c.limits = parse_limits(*l, c.ports);
   if (auto a = top.child("api")) c.api = parse_api(*a);
   if (auto m = top.child("metrics")) c.metrics = parse_metrics(*m);
+  if (auto s = top.child("signed_config")) c.signed_config = parse_signed_config(*s);
   for (auto [key, dir] : {std::pair{"state_dir", &c.state_dir}, {"run_dir", &c.run_dir}})
     if (auto s = top.child(key)) {
       *dir = s->string();
