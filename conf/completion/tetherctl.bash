@@ -13,7 +13,8 @@ _tetherctl() {
   local verbs="status flows ports counters init stop set-upstream uplinks add-uplink update-uplink
     remove-uplink sessions set-session remove-session clients session-stats emergency
     set-interface-enabled shutdown-prepare shutdown-cancel
-    add-downstream remove-downstream set-local-prefixes stats set-limit events reload"
+    add-downstream remove-downstream set-local-prefixes stats set-limit events reload
+    apply-signed-config restore-config"
   _tetherctl_socket=()
   verb=
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -73,6 +74,7 @@ _tetherctl() {
     add-downstream|remove-downstream|stats|set-limit)
       [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "$(_tetherctl_names ports name)" -- "$cur")) ;;
     events) COMPREPLY=($(compgen -W "--count" -- "$cur")) ;;
+    apply-signed-config) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -f -- "$cur")) ;;
   esac
 }
 complete -F _tetherctl tetherctl
