@@ -451,7 +451,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (!root.IsDefined() || root.IsNull()) top.fail("the file is empty");
   top.only_keys({"board", "ports", "dataplane", "kernel_engine", "offload", "upstream", "uplinks",
                  "routing", "sessions", "downstreams", "local_prefixes", "limits", "api", "metrics",
-                 "vehicle", "state_dir", "run_dir"});
+                 "vehicle", "signed_config", "state_dir", "run_dir"});
   Config c;
   c.source = file;
   // First: which engine decides what a port may say.
@@ -521,6 +521,7 @@ Config parse(const YAML::Node& root, const std::string& file) {
   if (auto a = top.child("api")) c.api = parse_api(*a);
   if (auto m = top.child("metrics")) c.metrics = parse_metrics(*m);
   if (auto v = top.child("vehicle")) c.vehicle = parse_vehicle(*v, c);
+  if (auto s = top.child("signed_config")) c.signed_config = parse_signed_config(*s);
   for (auto [key, dir] : {std::pair{"state_dir", &c.state_dir}, {"run_dir", &c.run_dir}})
     if (auto s = top.child(key)) {
       *dir = s->string();

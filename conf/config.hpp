@@ -320,6 +320,19 @@ struct VehicleConfig {
   bool operator==(const VehicleConfig&) const = default;
 };
 
+// The public keys whose signatures make a remote configuration acceptable (apply_signed_config,
+// controlplane/config/signed_config.hpp): Ed25519, 32 raw bytes each, named in the bundle.
+struct TrustedKey {
+  std::string name;
+  std::array<uint8_t, 32> public_key{};
+  bool operator==(const TrustedKey&) const = default;
+};
+
+struct SignedConfigConfig {
+  std::vector<TrustedKey> trusted_keys;  // none: no signed configuration is accepted
+  bool operator==(const SignedConfigConfig&) const = default;
+};
+
 struct Config {
   std::string source;  // the file it came from
   std::string board;   // the board profile the ports' "board:SLOT" devices came from, if any
@@ -337,6 +350,7 @@ struct Config {
   ApiConfig api;
   MetricsConfig metrics;
   VehicleConfig vehicle;
+  SignedConfigConfig signed_config;
   // What must survive a reboot (data-limit accounting): persistent storage.
   std::string state_dir = "/var/lib/tetherpath";
   // What belongs to one run (the API socket, the instance lock): a tmpfs.

@@ -158,5 +158,6 @@ E named_choice(const Field& f, const std::vector<std::pair<const char*, E>>& nam
 
 // Sections parsed in files of their own.
 std::vector<SessionConfig> parse_sessions(const Field& f, const Config& c);
+SignedConfigConfig parse_signed_config(const Field& f);
 
 }  // namespace tp::conf

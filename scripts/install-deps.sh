@@ -11,11 +11,13 @@ packages=(
   libdpdk-dev dpdk dpdk-dev libxdp-dev libbpf-dev libnetfilter-conntrack-dev libmnl-dev libnftables-dev
   libyaml-cpp-dev libboost-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
   libsystemd-dev  # sd_notify: READY, STOPPING and the watchdog under systemd
+  libsodium-dev  # Ed25519 signatures of remote configurations
   # lab and tests: real kernel, real clients
   iproute2 iputils-ping nftables conntrack iperf3 curl dnsutils dnsmasq-base udhcpc ndisc6 tcpdump xdp-tools ethtool
   procps psmisc libcap2-bin
   systemd man-db  # systemd-analyze verify of the installed unit; man renders the pages
   python3
+  python3-cryptography  # tests/lab/tools/sign_config.py: signs the lab's configuration bundles
   # perf lab: testpmd (in dpdk-dev) is the I/O ceiling, gnuplot draws the plots
   gnuplot-nox
 )

@@ -14,7 +14,8 @@ _tetherctl() {
     remove-uplink sessions set-session remove-session clients session-stats emergency
     set-interface-enabled shutdown-prepare shutdown-cancel vehicle vehicle-in-use garage
     suspend resume
-    add-downstream remove-downstream set-local-prefixes stats set-limit events reload"
+    add-downstream remove-downstream set-local-prefixes stats set-limit events reload
+    apply-signed-config restore-config"
   _tetherctl_socket=()
   verb=
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -76,6 +77,7 @@ _tetherctl() {
     vehicle-in-use) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "true false" -- "$cur")) ;;
     garage) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -W "on off" -- "$cur")) ;;
     events) COMPREPLY=($(compgen -W "--count" -- "$cur")) ;;
+    apply-signed-config) [ "$prev" = "$verb" ] && COMPREPLY=($(compgen -f -- "$cur")) ;;
   esac
 }
 complete -F _tetherctl tetherctl

@@ -61,6 +61,11 @@ Json OffloadApi::dispatch(const std::string& op, const Json& request) {
     if (!err.empty()) throw ApiError("reload_failed", err);
     return ok();
   }
+  if (op == "apply_signed_config") {
+    if (!request.contains("bundle")) illegal_argument("bundle: required (the signed bundle)");
+    return ok(host_.apply_signed_config(request["bundle"]));
+  }
+  if (op == "restore_config") return ok(host_.restore_config());
   if (op == "set_emergency") {
     host_.set_emergency(string_arg(request, "session"), bool_arg(request, "active", true));
     return ok();

@@ -44,6 +44,14 @@ class OffloadHost {
   virtual Json describe(const std::string& what) = 0;
   // Re-reads the configuration file; an error message, or empty when it was applied.
   virtual std::string reload() = 0;
+  // A signed remote configuration (docs/api.md, "Signed configuration"), and back to the one that
+  // ran before: the reply's details; throw ApiError with the refusal's code.
+  virtual Json apply_signed_config(const Json& /*bundle*/) {
+    throw api::ApiError("unsupported", "apply_signed_config: not supported here");
+  }
+  virtual Json restore_config() {
+    throw api::ApiError("unsupported", "restore_config: not supported here");
+  }
   // Whether the kernel (the box's network namespace) has an interface of this name.
   virtual bool kernel_has_interface(const std::string& iface) = 0;
   // An uplink's health and whether it takes new connections (the uplink monitor's), and the

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -69,6 +70,8 @@ constexpr const char* kUsage =
     "  set-limit IFACE WARNING LIMIT          bytes (suffixes k M G T P E: powers of 1000)\n"
     "  events [--count N]                     stream events (until N arrived)\n"
     "  reload                                 re-read the configuration file\n"
+    "  apply-signed-config BUNDLE.json        apply a signed remote configuration\n"
+    "  restore-config                         back to the configuration before the last apply\n"
     "SOCKET defaults to $TETHERPATH_SOCKET, else /run/tetherpath/api.sock.\n";
 
 [[noreturn]] void usage_error(const std::string& why) {
@@ -376,6 +379,9 @@ void show(const std::string& verb, const Json& r) {
                 << '\n';
     std::cout << "config      " << str(r["config"]) << " (" << r["reloads"] << " reloads, "
               << r["reloads_refused"] << " refused)\n";
+    if (const Json& s = r.value("signed_config", Json()); s.is_object())
+      std::cout << "signed      last serial " << s["last_serial"] << ", restore to "
+                << (s["restore_to"].is_null() ? "(nothing)" : s["restore_to"].dump()) << '\n';
   } else if (verb == "vehicle" || verb == "vehicle-in-use" || verb == "garage") {
     const Json& in_use = r["in_use"];
     std::cout << "in use      "
@@ -465,11 +471,19 @@ int main(int argc, char** argv) {
   };
 
   Json req;
-  static const std::map<std::string, std::string> plain = {
-      {"status", "status"},     {"flows", "flows"},     {"ports", "ports"},
-      {"counters", "counters"}, {"init", "init"},       {"stop", "stop"},
-      {"reload", "reload"},     {"clients", "clients"}, {"session-stats", "session_stats"},
-      {"vehicle", "vehicle"},   {"suspend", "suspend"}, {"resume", "resume"}};
+  static const std::map<std::string, std::string> plain = {{"status", "status"},
+                                                           {"flows", "flows"},
+                                                           {"ports", "ports"},
+                                                           {"counters", "counters"},
+                                                           {"init", "init"},
+                                                           {"stop", "stop"},
+                                                           {"reload", "reload"},
+                                                           {"clients", "clients"},
+                                                           {"session-stats", "session_stats"},
+                                                           {"vehicle", "vehicle"},
+                                                           {"suspend", "suspend"},
+                                                           {"resume", "resume"},
+                                                           {"restore-config", "restore_config"}};
   if (auto it = plain.find(verb); it != plain.end()) {
     need(0);
     req = {{"op", it->second}};
@@ -515,6 +529,14 @@ int main(int argc, char** argv) {
     need(1);
     if (rest[0] != "on" && rest[0] != "off") usage_error("garage takes on or off");
     req = {{"op", "set_garage"}, {"active", rest[0] == "on"}};
+  } else if (verb == "apply-signed-config") {
+    need(1);
+    // Sent as read: the daemon judges the bundle (a truncated file is its refusal, with an event).
+    std::ifstream in(rest[0], std::ios::binary);
+    if (!in) usage_error("cannot read " + rest[0]);
+    std::stringstream text;
+    text << in.rdbuf();
+    req = {{"op", "apply_signed_config"}, {"bundle", text.str()}};
   } else if (verb == "shutdown-cancel") {
     need(0);
     req = {{"op", "shutdown_cancel"}};

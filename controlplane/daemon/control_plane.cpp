@@ -63,6 +63,22 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
       persist_timer_(io),
       limits_timer_(io),
       vehicle_(cfg.vehicle) {
+  // The ports and engine are the local file's; a signed configuration stored by a previous run
+  // may run instead if it still verifies (it cannot differ in those).
+  local_path_ = cfg.source;
+  const std::string signed_file = cfg.state_dir + "/" + kSignedStateFile;
+  if (auto saved = read_state_file(signed_file)) {
+    try {
+      signed_ = parse_state(Json::parse(*saved));
+    } catch (const std::exception& e) {
+      log::err() << signed_file << ": ignored (" << e.what() << "): any serial is accepted again";
+    }
+  }
+  std::string dropped;
+  cfg_ = running_config(cfg, dropped);
+  if (!dropped.empty()) forget_signed(dropped);
+  vehicle_.configure(cfg_.vehicle);  // the running configuration's
+  log::notice() << "configuration: " << cfg_.source;
   log::info() << enable_conntrack_events();
   rtnl_ = std::make_unique<RtnlMirror>();
   writer_ = std::make_unique<ConntrackWriter>();
@@ -382,22 +398,36 @@ bool ControlPlane::kernel_has_interface(const std::string& iface) {
   return if_nametoindex(iface.c_str()) != 0;
 }
 
+// The local file again, or the signed configuration it still trusts (running_config).
 std::string ControlPlane::reload() {
   conf::Config next;
+  std::string dropped;
   try {
-    next = conf::load_file(cfg_.source);
+    next = running_config(conf::load_file(local_path_), dropped);
   } catch (const conf::ConfigError& e) {
     ++reloads_refused_;
     log::err() << "reload refused, nothing changed: " << e.what();
     return e.what();
   }
+  if (const std::string why = change_refusal(next); !why.empty()) {
+    ++reloads_refused_;
+    if (why.rfind("busy: ", 0) == 0) return why;
+    log::err() << "reload refused, nothing changed: " << next.source << ": " << why;
+    return next.source + ": " + why;
+  }
+  if (!dropped.empty()) forget_signed(dropped);
+  adopt(std::move(next));
+  ++reloads_;
+  log::notice() << "reloaded " << cfg_.source;
+  return "";
+}
+
+std::string ControlPlane::change_refusal(const conf::Config& next) const {
   // The marks and tables an emergency relies on stay as they are while it lasts.
   if (emergency_ && (next.sessions != cfg_.sessions || next.routing != cfg_.routing ||
-                     next.uplinks != cfg_.uplinks)) {
-    ++reloads_refused_;
+                     next.uplinks != cfg_.uplinks))
     return "busy: session '" + *emergency_ +
            "' is the active emergency: sessions, uplinks and routing cannot change until it ends";
-  }
   // Sessions the API set stay unless the file's changed: they must fit the new routing too.
   if (next.sessions == cfg_.sessions && !api_->sessions().empty()) {
     std::string why = conf::session_room_refusal(api_->sessions().size(), next.routing);
@@ -406,17 +436,12 @@ std::string ControlPlane::reload() {
         why = "session '" + s.name +
               "' (set through the API) keeps its connections: "
               "routing.mark_mask is needed";
-    if (!why.empty()) {
-      ++reloads_refused_;
-      log::err() << "reload refused, nothing changed: " << why;
-      return cfg_.source + ": " + why;
-    }
+    if (!why.empty()) return why;
   }
-  if (const std::string why = conf::live_change_refusal(cfg_, next); !why.empty()) {
-    ++reloads_refused_;
-    log::err() << "reload refused, nothing changed: " << cfg_.source << ": " << why;
-    return cfg_.source + ": " + why;
-  }
+  return conf::live_change_refusal(cfg_, next);
+}
+
+void ControlPlane::adopt(conf::Config next) {
   const conf::Config previous = cfg_;
   cfg_ = std::move(next);
   api_->apply_config(cfg_, &previous);
@@ -431,9 +456,6 @@ std::string ControlPlane::reload() {
     if (cfg_.vehicle.silent_file != previous.vehicle.silent_file) watch_silent_mode();
     vehicle_changed("configuration", was_garage, was_off);
   }
-  ++reloads_;
-  log::notice() << "reloaded " << cfg_.source;
-  return "";
 }
 
 void ControlPlane::roles_changed() {
@@ -1013,7 +1035,8 @@ Json ControlPlane::describe(const std::string& what) {
                 {"port_attachments", attachments},
                 {"config", cfg_.source},
                 {"reloads", reloads_},
-                {"reloads_refused", reloads_refused_}};
+                {"reloads_refused", reloads_refused_},
+                {"signed_config", signed_status()}};
   }
   if (what == "clients") return Json{{"clients", clients_json()}};
   if (what == "vehicle") return vehicle_.describe();

@@ -23,6 +23,7 @@
 #include "port_links.hpp"
 #include "rtnl_mirror.hpp"
 #include "session_limits.hpp"
+#include "signed_config.hpp"
 #include "silent_mode_file.hpp"
 #include "topology_sync.hpp"
 #include "traffic_stats.hpp"
@@ -42,6 +43,10 @@ class ControlPlane : private OffloadHost {
   bool offloading() const { return offloading_; }
   // Re-reads the configuration file (SIGHUP, the API's reload). Empty, or why nothing changed.
   std::string reload() override;
+  // A signed remote configuration, and back to the one before it (signed_config_ops.cpp): the
+  // reply's details, or ApiError with the refusal's code; a refusal changes nothing.
+  Json apply_signed_config(const Json& bundle) override;
+  Json restore_config() override;
   bool kernel_has_interface(const std::string& iface) override;
   // Writes the data-limit accounting to the state directory (periodically and at shutdown):
   // false if a file could not be written (logged).
@@ -59,6 +64,19 @@ class ControlPlane : private OffloadHost {
   void schedule_persist();
   PolicyConfig policy_from(const conf::Config& cfg) const;
   void publish(const Json& event);
+  // Why `next` cannot replace the running configuration now ("busy: ..." during an emergency),
+  // or empty; then adopt() applies it as a reload does, without dropping a flow.
+  std::string change_refusal(const conf::Config& next) const;
+  void adopt(conf::Config next);
+  // Signed configuration (signed_config_ops.cpp). The configuration to run with this local
+  // file: the stored signed one if it still verifies against its trust anchors, else the file
+  // (`dropped` says why the stored one is not used).
+  conf::Config running_config(const conf::Config& local, std::string& dropped) const;
+  void forget_signed(const std::string& dropped);  // the stored one no longer runs
+  void save_signed_state(const SignedState& s);    // throws SignedConfigRefusal
+  Json signed_status() const;
+  [[noreturn]] void signed_refused(const char* action, const SignedConfigRefusal& r,
+                                   const std::optional<SignedBundle>& b);  // throws ApiError
 
   // OffloadHost
   void roles_changed() override;
@@ -181,6 +199,11 @@ class ControlPlane : private OffloadHost {
   VehicleModes vehicle_;
   std::unique_ptr<SilentModeFile> silent_file_;
   uint64_t resumes_ = 0;
+  // The file the daemon was started with (reload reads it), the signed configurations' state
+  // (state_dir/signed_config.json), and how many were applied and refused since the start.
+  std::string local_path_;
+  SignedState signed_;
+  uint64_t signed_applied_ = 0, signed_refused_ = 0;
 };
 
 }  // namespace tp

@@ -64,7 +64,7 @@ TEST(Config, BadFilesNameFileLineColumnAndKey) {
       {"portz: []\n",
        "bad.yaml:1:1: portz: unknown key (known: board, ports, dataplane, kernel_engine, offload, "
        "upstream, uplinks, routing, sessions, downstreams, local_prefixes, limits, api, metrics, "
-       "vehicle, state_dir, run_dir)"},
+       "vehicle, signed_config, state_dir, run_dir)"},
       {"dataplane: {}\n", "bad.yaml:1:1: missing key 'ports'"},
       {"ports: []\n", "bad.yaml:1:8: ports: expected a non-empty list of ports"},
       {"ports:\n  - name: m\n    role: upstream\n", "bad.yaml:2:5: ports[0]: missing key 'device'"},

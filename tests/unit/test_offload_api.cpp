@@ -40,6 +40,11 @@ struct RecordingHost : OffloadHost {
     return Json{{"garage", value}};
   }
   Json suspend() override { return Json{{"took_ms", 1}}; }
+  Json apply_signed_config(const Json& bundle) override {
+    bundles.push_back(bundle);
+    return Json{{"serial", 1}};
+  }
+  Json restore_config() override { return Json{{"restored", ++restores}}; }
   std::string set_interface_enabled(uint8_t port, bool enabled) override {
     switched.emplace_back(port, enabled);
     return interface_error;
@@ -53,6 +58,8 @@ struct RecordingHost : OffloadHost {
   std::vector<uint32_t> deadlines;
   int cancels = 0;
   std::vector<std::pair<std::string, bool>> vehicle;
+  std::vector<Json> bundles;
+  int restores = 0;
   std::set<std::string> kernel_links{"modem0", "wifi0", "usb0", "wlan1"};
 };
 
@@ -167,6 +174,18 @@ TEST_F(OffloadApiTest, VehicleStatesNeedTheirWordAndControl) {
             "permission_denied");
   EXPECT_EQ(api.handle(Json{{"op", "suspend"}}, reader)["error"], "permission_denied");
   EXPECT_EQ(host.vehicle.size(), 2u);
+}
+
+// Signed configurations change what runs: a control operation, in any offload state.
+TEST_F(OffloadApiTest, SignedConfigIsForControlCallers) {
+  EXPECT_EQ(code(R"({"op":"apply_signed_config"})"), "illegal_argument");
+  EXPECT_EQ(call(R"({"op":"apply_signed_config","bundle":"{}"})")["serial"], 1);
+  EXPECT_EQ(call(R"({"op":"restore_config"})")["restored"], 1);
+  api::Caller reader{4242, 4242, 7, false, false};
+  for (const char* op : {"apply_signed_config", "restore_config"})
+    EXPECT_EQ(api.handle(Json{{"op", op}, {"bundle", "{}"}}, reader)["error"], "permission_denied");
+  EXPECT_EQ(host.bundles, (std::vector<Json>{"{}"}));
+  EXPECT_EQ(host.restores, 1);
 }
 
 TEST_F(OffloadApiTest, InitOnceStopOnce) {
