@@ -31,25 +31,6 @@ const char* rule_kind(const Ipv6Rules::View& r) {
   return r.kind == Rule6::client ? "client" : "prefix";
 }
 
-// How long each step of a policy update took (policy_applied's steps_ms): where the time of a
-// slow update went, on the box that had it.
-class StepTimes {
- public:
-  void lap(const char* step) {
-    const auto now = std::chrono::steady_clock::now();
-    steps_[step] = rounded(now - last_);
-    last_ = now;
-  }
-  const Json& steps() const { return steps_; }
-  double total_ms() const { return rounded(last_ - began_); }
-
- private:
-  static double rounded(std::chrono::steady_clock::duration d) {
-    return std::round(std::chrono::duration<double, std::milli>(d).count() * 10) / 10;
-  }
-  std::chrono::steady_clock::time_point began_ = std::chrono::steady_clock::now(), last_ = began_;
-  Json steps_ = Json::object();
-};
 }  // namespace
 
 ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const conf::Config& cfg)

@@ -180,25 +180,29 @@ Json ControlPlane::suspend() {
 // runs. The reply comes once the flows are back in the fast path.
 Json ControlPlane::resume() {
   if (!vehicle_.suspended()) throw api::ApiError("illegal_state", "resume: not suspended");
-  const auto began = std::chrono::steady_clock::now();
+  StepTimes times;
   vehicle_.set_suspended(false);
   rt_.set_suspended(false);
   rt_.heartbeat();
-  rtnl_->dump_all();
-  sync_local_addresses();
-  poll_links();
-  if (monitor_) monitor_->set_suspended(false);
   schedule_links();
   schedule_persist();
   schedule_session_limits();
+  rtnl_->dump_all();
+  sync_local_addresses();
+  poll_links();
+  times.lap("kernel");
+  if (monitor_) monitor_->set_suspended(false);
   if (silent_file_) silent_file_->read();
+  times.lap("uplinks");
   if (api_->started()) start_offload();
+  times.lap("offload");
   ++resumes_;
-  Json details{{"took_ms", std::round(ms_since(began) * 10) / 10},
+  Json details{{"took_ms", times.total_ms()},
+               {"steps_ms", times.steps()},
                {"flows_offloaded", flows_->size()},
                {"offloading", offloading_}};
-  log::notice() << "resumed in " << details["took_ms"].get<double>() << " ms: " << flows_->size()
-                << " flows offloaded again";
+  log::notice() << "resumed in " << details["took_ms"].get<double>() << " ms "
+                << times.steps().dump() << ": " << flows_->size() << " flows offloaded again";
   publish_vehicle("resumed", details);
   return details;
 }
