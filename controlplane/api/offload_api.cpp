@@ -37,6 +37,10 @@ Json OffloadApi::handle(const Json& request, const api::Caller& caller) {
                      "set_emergency: only root (the integrator) and api.emergency_group may "
                      "start or end an emergency, not uid " +
                          std::to_string(caller.uid));
+    // Asleep, nothing changes but the power state: a change would start timers and probes.
+    if (host_.suspended() && op != "resume" && op != "suspend" && op != "shutdown_prepare" &&
+        op != "shutdown_cancel")
+      throw ApiError("illegal_state", op + ": suspended (resume first)");
     // The HAL's statistics read and reset (the next call counts from here): a control operation.
     if (op == "get_forwarded_stats") return get_forwarded_stats(request);
     Json reply = dispatch(op, request);

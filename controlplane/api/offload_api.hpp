@@ -81,6 +81,7 @@ class OffloadHost {
     throw api::ApiError("unsupported", "vehicle states: not supported here");
   }
   virtual Json suspend() { throw api::ApiError("unsupported", "suspend: not supported here"); }
+  virtual bool suspended() const { return false; }
   virtual Json resume() { throw api::ApiError("unsupported", "resume: not supported here"); }
   // Brings a port's kernel interface administratively up or down: an error message, or empty.
   virtual std::string set_interface_enabled(uint8_t /*port*/, bool /*enabled*/) {

@@ -144,8 +144,7 @@ ControlPlane::ControlPlane(boost::asio::io_context& io, Dataplane& rt, const con
 
   rtnl_sd_.assign(::dup(rtnl_->event_fd()));
   ct_sd_.assign(::dup(ct_->event_fd()));
-  watch(rtnl_sd_, [this] { rtnl_->on_readable(); });
-  watch(ct_sd_, [this] { ct_->on_readable(); });
+  watch_kernel();
   api_server_ = std::make_unique<ApiServer>(
       io_, cfg_.api,
       [this](const Json& req, const api::Caller& caller) { return api_->handle(req, caller); });
@@ -207,6 +206,11 @@ ControlPlane::~ControlPlane() {
   rt_.on_port_up = nullptr;
 }
 
+void ControlPlane::watch_kernel() {
+  watch(rtnl_sd_, [this] { rtnl_->on_readable(); });
+  watch(ct_sd_, [this] { ct_->on_readable(); });
+}
+
 void ControlPlane::watch(boost::asio::posix::stream_descriptor& sd,
                          std::function<void()> on_readable) {
   sd.async_wait(boost::asio::posix::stream_descriptor::wait_read,
@@ -255,7 +259,9 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
     const auto& names = vehicle_.config().garage_sessions;
     p.garage = true;
     p.garage_mask = cfg.routing.session_mark_mask;
-    if (std::find(names.begin(), names.end(), set->sessions()[j].name) != names.end())
+    // An emergency call goes through, remote task or not.
+    if (std::find(names.begin(), names.end(), set->sessions()[j].name) != names.end() ||
+        set->sessions()[j].name == emergency_)
       p.garage_marks.push_back(conf::mark_value(set->slot(j), p.garage_mask));
   }
   return p;
@@ -325,9 +331,10 @@ void ControlPlane::schedule_keepalive() {
 }
 
 void ControlPlane::schedule_links() {
+  if (vehicle_.suspended()) return;
   link_timer_.expires_after(rt_.link_poll_interval());
   link_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+    if (ec || vehicle_.suspended()) return;  // (a completion queued before suspend's cancel)
     rt_.heartbeat();
     poll_links();
     api_->poll();
@@ -340,9 +347,10 @@ void ControlPlane::schedule_links() {
 }
 
 void ControlPlane::schedule_persist() {
+  if (vehicle_.suspended()) return;
   persist_timer_.expires_after(std::chrono::seconds(cfg_.limits.persist_interval_s));
   persist_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+    if (ec || vehicle_.suspended()) return;
     persist_usage();
     schedule_persist();
   });
@@ -381,6 +389,12 @@ bool ControlPlane::kernel_has_interface(const std::string& iface) {
 
 // The local file again, or the signed configuration it still trusts (running_config).
 std::string ControlPlane::reload() {
+  // Asleep, nothing may start timers or probes; the power manager resumes first.
+  if (vehicle_.suspended()) {
+    ++reloads_refused_;
+    log::warning() << "reload refused while suspended (resume first)";
+    return "busy: suspended (resume first)";
+  }
   conf::Config next;
   std::string dropped;
   try {
@@ -432,10 +446,11 @@ void ControlPlane::adopt(conf::Config next) {
   if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s && !vehicle_.suspended())
     schedule_persist();
   if (cfg_.vehicle != previous.vehicle) {
-    const bool was_garage = vehicle_.garage(), was_off = vehicle_.ports_off();
+    const bool was_garage = vehicle_.garage();
+    if (vehicle_.ports_off()) switch_silent_ports(false);  // the new list decides
     vehicle_.configure(cfg_.vehicle);
     if (cfg_.vehicle.silent_file != previous.vehicle.silent_file) watch_silent_mode();
-    vehicle_changed("configuration", was_garage, was_off);
+    vehicle_changed("configuration", was_garage, false);
   }
 }
 
@@ -682,11 +697,11 @@ void ControlPlane::sample_traffic() const {
 // idle box without limits never wakes for it): the overshoot is what the session's clients move
 // in that time (docs/sessions.md).
 void ControlPlane::schedule_session_limits() {
-  if (limits_timer_armed_ || !session_limits_.counting()) return;
+  if (limits_timer_armed_ || !session_limits_.counting() || vehicle_.suspended()) return;
   limits_timer_armed_ = true;
   limits_timer_.expires_after(std::chrono::milliseconds(200));
   limits_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+    if (ec || vehicle_.suspended()) return;
     limits_timer_armed_ = false;
     try {
       charge_session_limits();
@@ -886,7 +901,12 @@ void ControlPlane::settle_previous_run() {
 }
 
 void ControlPlane::rebuild_rules6() {
-  if (rules6_ && offloading_) rules6_->rebuild(flows_->config());
+  if (!rules6_ || !offloading_) return;
+  // IPv6 address rules forward whole clients, past the kernel's garage chain: none meanwhile.
+  if (vehicle_.garage())
+    rules6_->clear();
+  else
+    rules6_->rebuild(flows_->config());
 }
 
 ByteCounts ControlPlane::forwarded_bytes(uint8_t port) {

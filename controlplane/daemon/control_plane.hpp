@@ -59,6 +59,7 @@ class ControlPlane : private OffloadHost {
 
  private:
   void watch(boost::asio::posix::stream_descriptor& sd, std::function<void()> on_readable);
+  void watch_kernel();  // the rtnetlink and conntrack event sockets
   void schedule_keepalive();
   void schedule_links();
   void schedule_persist();
@@ -199,6 +200,8 @@ class ControlPlane : private OffloadHost {
   VehicleModes vehicle_;
   std::unique_ptr<SilentModeFile> silent_file_;
   uint64_t resumes_ = 0;
+  std::vector<std::string> silent_switched_;  // the ports silent mode switched off
+  bool suspended() const override { return vehicle_.suspended(); }
   // The file the daemon was started with (reload reads it), the signed configurations' state
   // (state_dir/signed_config.json), and how many were applied and refused since the start.
   std::string local_path_;

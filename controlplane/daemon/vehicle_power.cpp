@@ -1,5 +1,7 @@
 // The vehicle's life as the control plane lives it (#17): the power manager's shutdown_prepare
 // and suspend/resume, whether the vehicle is in use, garage mode (a remote task) and silent mode.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -118,15 +120,19 @@ Json ControlPlane::publish_vehicle(const std::string& changed, const Json& detai
   return e;
 }
 
-// Silent mode's ports (a hotspot) go dark and come back; a port an application switched off
-// (set_interface_enabled false) stays off.
+// Silent mode's ports (a hotspot) go dark and come back: only those it switched off, so a port
+// that was down already (an application's set_interface_enabled false, `ip link`) stays down.
 void ControlPlane::switch_silent_ports(bool off) {
-  for (const std::string& name : vehicle_.config().silent_ports) {
-    const auto it = std::find_if(cfg_.ports.begin(), cfg_.ports.end(),
-                                 [&](const conf::PortConfig& p) { return p.name == name; });
-    if (it == cfg_.ports.end()) continue;
-    const auto port = static_cast<uint8_t>(it - cfg_.ports.begin());
-    if (!off && links_->requested(port) == false) continue;
+  std::vector<std::string> names;
+  if (off) {
+    for (const std::string& name : vehicle_.config().silent_ports)
+      for (std::size_t i = 0; i < cfg_.ports.size(); ++i)
+        if (cfg_.ports[i].name == name && rt_.link_state(i).admin) names.push_back(name);
+    silent_switched_ = names;
+  } else {
+    names.swap(silent_switched_);
+  }
+  for (const std::string& name : names) {
     if (const std::string error = set_interface_up(name, !off); !error.empty())
       log::err() << "silent mode: port " << name << " not switched " << (off ? "off" : "on") << ": "
                  << error;
@@ -137,11 +143,15 @@ void ControlPlane::switch_silent_ports(bool off) {
 void ControlPlane::watch_silent_mode() {
   silent_file_.reset();
   const std::string& path = vehicle_.config().silent_file;
-  if (path.empty()) return;
-  silent_file_ =
-      std::make_unique<SilentModeFile>(io_, path, [this](bool silent) { silent_changed(silent); });
-  if (!silent_file_->watched()) log::info() << "silent mode not watched: " << silent_file_->error();
-  if (silent_file_->silent() != vehicle_.silent()) silent_changed(silent_file_->silent());
+  if (!path.empty()) {
+    silent_file_ = std::make_unique<SilentModeFile>(
+        io_, path, [this](bool silent) { silent_changed(silent); });
+    if (!silent_file_->watched())
+      log::info() << "silent mode not watched: " << silent_file_->error();
+  }
+  // Nothing watched (any more): not silent, or silent mode would have no way to end.
+  const bool now = silent_file_ && silent_file_->watched() && silent_file_->silent();
+  if (now != vehicle_.silent()) silent_changed(now);
 }
 
 // The box is about to sleep: the accounting is saved, every flow goes back to the kernel (which
@@ -150,6 +160,10 @@ void ControlPlane::watch_silent_mode() {
 // the kernel's netlink events, were any to come) can wake the loop.
 Json ControlPlane::suspend() {
   if (vehicle_.suspended()) throw api::ApiError("illegal_state", "suspend: already suspended");
+  // Prepared, the flows are where the power-down wants them (the kernel engine may keep them
+  // pinned); suspend would hand them back behind shutdown_prepare's answer.
+  if (shutdown_prepared_)
+    throw api::ApiError("illegal_state", "suspend: shutdown is prepared (shutdown_cancel first)");
   const auto began = std::chrono::steady_clock::now();
   bool saved = false;
   try {
@@ -160,6 +174,10 @@ Json ControlPlane::suspend() {
   const std::size_t flows = flows_->size();
   stop_offload();
   vehicle_.set_suspended(true);
+  // The kernel's events wait in their sockets: resume reads the kernel afresh anyway. Out of the
+  // loop's epoll set altogether (a cancelled wait alone still wakes the loop on each event).
+  ::close(rtnl_sd_.release());
+  ::close(ct_sd_.release());
   link_timer_.cancel();
   persist_timer_.cancel();
   limits_timer_.cancel();
@@ -187,10 +205,22 @@ Json ControlPlane::resume() {
   schedule_links();
   schedule_persist();
   schedule_session_limits();
-  rtnl_->dump_all();
+  rtnl_sd_.assign(::dup(rtnl_->event_fd()));
+  ct_sd_.assign(::dup(ct_->event_fd()));
+  watch_kernel();
+  try {
+    // What came while asleep first, then a complete dump, which supersedes it.
+    rtnl_->on_readable();
+    ct_->on_readable();
+    times.lap("events");
+    rtnl_->dump_all();
+  } catch (const std::exception& e) {  // the events that follow keep the mirror going
+    log::err() << "resume: the kernel's routes and neighbours not read again: " << e.what();
+  }
+  times.lap("routes");
   sync_local_addresses();
   poll_links();
-  times.lap("kernel");
+  times.lap("links");
   if (monitor_) monitor_->set_suspended(false);
   if (silent_file_) silent_file_->read();
   times.lap("uplinks");

@@ -64,6 +64,8 @@ bool TopologySync::update_mac(uint8_t port, const IpAddr& addr, const MacAddr& m
 }
 
 void TopologySync::set_local_addresses(uint8_t port, const std::vector<IpAddr>& addrs) {
+  if (local_[port] == addrs) return;
+  local_[port] = addrs;
   publish([&](Topology& t) {
     PortInfo& p = t.ports[port];
     p.n_local4 = p.n_local6 = 0;

@@ -52,6 +52,9 @@ class TopologySync {
 
   FastPath& engine_;
   std::vector<Prefix> kernel_only6_;
+  // What each port's local addresses were last published as: the kernel engine's publication
+  // costs milliseconds, and a resync sends every port's again (none: not published yet).
+  std::array<std::optional<std::vector<IpAddr>>, kMaxPorts> local_;
   std::map<Key, uint16_t> by_key_;
   std::array<Entry, kMaxNextHops> entries_{};
   std::array<bool, kMaxNextHops> inherited_{};

@@ -113,10 +113,10 @@ std::string session_table(const ClassifierPlan& p) {
       if (conf::mark_fits(slot, p.session_mask))
         t += "    ct mark and " + hex(p.session_mask) +
              " == " + hex(conf::mark_value(slot, p.session_mask)) + " accept\n";
-    const std::string out = set.empty() ? "    " : "    oifname { " + set + " } ";
-    t += out + "ct state new reject with icmpx admin-prohibited\n";
-    t += out + "drop\n";
-    if (!set.empty()) t += "    iifname { " + set + " } drop\n";
+    if (!set.empty()) {  // (no uplink interface: nothing reaches the internet anyway)
+      t += "    oifname { " + set + " } ct state new reject with icmpx admin-prohibited\n";
+      t += "    oifname { " + set + " } drop\n    iifname { " + set + " } drop\n";
+    }
     t += "  }\n";
   }
   if (sessions && !p.limited_slots.empty()) {

@@ -102,6 +102,7 @@ std::vector<std::string> UplinkMonitor::configure(
         else
           t->prober = std::make_unique<IcmpProber>(io_, c.iface, c.track.targets, interval, timeout,
                                                    std::move(on_round));
+        if (suspended_) t->prober->pause();
       } catch (const std::exception& e) {
         log::warning() << "uplink " << c.name << ": not tracked: " << e.what();
       }
@@ -197,7 +198,7 @@ void UplinkMonitor::link_changed(const std::string& iface, bool up) {
 // A gateway can be routed to only once its interface has the address of its subnet: what the
 // kernel refused is tried again a second later, not at every route event (ours among them).
 void UplinkMonitor::interfaces_changed() {
-  if (!routing_cfg_.manage || !routing_) return;
+  if (!routing_cfg_.manage || !routing_ || suspended_) return;  // resume programs afresh
   const bool moved = std::any_of(uplinks_.begin(), uplinks_.end(), [](const auto& t) {
     return t->ifindex != static_cast<int>(if_nametoindex(t->cfg.iface.c_str()));
   });
@@ -243,7 +244,7 @@ void UplinkMonitor::reselect() {
   for (const auto& u : c)
     if (u.health == Health::up && u.held_until > now && (!wake || u.held_until < *wake))
       wake = u.held_until;
-  if (wake) {
+  if (wake && !suspended_) {  // resume chooses again
     hold_timer_.expires_at(*wake);
     hold_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) reselect();
@@ -273,7 +274,8 @@ void UplinkMonitor::classify() {
   if (garage_) {
     plan.garage_slots.emplace();
     for (std::size_t j = 0; j < plan.sessions.size(); ++j)
-      if (garage_->count(plan.sessions[j].name)) plan.garage_slots->push_back(plan.slots[j]);
+      if (garage_->count(plan.sessions[j].name) || plan.sessions[j].name == emergency_)
+        plan.garage_slots->push_back(plan.slots[j]);  // an emergency call goes through too
   }
   for (std::size_t j = 0; j < plan.sessions.size(); ++j)
     if (limited_.count(plan.sessions[j].name)) plan.limited_slots.push_back(plan.slots[j]);
@@ -323,6 +325,7 @@ void UplinkMonitor::set_garage(std::optional<std::set<std::string>> sessions) {
 }
 
 void UplinkMonitor::set_suspended(bool suspended) {
+  suspended_ = suspended;
   for (auto& t : uplinks_)
     if (t->prober) suspended ? t->prober->pause() : t->prober->resume();
   if (suspended) {
@@ -332,9 +335,8 @@ void UplinkMonitor::set_suspended(bool suspended) {
     sticky_timer_.cancel();
     return;
   }
-  if (!routing_cfg_.manage || !routing_) return;
-  reprogram();  // pins go too: a client's uplink is chosen afresh after the sleep
-  reselect();
+  if (routing_cfg_.manage && routing_) reprogram();  // pins go too: chosen afresh after the sleep
+  if (configured_) reselect();                       // failback holds may have ended meanwhile
 }
 
 std::vector<SessionUplink> UplinkMonitor::session_candidates() const {
@@ -430,7 +432,7 @@ void UplinkMonitor::unpin_uplink(const std::string& name) {
 void UplinkMonitor::sweep_pins() {
   const SteadyTime now = std::chrono::steady_clock::now();
   unpin_if([&](const Pin& p) { return p.until <= now; });
-  sweeping_ = !pins_.empty();
+  sweeping_ = !pins_.empty() && !suspended_;
   if (!sweeping_) return;
   sticky_timer_.expires_after(std::chrono::seconds(1));
   sticky_timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -150,6 +150,7 @@ class UplinkMonitor {
   boost::asio::steady_timer sticky_timer_;
   bool sweeping_ = false;
   bool retry_pending_ = false;
+  bool suspended_ = false;
 };
 
 }  // namespace tp

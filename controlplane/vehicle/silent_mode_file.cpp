@@ -23,10 +23,11 @@ SilentModeFile::SilentModeFile(boost::asio::io_context& io, std::string path,
     error_ = std::string("inotify: ") + std::strerror(errno);
     return;
   }
-  // The directory, not the file: a file replaced (rename) or made later is seen too.
-  if (inotify_add_watch(
-          fd, dir.c_str(),
-          IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM) < 0) {
+  // The directory, not the file: a file replaced (rename) or made later is seen too. Whole
+  // writes only (closed after writing, renamed into place), not each write(): a writer that
+  // truncates first would flip the state twice.
+  if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) <
+      0) {
     error_ = dir + ": " + std::strerror(errno);
     ::close(fd);
     return;
@@ -64,8 +65,8 @@ void SilentModeFile::wait() {
                        ours = ours || (e->len && name_ == e->name) || (e->mask & IN_Q_OVERFLOW);
                        off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
                      }
+                   wait();  // first: what read() sets off may throw, the watch stays
                    if (ours) read();
-                   wait();
                  });
 }
 

@@ -26,6 +26,7 @@ sessions:
   - name: phones
     match: {downstreams: [wifi0]}
     uplinks: [cellular]
+    emergency: true
 vehicle:
   garage:
     sessions: [head_unit]
@@ -58,6 +59,12 @@ curl_refused() {  # refused at once (ICMP administratively prohibited), not time
 }
 
 echo "garage mode: the head unit's download goes on, the phone's upload is held"
+TOOLS=$LAB_ROOT/tests/lab/tools
+nsx tp-net python3 "$TOOLS/hold_server.py" 203.0.113.10 9000 &
+check "the echo server listens" eventually 5 sh -c "ip netns exec tp-net ss -ltn | grep -q '203.0.113.10:9000'"
+coproc IDLE { nsx tp-wifi python3 "$TOOLS/idle_echo.py" 203.0.113.10 9000; }
+read -r -t 10 line <&"${IDLE[0]}"
+check "the phone holds a TCP connection too" test "$line" = open
 two_transfers  # the phone (wifi) uploads to .10, the head unit (usb) downloads from .11
 check "both transfers are offloaded" eventually 8 both_offloaded
 check "garage on" tetherctl garage on
@@ -85,8 +92,20 @@ check "garage off" tetherctl garage off
 check "the held upload resumes, without reconnecting" eventually 3 grows phone_up
 check "and is offloaded again" eventually 5 flow_carries "203.0.113.10:5201 " orig 100
 wait "$pid_wifi"
-check "the phone's iperf3 ended well (no reconnection)" test $? -eq 0
+check "the phone's iperf3 ended well" test $? -eq 0
 wait "$pid_usb" 2>/dev/null
+echo ping >&"${IDLE[1]}"
+read -r -t 10 rtt <&"${IDLE[0]}"
+check "its TCP connection held across garage mode answers (not reset)" test "${rtt%% *}" = rtt
+
+echo "an emergency call goes through garage mode"
+check "garage on" tetherctl garage on
+check "  the phone is refused" curl_refused tp-wifi 203.0.113.10
+check "the phones' session becomes the emergency" tetherctl emergency phones on
+check "  the phone reaches the internet" eventually 3 nsx tp-wifi curl -sf -o /dev/null --max-time 2 http://203.0.113.10/
+check "the emergency ends" tetherctl emergency phones off
+check "  the phone is refused again" eventually 3 curl_refused tp-wifi 203.0.113.10
+check "garage off" tetherctl garage off
 
 echo "the vehicle in use"
 check "vehicle-in-use true" tetherctl vehicle-in-use true
@@ -116,6 +135,8 @@ check "  garage mode ended" test "$(vehicle "['garage']")" = False
 check "  the Wi-Fi port is on again" eventually 3 wifi_admin up
 nsx tp-wifi ip route replace default via 192.168.50.1 2>/dev/null
 check "  and the phone reaches the internet" eventually 10 nsx tp-wifi curl -sf -o /dev/null --max-time 2 http://203.0.113.10/
+exec {IDLE[1]}>&-
+wait "$IDLE_PID" 2>/dev/null
 kill "$events_pid" 2>/dev/null
 measure "vehicle_state events" "$(grep -c '"vehicle_state"' "$TP_LAB_DIR/events.txt")"
 

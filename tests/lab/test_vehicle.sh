@@ -80,6 +80,10 @@ check "suspend answers, the flows handed back" test "$(reply suspend.json "d['fl
 check "  with the accounting saved" test "$(reply suspend.json "d['usage_saved']")" = True
 check "  none offloaded now" test "$(json "d['total']" flows)" = 0
 check "  status says suspended" test "$(json "d['vehicle']['suspended']" status)" = True
+check "  status answers" test "$(json "d['vehicle']['suspended']" status)" = True
+check "  a reload waits for resume (illegal_state)" expect_error illegal_state reload
+kill -HUP "$TP_PID"
+check "  and so does SIGHUP's" eventually 2 grep -q "reload refused while suspended" "$TP_LOG"
 s0=$(switches); sleep 3; s1=$(switches)
 measure "the daemon's context switches in 3 s suspended (wake-ups)" "$((s1 - s0))"
 check "no wake-ups while suspended" test "$((s1 - s0))" -eq 0
