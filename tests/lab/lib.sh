@@ -246,6 +246,20 @@ kernel_packets() {
 seen() { nsx tp-net nft list counter inet tp_lab_seen "$1" | awk '/packets/ {print $2}'; }
 grows() { local a; a=$(seen "$1"); sleep 1; [ "$(seen "$1")" -gt "$a" ]; }
 
+# An echo server on the internet side (tools/hold_server.py) for an idle TCP connection that a
+# test holds as the coprocess IDLE (tools/idle_echo.py): idle_server, then idle_exchange, which
+# prints "rtt MS" or "dead".
+idle_server() {
+  nsx tp-net python3 "$LAB_ROOT/tests/lab/tools/hold_server.py" 203.0.113.10 9000 &
+  eventually 5 sh -c "ip netns exec tp-net ss -ltn | grep -q '203.0.113.10:9000'"
+}
+idle_exchange() {
+  local reply=dead
+  echo ping >&"${IDLE[1]}"
+  read -r -t 10 reply <&"${IDLE[0]}"
+  echo "$reply"
+}
+
 # Two 30 s UDP transfers of the multi-uplink suites: the wifi client's to 203.0.113.10 (pid_wifi),
 # the usb client's from 203.0.113.11 (pid_usb; iperf3's report in usb-iperf.json); both_offloaded
 # tells when the fast path carries both.

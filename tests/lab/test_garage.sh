@@ -59,10 +59,8 @@ curl_refused() {  # refused at once (ICMP administratively prohibited), not time
 }
 
 echo "garage mode: the head unit's download goes on, the phone's upload is held"
-TOOLS=$LAB_ROOT/tests/lab/tools
-nsx tp-net python3 "$TOOLS/hold_server.py" 203.0.113.10 9000 &
-check "the echo server listens" eventually 5 sh -c "ip netns exec tp-net ss -ltn | grep -q '203.0.113.10:9000'"
-coproc IDLE { nsx tp-wifi python3 "$TOOLS/idle_echo.py" 203.0.113.10 9000; }
+check "the echo server listens" idle_server
+coproc IDLE { nsx tp-wifi python3 "$LAB_ROOT/tests/lab/tools/idle_echo.py" 203.0.113.10 9000; }
 read -r -t 10 line <&"${IDLE[0]}"
 check "the phone holds a TCP connection too" test "$line" = open
 two_transfers  # the phone (wifi) uploads to .10, the head unit (usb) downloads from .11
@@ -94,8 +92,7 @@ check "and is offloaded again" eventually 5 flow_carries "203.0.113.10:5201 " or
 wait "$pid_wifi"
 check "the phone's iperf3 ended well" test $? -eq 0
 wait "$pid_usb" 2>/dev/null
-echo ping >&"${IDLE[1]}"
-read -r -t 10 rtt <&"${IDLE[0]}"
+rtt=$(idle_exchange)
 check "its TCP connection held across garage mode answers (not reset)" test "${rtt%% *}" = rtt
 
 echo "an emergency call goes through garage mode"

@@ -60,10 +60,8 @@ check "and offloads again" eventually 4 flow_carries "203.0.113.10:5201 " orig 3
 wait "$iperf_pid"
 
 echo "suspend and resume under an idle connection"
-TOOLS=$LAB_ROOT/tests/lab/tools
-nsx tp-net python3 "$TOOLS/hold_server.py" 203.0.113.10 9000 &
-check "the echo server listens" eventually 5 sh -c "ip netns exec tp-net ss -ltn | grep -q '203.0.113.10:9000'"
-coproc IDLE { nsx tp-wifi python3 "$TOOLS/idle_echo.py" 203.0.113.10 9000; }
+check "the echo server listens" idle_server
+coproc IDLE { nsx tp-wifi python3 "$LAB_ROOT/tests/lab/tools/idle_echo.py" 203.0.113.10 9000; }
 read -r -t 10 line <&"${IDLE[0]}"
 check "an idle connection is open" test "$line" = open
 idle_offloaded() { test "$(json "any(f['dport'] == 9000 for f in d['flows'])" flows)" = True; }
@@ -91,8 +89,7 @@ check "a second suspend is illegal_state" expect_error illegal_state suspend
 check "the vehicle's states wait for resume (illegal_state)" expect_error illegal_state vehicle-in-use true
 t0=$(now_ms)
 tetherctl --json resume >"$TP_LAB_DIR/resume.json" 2>&1
-echo ping >&"${IDLE[1]}"
-read -r -t 10 rtt <&"${IDLE[0]}"
+rtt=$(idle_exchange)
 t1=$(now_ms)
 measure "resume reply" "$(tr -d '\n ' <"$TP_LAB_DIR/resume.json")"
 check "resume answers, the flows offloaded again" test "$(reply resume.json "d['flows_offloaded'] >= 1")" = True
