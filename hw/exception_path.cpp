@@ -98,12 +98,7 @@ void ExceptionPath::run() {
   uint32_t empty = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     if (suspended_.load(std::memory_order_relaxed)) {
-      // Re-checked after announcing the sleep (doorbell.hpp's Dekker pair): no lost resume.
-      doorbell.announce();
-      if (suspended_.load(std::memory_order_relaxed) && !stop_.load(std::memory_order_relaxed))
-        doorbell.wait_rung();
-      else
-        doorbell.cancel();
+      doorbell.sleep_while(suspended_, stop_);
       continue;
     }
     bool moved = false;

@@ -255,14 +255,12 @@ PolicyConfig ControlPlane::policy_from(const conf::Config& cfg) const {
         if (auto it = p.ports.find(rtnl_->ifindex(u.iface)); it != p.ports.end())
           it->second.emergency_only = true;
   }
-  for (std::size_t j = 0; vehicle_.garage() && set && j < set->sessions().size(); ++j) {
-    const auto& names = vehicle_.config().garage_sessions;
+  if (const auto passing = garage_passing(); passing && set) {
     p.garage = true;
     p.garage_mask = cfg.routing.session_mark_mask;
-    // An emergency call goes through, remote task or not.
-    if (std::find(names.begin(), names.end(), set->sessions()[j].name) != names.end() ||
-        set->sessions()[j].name == emergency_)
-      p.garage_marks.push_back(conf::mark_value(set->slot(j), p.garage_mask));
+    for (std::size_t j = 0; j < set->sessions().size(); ++j)
+      if (passing->count(set->sessions()[j].name))
+        p.garage_marks.push_back(conf::mark_value(set->slot(j), p.garage_mask));
   }
   return p;
 }
@@ -443,8 +441,7 @@ void ControlPlane::adopt(conf::Config next) {
   roles_changed();  // protocols, marks
   if (offloading_ && cfg_.offload.keepalive_interval_s != previous.offload.keepalive_interval_s)
     schedule_keepalive();  // replaces the pending wait
-  if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s && !vehicle_.suspended())
-    schedule_persist();
+  if (cfg_.limits.persist_interval_s != previous.limits.persist_interval_s) schedule_persist();
   if (cfg_.vehicle != previous.vehicle) {
     const bool was_garage = vehicle_.garage();
     if (vehicle_.ports_off()) switch_silent_ports(false);  // the new list decides
@@ -523,6 +520,7 @@ void ControlPlane::set_emergency(const std::string& session, bool active) {
     throw api::ApiError("busy", "session '" + *emergency_ + "' is the active emergency");
   if (active == (emergency_ == session)) return;
   emergency_ = active ? std::optional<std::string>(session) : std::nullopt;
+  if (monitor_ && vehicle_.garage()) monitor_->set_garage(garage_passing());
   monitor_->set_emergency(emergency_);
   redecide_all();
   publish(Json{{"event", "emergency"}, {"session", session}, {"active", active}});

@@ -129,6 +129,7 @@ class ControlPlane : private OffloadHost {
   // What a change of the vehicle's states means for forwarding, then its event.
   void vehicle_changed(const std::string& what, bool was_garage, bool was_off);
   Json publish_vehicle(const std::string& changed, const Json& details);
+  std::optional<std::set<std::string>> garage_passing() const;
   void switch_silent_ports(bool off);
   void watch_silent_mode();  // (again, after a reload that changed the file)
   // The dataplane's link poll, then an event for each port whose admin state or carrier changed.

@@ -74,8 +74,8 @@ void ControlPlane::shutdown_cancel() {
 }
 
 Json ControlPlane::set_vehicle_state(const std::string& what, bool value) {
+  // (While suspended the API refuses it before it gets here.)
   const std::string op = what == "in_use" ? "set_vehicle_in_use" : "set_garage";
-  if (vehicle_.suspended()) throw api::ApiError("illegal_state", op + ": suspended (resume first)");
   const bool was_garage = vehicle_.garage(), was_off = vehicle_.ports_off();
   const std::string why =
       what == "in_use" ? vehicle_.set_in_use(value) : vehicle_.set_garage(value);
@@ -96,10 +96,7 @@ void ControlPlane::silent_changed(bool silent) {
 void ControlPlane::vehicle_changed(const std::string& what, bool was_garage, bool was_off) {
   const bool garage = vehicle_.garage();
   if (garage != was_garage || (garage && what == "configuration")) {
-    const auto& names = vehicle_.config().garage_sessions;
-    if (monitor_)
-      monitor_->set_garage(garage ? std::optional(std::set<std::string>(names.begin(), names.end()))
-                                  : std::nullopt);
+    if (monitor_) monitor_->set_garage(garage_passing());
     redecide_all();
   }
   if (vehicle_.ports_off() != was_off) switch_silent_ports(vehicle_.ports_off());
@@ -108,6 +105,16 @@ void ControlPlane::vehicle_changed(const std::string& what, bool was_garage, boo
                 << (e["in_use"].is_null() ? std::string("unknown") : e["in_use"].dump())
                 << ", garage " << (garage ? "on" : "off") << ", silent "
                 << (vehicle_.silent() ? "on" : "off");
+}
+
+// Whose traffic crosses the uplinks in garage mode (none: not in garage mode): the remote task's
+// sessions, and an emergency call, remote task or not.
+std::optional<std::set<std::string>> ControlPlane::garage_passing() const {
+  if (!vehicle_.garage()) return std::nullopt;
+  const auto& names = vehicle_.config().garage_sessions;
+  std::set<std::string> passing(names.begin(), names.end());
+  if (emergency_) passing.insert(*emergency_);
+  return passing;
 }
 
 // The vehicle_state event: the state after the change, and the details of the change.
@@ -126,8 +133,9 @@ void ControlPlane::switch_silent_ports(bool off) {
   std::vector<std::string> names;
   if (off) {
     for (const std::string& name : vehicle_.config().silent_ports)
-      for (std::size_t i = 0; i < cfg_.ports.size(); ++i)
-        if (cfg_.ports[i].name == name && rt_.link_state(i).admin) names.push_back(name);
+      if (const conf::PortConfig* p = cfg_.port(name);
+          p && rt_.link_state(p - cfg_.ports.data()).admin)
+        names.push_back(name);
     silent_switched_ = names;
   } else {
     names.swap(silent_switched_);
@@ -156,8 +164,8 @@ void ControlPlane::watch_silent_mode() {
 
 // The box is about to sleep: the accounting is saved, every flow goes back to the kernel (which
 // keeps the connections; their timeouts are the kernel's), and nothing of the daemon runs until
-// resume: no timer, no probe, no keepalive, the DPDK workers asleep. Only the API's socket (and
-// the kernel's netlink events, were any to come) can wake the loop.
+// resume: no timer, no probe, no keepalive, no kernel event, the DPDK workers asleep (docs/api.md,
+// "suspend", lists what can still wake the loop).
 Json ControlPlane::suspend() {
   if (vehicle_.suspended()) throw api::ApiError("illegal_state", "suspend: already suspended");
   // Prepared, the flows are where the power-down wants them (the kernel engine may keep them

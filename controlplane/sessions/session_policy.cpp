@@ -83,6 +83,14 @@ std::string set_bits(const char* what, uint32_t mask, uint32_t value) {
   return std::string(what) + " mark set " + what + " mark and " + hex(~mask) + " or " + hex(value);
 }
 
+// An nft set's elements: "a", "b" (names not there now, empty, left out).
+std::string quoted_names(const std::vector<std::string>& names) {
+  std::string set;
+  for (const auto& n : names)
+    if (!n.empty()) set += (set.empty() ? "\"" : ", \"") + n + "\"";
+  return set;
+}
+
 }  // namespace
 
 std::string session_table(const ClassifierPlan& p) {
@@ -93,8 +101,7 @@ std::string session_table(const ClassifierPlan& p) {
   if (sessions && p.emergency_slot && !p.cellular_ifaces.empty()) {
     // Held, not torn down: every other connection's packets across a cellular uplink are
     // dropped, both ways, while their conntrack entries live on.
-    std::string set;
-    for (const auto& i : p.cellular_ifaces) set += (set.empty() ? "\"" : ", \"") + i + "\"";
+    const std::string set = quoted_names(p.cellular_ifaces);
     const std::string others = " ct mark and " + hex(p.session_mask) +
                                " != " + hex(conf::mark_value(*p.emergency_slot, p.session_mask)) +
                                " drop\n";
@@ -105,9 +112,7 @@ std::string session_table(const ClassifierPlan& p) {
   if (sessions && p.garage_slots) {
     // A remote task's sessions pass; the others' new connections across the uplinks are refused
     // (the client learns at once), their running ones held (dropped, conntrack entries live on).
-    std::string set;
-    for (const auto& i : p.uplink_ifaces)
-      if (!i.empty()) set += (set.empty() ? "\"" : ", \"") + i + "\"";
+    const std::string set = quoted_names(p.uplink_ifaces);
     t += "  chain garage {\n    type filter hook forward priority -10; policy accept;\n";
     for (std::size_t slot : *p.garage_slots)
       if (conf::mark_fits(slot, p.session_mask))

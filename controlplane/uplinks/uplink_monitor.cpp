@@ -274,8 +274,7 @@ void UplinkMonitor::classify() {
   if (garage_) {
     plan.garage_slots.emplace();
     for (std::size_t j = 0; j < plan.sessions.size(); ++j)
-      if (garage_->count(plan.sessions[j].name) || plan.sessions[j].name == emergency_)
-        plan.garage_slots->push_back(plan.slots[j]);  // an emergency call goes through too
+      if (garage_->count(plan.sessions[j].name)) plan.garage_slots->push_back(plan.slots[j]);
   }
   for (std::size_t j = 0; j < plan.sessions.size(); ++j)
     if (limited_.count(plan.sessions[j].name)) plan.limited_slots.push_back(plan.slots[j]);

@@ -55,21 +55,38 @@ class Doorbell {
     const timespec ts{static_cast<time_t>(timeout_us / 1000000),
                       static_cast<long>(timeout_us % 1000000) * 1000};
     ppoll(fds_.data(), fds_.size(), &ts, nullptr);
-    sleeping_.store(false, std::memory_order_relaxed);
-    uint64_t drained;
-    [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
+    woken();
   }
 
-  // Sleeps until rung, whatever the watched descriptors say (the box is suspended).
-  void wait_rung() {
-    pollfd bell{fd_, POLLIN, 0};
-    ppoll(&bell, 1, nullptr, nullptr);
-    sleeping_.store(false, std::memory_order_relaxed);
-    uint64_t drained;
-    [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
+  // Sleeps on the bell alone, whatever the watched descriptors say, for as long as `held` (the
+  // box is suspended) and not `stop`; the owner clears `held`, then rings. Both are checked
+  // again after announcing each sleep, so a ring in between is not lost. The sleeps it took.
+  unsigned sleep_while(const std::atomic<bool>& held, const std::atomic<bool>& stop) {
+    unsigned sleeps = 0;
+    auto holds = [&] {
+      return held.load(std::memory_order_relaxed) && !stop.load(std::memory_order_relaxed);
+    };
+    while (holds()) {
+      announce();
+      if (!holds()) {
+        cancel();
+        break;
+      }
+      pollfd bell{fd_, POLLIN, 0};
+      ppoll(&bell, 1, nullptr, nullptr);
+      woken();
+      ++sleeps;
+    }
+    return sleeps;
   }
 
  private:
+  void woken() {
+    sleeping_.store(false, std::memory_order_relaxed);
+    uint64_t drained;
+    [[maybe_unused]] ssize_t r = read(fd_, &drained, sizeof drained);
+  }
+
   int fd_;
   std::vector<pollfd> fds_;  // the eventfd first, then the watched descriptors
   std::atomic<bool> sleeping_{false};

@@ -134,20 +134,11 @@ void Worker::idle_sleep(uint32_t& backoff_us) {
   backoff_us = std::min(backoff_us * 2, cfg_.idle_sleep_max_us);
 }
 
-// Suspended: offline, asleep on the doorbell alone, until resumed or stopped. The flag is checked
-// again after announcing the sleep (the Dekker pair of doorbell.hpp), so a resume cannot be lost.
+// Suspended: offline, asleep on the doorbell alone, until resumed or stopped.
 void Worker::suspend_sleep(const std::atomic<bool>& stop) {
   flush_all();
   rte_rcu_qsbr_thread_offline(qsv_, cfg_.id);
-  while (suspended.load(std::memory_order_relaxed) && !stop.load(std::memory_order_relaxed)) {
-    doorbell.announce();
-    if (!suspended.load(std::memory_order_relaxed) || stop.load(std::memory_order_relaxed)) {
-      doorbell.cancel();
-      break;
-    }
-    doorbell.wait_rung();
-    stats.sleeps.add(1);
-  }
+  stats.sleeps.add(doorbell.sleep_while(suspended, stop));
   rte_rcu_qsbr_thread_online(qsv_, cfg_.id);
 }
 
