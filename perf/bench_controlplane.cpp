@@ -9,6 +9,10 @@
 //    interfaces in a private network namespace, root), then every flow decided again as after a
 //    route or rule change: the time until the fast path agrees with the kernel again; with the
 //    lookups batched (the daemon's way) and one round trip per lookup, side by side.
+//  - BM_SessionReset: a policy update's removal of a session's N offloaded flows from the DPDK
+//    engine (FlowManager::take_where: the flows picked, their last counters read and attributed
+//    to the per-client statistics, both directions removed), the control thread's part of the
+//    10,000-flow update (docs/sessions.md), on its own, without the kernel's flush beside it.
 #include <benchmark/benchmark.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
@@ -31,6 +35,7 @@
 #include "fake_kernel.hpp"
 #include "flow_manager.hpp"
 #include "rtnl_mirror.hpp"
+#include "traffic_stats.hpp"
 
 namespace tp::test {
 namespace {
@@ -292,6 +297,32 @@ BENCHMARK(BM_RouteChange)
     ->Args({10000, 1})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+void BM_SessionReset(benchmark::State& state) {
+  init_eal(2048);
+  const auto n = static_cast<uint32_t>(state.range(0));
+  double pick_all_ms = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    Fixture fx(n);
+    for (const auto& msg : fx.events) {
+      CtEntry e;
+      parse_conntrack(reinterpret_cast<const nlmsghdr*>(msg.data()), e);
+      fx.fm->upsert(e);
+    }
+    TrafficStats traffic;
+    traffic.set_scene({{{"modem0", false}, {"wifi0", true}, {"usb0", true}}, 0, {}, {}});
+    fx.fm->on_removed = [&](const FlowView& v) { traffic.flow_removed(v); };
+    state.ResumeTiming();
+    const auto t0 = Clock::now();
+    const auto taken = fx.fm->take_where([](const CtEntry&, int) { return true; });
+    pick_all_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (taken.size() != n) state.SkipWithError("not every flow was taken");
+  }
+  state.counters["flows"] = n;
+  state.counters["us_per_flow"] = pick_all_ms * 1000 / n;
+}
+BENCHMARK(BM_SessionReset)->Arg(10000)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 }  // namespace tp::test

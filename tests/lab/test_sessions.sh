@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# Sessions: per-client policy over the two uplinks tetherpath manages. The shared table prefers
-# the modem; the wifi client's session (by its MAC) may use only the phone, the usb client's (by
-# its address) only the modem. Each client's upload leaves by its session's uplink (seen from
-# tp-net), both offloaded. Policy updates during transfers: the usb client's session moves to the
-# phone with `existing_flows: reset` (nothing with the modem's address leaves after
-# policy_applied; the wifi client's transfer, captured where it leaves the box, loses nothing and
-# its delay through the box is measured); the wifi client's moves to the modem
-# with `keep` (its running transfer stays on the phone, offloaded; its new connections take the
-# modem). A reload makes the usb client's session `local`: the internet refused to it, the wifi
-# client still reached. Bad policies (an unknown uplink, two sessions with one selector and one
-# priority) are refused and change nothing. Then: sessions through the API, emergency,
-# statistics against a capture, a session's data limit (and its usage across a restart), and a
-# session for the box's own application by its socket's owner.
+# Sessions: per-client policy over the two uplinks tetherpath manages. The shared table prefers the
+# modem; the wifi client's session (by its MAC) may use only the phone, the usb client's (by its
+# address) only the modem. Each client's upload leaves by its session's uplink (seen from tp-net),
+# both offloaded. Policy updates during transfers: the usb client's session moves to the phone with
+# `existing_flows: reset` (nothing with the modem's address leaves after policy_applied, nor any of
+# its IPv6 upload by the modem; the wifi client's transfer, captured where it leaves the box, loses
+# nothing and its delay through the box is measured); the wifi client's moves to the modem with
+# `keep` (its running transfer stays on the phone, offloaded; its new connections take the modem). A
+# reload makes the usb client's session `local`: the internet refused to it, the wifi client still
+# reached. Bad policies (an unknown uplink, two sessions with one selector and one priority) are
+# refused and change nothing. Then: sessions through the API, emergency, statistics against a
+# capture, a session's data limit (and its usage across a restart), and a session for the box's own
+# application by its socket's owner.
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
 CONFIG=$(phone_config managed)
 cat >>"$CONFIG" <<'YAML'
 uplinks:
-  - {name: modem, iface: modem0, kind: cellular, metric: 10, ipv4_addr: 100.64.0.2, ipv4_gateway: 100.64.0.1}
+  - {name: modem, iface: modem0, kind: cellular, metric: 10, ipv4_addr: 100.64.0.2, ipv4_gateway: 100.64.0.1,
+     ipv6_gateways: ['2001:db8:100::1'], ipv6_prefixes: ['2001:db8:50::/64', '2001:db8:60::/64']}
   - {name: phone, iface: phone0, kind: wifi, metric: 20, ipv4_addr: 100.65.0.2, ipv4_gateway: 100.65.0.1}
 routing:
   manage: true
@@ -30,7 +31,7 @@ sessions:
     uplinks: [phone]
     existing_flows: keep
   - name: head_unit
-    match: {addresses: [192.168.60.10/32]}
+    match: {addresses: [192.168.60.10/32, '2001:db8:60::ff:fe60:10/128']}
     uplinks: [cellular]
 YAML
 # API roles: users may connect and read, staff may control, dialout may also call emergencies.
@@ -49,6 +50,7 @@ table inet tp_lab_seen {
   counter modem_wifi {}
   counter box_by_phone {}
   counter box_by_modem {}
+  counter modem_usb6 {}
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
@@ -61,6 +63,7 @@ table inet tp_lab_seen {
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name wifi_new_by_modem
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name box_by_phone
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name box_by_modem
+    udp dport 5304 iifname "tp-net-modem" ip6 saddr 2001:db8:60::ff:fe60:10 counter name modem_usb6
   }
 }
 NFT
@@ -136,6 +139,14 @@ wait "$pid_flows" "$pid_wifi" "$pid_usb" 2>/dev/null
 servers 5303
 uploads 12 5303
 check "both uploads are offloaded again" eventually 8 uploads_offloaded 5303
+# And an IPv6 upload of the usb client by the modem (routed, not translated: the uplink's mark,
+# not a NAT address, says where it runs); the phone has no IPv6, so the session's new IPv6
+# connections have no way out after the update.
+nsx tp-net iperf3 -s -D -B 2001:db8:ffff::10 -p 5304 --logfile "$TP_LAB_DIR/iperf3-v6-5304.log"
+sleep 0.3
+nsx tp-usb timeout 45 iperf3 -c 2001:db8:ffff::10 -p 5304 -u -b 2M -t 12 >/dev/null 2>&1 &
+check "the usb client's IPv6 upload is offloaded" eventually 8 flow_carries "2001:db8:ffff::10:5304" orig 100
+check "and leaves by the modem" grows modem_usb6
 # The other session's upload, as it arrives by the phone, in the second of the update against
 # the second before: how long its packets took through the box (a forwarding stall), and its
 # longest silence (that also counts its sender starved of CPU on a two-core machine).
@@ -148,8 +159,9 @@ cp "$CONFIG" "$CONFIG.first"
 update_t0=$(date +%s.%N)
 update_policy '    uplinks: [cellular]' '    uplinks: [phone]'
 at_applied=$(seen modem_usb)
-check "its connections were reset" test "$(status_json "d['session_connections_reset']")" -ge 10001
-measure "policy update resetting 10,001 offloaded connections, applied in (ms), by step" \
+at_applied6=$(seen modem_usb6)
+check "its connections were reset" test "$(status_json "d['session_connections_reset']")" -ge 10002
+measure "policy update resetting 10,002 offloaded connections (one IPv6), applied in (ms), by step" \
   "$(grep '"policy_applied"' "$TP_LAB_DIR/events.txt" | tail -1 | python3 -c 'import json, sys; e = json.load(sys.stdin); print(e["applied_ms"], json.dumps(e["steps_ms"]))')"
 sleep 1
 kill -INT "$tcpdump_other"
@@ -164,6 +176,10 @@ measure "the other session's upload, longest delay through the box beyond its le
 measure "the other session's upload, longest silence, the second before / of the update (ms)" \
   "$(stall_field before_gap_ms) / $(stall_field during_gap_ms)"
 check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
+check "its IPv6 upload left the fast path" flow_gone "2001:db8:ffff::10:5304"
+check "and nothing of it left by the modem after policy_applied" test "$(seen modem_usb6)" -eq "$at_applied6"
+check "its conntrack entry is gone, no new one (no IPv6 way out by the phone)" \
+  sh -c "! ip netns exec tp-box conntrack -L -f ipv6 -p udp --dport 5304 2>/dev/null | grep -q 5304"
 check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
 check "seen there with the phone's address" test "$(seen usb_new_by_phone)" -gt 0
 wait "$pid_wifi" 2>/dev/null
