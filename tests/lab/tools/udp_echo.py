@@ -10,6 +10,10 @@
       from source port SPORT, sends N datagrams of random bytes of each SIZE one at a time and
       waits for each echo. One line per size: "SIZE ok|lost|corrupt N/COUNT". Exit status 0 only
       if every echo came back intact.
+  udp_echo.py idle ADDR PORT SPORT SECONDS COUNT
+      from source port SPORT, COUNT times: stay silent for SECONDS, then time one small
+      datagram's echo (the first packet after idleness). Prints "rtt MS" per exchange, then
+      "median MS"; exit status 0 only if every echo came back.
 """
 import os
 import select
@@ -77,6 +81,18 @@ def main(argv):
                 print("warm-up echo lost", flush=True)
                 return 1
             time.sleep(0.2)
+        return 0
+    if mode == "idle":
+        rtts = []
+        for _ in range(int(argv[6])):
+            time.sleep(float(argv[5]))
+            t0 = time.perf_counter()
+            if exchange(s, dest, b"idle") != "ok":
+                print("lost", flush=True)
+                return 1
+            rtts.append((time.perf_counter() - t0) * 1000)
+            print(f"rtt {rtts[-1]:.3f}", flush=True)
+        print(f"median {sorted(rtts)[len(rtts) // 2]:.3f}", flush=True)
         return 0
     args = argv[5:]
     count = 1
