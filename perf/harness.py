@@ -8,6 +8,7 @@ side.
     python3 perf/harness.py [--smoke] [--out DIR] [--cases 1k/64/4,64k/imix/6,...]
                             [--systems kernel,tc,xdp,dpdk-af_packet,dpdk-af_xdp,testpmd-af_xdp]
                             [--backend af_xdp|af_packet] [--duration S] [--trials K]
+    python3 perf/harness.py --one-cpu [--cases ...] [--systems kernel,tc,xdp] [--duration S]
 
 Topology: namespace tpp-gen holds the generator (perf/tpgen, DPDK on --backend, lcore 0); its
 veth gen-down is the tethered clients' side, gen-up the internet's. Namespace tpp-box is the
@@ -24,6 +25,16 @@ packet at 90 % of the PDR (kernel, tc, xdp: core 1's non-idle time, i.e. system,
 time and NAPI threads alike; the DPDK engine: its worker's busy cycles), and for tc and xdp also at
 the kernel's rate of the same case. For the daemon the offload setup rate (flows per second from
 the packet that makes conntrack assure them to the flow in the fast path).
+
+--one-cpu measures the in-kernel systems' own cost per packet by difference instead (the method
+of the perf notes): the generator, the box's NAPI threads and everything else on core 0, the
+generator sending as fast as it can (core 0 saturated: the generator busy-polls), cycles per
+packet the generator got back = TSC rate / packets per second received; minus the same for the
+generator alone, its frames dropped where they enter the box (at ingress on box-down), per frame
+that entered. What is left is the box's forwarding plus the generator's receiving of a forwarded
+frame, the latter the same for every system. Cross-core wake-ups, which cost thousands of cycles
+per packet on this VM and hide the engines' differences on two cores, are gone. Writes
+results-one-cpu.json and .md.
 
 Writes results.json, results.md and PNG plots (gnuplot) to --out (default perf/results), and
 prints the Markdown. --smoke runs one short case through the kernel, the XDP hook, the DPDK engine
@@ -67,6 +78,8 @@ BACKEND = "af_xdp"  # --backend: the generator's sockets (and what "tetherpath"/
 # A search whose result is within this fraction of what the generator could offer did not find
 # the system's limit, only the generator's.
 GEN_LIMIT = 0.97
+BOX_CORE = 1  # where the box's receive runs; --one-cpu: 0, with the generator
+ONE_CPU_SYSTEMS = ("kernel",) + ("tc", "xdp")
 
 
 def vdev(index, iface, backend=None):
@@ -156,9 +169,9 @@ table inet tpp_filter {{
 """
         nsx(BOX, "nft -f -", input=rules)
 
-    def napi_on_core1(self):
+    def napi_on_box_core(self):
         """The in-kernel systems (kernel, tc, xdp) receive on the box's veths in NAPI threads
-        pinned to core 1: one mechanism all three can use (RPS, which steered the kernel before,
+        pinned to core 1 (--one-cpu: 0): one mechanism all three can use (RPS, which steered the kernel before,
         comes after XDP), and the generator hands a frame to a veth with NAPI by putting it in a
         ring, where RPS cost it an enqueue and an interrupt to core 1 per batch. GRO gives a veth
         NAPI (and does not merge forwarded UDP)."""
@@ -166,7 +179,7 @@ table inet tpp_filter {{
             nsx(BOX, f"ethtool -K {dev} gro on")
             nsx(BOX, f"sh -c 'echo 1 > /sys/class/net/{dev}/threaded'")
             nsx(BOX, f"sh -c 'echo 0 > /sys/class/net/{dev}/queues/rx-0/rps_cpus'")
-        wait_for(lambda: pin_napi(("box-down", "box-up"), 1) == 2, 10, "the box veths' NAPI threads")
+        wait_for(lambda: pin_napi(("box-down", "box-up"), BOX_CORE) == 2, 10, "the box veths' NAPI threads")
 
     def raw_ports(self):
         """box-down/box-up belong to a DPDK process: no address, drop in the kernel."""
@@ -278,12 +291,12 @@ class Forwarder:
         self.topo.clear_box()
         if self.name == "kernel":
             self.topo.kernel_side("box-down", "box-up")
-            self.topo.napi_on_core1()
+            self.topo.napi_on_box_core()
         elif self.name in KERNEL_ENGINE:
             # The kernel keeps its whole configuration on the box's veths; the daemon offloads
             # established flows into the programs on those same veths.
             self.topo.kernel_side("box-down", "box-up")
-            self.topo.napi_on_core1()
+            self.topo.napi_on_box_core()
             ensure_bpffs()
             self.run_daemon(f"""dataplane: {{engine: kernel}}
 kernel_engine: {{bpffs: {BPFFS}, keep_forwarding_on_exit: false}}
@@ -296,7 +309,8 @@ ports:
             if any(h != self.name for h in self.hooks.values()):
                 raise RuntimeError(f"{self.name}: the ports run {self.hooks} (tetherctl ports)")
             # Attaching XDP may have restarted the NAPI: pin what runs now.
-            wait_for(lambda: pin_napi(("box-down", "box-up"), 1) == 2, 10, "the box veths' NAPI threads")
+            wait_for(lambda: pin_napi(("box-down", "box-up"), BOX_CORE) == 2, 10,
+                     "the box veths' NAPI threads")
         elif self.name.startswith("dpdk-"):
             self.topo.raw_ports()
             b = backend_of(self.name)
@@ -407,53 +421,9 @@ def tpgen(mode, fam, flows, size, args, log_dir):
 
 def run_case(fw, case, opts, log_dir):
     flows_name, size, fam = case
-    flows = FLOWS[flows_name]
     began = time.monotonic()
-    out = {"system": fw.name, "flows": flows_name, "size": size, "family": fam, "generator": BACKEND}
-    if fw.hooks:
-        out["hooks"] = fw.hooks
-    # Every case starts from an empty conntrack table (and so an empty fast path).
-    nsx(BOX, "conntrack -F", check=False)
-    if fw.daemon:
-        wait_for(lambda: ctl("status")["flows"] == 0, 20, "the fast path to empty")
-    # For the daemon, watch the fast path fill while the warm-up runs: the offload setup rate is
-    # flows over the time from the assuring sweep to the last flow installed.
-    filled = {}
-    watching = fw.daemon
-
-    def watch():
-        while watching and "at" not in filled:
-            st = ctl("status")
-            if st and st["flows"] >= flows:
-                filled["at"] = time.time()
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    if watching:
-        watcher.start()
-    warm = {"assure_sweep_unix": time.time()}
-    try:
-        warm = tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
-        if watching:
-            try:
-                wait_for(lambda: "at" in filled, 30, "offload of every flow")
-            except RuntimeError:
-                # The kernel's slow path drops now and then under the warm-up's burst; a flow
-                # whose first packets were all lost is never assured. Its second chance is a
-                # second warm-up (the assuring sweep of the flows already offloaded is harmless).
-                tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
-                wait_for(lambda: "at" in filled, 30, "offload of every flow")
-    except RuntimeError:
-        pass
-    finally:
-        watching = False
-        if watcher.is_alive():
-            watcher.join()
-    if fw.daemon:
-        out["offloaded_flows"] = ctl("status")["flows"]
-        out["offload_setup_flows_per_s"] = (
-            round(flows / max(filled["at"] - warm["assure_sweep_unix"], 1e-3)) if "at" in filled else None)
-    res = tpgen("search", fam, flows, size,
+    out = warm_up(fw, case, log_dir)
+    res = tpgen("search", fam, FLOWS[flows_name], size,
                 f"--duration {opts.duration} --trials {opts.trials}", log_dir)
     out.update({k: res[k] for k in ("offered_max", "ndr", "pdr", "search_trials")})
     # The search starts at what the generator can offer: a result that reaches it is the
@@ -480,6 +450,167 @@ def run_case(fw, case, opts, log_dir):
         out["cycles_at_kernel_rate"] = cycles_at(fw, case, out["kernel_rate"], res["tsc_hz"], opts, log_dir)[0]
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
+
+
+def warm_up(fw, case, log_dir):
+    """Every flow through the kernel until it is assured and, with the daemon, offloaded."""
+    flows_name, size, fam = case
+    flows = FLOWS[flows_name]
+    # Every case starts from an empty conntrack table (and so an empty fast path).
+    nsx(BOX, "conntrack -F", check=False)
+    if fw.daemon:
+        wait_for(lambda: ctl("status")["flows"] == 0, 20, "the fast path to empty")
+    # For the daemon, watch the fast path fill while the warm-up runs: the offload setup rate is
+    # flows over the time from the assuring sweep to the last flow installed.
+    filled = {}
+    watching = fw.daemon
+
+    def watch():
+        while watching and "at" not in filled:
+            st = ctl("status")
+            if st and st["flows"] >= flows:
+                filled["at"] = time.time()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    if watching:
+        watcher.start()
+    warm = {"assure_sweep_unix": time.time()}
+    out = {"system": fw.name, "flows": flows_name, "size": size, "family": fam, "generator": BACKEND}
+    if fw.hooks:
+        out["hooks"] = fw.hooks
+    try:
+        warm = tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
+        if watching:
+            try:
+                wait_for(lambda: "at" in filled, 30, "offload of every flow")
+            except RuntimeError:
+                # The kernel's slow path drops now and then under the warm-up's burst; a flow
+                # whose first packets were all lost is never assured. Its second chance is a
+                # second warm-up (the assuring sweep of the flows already offloaded is harmless).
+                tpgen("warmup", fam, flows, size, "--rate 25000", log_dir)
+                wait_for(lambda: "at" in filled, 30, "offload of every flow")
+    except RuntimeError:
+        pass
+    finally:
+        watching = False
+        if watcher.is_alive():
+            watcher.join()
+    if fw.daemon:
+        out["offloaded_flows"] = ctl("status")["flows"]
+        out["offload_setup_flows_per_s"] = (
+            round(flows / max(filled["at"] - warm["assure_sweep_unix"], 1e-3)) if "at" in filled else None)
+    return out
+
+
+def saturated(fw, case, opts, log_dir):
+    """--one-cpu: the generator at full speed through the system, everything on core 0 (which the
+    generator's busy polling keeps saturated): cycles per packet the generator got back."""
+    flows_name, size, fam = case
+    began = time.monotonic()
+    out = warm_up(fw, case, log_dir)
+    f0 = kernel_forwarded(fam)
+    res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {opts.duration * 4}", log_dir)
+    t = res["trial"]
+    out.update({"tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"],
+                "sent_pps": round(t["tx"] / t["seconds"]), "received_pps": round(t["rx"] / t["seconds"]),
+                "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / t["rx"]) if t["rx"] else None})
+    rx = t["rx"]
+    out["fast_path_share"] = round(1 - min(kernel_forwarded(fam) - f0, rx) / rx, 4) if rx else None
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+def rx_packets(dev):
+    return json.loads(nsx(BOX, f"ip -s -j link show {dev}").stdout)[0]["stats64"]["rx"]["packets"]
+
+
+def generator_alone(topo, case, opts, log_dir):
+    """--one-cpu: what the generator and a frame's way into the box cost, per frame that entered:
+    its frames dropped at once where they enter the box (nftables' netdev ingress on box-down,
+    NAPI on core 0 as for the systems)."""
+    flows_name, size, fam = case
+    topo.clear_box()
+    topo.napi_on_box_core()
+    nsx(BOX, "nft -f -", input="""
+table netdev tpp_drop {
+  chain d { type filter hook ingress device "box-down" priority -500; policy drop; }
+}
+""")
+    try:
+        r0 = rx_packets("box-down")
+        res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {opts.duration * 4}", log_dir)
+        entered = rx_packets("box-down") - r0
+    finally:
+        topo.clear_box()
+    t = res["trial"]
+    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": BACKEND,
+            "tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"], "sent_pps": round(t["tx"] / t["seconds"]),
+            "entered_pps": round(entered / t["seconds"]),
+            "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / entered) if entered else None}
+
+
+def by_case(results):
+    """{case: {system: result}}, cases in the order they were run."""
+    out = {}
+    for r in results:
+        out.setdefault((r["flows"], r["size"], r["family"]), {})[r["system"]] = r
+    return out
+
+
+def report_checks(checks):
+    """--smoke: each check's verdict, the tally, the exit status."""
+    for name, ok in checks:
+        print(f"  {'ok   ' if ok else 'FAIL '} {name}")
+    failed = sum(1 for _, ok in checks if not ok)
+    print(f"perf_harness: {len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def run_doc(results):
+    return {"command": " ".join(["python3", "perf/harness.py"] + sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": f"{os.cpu_count()} cores, " + sh("uname -r", check=False).stdout.strip(),
+            "results": results}
+
+
+def one_cpu_markdown(results, opts):
+    lines = [f"One CPU (core 0: the generator, tpgen on DPDK {BACKEND}, busy-polling; the box's NAPI "
+             f"threads; the kernel engine's daemon), the generator at full speed, {opts.duration * 4:g} s "
+             f"per figure. All-in: TSC cycles per second over packets per second the generator got back "
+             f"(generator: per frame that entered the box, dropped there at ingress). Box: all-in "
+             f"minus the generator's, i.e. the box's forwarding plus the generator's receiving of a "
+             f"forwarded frame (the same for every system).", "",
+             "| case | generator cycles/frame | system | received Mpps | all-in cycles/pkt | box cycles/pkt "
+             "| box vs kernel | fast-path share | flows offloaded |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts = []
+    for case, systems in by_case(results).items():
+        gen = systems.get("generator")
+        base = gen["all_in_cycles"] if gen else None
+        name_case = f"{case[0]} flows, {case[1]} B, IPv{case[2]}"
+        kernel_box = None
+        for name in ONE_CPU_SYSTEMS:
+            r = systems.get(name)
+            if not r:
+                continue
+            box = r["all_in_cycles"] - base if base and r["all_in_cycles"] else None
+            r["box_cycles"] = box
+            if name == "kernel":
+                kernel_box = box
+            ratio = box / kernel_box if box and kernel_box and name != "kernel" else None
+            lines.append(f"| {name_case} | {base or '—'} | {name} | {r['received_pps'] / 1e6:.3f} | "
+                         f"{r['all_in_cycles'] or '—'} | {box or '—'} | "
+                         f"{f'{ratio:.2f}× (1/{1 / ratio:.1f})' if ratio else '—'} | "
+                         f"{r.get('fast_path_share')} | {r.get('offloaded_flows', '—')} |")
+            if name in TARGETS and ratio:
+                share = TARGETS[name][0]
+                verdicts.append(f"- {name_case}, {name}: box cycles {ratio:.2f}× the kernel's "
+                                f"({'met' if ratio <= share else 'NOT met'}: ≤ {share:.2f}×).")
+    if verdicts:
+        lines += ["", "Against the cycles targets (xdp ≤ 1/3 of the kernel's, tc ≤ 1/2), by difference "
+                  "on one CPU:", ""] + verdicts
+    return "\n".join(lines) + "\n"
 
 
 def kernel_forwarded(fam):
@@ -553,11 +684,8 @@ def markdown(results, opts):
              "| case | system | flows offloaded | offered max | NDR Mpps | PDR Mpps | NDR vs kernel | "
              "of ceiling (NDR) | cycles/pkt | cycles vs kernel | p50/p99/p99.9 µs @90% PDR |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    by_case = {}
-    for r in results:
-        by_case.setdefault((r["flows"], r["size"], r["family"]), {})[r["system"]] = r
     verdicts = []
-    for case, systems in by_case.items():
+    for case, systems in by_case(results).items():
         kernel = systems.get("kernel")
         name_case = f"{case[0]} flows, {case[1]} B, IPv{case[2]}"
         for name in SYSTEMS:
@@ -659,6 +787,62 @@ plot {using}
     return made
 
 
+def one_cpu_run(topo, systems, cases, opts, log_dir):
+    results, failures = [], []
+    for name in systems:
+        fw = Forwarder(name, topo, log_dir)
+        try:
+            try:
+                fw.start()
+            except RuntimeError as e:
+                failures.append(f"{name}: {e} (logs in {log_dir})")
+                continue
+            for case in cases:
+                try:
+                    r = saturated(fw, case, opts, log_dir)
+                except RuntimeError as e:
+                    failures.append(f"{name} {case}: {e} (logs in {log_dir})")
+                    continue
+                print(f"  {name:10s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]} ({r['seconds']:.0f} s): "
+                      f"{r['received_pps'] / 1e6:.3f} Mpps on one core, {r['all_in_cycles']} cycles/pkt all in",
+                      flush=True)
+                results.append(r)
+        finally:
+            fw.stop()
+    for case in cases:
+        try:
+            r = generator_alone(topo, case, opts, log_dir)
+        except RuntimeError as e:
+            failures.append(f"generator alone {case}: {e} (logs in {log_dir})")
+            continue
+        print(f"  generator  {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: {r['entered_pps'] / 1e6:.3f} Mpps "
+              f"into the box, {r['all_in_cycles']} cycles/frame", flush=True)
+        results.append(r)
+    md = one_cpu_markdown(results, opts)  # adds box_cycles to the results
+    doc = run_doc(results)
+    with open(os.path.join(opts.out, "results-one-cpu.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    with open(os.path.join(opts.out, "results-one-cpu.md"), "w") as f:
+        f.write(f"Command: `{doc['command']}` ({doc['date']}, {doc['machine']})\n\n" + md)
+    print(md)
+    print(f"results: {opts.out}/results-one-cpu.json, results-one-cpu.md")
+    if opts.smoke:
+        checks = [(f, False) for f in failures]
+        by = {r["system"]: r for r in results}
+        checks.append(("the generator alone: its frames entered the box",
+                       "generator" in by and (by["generator"]["all_in_cycles"] or 0) > 0))
+        for s in systems:
+            checks.append((f"{s}: forwarded on one core", s in by and by[s]["received_pps"] > 0))
+            checks.append((f"{s}: costs more than the generator alone", s in by and (by[s].get("box_cycles") or 0) > 0))
+            if s in KERNEL_ENGINE:
+                checks.append((f"{s}: the fast path carried the measured traffic",
+                               s in by and (by[s].get("fast_path_share") or 0) >= 0.99))
+        return report_checks(checks)
+    for f in failures:
+        print(f)
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true")
@@ -671,17 +855,26 @@ def main():
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--backend", choices=["af_packet", "af_xdp"], default="af_xdp",
                     help="the generator's ports (AF_XDP offers ~1.5x what AF_PACKET can)")
+    ap.add_argument("--one-cpu", action="store_true",
+                    help="the in-kernel systems' own cost per packet by difference, all on one core")
     opts = ap.parse_args()
-    global BACKEND
+    global BACKEND, BOX_CORE
     BACKEND = opts.backend
+    if opts.one_cpu:
+        BOX_CORE = 0
+        if opts.systems == ",".join(DEFAULT_SYSTEMS):
+            opts.systems = ",".join(ONE_CPU_SYSTEMS)
     alias = {"tetherpath": f"dpdk-{BACKEND}", "ceiling": f"testpmd-{BACKEND}"}
     if opts.smoke:
         opts.cases, opts.duration, opts.trials = "1k/64/4", 0.3, 1
-        opts.systems = "kernel,xdp,tetherpath,ceiling"
+        opts.systems = ",".join(ONE_CPU_SYSTEMS) if opts.one_cpu else "kernel,xdp,tetherpath,ceiling"
     systems = [alias.get(s, s) for s in opts.systems.split(",")]
     for s in systems:
         if s not in SYSTEMS:
             raise SystemExit(f"harness: unknown system '{s}' (known: {', '.join(SYSTEMS)}, tetherpath, ceiling)")
+        if opts.one_cpu and s not in ONE_CPU_SYSTEMS:
+            raise SystemExit(f"harness: --one-cpu measures {', '.join(ONE_CPU_SYSTEMS)}, not '{s}' (a DPDK "
+                             "worker polls a core of its own)")
     if os.geteuid() != 0:
         print("SKIP perf harness: needs root (network namespaces)")
         return 0
@@ -697,6 +890,16 @@ def main():
     log_dir = tempfile.mkdtemp(prefix="tpp-")
     topo = Topology()
     results, failures = [], []
+    if opts.one_cpu:
+        try:
+            topo.up()
+            return one_cpu_run(topo, systems, cases, opts, log_dir)
+        except Exception as e:  # the topology still goes away
+            print(f"harness error: {e} (logs in {log_dir})")
+            return 1
+        finally:
+            topo.down()
+            release_bpffs()
     try:
         topo.up()
         for name in systems:
@@ -727,11 +930,7 @@ def main():
     finally:
         topo.down()
         release_bpffs()
-    doc = {"command": " ".join(["python3", "perf/harness.py"] + sys.argv[1:]),
-           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": f"{os.cpu_count()} cores, " +
-                      sh("uname -r", check=False).stdout.strip(),
-           "results": results}
+    doc = run_doc(results)
     with open(os.path.join(opts.out, "results.json"), "w") as f:
         json.dump(doc, f, indent=2)
     md = markdown(results, opts)
@@ -762,11 +961,7 @@ def main():
                            ceiling["pdr"] >= 0.6 * dpdk["pdr"]))
         for f in failures:
             checks.append((f, False))
-        for name, ok in checks:
-            print(f"  {'ok   ' if ok else 'FAIL '} {name}")
-        failed = sum(1 for _, ok in checks if not ok)
-        print(f"perf_harness: {len(checks) - failed} passed, {failed} failed")
-        return 1 if failed else 0
+        return report_checks(checks)
     for f in failures:
         print(f)
     return 1 if failures else 0

@@ -145,6 +145,7 @@ fi
 # (python3 perf/harness.py) stays out of the test command.
 if [ "$(id -u)" -eq 0 ]; then
   step "perf harness smoke" python3 perf/harness.py --smoke --out build-logs/perf-smoke
+  step "perf harness one-CPU smoke" python3 perf/harness.py --smoke --one-cpu --out build-logs/perf-smoke
 else
   echo "== perf harness smoke: skipped, needs root for network namespaces"
 fi
