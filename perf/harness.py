@@ -79,7 +79,7 @@ BACKEND = "af_xdp"  # --backend: the generator's sockets (and what "tetherpath"/
 # the system's limit, only the generator's.
 GEN_LIMIT = 0.97
 BOX_CORE = 1  # where the box's receive runs; --one-cpu: 0, with the generator
-ONE_CPU_SYSTEMS = ("kernel",) + ("tc", "xdp")
+ONE_CPU_SYSTEMS = ("kernel",) + KERNEL_ENGINE
 
 
 def vdev(index, iface, backend=None):
@@ -171,10 +171,10 @@ table inet tpp_filter {{
 
     def napi_on_box_core(self):
         """The in-kernel systems (kernel, tc, xdp) receive on the box's veths in NAPI threads
-        pinned to core 1 (--one-cpu: 0): one mechanism all three can use (RPS, which steered the kernel before,
-        comes after XDP), and the generator hands a frame to a veth with NAPI by putting it in a
-        ring, where RPS cost it an enqueue and an interrupt to core 1 per batch. GRO gives a veth
-        NAPI (and does not merge forwarded UDP)."""
+        pinned to core 1 (--one-cpu: 0): one mechanism all three can use (RPS, which steered the
+        kernel before, comes after XDP), and the generator hands a frame to a veth with NAPI by
+        putting it in a ring, where RPS cost it an enqueue and an interrupt to core 1 per batch.
+        GRO gives a veth NAPI (and does not merge forwarded UDP)."""
         for dev in ("box-down", "box-up"):
             nsx(BOX, f"ethtool -K {dev} gro on")
             nsx(BOX, f"sh -c 'echo 1 > /sys/class/net/{dev}/threaded'")
