@@ -179,6 +179,10 @@ table inet tpp_filter {{
             nsx(BOX, f"ethtool -K {dev} gro on")
             nsx(BOX, f"sh -c 'echo 1 > /sys/class/net/{dev}/threaded'")
             nsx(BOX, f"sh -c 'echo 0 > /sys/class/net/{dev}/queues/rx-0/rps_cpus'")
+        self.pin_box_napi()
+
+    def pin_box_napi(self):
+        """Pins the box veths' NAPI threads that run now (attaching XDP may restart them)."""
         wait_for(lambda: pin_napi(("box-down", "box-up"), BOX_CORE) == 2, 10, "the box veths' NAPI threads")
 
     def raw_ports(self):
@@ -308,9 +312,7 @@ ports:
             self.hooks = {p["name"]: p.get("hook") for p in ports["ports"]} if ports else {}
             if any(h != self.name for h in self.hooks.values()):
                 raise RuntimeError(f"{self.name}: the ports run {self.hooks} (tetherctl ports)")
-            # Attaching XDP may have restarted the NAPI: pin what runs now.
-            wait_for(lambda: pin_napi(("box-down", "box-up"), BOX_CORE) == 2, 10,
-                     "the box veths' NAPI threads")
+            self.topo.pin_box_napi()
         elif self.name.startswith("dpdk-"):
             self.topo.raw_ports()
             b = backend_of(self.name)
@@ -510,15 +512,29 @@ def saturated(fw, case, opts, log_dir):
     began = time.monotonic()
     out = warm_up(fw, case, log_dir)
     f0 = kernel_forwarded(fam)
-    res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {opts.duration * 4}", log_dir)
-    t = res["trial"]
-    out.update({"tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"],
-                "sent_pps": round(t["tx"] / t["seconds"]), "received_pps": round(t["rx"] / t["seconds"]),
-                "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / t["rx"]) if t["rx"] else None})
+    t, fig = full_speed(case, opts, log_dir, "received", lambda t: t["rx"])
+    out.update(fig)
     rx = t["rx"]
     out["fast_path_share"] = round(1 - min(kernel_forwarded(fam) - f0, rx) / rx, 4) if rx else None
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
+
+
+def full_speed_seconds(opts):
+    return opts.duration * 4
+
+
+def full_speed(case, opts, log_dir, what, counted):
+    """--one-cpu: one trial of the generator at full speed; core 0's TSC cycles per packet of
+    counted(trial) (the busy-polling generator keeps the core saturated), and those packets per
+    second as `what`_pps. Returns the trial and the figures."""
+    flows_name, size, fam = case
+    res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {full_speed_seconds(opts)}", log_dir)
+    t = res["trial"]
+    n = counted(t)
+    return t, {"tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"], "sent_pps": round(t["tx"] / t["seconds"]),
+               f"{what}_pps": round(n / t["seconds"]),
+               "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / n) if n else None}
 
 
 def rx_packets(dev):
@@ -545,19 +561,13 @@ def generator_alone(topo, case, opts, log_dir):
     topo.clear_box()
     topo.napi_on_box_core()
     nsx(BOX, f"ip link set dev box-down xdpdrv obj {obj} sec xdp")
-    # Attaching XDP may have restarted the NAPI: pin what runs now.
-    wait_for(lambda: pin_napi(("box-down", "box-up"), BOX_CORE) == 2, 10, "the box veths' NAPI threads")
+    topo.pin_box_napi()
     try:
         r0 = rx_packets("box-down")
-        res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {opts.duration * 4}", log_dir)
-        entered = rx_packets("box-down") - r0
+        _, fig = full_speed(case, opts, log_dir, "entered", lambda t: rx_packets("box-down") - r0)
     finally:
         topo.clear_box()
-    t = res["trial"]
-    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": BACKEND,
-            "tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"], "sent_pps": round(t["tx"] / t["seconds"]),
-            "entered_pps": round(entered / t["seconds"]),
-            "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / entered) if entered else None}
+    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": BACKEND, **fig}
 
 
 def by_case(results):
@@ -584,9 +594,19 @@ def run_doc(results):
             "results": results}
 
 
+def add_box_cycles(results):
+    """--one-cpu: each system's all-in cycles per packet minus the generator's alone, per case."""
+    for systems in by_case(results).values():
+        base = systems["generator"]["all_in_cycles"] if "generator" in systems else None
+        for name in ONE_CPU_SYSTEMS:
+            r = systems.get(name)
+            if r:
+                r["box_cycles"] = r["all_in_cycles"] - base if base and r["all_in_cycles"] else None
+
+
 def one_cpu_markdown(results, opts):
     lines = [f"One CPU (core 0: the generator, tpgen on DPDK {BACKEND}, busy-polling; the box's NAPI "
-             f"threads; the kernel engine's daemon), the generator at full speed, {opts.duration * 4:g} s "
+             f"threads; the kernel engine's daemon), the generator at full speed, {full_speed_seconds(opts):g} s "
              f"per figure. All-in: TSC cycles per second over packets per second the generator got back "
              f"(generator: per frame that entered the box, dropped there by XDP). Box: all-in "
              f"minus the generator's, i.e. the box's forwarding plus the generator's receiving of a "
@@ -599,15 +619,12 @@ def one_cpu_markdown(results, opts):
         gen = systems.get("generator")
         base = gen["all_in_cycles"] if gen else None
         name_case = f"{case[0]} flows, {case[1]} B, IPv{case[2]}"
-        kernel_box = None
+        kernel_box = systems["kernel"].get("box_cycles") if "kernel" in systems else None
         for name in ONE_CPU_SYSTEMS:
             r = systems.get(name)
             if not r:
                 continue
-            box = r["all_in_cycles"] - base if base and r["all_in_cycles"] else None
-            r["box_cycles"] = box
-            if name == "kernel":
-                kernel_box = box
+            box = r.get("box_cycles")
             ratio = box / kernel_box if box and kernel_box and name != "kernel" else None
             lines.append(f"| {name_case} | {base or '—'} | {name} | {r['received_pps'] / 1e6:.3f} | "
                          f"{r['all_in_cycles'] or '—'} | {box or '—'} | "
@@ -797,8 +814,9 @@ plot {using}
     return made
 
 
-def one_cpu_run(topo, systems, cases, opts, log_dir):
-    results, failures = [], []
+def run_systems(topo, systems, cases, log_dir, measure, summary, results, failures):
+    """Each system brought up in turn and measured on every case: measure(fw, case) -> result,
+    summary(result) -> its line. One system or case failing does not lose the others."""
     for name in systems:
         fw = Forwarder(name, topo, log_dir)
         try:
@@ -806,19 +824,27 @@ def one_cpu_run(topo, systems, cases, opts, log_dir):
                 fw.start()
             except RuntimeError as e:
                 failures.append(f"{name}: {e} (logs in {log_dir})")
+                print(f"  {name:10s}: FAILED to start: {e}", flush=True)
                 continue
             for case in cases:
                 try:
-                    r = saturated(fw, case, opts, log_dir)
+                    r = measure(fw, case)
                 except RuntimeError as e:
                     failures.append(f"{name} {case}: {e} (logs in {log_dir})")
+                    print(f"  {name:10s} {case}: FAILED: {e}", flush=True)
                     continue
-                print(f"  {name:10s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]} ({r['seconds']:.0f} s): "
-                      f"{r['received_pps'] / 1e6:.3f} Mpps on one core, {r['all_in_cycles']} cycles/pkt all in",
-                      flush=True)
+                print(f"  {name:14s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]} ({r['seconds']:.0f} s): "
+                      + summary(r), flush=True)
                 results.append(r)
         finally:
             fw.stop()
+
+
+def one_cpu_run(topo, systems, cases, opts, log_dir):
+    results, failures = [], []
+    run_systems(topo, systems, cases, log_dir, lambda fw, case: saturated(fw, case, opts, log_dir),
+                lambda r: f"{r['received_pps'] / 1e6:.3f} Mpps on one core, {r['all_in_cycles']} cycles/pkt all in",
+                results, failures)
     for case in cases:
         try:
             r = generator_alone(topo, case, opts, log_dir)
@@ -828,7 +854,8 @@ def one_cpu_run(topo, systems, cases, opts, log_dir):
         print(f"  generator  {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: {r['entered_pps'] / 1e6:.3f} Mpps "
               f"into the box, {r['all_in_cycles']} cycles/frame", flush=True)
         results.append(r)
-    md = one_cpu_markdown(results, opts)  # adds box_cycles to the results
+    add_box_cycles(results)
+    md = one_cpu_markdown(results, opts)
     doc = run_doc(results)
     with open(os.path.join(opts.out, "results-one-cpu.json"), "w") as f:
         json.dump(doc, f, indent=2)
@@ -912,29 +939,11 @@ def main():
             release_bpffs()
     try:
         topo.up()
-        for name in systems:
-            fw = Forwarder(name, topo, log_dir)
-            try:
-                try:
-                    fw.start()
-                except RuntimeError as e:  # one system failing does not lose the others
-                    failures.append(f"{name}: {e} (logs in {log_dir})")
-                    print(f"  {name:10s}: FAILED to start: {e}", flush=True)
-                    continue
-                for case in cases:
-                    try:
-                        r = run_case(fw, case, opts, log_dir)
-                    except RuntimeError as e:  # one case failing does not lose the others
-                        failures.append(f"{name} {case}: {e} (logs in {log_dir})")
-                        print(f"  {name:10s} {case}: FAILED: {e}", flush=True)
-                        continue
-                    print(f"  {name:14s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]} ({r['seconds']:.0f} s): "
-                          f"NDR {r['ndr'] / 1e6:.3f} PDR {r['pdr'] / 1e6:.3f} Mpps, "
-                          f"p99 {r['latency_at90']['lat_p99_us']:.0f} µs, "
-                          f"cycles/pkt {r['cycles_per_packet']}", flush=True)
-                    results.append(r)
-            finally:
-                fw.stop()
+        run_systems(topo, systems, cases, log_dir, lambda fw, case: run_case(fw, case, opts, log_dir),
+                    lambda r: f"NDR {r['ndr'] / 1e6:.3f} PDR {r['pdr'] / 1e6:.3f} Mpps, "
+                              f"p99 {r['latency_at90']['lat_p99_us']:.0f} µs, "
+                              f"cycles/pkt {r['cycles_per_packet']}",
+                    results, failures)
     except Exception as e:  # the run is reported as failed, the topology still goes away
         failures.append(f"harness error: {e} (logs in {log_dir})")
     finally:

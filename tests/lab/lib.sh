@@ -191,12 +191,14 @@ daemon_report() {
   tail -n +$((before + 1)) "$TP_LOG"
 }
 
-# CPU time (ticks of 10 ms) the daemon used over SECONDS.
+# The daemon's CPU time so far, in ticks of 10 ms (user + system).
+daemon_ticks() { awk '{print $14 + $15}' "/proc/$TP_PID/stat"; }
+# The percentage of one core the daemon used over SECONDS.
 daemon_cpu_percent() {
   local secs=$1 a b
-  a=$(awk '{print $14 + $15}' "/proc/$TP_PID/stat")
+  a=$(daemon_ticks)
   sleep "$secs"
-  b=$(awk '{print $14 + $15}' "/proc/$TP_PID/stat")
+  b=$(daemon_ticks)
   awk -v t=$((b - a)) -v s="$secs" 'BEGIN {printf "%.2f", t / s}'
 }
 
