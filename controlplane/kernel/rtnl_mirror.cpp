@@ -68,6 +68,7 @@ void RtnlMirror::dump_all() {
     addrs_.clear();
     local_.clear();
     links_.clear();
+    link_states_.clear();
     DumpResult r = DumpResult::complete;
     for (auto [type, family] : {std::pair{RTM_GETLINK, AF_UNSPEC},
                                 {RTM_GETADDR, AF_UNSPEC},
@@ -120,10 +121,11 @@ void RtnlMirror::on_readable() {
 
 void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
   if (!from_dump) ++events;
+  bool changed = false;
   switch (nlh->nlmsg_type) {
     case RTM_NEWROUTE:
     case RTM_DELROUTE:
-      handle_route(nlh, nlh->nlmsg_type == RTM_NEWROUTE);
+      changed = handle_route(nlh, nlh->nlmsg_type == RTM_NEWROUTE);
       break;
     case RTM_NEWNEIGH:
     case RTM_DELNEIGH:
@@ -131,24 +133,27 @@ void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
       return;  // neighbour callbacks are precise; no general change
     case RTM_NEWADDR:
     case RTM_DELADDR:
-      handle_addr(nlh, nlh->nlmsg_type == RTM_NEWADDR);
+      changed = handle_addr(nlh, nlh->nlmsg_type == RTM_NEWADDR);
       break;
     case RTM_NEWLINK:
     case RTM_DELLINK:
-      handle_link(nlh, nlh->nlmsg_type == RTM_NEWLINK);
+      changed = handle_link(nlh, nlh->nlmsg_type == RTM_NEWLINK);
       break;
     case RTM_NEWRULE:
     case RTM_DELRULE:
-      break;  // nothing mirrored: flows are decided again, with the kernel's own lookups
+      changed = true;  // nothing mirrored: flows are decided again, with the kernel's own lookups
+      break;
     default:
       return;
   }
-  if (!from_dump && on_change) on_change();
+  if (!from_dump && changed && on_change) on_change();
 }
 
-void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
+bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
   const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-  if (rtm->rtm_type != RTN_UNICAST) return;
+  // Other kinds (local, broadcast, unreachable...) and other tables are not mirrored, but the
+  // kernel's lookups the flows are decided by see them.
+  if (rtm->rtm_type != RTN_UNICAST) return true;
   Route r;
   r.len = rtm->rtm_dst_len;
   r.prefix.family = rtm->rtm_family;
@@ -179,15 +184,18 @@ void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
         break;
     }
   });
-  if (table != RT_TABLE_MAIN) return;
+  if (table != RT_TABLE_MAIN) return true;
   for (auto it = routes_.begin(); it != routes_.end(); ++it) {
     if (it->prefix == r.prefix && it->len == r.len && it->priority == r.priority &&
         it->oif == r.oif) {
+      if (add && it->gateway == r.gateway && it->mtu == r.mtu && it->mtu_locked == r.mtu_locked)
+        return false;  // the same route again (a refreshed lifetime)
       routes_.erase(it);
       break;
     }
   }
   if (add) routes_.push_back(r);
+  return true;
 }
 
 void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {
@@ -217,7 +225,7 @@ void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {
   if (!from_dump && before != after && on_neighbour) on_neighbour(key.ifindex, key.addr, after);
 }
 
-void RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
+bool RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
   const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
   std::optional<IpAddr> ip;
   for_each_attr(nlh, sizeof(ifaddrmsg), [&](const nlattr* a) {
@@ -225,10 +233,11 @@ void RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
     if (mnl_attr_get_type(a) == IFA_LOCAL || (mnl_attr_get_type(a) == IFA_ADDRESS && !ip))
       ip = addr_from(a, ifa->ifa_family);
   });
-  if (!ip) return;
+  if (!ip) return false;
   const int idx = static_cast<int>(ifa->ifa_index);
   for (auto [it, end] = addrs_.equal_range(idx); it != end; ++it)
     if (it->second == *ip) {
+      if (add) return false;  // known already (a refreshed lifetime)
       addrs_.erase(it);
       break;
     }
@@ -240,22 +249,58 @@ void RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
     for (const auto& [i, other] : addrs_)
       if (other == *ip) local_.insert(other);
   }
+  return true;
 }
 
-void RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
+bool RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-  if (add && is_rawip_link(ifi->ifi_type))
-    rawip_links_.insert(ifi->ifi_index);
-  else
-    rawip_links_.erase(ifi->ifi_index);
+  const int idx = ifi->ifi_index;
+  // Some senders give only a few attributes (a wireless event: the name and its payload): what a
+  // message leaves out stays as it was.
+  const auto known = link_states_.find(idx);
+  LinkState st = known != link_states_.end() ? known->second : LinkState{};
+  st.type = ifi->ifi_type;
+  st.flags = ifi->ifi_flags;
+  bool full = false, has_master = false;  // the kernel's full description always has the MTU
   for_each_attr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
-    if (mnl_attr_get_type(a) != IFLA_IFNAME) return;
-    const std::string name = mnl_attr_get_str(a);
-    if (add)
-      links_[name] = ifi->ifi_index;
-    else
-      links_.erase(name);
+    switch (mnl_attr_get_type(a)) {
+      case IFLA_IFNAME:
+        st.name = mnl_attr_get_str(a);
+        break;
+      case IFLA_ADDRESS:
+        st.lladdr.assign(static_cast<const char*>(mnl_attr_get_payload(a)),
+                         mnl_attr_get_payload_len(a));
+        break;
+      case IFLA_MTU:
+        st.mtu = mnl_attr_get_u32(a);
+        full = true;
+        break;
+      case IFLA_MASTER:
+        st.master = mnl_attr_get_u32(a);
+        has_master = true;
+        break;
+      case IFLA_OPERSTATE:
+        st.operstate = mnl_attr_get_u8(a);
+        break;
+    }
   });
+  if (full && !has_master) st.master = 0;  // it left its bridge or VRF
+  if (add && known != link_states_.end() && known->second == st) return false;
+  if (known != link_states_.end()) {
+    links_.erase(known->second.name);  // a rename leaves no stale name behind
+    link_states_.erase(known);
+  }
+  if (add && is_rawip_link(ifi->ifi_type))
+    rawip_links_.insert(idx);
+  else
+    rawip_links_.erase(idx);
+  if (add) {
+    if (!st.name.empty()) links_[st.name] = idx;
+    link_states_[idx] = st;
+  } else if (!st.name.empty()) {
+    links_.erase(st.name);
+  }
+  return true;
 }
 
 std::optional<RouteResult> RtnlMirror::route(const IpAddr& dst) const {

@@ -101,10 +101,13 @@ class RtnlMirror : public KernelView {
  private:
   DumpResult dump(int type, int family);
   void handle(const nlmsghdr* nlh, bool from_dump);
-  void handle_route(const nlmsghdr* nlh, bool add);
+  // Each returns whether what the flows are decided by changed: the kernel repeats itself (a
+  // router advertisement refreshes a route's and an address's lifetime, a feature or a wireless
+  // event sends the link again), and every change decides every flow again.
+  bool handle_route(const nlmsghdr* nlh, bool add);
   void handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump);
-  void handle_addr(const nlmsghdr* nlh, bool add);
-  void handle_link(const nlmsghdr* nlh, bool add);
+  bool handle_addr(const nlmsghdr* nlh, bool add);
+  bool handle_link(const nlmsghdr* nlh, bool add);
 
   mnl_socket* events_ = nullptr;
   mutable RouteLookup lookup_;  // a question to the kernel, no state of the mirror's
@@ -122,6 +125,16 @@ class RtnlMirror : public KernelView {
   std::multimap<int, IpAddr> addrs_;        // ifindex -> address
   std::set<IpAddr> local_;
   std::map<std::string, int> links_;
+  // What of a link the flows depend on: its name, kind, flags (up, running), MTU, MAC, operational
+  // state and master.
+  struct LinkState {
+    std::string name, lladdr;
+    unsigned type = 0, flags = 0;
+    uint32_t mtu = 0, master = 0;
+    uint8_t operstate = 0;
+    bool operator==(const LinkState&) const = default;
+  };
+  std::map<int, LinkState> link_states_;
   // Interfaces without a link layer (raw IP: rmnet, tunnels): every address on them is reached
   // without a neighbour, by an all-zero MAC the engine never writes.
   std::set<int> rawip_links_;

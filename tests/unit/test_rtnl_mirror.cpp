@@ -1,6 +1,9 @@
 // The rtnetlink mirror against the real kernel, in a network namespace of the test's own: route
-// MTUs as the kernel forwards by them, at the dump and as routes change.
+// MTUs as the kernel forwards by them, at the dump and as routes change; which messages are
+// changes.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -48,6 +51,59 @@ TEST(RtnlMirror, RouteMtusAsTheKernelForwardsByThem) {
   ASSERT_EQ(sh("ip route change 203.0.113.0/24 via 198.51.100.2"), 0);
   m.on_readable();
   EXPECT_EQ(route_mtu(m, "203.0.113.5"), 0);
+}
+
+// Reads events until none has come for a while (what setting up the namespace still sends).
+void settle(RtnlMirror& m) {
+  for (uint64_t seen = ~0ull; seen != m.events;) {
+    seen = m.events;
+    usleep(200 * 1000);
+    m.on_readable();
+  }
+}
+
+// Every change decides every flow again: the kernel's repetitions (a router advertisement
+// refreshing a route's and an address's lifetime, a link sent again for a setting the flows do not
+// depend on) must not count as changes; real ones must.
+TEST(RtnlMirror, ChangesOnlyWhenWhatFlowsDependOnChanges) {
+  test::PrivateNetns ns;
+  if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
+  ASSERT_EQ(sh("sysctl -qw net.ipv6.conf.default.addr_gen_mode=1 && "
+               "ip link add tpm0 type veth peer name tpm1 && ip link set tpm0 up && "
+               "ip link set tpm1 up && ip addr add 198.51.100.1/24 dev tpm0 && "
+               "ip -6 addr add 2001:db8:77::1/64 dev tpm0 nodad && "
+               "ip route add 203.0.113.0/24 via 198.51.100.2 mtu 1300 && "
+               "ip -6 route add 2001:db8:88::/48 via 2001:db8:77::2 expires 300"),
+            0);
+  RtnlMirror m;
+  int changes = 0;
+  m.on_change = [&] { ++changes; };
+  settle(m);
+  // How many changes the mirror saw in what cmd made the kernel send.
+  auto changes_after = [&](const char* cmd) {
+    changes = 0;
+    EXPECT_EQ(sh(cmd), 0) << cmd;
+    settle(m);
+    return changes;
+  };
+  const uint64_t before = m.events;
+  EXPECT_EQ(
+      changes_after("ip link set dev tpm0 txqueuelen 2000 && "
+                    "ip -6 route replace 2001:db8:88::/48 via 2001:db8:77::2 expires 600 && "
+                    "ip addr change 198.51.100.1/24 dev tpm0 valid_lft 600 preferred_lft 600 && "
+                    "ip -6 addr change 2001:db8:77::1/64 dev tpm0 valid_lft 600 "
+                    "preferred_lft 600"),
+      0);
+  EXPECT_GE(m.events - before, 4u) << "the kernel sent the repetitions";
+
+  EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 via 198.51.100.3 mtu 1300"), 1);
+  EXPECT_GE(changes_after("ip addr add 198.51.100.7/24 dev tpm0"), 1);
+  EXPECT_TRUE(m.is_local(ip("198.51.100.7")));
+  EXPECT_GE(changes_after("ip link set dev tpm0 mtu 1400"), 1);
+  EXPECT_GE(changes_after("ip link set dev tpm1 down"), 1);  // tpm0 loses its carrier
+  EXPECT_GE(changes_after("ip link set dev tpm0 down && ip link set dev tpm0 name tpm9"), 1);
+  EXPECT_EQ(m.ifindex("tpm0"), 0);
+  EXPECT_NE(m.ifindex("tpm9"), 0);
 }
 
 }  // namespace
