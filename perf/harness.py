@@ -9,6 +9,7 @@ side.
                             [--systems kernel,tc,xdp,dpdk-af_packet,dpdk-af_xdp,testpmd-af_xdp]
                             [--backend af_xdp|af_packet] [--duration S] [--trials K]
     python3 perf/harness.py --one-cpu [--cases ...] [--systems kernel,tc,xdp] [--duration S]
+    python3 perf/harness.py --sender xdpgen [--cases ...] [--systems kernel,tc,xdp] [--duration S] [--trials K]
 
 Topology: namespace tpp-gen holds the generator (perf/tpgen, DPDK on --backend, lcore 0); its
 veth gen-down is the tethered clients' side, gen-up the internet's. Namespace tpp-box is the
@@ -26,21 +27,28 @@ time and NAPI threads alike; the DPDK engine: its worker's busy cycles), and for
 the kernel's rate of the same case. For the daemon the offload setup rate (flows per second from
 the packet that makes conntrack assure them to the flow in the fast path).
 
---one-cpu measures the in-kernel systems' own cost per packet by difference instead (the method
-of the perf notes): the generator, the box's NAPI threads and everything else on core 0, the
-generator sending as fast as it can (core 0 saturated: the generator busy-polls), cycles per
-packet the generator got back = TSC rate / packets per second received; minus the same for the
-generator alone, its frames dropped where they enter the box (an XDP drop on box-down), per frame
-that entered. What is left is the box's forwarding plus the generator's receiving of a forwarded
-frame, the latter the same for every system. Cross-core wake-ups, which cost thousands of cycles
-per packet on this VM and hide the engines' differences on two cores, are gone. Writes
-results-one-cpu.json and .md.
+--one-cpu measures the in-kernel systems' own cost per packet, everything on core 0 (the method
+of the perf notes): cross-core wake-ups, which cost thousands of cycles per packet on this VM and
+hide the engines' differences on two cores, are gone. tpgen warms the flows up as above; then
+perf/xdpgen sends them as XDP frames (BPF_PROG_TEST_RUN, live frames, redirected into gen-down) as
+fast as it can, so the box's veth receives what a NIC driver hands its XDP hook, not the skbs of
+a socket. Two figures per system: the box veths' NAPI threads' own time per packet (all the box's
+receive, forwarding and transmit runs there; the scheduler counts it exactly), and by difference,
+core 0's busy cycles per packet the generator got back minus the same with the frames dropped by
+XDP where they enter the box (which includes the generator's receiving of a forwarded frame).
+Also the daemon's time per packet. Writes results-one-cpu.json and .md.
+
+--sender xdpgen measures the in-kernel systems on two cores as above, with xdpgen's paced XDP
+frames instead of tpgen (one frame per interval, the frames not yet due dropped by its program):
+the NDR by bisection, and the box's NAPI threads' cycles per packet at the kernel's NDR. Writes
+results-xdpgen.json and .md.
 
 Writes results.json, results.md and PNG plots (gnuplot) to --out (default perf/results), and
 prints the Markdown. --smoke runs one short case through the kernel, the XDP hook, the DPDK engine
 and testpmd and checks the figures are sane; it ends with "perf_harness: N passed, M failed".
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -55,6 +63,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("TP_BUILD", os.path.join(ROOT, "build"))
 TPGEN = os.path.join(BUILD, "perf", "tpgen")
+XDPGEN = os.path.join(BUILD, "perf", "xdpgen")
 TETHERPATH = os.path.join(BUILD, "controlplane", "tetherpath")
 TETHERCTL = os.path.join(BUILD, "controlplane", "tetherctl")
 TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
@@ -225,16 +234,39 @@ table netdev tpp_raw {
 def pin_napi(devs, cpu):
     """Pins the NAPI threads of the given veths to one core, real-time, so that they preempt a
     busy-polling process there as a softirq would (as a normal thread one waits for the
-    scheduler's time slice while its ring overflows); returns how many it found. NAPI threads
-    are kernel threads named napi/<dev>-<id> (the name truncated to 15 characters)."""
-    found = 0
+    scheduler's time slice while its ring overflows); returns how many it found."""
+    pids = napi_threads(devs)
+    for pid in pids:
+        sh(f"taskset -p -c {cpu} {pid}")
+        sh(f"chrt -f -p 50 {pid}")
+    return len(pids)
+
+
+def napi_threads(devs):
+    """The pids of the given veths' NAPI threads (kernel threads named napi/<dev>-<id>, the name
+    truncated to 15 characters)."""
+    pids = []
     for line in sh("ps -e -o pid=,comm=", check=False).stdout.splitlines():
         pid, _, comm = line.strip().partition(" ")
         if any(comm.startswith(f"napi/{d}-"[:15]) for d in devs):
-            sh(f"taskset -p -c {cpu} {pid}")
-            sh(f"chrt -f -p 50 {pid}")
-            found += 1
-    return found
+            pids.append(pid)
+    return pids
+
+
+def run_ns(pids):
+    """The threads' time on a CPU so far, ns (the scheduler's exact sum, /proc/<pid>/schedstat)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # a thread that ended
+            pass
+    return total
+
+
+def process_threads(pid):
+    return [f"{pid}/task/{t}" for t in os.listdir(f"/proc/{pid}/task")] if pid else []
 
 
 def cpu_times(cpu):
@@ -405,19 +437,27 @@ def wait_for(pred, seconds, what, step=0.2):
 
 
 def tpgen(mode, fam, flows, size, args, log_dir):
-    a = ADDR[fam]
     # taskset: its start-up, before the EAL pins it to lcore 0, must not run on the box's core.
     cmd = (f"ip netns exec {GEN} taskset -c 0 {TPGEN} -l 0 --no-huge -m 512 --no-pci --file-prefix tpp-gen "
            f"--log-level=*:warning "
            f"--vdev {vdev(0, 'gen-down')} --vdev {vdev(1, 'gen-up')} -- "
-           f"--mode {mode} --family {fam} --flows {flows} --size {size} "
-           f"--client-mac {MAC['gen-down']} --box-mac {MAC['box-down']} "
-           f"--client-ip {a['client']} --server-ip {a['server']} {args}")
+           f"--mode {mode} {frame_args(fam, flows, size)} {args}")
+    return run_generator("tpgen", cmd, log_dir)
+
+
+def frame_args(fam, flows, size):
+    a = ADDR[fam]
+    return (f"--family {fam} --flows {flows} --size {size} --client-mac {MAC['gen-down']} "
+            f"--box-mac {MAC['box-down']} --client-ip {a['client']} --server-ip {a['server']}")
+
+
+def run_generator(name, cmd, log_dir):
+    """Runs tpgen or xdpgen, logs its command and output, returns the JSON it printed."""
     r = sh(cmd, check=False)
-    with open(os.path.join(log_dir, "tpgen.log"), "a") as f:
+    with open(os.path.join(log_dir, f"{name}.log"), "a") as f:
         f.write(cmd + "\n" + r.stderr + r.stdout + "\n")
     if r.returncode != 0:
-        raise RuntimeError(f"tpgen failed: {r.stderr.strip()[-300:]}")
+        raise RuntimeError(f"{name} failed: {r.stderr.strip()[-300:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -507,14 +547,15 @@ def warm_up(fw, case, log_dir):
 
 def saturated(fw, case, opts, log_dir):
     """--one-cpu: the generator at full speed through the system, everything on core 0 (which the
-    generator's busy polling keeps saturated): cycles per packet the generator got back."""
+    generator keeps saturated): cycles per packet the generator got back."""
     flows_name, size, fam = case
     began = time.monotonic()
     out = warm_up(fw, case, log_dir)
     f0 = kernel_forwarded(fam)
-    t, fig = full_speed(case, opts, log_dir, "received", lambda t: t["rx"])
-    out.update(fig)
-    rx = t["rx"]
+    with xdp_attached(GEN, "gen-up", xdp_drop_obj(log_dir)):
+        rx, fig = full_speed(case, opts, log_dir, "received", lambda: rx_packets(GEN, "gen-up"),
+                             daemon_pid=fw.proc.pid if fw.daemon and fw.proc else None)
+    out.update(fig, generator="xdpgen")
     out["fast_path_share"] = round(1 - min(kernel_forwarded(fam) - f0, rx) / rx, 4) if rx else None
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
@@ -524,21 +565,40 @@ def full_speed_seconds(opts):
     return opts.duration * 4
 
 
-def full_speed(case, opts, log_dir, what, counted):
-    """--one-cpu: one trial of the generator at full speed; core 0's TSC cycles per packet of
-    counted(trial) (the busy-polling generator keeps the core saturated), and those packets per
-    second as `what`_pps. Returns the trial and the figures."""
+def xdpgen(case, seconds, log_dir, rate=0):
+    """The XDP sender (perf/generators/xdpgen.cpp): the case's flows as XDP frames into gen-down for
+    `seconds`, paced at `rate` frames per second, or as fast as core 0 can (0)."""
     flows_name, size, fam = case
-    res = tpgen("fixed", fam, FLOWS[flows_name], size, f"--rate 0 --duration {full_speed_seconds(opts)}", log_dir)
-    t = res["trial"]
-    n = counted(t)
-    return t, {"tsc_hz": res["tsc_hz"], "seconds_measured": t["seconds"], "sent_pps": round(t["tx"] / t["seconds"]),
-               f"{what}_pps": round(n / t["seconds"]),
-               "all_in_cycles": round(res["tsc_hz"] * t["seconds"] / n) if n else None}
+    cmd = (f"ip netns exec {GEN} taskset -c 0 {XDPGEN} --device gen-down {frame_args(fam, FLOWS[flows_name], size)} "
+           f"--duration {seconds} --rate {rate:.0f}")
+    return run_generator("xdpgen", cmd, log_dir)
 
 
-def rx_packets(dev):
-    return json.loads(nsx(BOX, f"ip -s -j link show {dev}").stdout)[0]["stats64"]["rx"]["packets"]
+def full_speed(case, opts, log_dir, what, counter, daemon_pid=None):
+    """--one-cpu: one trial of xdpgen at full speed. counter() reads the packets that count (got
+    back, or entered the box); returns how many, and as figures: core 0's busy cycles per counted
+    packet (xdpgen's calls wait a little between their runs: its idle time is left out), the
+    counted packets per second as `what`_pps,
+    and the box veths' NAPI threads' own time per packet. All the box's receive, forwarding and
+    transmit into the peer veth runs in those threads, and the scheduler counts their time
+    exactly (the generator's receiving runs in its own veths' threads); and the daemon's time
+    per packet, if one runs."""
+    box_threads, daemon = napi_threads(("box-down", "box-up")), process_threads(daemon_pid)
+    ns0, dns0, n0, busy0 = run_ns(box_threads), run_ns(daemon), counter(), core_busy_seconds(0)
+    res = xdpgen(case, full_speed_seconds(opts), log_dir)
+    time.sleep(0.05)  # the last frames through the box
+    n, busy = counter() - n0, core_busy_seconds(0) - busy0
+    ns, dns = run_ns(box_threads) - ns0, run_ns(daemon) - dns0
+    hz, secs = res["tsc_hz"], res["seconds"]
+    per_packet = (lambda x: round(x / n)) if n else (lambda x: None)
+    return n, {"tsc_hz": round(hz), "seconds_measured": secs, "sent_pps": round(res["sent"] / secs),
+               f"{what}_pps": round(n / secs), "all_in_cycles": per_packet(hz * busy),
+               "napi_cycles": per_packet(hz * ns / 1e9),
+               **({"daemon_cycles": per_packet(hz * dns / 1e9)} if daemon_pid else {})}
+
+
+def rx_packets(ns, dev):
+    return json.loads(nsx(ns, f"ip -s -j link show {dev}").stdout)[0]["stats64"]["rx"]["packets"]
 
 
 # XDP_DROP (1), no headers needed: the earliest point at which a frame has entered the box.
@@ -547,27 +607,193 @@ char _license[] __attribute__((section("license"), used)) = "GPL";
 """
 
 
-def generator_alone(topo, case, opts, log_dir):
-    """--one-cpu: what the generator and a frame's way into the box cost, per frame that entered:
-    its frames dropped by an XDP program on box-down, before any of the box's own work (GRO, the
-    receive path) that the XDP hook would skip too; NAPI on core 0 as for the systems. The veth
-    counts a dropped frame as received."""
-    flows_name, size, fam = case
+def xdp_drop_obj(log_dir):
     src, obj = os.path.join(log_dir, "xdp_drop.c"), os.path.join(log_dir, "xdp_drop.o")
     if not os.path.exists(obj):
         with open(src, "w") as f:
             f.write(XDP_DROP_SOURCE)
         sh(f"clang -O2 -target bpf -c {src} -o {obj}")
+    return obj
+
+
+@contextlib.contextmanager
+def xdp_attached(ns, dev, obj):
+    """An XDP program on a veth for the block (a veth counts what its program drops as received)."""
+    nsx(ns, f"ip link set dev {dev} xdpdrv off", check=False)
+    nsx(ns, f"ip link set dev {dev} xdpdrv obj {obj} sec xdp")
+    try:
+        yield
+    finally:
+        nsx(ns, f"ip link set dev {dev} xdpdrv off", check=False)
+
+
+def generator_alone(topo, case, opts, log_dir):
+    """--one-cpu: what the generator and a frame's way into the box cost, per frame that entered:
+    its frames dropped by an XDP program on box-down, before any of the box's own work that the
+    XDP hook would skip too; NAPI on core 0 as for the systems."""
+    flows_name, size, fam = case
     topo.clear_box()
     topo.napi_on_box_core()
-    nsx(BOX, f"ip link set dev box-down xdpdrv obj {obj} sec xdp")
-    topo.pin_box_napi()
     try:
-        r0 = rx_packets("box-down")
-        _, fig = full_speed(case, opts, log_dir, "entered", lambda t: rx_packets("box-down") - r0)
+        with xdp_attached(BOX, "box-down", xdp_drop_obj(log_dir)):
+            topo.pin_box_napi()
+            _, fig = full_speed(case, opts, log_dir, "entered", lambda: rx_packets(BOX, "box-down"))
     finally:
         topo.clear_box()
-    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": BACKEND, **fig}
+    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": "xdpgen", **fig}
+
+
+def paced_trial(case, rate, seconds, log_dir, threads=()):
+    """--sender xdpgen: one trial at `rate` (0: full speed). Frames sent and received (counted by
+    gen-up's XDP drop), the loss, the rate achieved while sending, and the threads' time."""
+    r0, ns0, busy0 = rx_packets(GEN, "gen-up"), run_ns(threads), core_busy_seconds(BOX_CORE)
+    res = xdpgen(case, seconds, log_dir, rate)
+    time.sleep(0.05)  # the last frames through the box
+    got, ns = rx_packets(GEN, "gen-up") - r0, run_ns(threads) - ns0
+    busy = core_busy_seconds(BOX_CORE) - busy0
+    sent = res["sent"]
+    return {"rate": rate, "achieved": sent / res["sending_seconds"], "sent": sent, "received": got,
+            "loss": max(0, sent - got) / sent if sent else 1.0, "tsc_hz": res["tsc_hz"],
+            "thread_cycles": round(res["tsc_hz"] * ns / 1e9 / got) if got else None,
+            "core_cycles": round(res["tsc_hz"] * busy / got) if got else None}
+
+
+def search_ndr(case, hi, opts, log_dir):
+    """The highest paced rate with no loss: bisection in [0, hi] to 2 %. Returns it and the
+    number of trials."""
+    trials = 1
+    if paced_trial(case, hi, opts.duration, log_dir)["loss"] == 0:
+        return hi, trials
+    lo = 0.0
+    while hi - lo > 0.02 * hi:
+        mid = (lo + hi) / 2
+        trials += 1
+        if paced_trial(case, mid, opts.duration, log_dir)["loss"] == 0:
+            lo = mid
+        else:
+            hi = mid
+    return lo, trials
+
+
+def xdp_sender_case(fw, case, opts, log_dir):
+    """--sender xdpgen (two cores: the box's NAPI threads on core 1, xdpgen on core 0): the NDR
+    with XDP frames as a NIC would hand them; the box's cycles per packet at the kernel's NDR."""
+    flows_name, size, fam = case
+    began = time.monotonic()
+    out = warm_up(fw, case, log_dir)
+    out["generator"] = "xdpgen"
+    f0 = kernel_forwarded(fam)
+    with xdp_attached(GEN, "gen-up", xdp_drop_obj(log_dir)):
+        # What the pacer can offer: a paced trial at the full-speed rate, as achieved.
+        full = paced_trial(case, 0, opts.duration, log_dir)
+        offered = paced_trial(case, full["achieved"], opts.duration, log_dir)["achieved"]
+        ndrs, steps = [], 0
+        for _ in range(opts.trials):
+            ndr, n = search_ndr(case, offered, opts, log_dir)
+            ndrs.append(ndr)
+            steps += n
+        ndr = statistics.median(ndrs)
+        out.update(offered_max=round(offered), ndr=round(ndr), search_trials=steps,
+                   generator_limited={"ndr": ndr >= GEN_LIMIT * offered})
+        k = kernel_rate.get(case)
+        if fw.name == "kernel":
+            kernel_rate[case] = k = ndr
+        rate = min(k, offered) if k else ndr
+        t = paced_trial(case, rate, opts.duration * 2, log_dir, napi_threads(("box-down", "box-up")))
+        out.update(cycles_rate=round(rate), cycles_loss=round(t["loss"], 5), napi_cycles=t["thread_cycles"],
+                   core_cycles=t["core_cycles"])
+        rx = t["received"]
+    out["fast_path_share"] = round(1 - min(kernel_forwarded(fam) - f0, rx) / rx, 4) if rx else None
+    out["seconds"] = round(time.monotonic() - began, 1)
+    return out
+
+
+def xdp_sender_markdown(results, opts):
+    lines = [f"Two cores: the box's NAPI threads on core 1; xdpgen on core 0 sending the case's flows as "
+             f"XDP frames (as a NIC driver hands them), paced; NDR (no loss) by bisection to 2 %, "
+             f"median of {opts.trials}, {opts.duration:g} s trials. Cycles per packet at the kernel's NDR "
+             f"(the same rate for all): the box veths' NAPI threads' time, and core 1's non-idle time.", "",
+             "| case | offered max (Mpps) | kernel NDR | tc NDR (vs kernel) | xdp NDR (vs kernel) | at Mpps "
+             "| kernel NAPI / core cycles | tc NAPI / core (NAPI vs kernel) | xdp NAPI / core (NAPI vs kernel) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts = []
+    for case, systems in by_case(results).items():
+        k = systems.get("kernel")
+        if not k:
+            continue
+
+        def ndr_cell(r):
+            if not r:
+                return "—"
+            ge = "≥ " if r["generator_limited"]["ndr"] else ""
+            rel = f" ({r['ndr'] / k['ndr']:.1f}×)" if r is not k and k["ndr"] else ""
+            return f"{ge}{r['ndr'] / 1e6:.3f}{rel}"
+
+        def cyc_cell(r):
+            if not r:
+                return "—"
+            rel = (f" ({r['napi_cycles'] / k['napi_cycles']:.2f}×)"
+                   if r is not k and r.get("napi_cycles") and k.get("napi_cycles") else "")
+            return f"{r.get('napi_cycles') or '—'} / {r.get('core_cycles') or '—'}{rel}"
+
+        offered = max(r["offered_max"] for r in systems.values())
+        lines.append(f"| {case[0]} flows, {case[1]} B, IPv{case[2]} | {offered / 1e6:.3f} | {ndr_cell(k)} | "
+                     f"{ndr_cell(systems.get('tc'))} | {ndr_cell(systems.get('xdp'))} | {k['cycles_rate'] / 1e6:.3f} | "
+                     f"{cyc_cell(k)} | {cyc_cell(systems.get('tc'))} | {cyc_cell(systems.get('xdp'))} |")
+        for name in KERNEL_ENGINE:
+            r = systems.get(name)
+            if not r or not k["ndr"]:
+                continue
+            share, factor = TARGETS[name]
+            x = r["ndr"] / k["ndr"]
+            ndr_v = ("met" if x >= factor else "not reached, generator-limited" if r["generator_limited"]["ndr"]
+                     else "NOT met")
+            c = r["napi_cycles"] / k["napi_cycles"] if r.get("napi_cycles") and k.get("napi_cycles") else None
+            verdicts.append(f"- {case[0]} flows, {case[1]} B, IPv{case[2]}, {name}: NDR {x:.1f}× the kernel's ({ndr_v}: "
+                            f"≥ {factor:g}×); NAPI cycles {f'{c:.2f}×' if c else '—'} "
+                            f"({'met' if c and c <= share else 'NOT met'}: ≤ {share:.2f}×).")
+    if verdicts:
+        lines += ["", "Against the targets:", ""] + verdicts
+    return "\n".join(lines) + "\n"
+
+
+def xdp_sender_run(topo, systems, cases, opts, log_dir):
+    results, failures = [], []
+    run_systems(topo, systems, cases, log_dir, lambda fw, case: xdp_sender_case(fw, case, opts, log_dir),
+                lambda r: f"NDR {r['ndr'] / 1e6:.3f} Mpps (offered {r['offered_max'] / 1e6:.3f}), "
+                          f"{r['napi_cycles']} NAPI cycles/pkt at {r['cycles_rate'] / 1e6:.3f} Mpps",
+                results, failures)
+    write_results(results, xdp_sender_markdown(results, opts), opts, "results-xdpgen")
+    by = {r["system"]: r for r in results}
+    return in_kernel_verdict(opts, systems, by, failures,
+                             [(f"{s}: an NDR found", s in by and by[s]["ndr"] > 0) for s in systems])
+
+
+def write_results(results, md, opts, stem):
+    doc = run_doc(results)
+    with open(os.path.join(opts.out, f"{stem}.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    with open(os.path.join(opts.out, f"{stem}.md"), "w") as f:
+        f.write(f"Command: `{doc['command']}` ({doc['date']}, {doc['machine']})\n\n" + md)
+    print(md)
+    print(f"results: {opts.out}/{stem}.json, {stem}.md")
+
+
+def in_kernel_verdict(opts, systems, by, failures, checks):
+    """--one-cpu and --sender xdpgen: the exit status; with --smoke, the mode's own checks and what
+    every in-kernel system must show (its NAPI time counted; the kernel engine's fast path carried
+    the measured traffic)."""
+    if not opts.smoke:
+        for f in failures:
+            print(f)
+        return 1 if failures else 0
+    checks = [(f, False) for f in failures] + checks
+    for s in systems:
+        checks.append((f"{s}: its NAPI threads' time counted", s in by and (by[s].get("napi_cycles") or 0) > 0))
+        if s in KERNEL_ENGINE:
+            checks.append((f"{s}: the fast path carried the measured traffic",
+                           s in by and (by[s].get("fast_path_share") or 0) >= 0.99))
+    return report_checks(checks)
 
 
 def by_case(results):
@@ -604,39 +830,44 @@ def add_box_cycles(results):
                 r["box_cycles"] = r["all_in_cycles"] - base if base and r["all_in_cycles"] else None
 
 
+def vs_kernel(value, kernel_value):
+    return f"{value / kernel_value:.2f}×" if value and kernel_value else "—"
+
+
 def one_cpu_markdown(results, opts):
-    lines = [f"One CPU (core 0: the generator, tpgen on DPDK {BACKEND}, busy-polling; the box's NAPI "
-             f"threads; the kernel engine's daemon), the generator at full speed, {full_speed_seconds(opts):g} s "
-             f"per figure. All-in: TSC cycles per second over packets per second the generator got back "
-             f"(generator: per frame that entered the box, dropped there by XDP). Box: all-in "
-             f"minus the generator's, i.e. the box's forwarding plus the generator's receiving of a "
-             f"forwarded frame (the same for every system).", "",
-             "| case | generator cycles/frame | system | received Mpps | all-in cycles/pkt | box cycles/pkt "
-             "| box vs kernel | fast-path share | flows offloaded |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [f"One CPU (core 0: xdpgen, the box's NAPI threads, the generator's, the kernel engine's "
+             f"daemon), xdpgen sending the case's flows as XDP frames into the box as fast as it can, "
+             f"{full_speed_seconds(opts):g} s per figure. **NAPI**: the box veths' NAPI threads' time per "
+             f"packet, where all the box's receive, forwarding and transmit runs. **By difference**: core "
+             f"0's busy cycles per packet the generator got back, minus the same with the frames dropped "
+             f"by XDP as they enter the box (generator row: per frame that entered).", "",
+             "| case | system | received Mpps | NAPI cycles/pkt | vs kernel | all-in cycles/pkt "
+             "| by difference | vs kernel | fast-path share | flows offloaded |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for case, systems in by_case(results).items():
-        gen = systems.get("generator")
-        base = gen["all_in_cycles"] if gen else None
         name_case = f"{case[0]} flows, {case[1]} B, IPv{case[2]}"
-        kernel_box = systems["kernel"].get("box_cycles") if "kernel" in systems else None
-        for name in ONE_CPU_SYSTEMS:
+        kernel = systems.get("kernel", {})
+        for name in ("generator",) + ONE_CPU_SYSTEMS:
             r = systems.get(name)
             if not r:
                 continue
-            box = r.get("box_cycles")
-            ratio = box / kernel_box if box and kernel_box and name != "kernel" else None
-            lines.append(f"| {name_case} | {base or '—'} | {name} | {r['received_pps'] / 1e6:.3f} | "
-                         f"{r['all_in_cycles'] or '—'} | {box or '—'} | "
-                         f"{f'{ratio:.2f}× (1/{1 / ratio:.1f})' if ratio else '—'} | "
-                         f"{r.get('fast_path_share')} | {r.get('offloaded_flows', '—')} |")
-            if name in TARGETS and ratio:
+            pps = r.get("received_pps") or r.get("entered_pps") or 0
+            other = name not in ("kernel", "generator")
+            napi_vs = vs_kernel(r.get("napi_cycles"), kernel.get("napi_cycles")) if other else "—"
+            box_vs = vs_kernel(r.get("box_cycles"), kernel.get("box_cycles")) if other else "—"
+            lines.append(f"| {name_case} | {name} | {pps / 1e6:.3f} | {r.get('napi_cycles') or '—'} | {napi_vs} | "
+                         f"{r.get('all_in_cycles') or '—'} | {r.get('box_cycles') or '—'} | {box_vs} | "
+                         f"{r.get('fast_path_share', '—')} | {r.get('offloaded_flows', '—')} |")
+            if name in TARGETS and r.get("napi_cycles") and kernel.get("napi_cycles"):
                 share = TARGETS[name][0]
-                verdicts.append(f"- {name_case}, {name}: box cycles {ratio:.2f}× the kernel's "
-                                f"({'met' if ratio <= share else 'NOT met'}: ≤ {share:.2f}×).")
+                ratio = r["napi_cycles"] / kernel["napi_cycles"]
+                verdicts.append(f"- {name_case}, {name}: {ratio:.2f}× the kernel's NAPI cycles "
+                                f"({'met' if ratio <= share else 'NOT met'}: ≤ {share:.2f}×), "
+                                f"{vs_kernel(r.get('box_cycles'), kernel.get('box_cycles'))} by difference; "
+                                f"{pps / max(kernel.get('received_pps') or 1, 1):.1f}× its packet rate on one core.")
     if verdicts:
-        lines += ["", "Against the cycles targets (xdp ≤ 1/3 of the kernel's, tc ≤ 1/2), by difference "
-                  "on one CPU:", ""] + verdicts
+        lines += ["", "Against the cycles targets (xdp ≤ 1/3 of the kernel's, tc ≤ 1/2):", ""] + verdicts
     return "\n".join(lines) + "\n"
 
 
@@ -855,29 +1086,14 @@ def one_cpu_run(topo, systems, cases, opts, log_dir):
               f"into the box, {r['all_in_cycles']} cycles/frame", flush=True)
         results.append(r)
     add_box_cycles(results)
-    md = one_cpu_markdown(results, opts)
-    doc = run_doc(results)
-    with open(os.path.join(opts.out, "results-one-cpu.json"), "w") as f:
-        json.dump(doc, f, indent=2)
-    with open(os.path.join(opts.out, "results-one-cpu.md"), "w") as f:
-        f.write(f"Command: `{doc['command']}` ({doc['date']}, {doc['machine']})\n\n" + md)
-    print(md)
-    print(f"results: {opts.out}/results-one-cpu.json, results-one-cpu.md")
-    if opts.smoke:
-        checks = [(f, False) for f in failures]
-        by = {r["system"]: r for r in results}
-        checks.append(("the generator alone: its frames entered the box",
-                       "generator" in by and (by["generator"]["all_in_cycles"] or 0) > 0))
-        for s in systems:
-            checks.append((f"{s}: forwarded on one core", s in by and by[s]["received_pps"] > 0))
-            checks.append((f"{s}: costs more than the generator alone", s in by and (by[s].get("box_cycles") or 0) > 0))
-            if s in KERNEL_ENGINE:
-                checks.append((f"{s}: the fast path carried the measured traffic",
-                               s in by and (by[s].get("fast_path_share") or 0) >= 0.99))
-        return report_checks(checks)
-    for f in failures:
-        print(f)
-    return 1 if failures else 0
+    write_results(results, one_cpu_markdown(results, opts), opts, "results-one-cpu")
+    by = {r["system"]: r for r in results}
+    checks = [("the generator alone: its frames entered the box",
+               "generator" in by and (by["generator"]["all_in_cycles"] or 0) > 0)]
+    for s in systems:
+        checks.append((f"{s}: forwarded on one core", s in by and by[s]["received_pps"] > 0))
+        checks.append((f"{s}: costs more than the generator alone", s in by and (by[s].get("box_cycles") or 0) > 0))
+    return in_kernel_verdict(opts, systems, by, failures, checks)
 
 
 def main():
@@ -893,29 +1109,32 @@ def main():
     ap.add_argument("--backend", choices=["af_packet", "af_xdp"], default="af_xdp",
                     help="the generator's ports (AF_XDP offers ~1.5x what AF_PACKET can)")
     ap.add_argument("--one-cpu", action="store_true",
-                    help="the in-kernel systems' own cost per packet by difference, all on one core")
+                    help="the in-kernel systems' own cost per packet, all on one core")
+    ap.add_argument("--sender", choices=["tpgen", "xdpgen"], default="tpgen",
+                    help="xdpgen: the in-kernel systems' NDR with XDP frames from perf/xdpgen (two cores)")
     opts = ap.parse_args()
     global BACKEND, BOX_CORE
     BACKEND = opts.backend
+    in_kernel_only = opts.one_cpu or opts.sender == "xdpgen"
     if opts.one_cpu:
         BOX_CORE = 0
-        if opts.systems == ",".join(DEFAULT_SYSTEMS):
-            opts.systems = ",".join(ONE_CPU_SYSTEMS)
+    if in_kernel_only and opts.systems == ",".join(DEFAULT_SYSTEMS):
+        opts.systems = ",".join(ONE_CPU_SYSTEMS)
     alias = {"tetherpath": f"dpdk-{BACKEND}", "ceiling": f"testpmd-{BACKEND}"}
     if opts.smoke:
         opts.cases, opts.duration, opts.trials = "1k/64/4", 0.3, 1
-        opts.systems = ",".join(ONE_CPU_SYSTEMS) if opts.one_cpu else "kernel,xdp,tetherpath,ceiling"
+        opts.systems = ",".join(ONE_CPU_SYSTEMS) if in_kernel_only else "kernel,xdp,tetherpath,ceiling"
     systems = [alias.get(s, s) for s in opts.systems.split(",")]
     for s in systems:
         if s not in SYSTEMS:
             raise SystemExit(f"harness: unknown system '{s}' (known: {', '.join(SYSTEMS)}, tetherpath, ceiling)")
-        if opts.one_cpu and s not in ONE_CPU_SYSTEMS:
-            raise SystemExit(f"harness: --one-cpu measures {', '.join(ONE_CPU_SYSTEMS)}, not '{s}' (a DPDK "
-                             "worker polls a core of its own)")
+        if in_kernel_only and s not in ONE_CPU_SYSTEMS:
+            raise SystemExit(f"harness: --one-cpu and --sender xdpgen measure {', '.join(ONE_CPU_SYSTEMS)}, "
+                             f"not '{s}' (a DPDK worker polls a core of its own and takes no XDP frames)")
     if os.geteuid() != 0:
         print("SKIP perf harness: needs root (network namespaces)")
         return 0
-    for b in (TPGEN, TETHERPATH, TETHERCTL, TESTPMD):
+    for b in (TPGEN, XDPGEN, TETHERPATH, TETHERCTL, TESTPMD):
         if not os.path.exists(b):
             print(f"perf harness: {b} is missing (build first; dpdk-testpmd comes with dpdk-dev)")
             return 1
@@ -927,10 +1146,12 @@ def main():
     log_dir = tempfile.mkdtemp(prefix="tpp-")
     topo = Topology()
     results, failures = [], []
-    if opts.one_cpu:
+    if in_kernel_only:
         try:
             topo.up()
-            return one_cpu_run(topo, systems, cases, opts, log_dir)
+            if opts.one_cpu:
+                return one_cpu_run(topo, systems, cases, opts, log_dir)
+            return xdp_sender_run(topo, systems, cases, opts, log_dir)
         except Exception as e:  # the topology still goes away
             print(f"harness error: {e} (logs in {log_dir})")
             return 1
@@ -949,15 +1170,10 @@ def main():
     finally:
         topo.down()
         release_bpffs()
-    doc = run_doc(results)
-    with open(os.path.join(opts.out, "results.json"), "w") as f:
-        json.dump(doc, f, indent=2)
-    md = markdown(results, opts)
-    with open(os.path.join(opts.out, "results.md"), "w") as f:
-        f.write(f"Command: `{doc['command']}` ({doc['date']}, {doc['machine']})\n\n" + md)
+    write_results(results, markdown(results, opts), opts, "results")
     made = plots(results, opts.out)
-    print(md)
-    print(f"results: {opts.out}/results.json, results.md" + (", " + ", ".join(made) if made else ""))
+    if made:
+        print("plots: " + ", ".join(made))
     if opts.smoke:
         checks = []
         by = {r["system"]: r for r in results}

@@ -146,6 +146,7 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   step "perf harness smoke" python3 perf/harness.py --smoke --out build-logs/perf-smoke
   step "perf harness one-CPU smoke" python3 perf/harness.py --smoke --one-cpu --out build-logs/perf-smoke
+  step "perf harness XDP-sender smoke" python3 perf/harness.py --smoke --sender xdpgen --out build-logs/perf-smoke
 else
   echo "== perf harness smoke: skipped, needs root for network namespaces"
 fi

@@ -29,59 +29,30 @@
 #include <string>
 #include <vector>
 
-#include "checksum.hpp"
+#include "udp_frame.hpp"
 
 namespace {
 
-constexpr uint16_t kBurst = 32;
-constexpr uint32_t kMagic = 0x74707067;  // "tppg": our packets among whatever else arrives
-constexpr uint16_t kClientPortBase = 1024;
-constexpr uint16_t kServerPort = 9;  // discard
+using tp::perf::kClientPortBase;
+using tp::perf::kMagic;
 
-struct Options {
+constexpr uint16_t kBurst = 32;
+
+struct Options : tp::perf::FrameOptions {
   std::string mode = "fixed";
-  int family = 4;
-  uint32_t flows = 1;
-  std::string size = "64";
   double rate = 100000;   // packets/s
   double max_rate = 0;    // search: upper bound (0: measure what the generator can send)
   double duration = 1.0;  // seconds per trial
   int trials = 1;
   double pdr_loss = 0.005;
   double precision = 0.02;  // search stops when hi - lo < precision * hi
-  std::string client_mac, box_mac, client_ip, server_ip;
 };
-
-// 64-byte frames, IMIX (7:4:1 of 64, 570, 1518 bytes) or 1500-byte frames (sizes without FCS).
-// IPv6 cannot fit its headers and our 12-byte stamp in 64 bytes: its smallest frame is 78 on the
-// wire, as RFC 5180 has it.
-std::vector<uint16_t> frame_sizes(const std::string& size, int family) {
-  const uint16_t smallest = family == 6 ? 74 : 60;
-  if (size == "imix") {
-    std::vector<uint16_t> v;
-    for (int i = 0; i < 7; ++i) v.push_back(smallest);
-    for (int i = 0; i < 4; ++i) v.push_back(566);
-    v.push_back(1514);
-    return v;
-  }
-  const int n = std::atoi(size.c_str());
-  const int len = n == 64 ? smallest : n == 1500 ? 1514 : n;
-  return {static_cast<uint16_t>(std::max<int>(smallest, std::min(1514, len)))};
-}
 
 class Generator {
  public:
-  Generator(const Options& o, rte_mempool* pool) : o_(o), pool_(pool) {
-    rte_ether_unformat_addr(o.client_mac.c_str(), &client_mac_);
-    rte_ether_unformat_addr(o.box_mac.c_str(), &box_mac_);
-    if (o.family == 4) {
-      inet_pton(AF_INET, o.client_ip.c_str(), client4_);
-      inet_pton(AF_INET, o.server_ip.c_str(), server4_);
-    } else {
-      inet_pton(AF_INET6, o.client_ip.c_str(), client6_);
-      inet_pton(AF_INET6, o.server_ip.c_str(), server6_);
-    }
-    sizes_ = frame_sizes(o.size, o.family);
+  Generator(const Options& o, rte_mempool* pool, const tp::perf::FrameEnds& ends)
+      : o_(o), pool_(pool), ends_(ends) {
+    sizes_ = tp::perf::frame_sizes(o.size, o.family);
     hz_ = rte_get_tsc_hz();
   }
 
@@ -161,54 +132,8 @@ class Generator {
   }
 
   void fill(rte_mbuf* m, uint16_t len, uint16_t sport, uint64_t stamp) {
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
-    std::memset(p, 0, len);
-    std::memcpy(p, box_mac_.addr_bytes, 6);
-    std::memcpy(p + 6, client_mac_.addr_bytes, 6);
-    const bool v4 = o_.family == 4;
-    p[12] = v4 ? 0x08 : 0x86;
-    p[13] = v4 ? 0x00 : 0xdd;
-    uint8_t* ip = p + 14;
-    const uint16_t ip_len = static_cast<uint16_t>(len - 14);
-    uint8_t* udp;
-    if (v4) {
-      ip[0] = 0x45;
-      ip[2] = ip_len >> 8;
-      ip[3] = ip_len & 0xff;
-      ip[8] = 64;
-      ip[9] = IPPROTO_UDP;
-      std::memcpy(ip + 12, client4_, 4);
-      std::memcpy(ip + 16, server4_, 4);
-      const uint16_t c = tp::csum::finish(tp::csum::sum_bytes(ip, 20));
-      ip[10] = c >> 8;
-      ip[11] = c & 0xff;
-      udp = ip + 20;
-    } else {
-      ip[0] = 0x60;
-      const uint16_t pl = static_cast<uint16_t>(ip_len - 40);
-      ip[4] = pl >> 8;
-      ip[5] = pl & 0xff;
-      ip[6] = IPPROTO_UDP;
-      ip[7] = 64;
-      std::memcpy(ip + 8, client6_, 16);
-      std::memcpy(ip + 24, server6_, 16);
-      udp = ip + 40;
-    }
-    const uint16_t udp_len = static_cast<uint16_t>(p + len - udp);
-    udp[0] = sport >> 8;
-    udp[1] = sport & 0xff;
-    udp[3] = kServerPort;
-    udp[4] = udp_len >> 8;
-    udp[5] = udp_len & 0xff;
-    std::memcpy(udp + 8, &kMagic, 4);
-    std::memcpy(udp + 12, &stamp, 8);
-    if (!v4) {  // IPv6 needs a UDP checksum: pseudo-header plus the datagram (mostly zeros)
-      uint16_t c = tp::csum::finish(
-          tp::csum::sum_bytes(udp, 20, tp::csum::sum_bytes(ip + 8, 32) + udp_len + IPPROTO_UDP));
-      if (c == 0) c = 0xffff;
-      udp[6] = c >> 8;
-      udp[7] = c & 0xff;
-    }
+    tp::perf::fill_udp_frame(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len)), len, ends_,
+                             sport, stamp);
   }
 
   // Counts our packets on the server port (and the client port, where reflections return);
@@ -275,8 +200,7 @@ class Generator {
 
   Options o_;
   rte_mempool* pool_;
-  rte_ether_addr client_mac_{}, box_mac_{};
-  uint8_t client4_[4]{}, server4_[4]{}, client6_[16]{}, server6_[16]{};
+  tp::perf::FrameEnds ends_;
   std::vector<uint16_t> sizes_;
   uint64_t hz_ = 0;
   uint32_t next_flow_ = 0;
@@ -348,14 +272,10 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage();
     const std::string v = argv[++i];
-    if (a == "--mode")
+    if (o.take(a, v))
+      continue;
+    else if (a == "--mode")
       o.mode = v;
-    else if (a == "--family")
-      o.family = std::atoi(v.c_str());
-    else if (a == "--flows")
-      o.flows = static_cast<uint32_t>(std::max(1, std::atoi(v.c_str())));
-    else if (a == "--size")
-      o.size = v;
     else if (a == "--rate")
       o.rate = std::atof(v.c_str());
     else if (a == "--max-rate")
@@ -366,22 +286,11 @@ int main(int argc, char** argv) {
       o.trials = std::max(1, std::atoi(v.c_str()));
     else if (a == "--pdr-loss")
       o.pdr_loss = std::atof(v.c_str());
-    else if (a == "--client-mac")
-      o.client_mac = v;
-    else if (a == "--box-mac")
-      o.box_mac = v;
-    else if (a == "--client-ip")
-      o.client_ip = v;
-    else if (a == "--server-ip")
-      o.server_ip = v;
     else
       usage();
   }
-  if (rte_eth_dev_count_avail() < 2 || o.client_mac.empty() || o.box_mac.empty()) usage();
-  if (o.flows > 65535 - kClientPortBase) {
-    std::fprintf(stderr, "tpgen: too many flows for the port range\n");
-    return 2;
-  }
+  tp::perf::FrameEnds ends;
+  if (rte_eth_dev_count_avail() < 2 || !o.ends(ends)) usage();
   rte_mempool* pool =
       rte_pktmbuf_pool_create("tpgen", 16383, 256, 0, 2048 + RTE_PKTMBUF_HEADROOM, rte_socket_id());
   if (!pool) {
@@ -399,7 +308,7 @@ int main(int argc, char** argv) {
     }
     rte_eth_promiscuous_enable(port);
   }
-  Generator g(o, pool);
+  Generator g(o, pool, ends);
   std::string out = "{\"mode\": \"" + o.mode + "\", \"family\": " + std::to_string(o.family) +
                     ", \"flows\": " + std::to_string(o.flows) + ", \"size\": \"" + o.size +
                     "\", \"tsc_hz\": " + std::to_string(g.hz());
