@@ -10,8 +10,8 @@
 # reload makes the usb client's session `local`: the internet refused to it, the wifi client still
 # reached. Bad policies (an unknown uplink, two sessions with one selector and one priority) are
 # refused and change nothing. Then: sessions through the API, emergency, statistics against a
-# capture, a session's data limit (and its usage across a restart), and a session for the box's own
-# application by its socket's owner.
+# capture, a session's data limit (and its usage across a restart), a session for the box's own
+# application by its socket's owner, and `reset` without routing.mark_mask (IPv4 and IPv6).
 export TP_LAB_PHONE=1
 source "$(dirname "$0")/lib.sh"
 lab_begin
@@ -54,7 +54,7 @@ table inet tp_lab_seen {
   chain pre {
     type filter hook prerouting priority -300;
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.10 counter name phone_wifi
-    udp dport { 5201, 5302, 5303 } iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
+    udp dport { 5201, 5302, 5303, 5305 } iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.11 counter name modem_usb
     udp dport 5201 iifname "tp-net-phone" ip saddr 100.65.0.2 ip daddr 203.0.113.11 counter name phone_usb
     udp dport 5201 iifname "tp-net-modem" ip daddr 203.0.113.10 counter name wrong
     udp dport 5302 iifname "tp-net-modem" ip saddr 100.64.0.2 ip daddr 203.0.113.10 counter name modem_wifi
@@ -63,7 +63,7 @@ table inet tp_lab_seen {
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name wifi_new_by_modem
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-phone" ip saddr 100.65.0.2 counter name box_by_phone
     tcp dport 80 ip daddr 203.0.113.10 iifname "tp-net-modem" ip saddr 100.64.0.2 counter name box_by_modem
-    udp dport 5304 iifname "tp-net-modem" ip6 saddr 2001:db8:60::ff:fe60:10 counter name modem_usb6
+    udp dport { 5304, 5306 } iifname "tp-net-modem" ip6 saddr 2001:db8:60::ff:fe60:10 counter name modem_usb6
   }
 }
 NFT
@@ -178,10 +178,10 @@ measure "the other session's upload, longest silence, the second before / of the
 check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
 check "its IPv6 upload left the fast path" flow_gone "2001:db8:ffff::10:5304"
 check "and nothing of it left by the modem after policy_applied" test "$(seen modem_usb6)" -eq "$at_applied6"
-no_v6_upload_entry() {  # conntrack must answer: its failure is not an absence
-  local out
-  out=$(ip netns exec tp-box conntrack -L -f ipv6 -p udp --dport 5304 2>/dev/null) || return 1
-  ! echo "$out" | grep -q 'dport=5304'
+no_v6_upload_entry() {  # no_v6_upload_entry [PORT]: conntrack must answer (its failure is not an absence)
+  local out port=${1:-5304}
+  out=$(ip netns exec tp-box conntrack -L -f ipv6 -p udp --dport "$port" 2>/dev/null) || return 1
+  ! echo "$out" | grep -q "dport=$port"
 }
 check "its conntrack entry is gone, no new one (no IPv6 way out by the phone)" no_v6_upload_entry
 check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
@@ -436,6 +436,49 @@ sed -i '/^sessions:/,$d' "$CONFIG"
 check "a configuration without sessions is applied by a reload" tetherctl reload
 check "their rules, tables and selectors are gone (the uplinks' marks stay)" \
   sh -c "! ip -n tp-box rule | grep -q '^1003:' && [ -z \"\$(ip -n tp-box route show table 1128)\" ] && ! ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'saddr' && ip netns exec tp-box nft list table inet tetherpath_sessions | grep -q 'oifname \"phone0\"'"
+kill "$events_pid" 2>/dev/null
+
+echo "reset without routing.mark_mask: the uplink by the NAT address (IPv4), by the fast path (IPv6)"
+# No mark names a connection's uplink: an IPv4 connection's is the one whose address it is
+# translated to, an IPv6 one's (routed, not translated) the one its offloaded flow leaves by.
+stop_daemon
+sed -i '/^  mark_mask: 0xf000$/d' "$CONFIG"
+cat >>"$CONFIG" <<'YAML'
+sessions:
+  - name: head_unit
+    match: {addresses: [192.168.60.10/32, '2001:db8:60::ff:fe60:10/128']}
+    uplinks: [cellular]
+YAML
+start_daemon "$CONFIG"
+mv "$TP_LAB_DIR/events.txt" "$TP_LAB_DIR/events-before-restart.txt"
+tetherctl --json events >"$TP_LAB_DIR/events.txt" 2>&1 &
+events_pid=$!
+servers 5305
+nsx tp-net iperf3 -s -D -B 2001:db8:ffff::10 -p 5306 --logfile "$TP_LAB_DIR/iperf3-v6-5306.log"
+sleep 0.3
+nsx tp-usb timeout 30 iperf3 -c 203.0.113.11 -p 5305 -u -b 2M -t 12 >/dev/null 2>&1 &
+pid_v4=$!
+nsx tp-usb timeout 30 iperf3 -c 2001:db8:ffff::10 -p 5306 -u -b 2M -t 12 >/dev/null 2>&1 &
+pid_v6=$!
+check "the usb client's IPv4 upload is offloaded" eventually 8 flow_carries "203.0.113.11:5305 " orig 100
+check "and its IPv6 upload" eventually 8 flow_carries "2001:db8:ffff::10:5306" orig 100
+both_by_modem() { grows modem_usb && grows modem_usb6; }
+check "both leave by the modem" both_by_modem
+reset_before=$(status_json "d['session_connections_reset']")
+update_policy '    uplinks: [cellular]' '    uplinks: [phone]'
+at_applied=$(seen modem_usb)
+at_applied6=$(seen modem_usb6)
+check "both were reset (the session's count)" test "$(status_json "d['session_connections_reset']")" -ge $((reset_before + 2))
+check "the IPv4 upload left the fast path" flow_gone "203.0.113.11:5305 "
+check "and the IPv6 one" flow_gone "2001:db8:ffff::10:5306"
+sleep 1
+check "nothing with the modem's address left after policy_applied" test "$(seen modem_usb)" -eq "$at_applied"
+check "nothing of the IPv6 upload left by the modem after policy_applied" test "$(seen modem_usb6)" -eq "$at_applied6"
+check "the IPv6 upload's conntrack entry is gone, no new one" no_v6_upload_entry 5306
+new_before=$(seen usb_new_by_phone)
+check "a new connection of the session leaves by the phone" nsx tp-usb curl -sf --max-time 5 -o /dev/null http://203.0.113.11/
+check "seen there with the phone's address" test "$(seen usb_new_by_phone)" -gt "$new_before"
+wait "$pid_v4" "$pid_v6" 2>/dev/null
 kill "$events_pid" 2>/dev/null
 [ -n "${TP_LAB_KEEP:-}" ] && cp -r "$TP_LAB_DIR" "$TP_LAB_KEEP"
 lab_end
