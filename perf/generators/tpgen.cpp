@@ -290,7 +290,11 @@ int main(int argc, char** argv) {
       usage();
   }
   tp::perf::FrameEnds ends;
-  if (rte_eth_dev_count_avail() < 2 || !o.ends(ends)) usage();
+  if (rte_eth_dev_count_avail() < 2) usage();
+  if (const std::string bad = o.ends(ends); !bad.empty()) {
+    std::fprintf(stderr, "tpgen: %s\n", bad.c_str());
+    return 2;
+  }
   rte_mempool* pool =
       rte_pktmbuf_pool_create("tpgen", 16383, 256, 0, 2048 + RTE_PKTMBUF_HEADROOM, rte_socket_id());
   if (!pool) {

@@ -45,16 +45,6 @@ struct FrameEnds {
   uint8_t client_mac[6]{}, box_mac[6]{};
   uint8_t client_ip[16]{}, server_ip[16]{};
 
-  // False when a MAC or an address of the family does not parse.
-  bool parse(int fam, const std::string& client_mac_s, const std::string& box_mac_s,
-             const std::string& client_ip_s, const std::string& server_ip_s) {
-    family = fam;
-    const int af = fam == 4 ? AF_INET : AF_INET6;
-    return parse_mac(client_mac_s, client_mac) && parse_mac(box_mac_s, box_mac) &&
-           inet_pton(af, client_ip_s.c_str(), client_ip) == 1 &&
-           inet_pton(af, server_ip_s.c_str(), server_ip) == 1;
-  }
-
   static bool parse_mac(const std::string& s, uint8_t* mac) {
     unsigned v[6];
     char tail;
@@ -97,10 +87,21 @@ struct FrameOptions {
     return true;
   }
 
-  // False when the family, the flow count, a MAC or an address is not valid.
-  bool ends(FrameEnds& e) const {
-    return (family == 4 || family == 6) && flows >= 1 && flows <= 65535u - kClientPortBase &&
-           e.parse(family, client_mac, box_mac, client_ip, server_ip);
+  // Fills e; returns what is wrong with the options, or an empty string.
+  std::string ends(FrameEnds& e) const {
+    if (family != 4 && family != 6) return "--family must be 4 or 6";
+    if (flows < 1 || flows > 65535u - kClientPortBase)
+      return "--flows must be 1 to " + std::to_string(65535u - kClientPortBase);
+    e.family = family;
+    if (!FrameEnds::parse_mac(client_mac, e.client_mac) ||
+        !FrameEnds::parse_mac(box_mac, e.box_mac))
+      return "--client-mac and --box-mac must be MAC addresses";
+    const int af = family == 4 ? AF_INET : AF_INET6;
+    if (inet_pton(af, client_ip.c_str(), e.client_ip) != 1 ||
+        inet_pton(af, server_ip.c_str(), e.server_ip) != 1)
+      return std::string("--client-ip and --server-ip must be IPv") + (family == 4 ? "4" : "6") +
+             " addresses";
+    return {};
   }
 };
 

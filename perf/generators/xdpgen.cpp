@@ -107,7 +107,10 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   tp::perf::FrameEnds ends;
-  if (!o.ends(ends)) usage();
+  if (const std::string bad = o.ends(ends); !bad.empty()) {
+    std::fprintf(stderr, "xdpgen: %s\n", bad.c_str());
+    return 2;
+  }
   const unsigned ifindex = if_nametoindex(o.device.c_str());
   if (ifindex == 0) fail(o.device.c_str(), errno);
 
