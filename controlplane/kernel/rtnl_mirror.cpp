@@ -151,13 +151,11 @@ void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
 
 bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
   const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-  // Other kinds (local, broadcast, unreachable...) and other tables are not mirrored, but the
-  // kernel's lookups the flows are decided by see them.
-  if (rtm->rtm_type != RTN_UNICAST) return true;
   Route r;
   r.len = rtm->rtm_dst_len;
   r.prefix.family = rtm->rtm_family;
   uint32_t table = rtm->rtm_table;
+  bool nexthops = false;  // several, or a nexthop object: not compared, always a change
   for_each_attr(nlh, sizeof(rtmsg), [&](const nlattr* a) {
     switch (mnl_attr_get_type(a)) {
       case RTA_DST:
@@ -175,6 +173,10 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
       case RTA_TABLE:
         table = mnl_attr_get_u32(a);
         break;
+      case RTA_MULTIPATH:
+      case RTA_NH_ID:
+        nexthops = true;
+        break;
       case RTA_METRICS:  // nested RTAX_* values
         for_each_nested(a, [&](const nlattr* m) {
           if (mnl_attr_get_type(m) == RTAX_MTU) r.mtu = mnl_attr_get_u32(m);
@@ -184,18 +186,37 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
         break;
     }
   });
+  // Other tables are not mirrored, but the kernel's lookups the flows are decided by see them.
   if (table != RT_TABLE_MAIN) return true;
-  for (auto it = routes_.begin(); it != routes_.end(); ++it) {
-    if (it->prefix == r.prefix && it->len == r.len && it->priority == r.priority &&
-        it->oif == r.oif) {
-      if (add && it->gateway == r.gateway && it->mtu == r.mtu && it->mtu_locked == r.mtu_locked)
-        return false;  // the same route again (a refreshed lifetime)
-      routes_.erase(it);
-      break;
+  const auto same_key = [&](const Route& x) {
+    return x.prefix == r.prefix && x.len == r.len && x.priority == r.priority;
+  };
+  if (rtm->rtm_type != RTN_UNICAST) {
+    // Not mirrored (blackhole, unreachable, local...); one added takes the place of the unicast
+    // routes of its prefix and metric.
+    if (add) std::erase_if(routes_, same_key);
+    return true;
+  }
+  // A replacement takes the place of every route of its prefix and metric, whatever their
+  // device; an addition or a deletion is about the one on its device.
+  const bool replaces = add && (nlh->nlmsg_flags & NLM_F_REPLACE);
+  std::optional<Route> was;
+  int gone = 0;
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    if (same_key(*it) && (replaces || it->oif == r.oif)) {
+      if (gone++ == 0) was = *it;
+      it = routes_.erase(it);
+      if (!replaces) break;
+    } else {
+      ++it;
     }
   }
   if (add) routes_.push_back(r);
-  return true;
+  // The same route again (a refreshed lifetime) changes nothing.
+  const bool repeat = add && !nexthops && rtm->rtm_tos == 0 && gone == 1 && was->oif == r.oif &&
+                      was->gateway == r.gateway && was->mtu == r.mtu &&
+                      was->mtu_locked == r.mtu_locked;
+  return !repeat;
 }
 
 void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {
@@ -254,6 +275,9 @@ bool RtnlMirror::handle_addr(const nlmsghdr* nlh, bool add) {
 
 bool RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  // A family's own view of the link (IPv6's, a bridge port's) is not the link's description:
+  // counted as a change, as before, and not compared.
+  if (ifi->ifi_family != AF_UNSPEC) return true;
   const int idx = ifi->ifi_index;
   // Some senders give only a few attributes (a wireless event: the name and its payload): what a
   // message leaves out stays as it was.
@@ -286,6 +310,12 @@ bool RtnlMirror::handle_link(const nlmsghdr* nlh, bool add) {
   });
   if (full && !has_master) st.master = 0;  // it left its bridge or VRF
   if (add && known != link_states_.end() && known->second == st) return false;
+  // A link going down takes its IPv4 routes with it and says nothing of them (IPv6 says); a
+  // link deleted takes every route.
+  if (!add || !(st.flags & IFF_UP))
+    std::erase_if(routes_, [&](const Route& r) {
+      return r.oif == idx && (!add || r.prefix.family == AF_INET);
+    });
   if (known != link_states_.end()) {
     links_.erase(known->second.name);  // a rename leaves no stale name behind
     link_states_.erase(known);

@@ -99,6 +99,19 @@ TEST(RtnlMirror, ChangesOnlyWhenWhatFlowsDependOnChanges) {
   EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 via 198.51.100.3 mtu 1300"), 1);
   EXPECT_GE(changes_after("ip addr add 198.51.100.7/24 dev tpm0"), 1);
   EXPECT_TRUE(m.is_local(ip("198.51.100.7")));
+  // What takes a route's place and gives it back is a change each time: a blackhole, an admin
+  // down of its link (IPv4 drops the routes without a word), a different set of nexthops.
+  EXPECT_GE(changes_after("ip route replace blackhole 203.0.113.0/24"), 1);
+  EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 via 198.51.100.3 mtu 1300"), 1);
+  EXPECT_GE(changes_after("ip link set dev tpm0 down && ip link set dev tpm0 up"), 1);
+  EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 via 198.51.100.3 mtu 1300"), 1)
+      << "the route the link's going down took, back";
+  EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 nexthop via 198.51.100.2 "
+                          "nexthop via 198.51.100.3"),
+            1);
+  EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 nexthop via 198.51.100.2 "
+                          "nexthop via 198.51.100.4"),
+            1);
   EXPECT_GE(changes_after("ip link set dev tpm0 mtu 1400"), 1);
   EXPECT_GE(changes_after("ip link set dev tpm1 down"), 1);  // tpm0 loses its carrier
   EXPECT_GE(changes_after("ip link set dev tpm0 down && ip link set dev tpm0 name tpm9"), 1);
