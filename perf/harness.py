@@ -254,15 +254,22 @@ def napi_threads(devs):
 
 
 def run_ns(pids):
-    """The threads' time on a CPU so far, ns (the scheduler's exact sum, /proc/<pid>/schedstat)."""
-    total = 0
+    """Each thread's time on a CPU so far, ns (the scheduler's exact sum, /proc/<pid>/schedstat),
+    by pid; a thread that has ended is left out."""
+    times = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:  # a thread that ended
+                times[pid] = int(f.read().split()[0])
+        except FileNotFoundError:
             pass
-    return total
+    return times
+
+
+def ran_ns(before, pids):
+    """The threads' time since `before` (run_ns); one that ended meanwhile counts what it had."""
+    now = run_ns(pids)
+    return sum(now.get(pid, t0) - t0 for pid, t0 in before.items())
 
 
 def process_threads(pid):
@@ -588,7 +595,7 @@ def full_speed(case, opts, log_dir, what, counter, daemon_pid=None):
     res = xdpgen(case, full_speed_seconds(opts), log_dir)
     time.sleep(0.05)  # the last frames through the box
     n, busy = counter() - n0, core_busy_seconds(0) - busy0
-    ns, dns = run_ns(box_threads) - ns0, run_ns(daemon) - dns0
+    ns, dns = ran_ns(ns0, box_threads), ran_ns(dns0, daemon)
     hz, secs = res["tsc_hz"], res["seconds"]
     per_packet = (lambda x: round(x / n)) if n else (lambda x: None)
     return n, {"tsc_hz": round(hz), "seconds_measured": secs, "sent_pps": round(res["sent"] / secs),
@@ -649,23 +656,27 @@ def paced_trial(case, rate, seconds, log_dir, threads=()):
     r0, ns0, busy0 = rx_packets(GEN, "gen-up"), run_ns(threads), core_busy_seconds(BOX_CORE)
     res = xdpgen(case, seconds, log_dir, rate)
     time.sleep(0.05)  # the last frames through the box
-    got, ns = rx_packets(GEN, "gen-up") - r0, run_ns(threads) - ns0
+    got, ns = rx_packets(GEN, "gen-up") - r0, ran_ns(ns0, threads)
     busy = core_busy_seconds(BOX_CORE) - busy0
     sent = res["sent"]
-    return {"rate": rate, "achieved": sent / res["sending_seconds"], "sent": sent, "received": got,
+    return {"rate": rate, "achieved": sent / res["sending_seconds"] if res["sending_seconds"] > 0 else 0,
+            "sent": sent, "received": got,
             "loss": max(0, sent - got) / sent if sent else 1.0, "tsc_hz": res["tsc_hz"],
             "thread_cycles": round(res["tsc_hz"] * ns / 1e9 / got) if got else None,
             "core_cycles": round(res["tsc_hz"] * busy / got) if got else None}
 
 
+MIN_RATE = 1000  # frames per second: below it the search gives up (an NDR of 0)
+
+
 def search_ndr(case, hi, opts, log_dir):
-    """The highest paced rate with no loss: bisection in [0, hi] to 2 %. Returns it and the
-    number of trials."""
+    """The highest paced rate with no loss: bisection in [0, hi] to 2 %, at most 12 steps, none
+    below MIN_RATE (xdpgen's rate 0 is full speed). Returns it and the number of trials."""
     trials = 1
     if paced_trial(case, hi, opts.duration, log_dir)["loss"] == 0:
         return hi, trials
     lo = 0.0
-    while hi - lo > 0.02 * hi:
+    while hi - lo > 0.02 * hi and hi >= MIN_RATE and trials <= 12:
         mid = (lo + hi) / 2
         trials += 1
         if paced_trial(case, mid, opts.duration, log_dir)["loss"] == 0:
@@ -695,14 +706,16 @@ def xdp_sender_case(fw, case, opts, log_dir):
         ndr = statistics.median(ndrs)
         out.update(offered_max=round(offered), ndr=round(ndr), search_trials=steps,
                    generator_limited={"ndr": ndr >= GEN_LIMIT * offered})
-        k = kernel_rate.get(case)
         if fw.name == "kernel":
-            kernel_rate[case] = k = ndr
-        rate = min(k, offered) if k else ndr
-        t = paced_trial(case, rate, opts.duration * 2, log_dir, napi_threads(("box-down", "box-up")))
-        out.update(cycles_rate=round(rate), cycles_loss=round(t["loss"], 5), napi_cycles=t["thread_cycles"],
-                   core_cycles=t["core_cycles"])
-        rx = t["received"]
+            kernel_rate[case] = ndr
+        # One rate for all (per-packet costs fall as the load rises): the kernel's NDR.
+        rate = min(kernel_rate.get(case, 0), offered)
+        rx = 0
+        if rate >= MIN_RATE:
+            t = paced_trial(case, rate, opts.duration * 2, log_dir, napi_threads(("box-down", "box-up")))
+            out.update(cycles_rate=round(rate), cycles_loss=round(t["loss"], 5), napi_cycles=t["thread_cycles"],
+                       core_cycles=t["core_cycles"])
+            rx = t["received"]
     out["fast_path_share"] = round(1 - min(kernel_forwarded(fam) - f0, rx) / rx, 4) if rx else None
     out["seconds"] = round(time.monotonic() - began, 1)
     return out
@@ -711,11 +724,13 @@ def xdp_sender_case(fw, case, opts, log_dir):
 def xdp_sender_markdown(results, opts):
     lines = [f"Two cores: the box's NAPI threads on core 1; xdpgen on core 0 sending the case's flows as "
              f"XDP frames (as a NIC driver hands them), paced; NDR (no loss) by bisection to 2 %, "
-             f"median of {opts.trials}, {opts.duration:g} s trials. Cycles per packet at the kernel's NDR "
-             f"(the same rate for all): the box veths' NAPI threads' time, and core 1's non-idle time.", "",
-             "| case | offered max (Mpps) | kernel NDR | tc NDR (vs kernel) | xdp NDR (vs kernel) | at Mpps "
+             f"median of {opts.trials}, {opts.duration:g} s trials; each NDR as \"NDR / what the generator "
+             f"offered in that system's run (Mpps)\". Cycles per packet at the kernel's NDR (the same rate "
+             f"for all): the box veths' NAPI threads' time, and core 1's non-idle time, with the loss in that "
+             f"trial when there was one.", "",
+             "| case | kernel NDR / offered | tc NDR / offered (vs kernel) | xdp NDR / offered (vs kernel) | at Mpps "
              "| kernel NAPI / core cycles | tc NAPI / core (NAPI vs kernel) | xdp NAPI / core (NAPI vs kernel) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for case, systems in by_case(results).items():
         k = systems.get("kernel")
@@ -727,18 +742,19 @@ def xdp_sender_markdown(results, opts):
                 return "—"
             ge = "≥ " if r["generator_limited"]["ndr"] else ""
             rel = f" ({r['ndr'] / k['ndr']:.1f}×)" if r is not k and k["ndr"] else ""
-            return f"{ge}{r['ndr'] / 1e6:.3f}{rel}"
+            return f"{ge}{r['ndr'] / 1e6:.3f} / {r['offered_max'] / 1e6:.3f}{rel}"
 
         def cyc_cell(r):
-            if not r:
+            if not r or not r.get("napi_cycles"):
                 return "—"
             rel = (f" ({r['napi_cycles'] / k['napi_cycles']:.2f}×)"
-                   if r is not k and r.get("napi_cycles") and k.get("napi_cycles") else "")
-            return f"{r.get('napi_cycles') or '—'} / {r.get('core_cycles') or '—'}{rel}"
+                   if r is not k and k.get("napi_cycles") else "")
+            loss = f", {r['cycles_loss']:.2%} lost" if r.get("cycles_loss") else ""
+            return f"{r['napi_cycles']} / {r.get('core_cycles') or '—'}{rel}{loss}"
 
-        offered = max(r["offered_max"] for r in systems.values())
-        lines.append(f"| {case[0]} flows, {case[1]} B, IPv{case[2]} | {offered / 1e6:.3f} | {ndr_cell(k)} | "
-                     f"{ndr_cell(systems.get('tc'))} | {ndr_cell(systems.get('xdp'))} | {k['cycles_rate'] / 1e6:.3f} | "
+        at = f"{k['cycles_rate'] / 1e6:.3f}" if k.get("cycles_rate") else "—"
+        lines.append(f"| {case[0]} flows, {case[1]} B, IPv{case[2]} | {ndr_cell(k)} | "
+                     f"{ndr_cell(systems.get('tc'))} | {ndr_cell(systems.get('xdp'))} | {at} | "
                      f"{cyc_cell(k)} | {cyc_cell(systems.get('tc'))} | {cyc_cell(systems.get('xdp'))} |")
         for name in KERNEL_ENGINE:
             r = systems.get(name)
@@ -761,7 +777,7 @@ def xdp_sender_run(topo, systems, cases, opts, log_dir):
     results, failures = [], []
     run_systems(topo, systems, cases, log_dir, lambda fw, case: xdp_sender_case(fw, case, opts, log_dir),
                 lambda r: f"NDR {r['ndr'] / 1e6:.3f} Mpps (offered {r['offered_max'] / 1e6:.3f}), "
-                          f"{r['napi_cycles']} NAPI cycles/pkt at {r['cycles_rate'] / 1e6:.3f} Mpps",
+                          f"{r.get('napi_cycles')} NAPI cycles/pkt at {r.get('cycles_rate', 0) / 1e6:.3f} Mpps",
                 results, failures)
     write_results(results, xdp_sender_markdown(results, opts), opts, "results-xdpgen")
     by = {r["system"]: r for r in results}
