@@ -581,6 +581,17 @@ def xdpgen(case, seconds, log_dir, rate=0):
     return run_generator("xdpgen", cmd, log_dir)
 
 
+def measured_xdpgen(case, seconds, log_dir, rate, counter, core, threads, daemon=()):
+    """One xdpgen run (perf/generators/xdpgen.cpp) of `seconds` at `rate` (0: full speed), measured
+    around: xdpgen's report, what counter() counted, the threads' and the daemon's time on a CPU
+    (ns), and the core's busy seconds."""
+    ns0, dns0, n0, busy0 = run_ns(threads), run_ns(daemon), counter(), core_busy_seconds(core)
+    res = xdpgen(case, seconds, log_dir, rate)
+    time.sleep(0.05)  # the last frames through the box
+    return (res, counter() - n0, ran_ns(ns0, threads), ran_ns(dns0, daemon),
+            core_busy_seconds(core) - busy0)
+
+
 def full_speed(case, opts, log_dir, what, counter, daemon_pid=None):
     """--one-cpu: one trial of xdpgen at full speed. counter() reads the packets that count (got
     back, or entered the box); returns how many, and as figures: core 0's busy cycles per counted
@@ -590,12 +601,8 @@ def full_speed(case, opts, log_dir, what, counter, daemon_pid=None):
     transmit into the peer veth runs in those threads, and the scheduler counts their time
     exactly (the generator's receiving runs in its own veths' threads); and the daemon's time
     per packet, if one runs."""
-    box_threads, daemon = napi_threads(("box-down", "box-up")), process_threads(daemon_pid)
-    ns0, dns0, n0, busy0 = run_ns(box_threads), run_ns(daemon), counter(), core_busy_seconds(0)
-    res = xdpgen(case, full_speed_seconds(opts), log_dir)
-    time.sleep(0.05)  # the last frames through the box
-    n, busy = counter() - n0, core_busy_seconds(0) - busy0
-    ns, dns = ran_ns(ns0, box_threads), ran_ns(dns0, daemon)
+    res, n, ns, dns, busy = measured_xdpgen(case, full_speed_seconds(opts), log_dir, 0, counter, 0,
+                                            napi_threads(("box-down", "box-up")), process_threads(daemon_pid))
     hz, secs = res["tsc_hz"], res["seconds"]
     per_packet = (lambda x: round(x / n)) if n else (lambda x: None)
     return n, {"tsc_hz": round(hz), "seconds_measured": secs, "sent_pps": round(res["sent"] / secs),
@@ -653,11 +660,8 @@ def generator_alone(topo, case, opts, log_dir):
 def paced_trial(case, rate, seconds, log_dir, threads=()):
     """--sender xdpgen: one trial at `rate` (0: full speed). Frames sent and received (counted by
     gen-up's XDP drop), the loss, the rate achieved while sending, and the threads' time."""
-    r0, ns0, busy0 = rx_packets(GEN, "gen-up"), run_ns(threads), core_busy_seconds(BOX_CORE)
-    res = xdpgen(case, seconds, log_dir, rate)
-    time.sleep(0.05)  # the last frames through the box
-    got, ns = rx_packets(GEN, "gen-up") - r0, ran_ns(ns0, threads)
-    busy = core_busy_seconds(BOX_CORE) - busy0
+    res, got, ns, _, busy = measured_xdpgen(case, seconds, log_dir, rate, lambda: rx_packets(GEN, "gen-up"),
+                                            BOX_CORE, threads)
     sent = res["sent"]
     return {"rate": rate, "achieved": sent / res["sending_seconds"] if res["sending_seconds"] > 0 else 0,
             "sent": sent, "received": got,

@@ -1,10 +1,11 @@
-// xdpgen: the perf lab's --one-cpu sender. It sends the same UDP flows as tpgen, as fast as one
-// core can, as XDP frames: BPF_PROG_TEST_RUN in live-frames mode runs xdpgen.bpf.c on each frame,
-// which redirects it out of the generator's veth into the box's. The box's veth then receives
-// what a NIC driver hands its XDP hook (a raw buffer; the kernel's path builds its skb around
-// it), where tpgen's AF_XDP copy-mode transmit hands it skbs (which its XDP hook must copy into
-// a page of its own first). It only sends; the harness counts at the veths. Prints one JSON
-// object on stdout: frames handed to the kernel, seconds, the TSC rate.
+// xdpgen: the perf lab's sender of XDP frames (harness.py --one-cpu and --sender xdpgen). It sends
+// the same UDP flows as tpgen, paced or as fast as one core can, as XDP frames: BPF_PROG_TEST_RUN
+// in live-frames mode runs xdpgen.bpf.c on each frame, which redirects it out of the generator's
+// veth into the box's. The box's veth then receives what a NIC driver hands its XDP hook (a raw
+// buffer; the kernel's path builds its skb around it), where tpgen's AF_XDP copy-mode transmit
+// hands it skbs (which its XDP hook must copy into a page of its own first). It only sends; the
+// harness counts at the veths. Prints one JSON object on stdout: frames handed to the kernel,
+// seconds, the TSC rate.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
