@@ -155,7 +155,6 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
   r.len = rtm->rtm_dst_len;
   r.prefix.family = rtm->rtm_family;
   uint32_t table = rtm->rtm_table;
-  bool nexthops = false;  // several, or a nexthop object: not compared, always a change
   for_each_attr(nlh, sizeof(rtmsg), [&](const nlattr* a) {
     switch (mnl_attr_get_type(a)) {
       case RTA_DST:
@@ -172,10 +171,6 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
         break;
       case RTA_TABLE:
         table = mnl_attr_get_u32(a);
-        break;
-      case RTA_MULTIPATH:
-      case RTA_NH_ID:
-        nexthops = true;
         break;
       case RTA_METRICS:  // nested RTAX_* values
         for_each_nested(a, [&](const nlattr* m) {
@@ -200,11 +195,8 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
   // A replacement takes the place of every route of its prefix and metric, whatever their
   // device; an addition or a deletion is about the one on its device.
   const bool replaces = add && (nlh->nlmsg_flags & NLM_F_REPLACE);
-  std::optional<Route> was;
-  int gone = 0;
   for (auto it = routes_.begin(); it != routes_.end();) {
     if (same_key(*it) && (replaces || it->oif == r.oif)) {
-      if (gone++ == 0) was = *it;
       it = routes_.erase(it);
       if (!replaces) break;
     } else {
@@ -212,11 +204,11 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
     }
   }
   if (add) routes_.push_back(r);
-  // The same route again (a refreshed lifetime) changes nothing.
-  const bool repeat = add && !nexthops && rtm->rtm_tos == 0 && gone == 1 && was->oif == r.oif &&
-                      was->gateway == r.gateway && was->mtu == r.mtu &&
-                      was->mtu_locked == r.mtu_locked;
-  return !repeat;
+  // Every route message is a change, a repeated one too: the kernel drops routes without a word
+  // (an IPv4 link or address going away, a blackhole in between), so a route that reads as one
+  // the mirror still has may be one the kernel got back, and its flows must be decided again.
+  // Routes change seldom; the repetitions that came often were links, compared in handle_link.
+  return true;
 }
 
 void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {

@@ -62,9 +62,10 @@ void settle(RtnlMirror& m) {
   }
 }
 
-// Every change decides every flow again: the kernel's repetitions (a router advertisement
-// refreshing a route's and an address's lifetime, a link sent again for a setting the flows do not
-// depend on) must not count as changes; real ones must.
+// Every change decides every flow again: the kernel's repetitions of links and addresses (an
+// address's lifetime refreshed, a link sent again for a setting the flows do not depend on) must
+// not count as changes; real ones must, and every route message is one (the kernel drops routes
+// without a word, so a route that reads as known may be one it got back).
 TEST(RtnlMirror, ChangesOnlyWhenWhatFlowsDependOnChanges) {
   test::PrivateNetns ns;
   if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
@@ -86,15 +87,20 @@ TEST(RtnlMirror, ChangesOnlyWhenWhatFlowsDependOnChanges) {
     settle(m);
     return changes;
   };
+  // Routes first: the IPv6 address's lifetime change below gives its prefix route an expiry in
+  // the past on some kernels (6.18), and the gateway is no longer reachable.
+  EXPECT_GE(changes_after("ip -6 route replace 2001:db8:88::/48 via 2001:db8:77::2 expires 600"),
+            1);
+  EXPECT_GE(changes_after("ip -6 route replace blackhole 2001:db8:88::/48"), 1);
+  EXPECT_GE(changes_after("ip -6 route replace 2001:db8:88::/48 via 2001:db8:77::2"), 1);
   const uint64_t before = m.events;
   EXPECT_EQ(
       changes_after("ip link set dev tpm0 txqueuelen 2000 && "
-                    "ip -6 route replace 2001:db8:88::/48 via 2001:db8:77::2 expires 600 && "
                     "ip addr change 198.51.100.1/24 dev tpm0 valid_lft 600 preferred_lft 600 && "
                     "ip -6 addr change 2001:db8:77::1/64 dev tpm0 valid_lft 600 "
                     "preferred_lft 600"),
       0);
-  EXPECT_GE(m.events - before, 4u) << "the kernel sent the repetitions";
+  EXPECT_GE(m.events - before, 3u) << "the kernel sent the repetitions";
 
   EXPECT_GE(changes_after("ip route replace 203.0.113.0/24 via 198.51.100.3 mtu 1300"), 1);
   EXPECT_GE(changes_after("ip addr add 198.51.100.7/24 dev tpm0"), 1);
