@@ -687,7 +687,7 @@ def search_ndr(case, hi, opts, log_dir):
             lo = mid
         else:
             hi = mid
-    return lo, trials
+    return (lo if lo >= MIN_RATE else 0.0), trials
 
 
 def xdp_sender_case(fw, case, opts, log_dir):

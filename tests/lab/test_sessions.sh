@@ -453,7 +453,7 @@ sessions:
     match: {addresses: [192.168.60.10/32, '2001:db8:60::ff:fe60:10/128']}
     uplinks: [cellular]
 YAML
-check "the configuration has no routing.mark_mask" sh -c "! grep -q '^  mark_mask:' '$CONFIG'"
+check "the configuration has no routing.mark_mask" sh -c "grep -q '^  mark_mask:' '$CONFIG'; [ \$? -eq 1 ]"
 start_daemon "$CONFIG"
 mv "$TP_LAB_DIR/events.txt" "$TP_LAB_DIR/events-before-restart.txt"
 tetherctl --json events >"$TP_LAB_DIR/events.txt" 2>&1 &
