@@ -475,6 +475,14 @@ static __always_inline void tp_account(__u32 in_port, const struct tp_pkt* p, in
   if (now - d->a->last_used_ns >= TP_NSEC_PER_SEC) d->a->last_used_ns = now;
 }
 
+/* RFC 1624: a checksum field (as stored) moved by one of the plan's deltas. */
+static __always_inline void tp_csum_apply(__u16* field, __u16 delta) {
+  __u32 sum = (__u16)~bpf_ntohs(*field) + (__u32)delta;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  *field = bpf_htons((__u16)~sum);
+}
+
 /* The deltas of the plan are numeric values of big-endian words; the kernel's checksum helpers
  * and raw loads work on the words as they sit in memory. */
 static __always_inline __u32 tp_raw_delta(__u16 delta) { return bpf_htons(delta); }

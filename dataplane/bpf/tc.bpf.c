@@ -32,18 +32,34 @@ static __always_inline int tp_tc_drop(__u32 in_port, const struct tp_pkt* p,
   return TC_ACT_SHOT;
 }
 
-/* The rewrite, after every check passed. Two phases:
+/* skb->csum of a CHECKSUM_COMPLETE skb follows a 16-bit word of the network or transport header
+ * going from `from` to `to` (both as stored); other skbs ignore it (-ENOTSUPP). */
+static __always_inline void tp_tc_complete_follows(struct __sk_buff* skb, __u16 from, __u16 to) {
+  bpf_csum_update(skb, (__u32)(__u16)~from + to);
+}
+
+/* The rewrite, after every check passed. The bytes are written directly (the verifier's prologue
+ * has made a cloned skb private before the program ran); only what depends on the skb's checksum
+ * state goes through helpers, which know it and the program cannot read it: the TCP/UDP checksum
+ * (bpf_l4_csum_replace moves a CHECKSUM_PARTIAL skb's pseudo-header sum with the address and
+ * leaves its data alone, and keeps a CHECKSUM_COMPLETE skb->csum right), skb->csum for the bytes
+ * no checksum field compensates (bpf_csum_update), tags in skb->vlan_tci and a prepended link
+ * layer. Two phases:
  * 1. Everything that can fail, with the frame as it arrived: making the bytes the rewrite touches
- *    linear and private (bpf_skb_pull_data unclones), reading what the rewrite needs, and
- *    prepending the link-layer header (bpf_skb_change_head changes nothing when it fails). A
- *    failure here is a punt: the kernel gets the frame untouched.
- * 2. The changes. None can fail: every offset lies inside the bytes phase 1 made linear and
- *    private (plus the prepended header), so the helpers' own bpf_try_make_writable has nothing
- *    to do; the checksum helpers get size 0 (a delta), which they always accept; popping a tag
- *    held in skb->vlan_tci only clears it, popping an in-frame one moves bytes already writable,
- *    and no second tag follows (vlan_stacked was punted); a push happens only when the frame
- *    carries no tag, so it only sets skb->vlan_tci. Each result is still checked: a failure
- *    drops the frame (tp_tc_drop) rather than send it on half-rewritten.
+ *    linear, reading what the rewrite needs, prepending the link-layer header
+ *    (bpf_skb_change_head changes nothing when it fails). A failure here is a punt: the kernel
+ *    gets the frame untouched.
+ * 2. The changes. None can fail: the helpers work inside the bytes phase 1 made linear (plus the
+ *    prepended header); the checksum helpers get size 0 (a delta), which they always accept;
+ *    popping a tag held in skb->vlan_tci only clears it, popping an in-frame one moves bytes
+ *    already writable, and no second tag follows (vlan_stacked was punted); a push happens only
+ *    when the frame carries no tag, so it only sets skb->vlan_tci. Each result is still checked:
+ *    a failure drops the frame (tp_tc_drop) rather than send it on half-rewritten. The helpers
+ *    come first, the direct writes last, since a helper that may move the data invalidates the
+ *    program's packet pointers.
+ * IPv4's header checksum compensates the TTL and address bytes, and the TCP/UDP checksum the
+ * port, so neither changes a CHECKSUM_COMPLETE skb->csum; the hop limit and a port under no UDP
+ * checksum do (tp_tc_complete_follows).
  * Returns TP_FORWARD, a punt reason (phase 1), or TP_R_rewrite_failed (phase 2). */
 static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, struct tp_pkt* p,
                                        const struct tp_decision* d) {
@@ -53,29 +69,36 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
   /* The flow's plan, read once: a removed flow's element may be reused by another flow. */
   const __u32 nat_addr = d->a->nat_addr;
   const __u16 nat_port = d->a->nat_port;
-  const __u32 csum_l3 = tp_raw_delta(d->a->csum_l3);
+  const __u16 csum_l3 = d->a->csum_l3;
   const __u32 csum_l4_addr = tp_raw_delta(d->a->csum_l4_addr);
   const __u32 csum_l4_port = tp_raw_delta(d->a->csum_l4_port);
   const __u8 rewrite = d->a->rewrite;
-  __u32 l3 = p->l3_off, l4 = p->l4_off;
+  const int nat = p->version == 4 && rewrite != TP_RW_ROUTE;
+  const int snat = rewrite == TP_RW_SNAT;
+  /* Bounded for the verifier; the parser saw them inside its 128 bytes. */
+  __u32 l3 = p->l3_off & 0xff, l4 = p->l4_off & 0xff;
 
-  /* Phase 1. TCP: ports and checksum lie in the first 20 bytes; UDP, ICMP, IPv6: in 8. */
+  /* Phase 1. TCP: ports and checksum lie in the first 20 bytes; UDP, ICMP, IPv6: in 8. The
+   * program's start pulled up to 128 bytes, which holds them unless the frame is shorter. */
   const __u32 reach = l4 + (p->proto == IPPROTO_TCP ? 20 : 8);
-  if (bpf_skb_pull_data(skb, reach < skb->len ? reach : skb->len)) return TP_R_no_headroom;
-  __u8 hop[2]; /* IPv4: TTL, protocol; IPv6: next header, hop limit */
-  if (bpf_skb_load_bytes(skb, l3 + (p->version == 4 ? 8 : 6), hop, 2)) return TP_R_malformed;
-  __u16 udp_check = 0;
-  if (p->version == 4 && p->proto == IPPROTO_UDP && bpf_skb_load_bytes(skb, l4 + 6, &udp_check, 2))
+  if ((__u32)(skb->data_end - skb->data) < reach &&
+      bpf_skb_pull_data(skb, reach < skb->len ? reach : skb->len))
+    return TP_R_no_headroom;
+  __u8* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
+  if ((void*)(data + l4 + 8) > data_end || (void*)(data + l3 + 20) > data_end ||
+      (p->proto == IPPROTO_TCP && (void*)(data + l4 + 20) > data_end))
     return TP_R_malformed;
+  const __u16 udp_check = p->proto == IPPROTO_UDP ? *(__u16*)(data + l4 + 6) : 0;
   if (rawip_in && !rawip_out) {
     if (bpf_skb_change_head(skb, TP_ETH_HLEN, 0)) return TP_R_no_headroom;
-    l3 += TP_ETH_HLEN;
-    l4 += TP_ETH_HLEN;
+    l3 = (l3 + TP_ETH_HLEN) & 0xff;
+    l4 = (l4 + TP_ETH_HLEN) & 0xff;
     __u16 proto = p->version == 4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
     if (bpf_skb_store_bytes(skb, 12, &proto, 2, 0)) return TP_R_rewrite_failed;
   }
 
-  /* Phase 2. */
+  /* Phase 2: the helpers. */
   if (p->tag && vlan) {
     __u16 tci = bpf_htons((p->tci & 0xf000) | vlan);
     if (p->tag == TP_TAG_INBAND) {
@@ -92,8 +115,8 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
   } else if (p->tag) {
     if (bpf_skb_vlan_pop(skb)) return TP_R_rewrite_failed;
     if (p->tag == TP_TAG_INBAND) {
-      l3 -= TP_VLAN_HLEN;
-      l4 -= TP_VLAN_HLEN;
+      l3 = (l3 - TP_VLAN_HLEN) & 0xff;
+      l4 = (l4 - TP_VLAN_HLEN) & 0xff;
     }
   } else if (vlan) {
     /* Into skb->vlan_tci: the egress device or dev_queue_xmit inserts it. */
@@ -105,47 +128,53 @@ static __always_inline int tp_tc_apply(struct __sk_buff* skb, __u8 rawip_in, str
   if (vlan && p->tag != TP_TAG_INBAND) skb->cb[0] = TP_CB_VLAN_PUSHED | vlan_tci_of(p, vlan);
 
   long err = 0;
+  if (nat) {
+    if (p->proto == IPPROTO_TCP) {
+      err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_addr, BPF_F_PSEUDO_HDR);
+      err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_port, 0);
+    } else if (p->proto == IPPROTO_UDP && udp_check) {
+      err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_addr,
+                                 BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
+      err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_port, BPF_F_MARK_MANGLED_0);
+    } else if (p->proto == IPPROTO_ICMP) {
+      err |= bpf_l4_csum_replace(skb, l4 + 2, 0, csum_l4_port, 0);
+    }
+  }
+  if (err) return TP_R_rewrite_failed;
+
+  /* Phase 2: the direct writes, inside what phase 1 checked (the checks again for the verifier:
+   * the helpers may have moved the data). */
+  data = (void*)(long)skb->data;
+  data_end = (void*)(long)skb->data_end;
+  if ((void*)(data + l4 + 8) > data_end || (void*)(data + l3 + 20) > data_end ||
+      (void*)(data + TP_ETH_HLEN) > data_end)
+    return TP_R_rewrite_failed;
+  __u8* ip = data + l3;
   if (p->version == 4) {
-    __u8 ttl = hop[0] - 1;
-    /* The header checksum compensates the TTL and address bytes, so skb->csum (COMPLETE) holds:
-     * plain stores, and the delta into the header checksum. */
-    err |= bpf_skb_store_bytes(skb, l3 + 8, &ttl, 1, 0);
-    err |= bpf_l3_csum_replace(skb, l3 + 10, 0, csum_l3, 0);
-    if (rewrite != TP_RW_ROUTE) {
-      const int snat = rewrite == TP_RW_SNAT;
-      err |= bpf_skb_store_bytes(skb, l3 + (snat ? 12 : 16), &nat_addr, 4, 0);
-      if (p->proto == IPPROTO_TCP) {
-        err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, 0);
-        err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_addr, BPF_F_PSEUDO_HDR);
-        err |= bpf_l4_csum_replace(skb, l4 + 16, 0, csum_l4_port, 0);
-      } else if (p->proto == IPPROTO_UDP) {
-        if (udp_check) {
-          err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, 0);
-          err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_addr,
-                                     BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0);
-          err |= bpf_l4_csum_replace(skb, l4 + 6, 0, csum_l4_port, BPF_F_MARK_MANGLED_0);
-        } else {
-          /* No checksum (RFC 768) stays none; nothing compensates the new port, so skb->csum
-           * (COMPLETE) is moved by the store itself. */
-          err |= bpf_skb_store_bytes(skb, l4 + (snat ? 0 : 2), &nat_port, 2, BPF_F_RECOMPUTE_CSUM);
-        }
-      } else if (p->proto == IPPROTO_ICMP) {
-        err |= bpf_skb_store_bytes(skb, l4 + 4, &nat_port, 2, 0);
-        err |= bpf_l4_csum_replace(skb, l4 + 2, 0, csum_l4_port, 0);
+    ip[8] -= 1;
+    tp_csum_apply((__u16*)(ip + 10), csum_l3);
+    if (nat) {
+      *(__u32*)(ip + (snat ? 12 : 16)) = nat_addr;
+      if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_ICMP) {
+        __u16* port = (__u16*)(data + l4 + (p->proto == IPPROTO_ICMP ? 4 : snat ? 0 : 2));
+        const __u16 was = *port;
+        *port = nat_port;
+        /* No UDP checksum (RFC 768) stays none; nothing compensates the new port. */
+        if (p->proto == IPPROTO_UDP && !udp_check) tp_tc_complete_follows(skb, was, nat_port);
       }
     }
   } else {
-    /* No IPv6 checksum covers the hop limit, but skb->csum (COMPLETE) does: the aligned word
-     * {next header, hop limit} is stored with BPF_F_RECOMPUTE_CSUM. */
-    hop[1] -= 1;
-    err |= bpf_skb_store_bytes(skb, l3 + 6, hop, 2, BPF_F_RECOMPUTE_CSUM);
+    /* No IPv6 checksum covers the hop limit, but skb->csum (COMPLETE) does. */
+    const __u16 was = *(__u16*)(ip + 6); /* next header, hop limit */
+    ip[7] -= 1;
+    tp_tc_complete_follows(skb, was, *(__u16*)(ip + 6));
   }
   /* Leaving by a device without a link layer, the kernel strips the MAC header on redirect. */
   if (!rawip_out) {
-    err |= bpf_skb_store_bytes(skb, 0, nh->dst_mac, 6, 0);
-    err |= bpf_skb_store_bytes(skb, 6, nh->src_mac, 6, 0);
+    __builtin_memcpy(data, nh->dst_mac, 6);
+    __builtin_memcpy(data + 6, nh->src_mac, 6);
   }
-  return err ? TP_R_rewrite_failed : TP_FORWARD;
+  return TP_FORWARD;
 }
 
 static __always_inline int tp_tc(struct __sk_buff* skb, __u8 rawip) {
@@ -206,6 +235,19 @@ int tp_tc_rawip(struct __sk_buff* skb) { return tp_tc(skb, 1); }
  * packet is counted and charged with its IP length; anything else, whatever its shape, is only let
  * through. It never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes
  * here (the XDP program counts and charges the egress port itself). */
+/* A 16-bit word of the frame, as stored: read directly where the linear part holds it (nearly
+ * always), by the helper where not. Non-zero when the frame is shorter. */
+static __always_inline int tp_tc_peek16(struct __sk_buff* skb, __u32 off, __u16* out) {
+  const __u8* data = (void*)(long)skb->data;
+  const void* data_end = (void*)(long)skb->data_end;
+  off &= 0x3f; /* at most 22: bounded for the verifier */
+  if ((void*)(data + off + 2) <= data_end) {
+    *out = *(const __u16*)(data + off);
+    return 0;
+  }
+  return bpf_skb_load_bytes(skb, off, out, 2) ? -1 : 0;
+}
+
 static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip) {
   __u32 ifindex = skb->ifindex;
   __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
@@ -213,29 +255,27 @@ static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip
   const __u32 port = *port_idx % TP_MAX_PORTS;
   __u32 l3 = 0;
   __u8 version = 0;
+  __u16 w;
   if (rawip) {
-    __u8 first;
-    if (bpf_skb_load_bytes(skb, 0, &first, 1)) return TC_ACT_PIPE;
-    version = first >> 4;
+    if (tp_tc_peek16(skb, 0, &w)) return TC_ACT_PIPE;
+    version = bpf_ntohs(w) >> 12;
   } else {
     /* A tag in skb->vlan_tci is not in the frame; one in the frame is stepped over. */
-    __u16 type;
-    if (bpf_skb_load_bytes(skb, 12, &type, 2)) return TC_ACT_PIPE;
+    if (tp_tc_peek16(skb, 12, &w)) return TC_ACT_PIPE;
     l3 = TP_ETH_HLEN;
-    if (tp_is_vlan(type)) {
-      if (bpf_skb_load_bytes(skb, TP_ETH_HLEN + 2, &type, 2)) return TC_ACT_PIPE;
+    if (tp_is_vlan(w)) {
+      if (tp_tc_peek16(skb, TP_ETH_HLEN + 2, &w)) return TC_ACT_PIPE;
       l3 += TP_VLAN_HLEN;
     }
-    version = type == bpf_htons(ETH_P_IP) ? 4 : type == bpf_htons(ETH_P_IPV6) ? 6 : 0;
+    version = w == bpf_htons(ETH_P_IP) ? 4 : w == bpf_htons(ETH_P_IPV6) ? 6 : 0;
   }
-  __u16 len;
   __u64 bytes;
   if (version == 4) {
-    if (bpf_skb_load_bytes(skb, l3 + 2, &len, 2)) return TC_ACT_PIPE;
-    bytes = bpf_ntohs(len);
+    if (tp_tc_peek16(skb, l3 + 2, &w)) return TC_ACT_PIPE;
+    bytes = bpf_ntohs(w);
   } else if (version == 6) {
-    if (bpf_skb_load_bytes(skb, l3 + 4, &len, 2)) return TC_ACT_PIPE;
-    bytes = bpf_ntohs(len) ? bpf_ntohs(len) + 40u : 0;
+    if (tp_tc_peek16(skb, l3 + 4, &w)) return TC_ACT_PIPE;
+    bytes = bpf_ntohs(w) ? bpf_ntohs(w) + 40u : 0;
   } else {
     return TC_ACT_PIPE;
   }

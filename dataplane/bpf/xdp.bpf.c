@@ -15,13 +15,6 @@ struct {
   __uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(tp_xdp);
 
-static __always_inline void tp_csum_apply(__u16* field, __u16 delta) {
-  __u32 sum = (__u16)~bpf_ntohs(*field) + (__u32)delta;
-  sum = (sum & 0xffff) + (sum >> 16);
-  sum = (sum & 0xffff) + (sum >> 16);
-  *field = bpf_htons((__u16)~sum);
-}
-
 /* A frame changed and then found unfit to finish (cannot happen: see the checks before the first
  * write) is dropped and counted, never passed on half-rewritten. */
 static __always_inline int tp_xdp_drop(__u32 in_port, const struct tp_pkt* p,
