@@ -1,5 +1,7 @@
-/* tc ingress (clsact, direct-action): the forwarding core applied through the skb helpers, which
- * keep CHECKSUM_PARTIAL and CHECKSUM_COMPLETE skbs right, then bpf_redirect to the egress device.
+/* tc ingress (clsact, direct-action): the forwarding core applied by direct packet access, with
+ * the skb helpers for what depends on the skb's checksum state (tp_tc_apply), then bpf_redirect to
+ * the egress device. Direct writes make the verifier put a prologue before the program that makes
+ * a cloned skb private; if that copy fails (out of memory) the kernel drops the packet, uncounted.
  * A punt is TC_ACT_PIPE, not TC_ACT_OK: later tc filters on the device (a clat, a shaper's
  * classifier) still run, and then the kernel's normal path takes the packet (Android learnt this
  * the hard way, commit 6e66a36367). */
@@ -230,11 +232,6 @@ int tp_tc_ether(struct __sk_buff* skb) { return tp_tc(skb, 0); }
 SEC("tc")
 int tp_tc_rawip(struct __sk_buff* skb) { return tp_tc(skb, 1); }
 
-/* tc egress: counts, and charges to data limits, what leaves a port by the kernel's path (what
- * the kernel forwards after a punt, what it sends itself) and what tc redirected to it. Every IP
- * packet is counted and charged with its IP length; anything else, whatever its shape, is only let
- * through. It never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes
- * here (the XDP program counts and charges the egress port itself). */
 /* A 16-bit word of the frame, as stored: read directly where the linear part holds it (nearly
  * always), by the helper where not. Non-zero when the frame is shorter. */
 static __always_inline int tp_tc_peek16(struct __sk_buff* skb, __u32 off, __u16* out) {
@@ -248,6 +245,11 @@ static __always_inline int tp_tc_peek16(struct __sk_buff* skb, __u32 off, __u16*
   return bpf_skb_load_bytes(skb, off, out, 2) ? -1 : 0;
 }
 
+/* tc egress: counts, and charges to data limits, what leaves a port by the kernel's path (what
+ * the kernel forwards after a punt, what it sends itself) and what tc redirected to it. Every IP
+ * packet is counted and charged with its IP length; anything else, whatever its shape, is only let
+ * through. It never judges: TC_ACT_PIPE, so later filters still run. An XDP redirect never passes
+ * here (the XDP program counts and charges the egress port itself). */
 static __always_inline int tp_tc_egress_charge(struct __sk_buff* skb, __u8 rawip) {
   __u32 ifindex = skb->ifindex;
   __u32* port_idx = bpf_map_lookup_elem(&tp_ifindex_port, &ifindex);
