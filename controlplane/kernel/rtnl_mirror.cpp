@@ -125,7 +125,12 @@ void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
   switch (nlh->nlmsg_type) {
     case RTM_NEWROUTE:
     case RTM_DELROUTE:
-      changed = handle_route(nlh, nlh->nlmsg_type == RTM_NEWROUTE);
+      // Every route message is a change, a repeated one too: the kernel drops routes without a
+      // word (an IPv4 link or address going away, a blackhole in between), so a route that reads
+      // as one the mirror still has may be one the kernel gave back. Routes change seldom; the
+      // repetitions that came often were links, compared in handle_link.
+      handle_route(nlh, nlh->nlmsg_type == RTM_NEWROUTE);
+      changed = true;
       break;
     case RTM_NEWNEIGH:
     case RTM_DELNEIGH:
@@ -149,7 +154,7 @@ void RtnlMirror::handle(const nlmsghdr* nlh, bool from_dump) {
   if (!from_dump && changed && on_change) on_change();
 }
 
-bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
+void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
   const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
   Route r;
   r.len = rtm->rtm_dst_len;
@@ -182,7 +187,7 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
     }
   });
   // Other tables are not mirrored, but the kernel's lookups the flows are decided by see them.
-  if (table != RT_TABLE_MAIN) return true;
+  if (table != RT_TABLE_MAIN) return;
   const auto same_key = [&](const Route& x) {
     return x.prefix == r.prefix && x.len == r.len && x.priority == r.priority;
   };
@@ -190,7 +195,7 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
     // Not mirrored (blackhole, unreachable, local...); one added takes the place of the unicast
     // routes of its prefix and metric.
     if (add) std::erase_if(routes_, same_key);
-    return true;
+    return;
   }
   // A replacement takes the place of every route of its prefix and metric, whatever their
   // device; an addition or a deletion is about the one on its device.
@@ -204,11 +209,6 @@ bool RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
     }
   }
   if (add) routes_.push_back(r);
-  // Every route message is a change, a repeated one too: the kernel drops routes without a word
-  // (an IPv4 link or address going away, a blackhole in between), so a route that reads as one
-  // the mirror still has may be one the kernel got back, and its flows must be decided again.
-  // Routes change seldom; the repetitions that came often were links, compared in handle_link.
-  return true;
 }
 
 void RtnlMirror::handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump) {

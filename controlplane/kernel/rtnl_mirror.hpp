@@ -101,11 +101,11 @@ class RtnlMirror : public KernelView {
  private:
   DumpResult dump(int type, int family);
   void handle(const nlmsghdr* nlh, bool from_dump);
-  // Each returns whether what the flows are decided by changed: the kernel repeats itself (a
-  // router advertisement refreshes a route's and an address's lifetime, a feature or a wireless
-  // event sends the link again), and every change decides every flow again.
-  bool handle_route(const nlmsghdr* nlh, bool add);
+  void handle_route(const nlmsghdr* nlh, bool add);
   void handle_neigh(const nlmsghdr* nlh, bool add, bool from_dump);
+  // These return whether what the flows are decided by changed: the kernel repeats itself (an
+  // address's lifetime refreshed, a feature or a wireless event sending the link again), and
+  // every change decides every flow again.
   bool handle_addr(const nlmsghdr* nlh, bool add);
   bool handle_link(const nlmsghdr* nlh, bool add);
 
