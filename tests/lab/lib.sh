@@ -4,6 +4,8 @@
 set -uo pipefail
 
 LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# python3 is Debian's (tests/lab/bin/python3 says why), in the suites and all they start.
+export PATH=$LAB_ROOT/tests/lab/bin:$PATH
 TETHERPATH=${TETHERPATH:-$LAB_ROOT/build/controlplane/tetherpath}
 TETHERCTL=${TETHERCTL:-$LAB_ROOT/build/controlplane/tetherctl}
 export TETHERPATH_SOCKET=/run/tetherpath-lab/api.sock  # conf/lab.yaml's run_dir
