@@ -198,10 +198,11 @@ void RtnlMirror::handle_route(const nlmsghdr* nlh, bool add) {
     return;
   }
   // A replacement takes the place of every route of its prefix and metric, whatever their
-  // device; an addition or a deletion is about the one on its device.
+  // device; an addition or a deletion is about the one by its device and gateway (the kernel
+  // keeps routes that differ only by gateway: IPv4's appended ones, IPv6's from two routers).
   const bool replaces = add && (nlh->nlmsg_flags & NLM_F_REPLACE);
   for (auto it = routes_.begin(); it != routes_.end();) {
-    if (same_key(*it) && (replaces || it->oif == r.oif)) {
+    if (same_key(*it) && (replaces || (it->oif == r.oif && it->gateway == r.gateway))) {
       it = routes_.erase(it);
       if (!replaces) break;
     } else {

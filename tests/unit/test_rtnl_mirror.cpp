@@ -53,6 +53,28 @@ TEST(RtnlMirror, RouteMtusAsTheKernelForwardsByThem) {
   EXPECT_EQ(route_mtu(m, "203.0.113.5"), 0);
 }
 
+// Routes of one prefix and metric that differ only by gateway are each the kernel's: IPv4 forwards
+// by the first, and deleting one leaves the other.
+TEST(RtnlMirror, RoutesThatDifferOnlyByGateway) {
+  test::PrivateNetns ns;
+  if (!ns.ok()) GTEST_SKIP() << "needs root: a network namespace of its own";
+  ASSERT_EQ(sh("ip link add tpm0 type veth peer name tpm1 && ip link set tpm0 up && "
+               "ip link set tpm1 up && ip addr add 198.51.100.1/24 dev tpm0 && "
+               "ip route add 203.0.113.0/24 via 198.51.100.2 metric 5"),
+            0);
+  RtnlMirror m;
+  ASSERT_EQ(sh("ip route append 203.0.113.0/24 via 198.51.100.3 metric 5"), 0);
+  m.on_readable();
+  auto r = m.route(ip("203.0.113.9"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->next_hop, ip("198.51.100.2")) << "the kernel forwards by the first";
+  ASSERT_EQ(sh("ip route del 203.0.113.0/24 via 198.51.100.2 metric 5"), 0);
+  m.on_readable();
+  r = m.route(ip("203.0.113.9"));
+  ASSERT_TRUE(r) << "the appended route is still the kernel's";
+  EXPECT_EQ(r->next_hop, ip("198.51.100.3"));
+}
+
 // Reads events until none has come for a while (what setting up the namespace still sends).
 void settle(RtnlMirror& m) {
   for (uint64_t seen = ~0ull; seen != m.events;) {
