@@ -16,11 +16,42 @@ prog_ids() { "$TETHERCTL" ports --json | python3 -c 'import json,sys; print(" ".
 attached_anywhere() { tc -n tp-box filter show dev wifi0 ingress | grep -q bpf || ip -n tp-box link show wifi0 | grep -q 'prog/xdp'; }
 # udp_upload SECONDS OUT: an iperf3 UDP stream from the wifi client, 50 Mbit/s.
 udp_upload() { nsx tp-wifi iperf3 -c 203.0.113.10 -u -b 50M -l 1200 -t "$1" --json >"$2" 2>&1; }
+# drop_counters: every drop and transmit-error counter of the box's and the server's interfaces
+# (the kernel's and veth's own) and their UDP receive errors (a receiver that fell behind), a
+# "namespace/device/counter value" line each.
+drop_counters() {
+  local ns
+  for ns in tp-box tp-net; do
+    nsx "$ns" awk -v ns="$ns" '/^Udp:/ {if (!seen++) {split($0, h); next} for (i = 2; i <= NF; i++) if (h[i] ~ /Errors/) print ns "/udp/" h[i], $i; exit}' /proc/net/snmp
+    nsx "$ns" sh -c 'grep -H . /sys/class/net/*/statistics/*_dropped /sys/class/net/*/statistics/*_errors' 2>/dev/null |
+      awk -v ns="$ns" -F: '{n = split($1, p, "/"); print ns "/" p[5] "/" p[n], $2}'
+    for dev in $(nsx "$ns" ls /sys/class/net); do
+      nsx "$ns" ethtool -S "$dev" 2>/dev/null | awk -v p="$ns/$dev" '/drops|errors/ {sub(":", "", $1); print p "/" $1, $2}'
+    done
+  done
+}
+# moved BEFORE AFTER: the counters of drop_counters that moved, with by how much ("none" if none).
+moved() {
+  awk 'NR == FNR {b[$1] = $2; next} $2 != b[$1] {printf "%s%s +%d", sep, $1, $2 - b[$1]; sep = ","; any = 1} END {if (!any) print "none"; else print ""}' \
+    <(echo "$1") <(echo "$2")
+}
+# box_lost OUT BEFORE AFTER: sets lost to the packets of iperf3's report OUT lost in the box:
+# iperf3's losses less those its receiver's socket dropped itself (a receiver starved of CPU on a
+# 2-core host while the daemon starts), from drop_counters before and after; "?" without a report.
+box_lost() {
+  local receiver
+  lost=$(lost_packets "$1")
+  receiver=$(($(echo "$3" | awk '$1 == "tp-net/udp/RcvbufErrors" {print $2}') - $(echo "$2" | awk '$1 == "tp-net/udp/RcvbufErrors" {print $2}')))
+  measure "iperf3's lost packets / of them, dropped by its receiver's full socket buffer" "$lost / $receiver"
+  measure "drop counters that moved meanwhile" "$(moved "$2" "$3")"
+  [ "$lost" = "?" ] || lost=$((lost - receiver))
+}
 lost_packets() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum"]["lost_packets"])' "$1" 2>/dev/null || echo "?"; }
 
 echo "upgrade in place: stop keeping the programs, start the new build, under an iperf3 UDP transfer"
 start_daemon "$KEEP"
 before=$(prog_ids)
+drops0=$(drop_counters)
 udp_upload 10 "$TP_LAB_DIR/upgrade.json" &
 iperf_pid=$!
 check "the transfer is offloaded" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
@@ -41,13 +72,15 @@ k1=$(kernel_packets -p udp --dport 5201)
 measure "packets of the transfer the kernel saw across the upgrade" "$((k1 - k0))"
 check "the fast path carried it throughout (the kernel saw next to none of it)" test $((k1 - k0)) -lt 50
 wait "$iperf_pid"
-lost=$(lost_packets "$TP_LAB_DIR/upgrade.json")
-measure "iperf3 UDP packets lost across the upgrade" "$lost"
+echo "  across the upgrade:"
+box_lost "$TP_LAB_DIR/upgrade.json" "$drops0" "$(drop_counters)"
+measure "iperf3 UDP packets the box lost across the upgrade" "$lost"
 check "no packet was lost" test "$lost" = 0
 
 echo "a map layout change: a new versioned directory, repopulated from conntrack"
 stop_daemon
 mv "$PINS/$V" "$PINS/v0"  # as a previous build's layout would sit there
+drops0=$(drop_counters)
 udp_upload 6 "$TP_LAB_DIR/layout.json" &
 iperf_pid=$!
 sleep 1
@@ -56,8 +89,9 @@ check "the old layout's directory is removed" sh -c "! test -e $PINS/v0"
 check "the new one is in place" test -d "$PINS/$V"
 check "the transfer is offloaded into the new maps" eventually 5 flow_carries "203.0.113.10:5201 " orig 1000
 wait "$iperf_pid"
-lost=$(lost_packets "$TP_LAB_DIR/layout.json")
-measure "iperf3 UDP packets lost across the layout change" "$lost"
+echo "  across the layout change:"
+box_lost "$TP_LAB_DIR/layout.json" "$drops0" "$(drop_counters)"
+measure "iperf3 UDP packets the box lost across the layout change" "$lost"
 check "no packet was lost" test "$lost" = 0
 
 echo "the first packet after idleness: the fast path against the kernel alone"
