@@ -35,13 +35,15 @@ moved() {
   awk 'NR == FNR {b[$1] = $2; next} $2 != b[$1] {printf "%s%s +%d", sep, $1, $2 - b[$1]; sep = ","; any = 1} END {if (!any) print "none"; else print ""}' \
     <(echo "$1") <(echo "$2")
 }
+# counter LINES NAME: NAME's value in drop_counters' LINES.
+counter() { echo "$1" | awk -v n="$2" '$1 == n {print $2}'; }
 # box_lost OUT BEFORE AFTER: sets lost to the packets of iperf3's report OUT lost in the box:
 # iperf3's losses less those its receiver's socket dropped itself (a receiver starved of CPU on a
 # 2-core host while the daemon starts), from drop_counters before and after; "?" without a report.
 box_lost() {
   local receiver
   lost=$(lost_packets "$1")
-  receiver=$(($(echo "$3" | awk '$1 == "tp-net/udp/RcvbufErrors" {print $2}') - $(echo "$2" | awk '$1 == "tp-net/udp/RcvbufErrors" {print $2}')))
+  receiver=$(($(counter "$3" tp-net/udp/RcvbufErrors) - $(counter "$2" tp-net/udp/RcvbufErrors)))
   measure "iperf3's lost packets / of them, dropped by its receiver's full socket buffer" "$lost / $receiver"
   measure "drop counters that moved meanwhile" "$(moved "$2" "$3")"
   [ "$lost" = "?" ] || lost=$((lost - receiver))
