@@ -36,7 +36,9 @@ a socket. Two figures per system: the box veths' NAPI threads' own time per pack
 receive, forwarding and transmit runs there; the scheduler counts it exactly), and by difference,
 core 0's busy cycles per packet the generator got back minus the same with the frames dropped by
 XDP where they enter the box (which includes the generator's receiving of a forwarded frame).
-Also the daemon's time per packet. Writes results-one-cpu.json and .md.
+Also the daemon's time per packet, and each hook's floor: a program on box-down that only
+redirects every frame to box-up (tc-floor, xdp-floor), the least the box costs with that hook.
+Writes results-one-cpu.json and .md.
 
 --sender xdpgen measures the in-kernel systems on two cores as above, with xdpgen's paced XDP
 frames instead of tpgen (one frame per interval, the frames not yet due dropped by its program):
@@ -641,20 +643,70 @@ def xdp_attached(ns, dev, obj):
         nsx(ns, f"ip link set dev {dev} xdpdrv off", check=False)
 
 
-def generator_alone(topo, case, opts, log_dir):
-    """--one-cpu: what the generator and a frame's way into the box cost, per frame that entered:
-    its frames dropped by an XDP program on box-down, before any of the box's own work that the
-    XDP hook would skip too; NAPI on core 0 as for the systems."""
+# Programs on box-down that hand every frame to box-up as it came, with no lookup and no rewrite:
+# what the box costs with that hook before any forwarder's own work (tc: the skb built around the
+# frame, GRO, the classifier, bpf_redirect and the veth's transmit; XDP: the redirect). Helper 23
+# is bpf_redirect; headers would need the build's include paths.
+FLOOR_SOURCE = """static long (*redirect)(unsigned int ifindex, unsigned long long flags) = (void *)23;
+__attribute__((section("%s"), used)) int floor_(void *ctx) { return redirect(%d, 0); }
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"""
+FLOORS = {"tc-floor": "classifier", "xdp-floor": "xdp"}
+
+
+def floor_obj(log_dir, name):
+    ifindex = int(nsx(BOX, "cat /sys/class/net/box-up/ifindex").stdout)
+    src, obj = (os.path.join(log_dir, f"{name}-{ifindex}.{x}") for x in ("c", "o"))
+    if not os.path.exists(obj):
+        with open(src, "w") as f:
+            f.write(FLOOR_SOURCE % (FLOORS[name], ifindex))
+        sh(f"clang -O2 -target bpf -c {src} -o {obj}")
+    return obj
+
+
+@contextlib.contextmanager
+def tc_attached(ns, dev, obj):
+    """A direct-action tc program on a device's ingress for the block."""
+    nsx(ns, f"tc qdisc replace dev {dev} clsact")
+    try:
+        nsx(ns, f"tc filter add dev {dev} ingress bpf direct-action obj {obj} sec classifier")
+        yield
+    finally:
+        nsx(ns, f"tc qdisc del dev {dev} clsact", check=False)
+
+
+def bare_box(topo, case, opts, log_dir, name, hooked, what, counter):
+    """--one-cpu: the box with only the program(s) hooked() attaches, NAPI on core 0 as for the
+    systems, measured as they are."""
     flows_name, size, fam = case
     topo.clear_box()
     topo.napi_on_box_core()
     try:
-        with xdp_attached(BOX, "box-down", xdp_drop_obj(log_dir)):
+        with hooked():
             topo.pin_box_napi()
-            _, fig = full_speed(case, opts, log_dir, "entered", lambda: rx_packets(BOX, "box-down"))
+            _, fig = full_speed(case, opts, log_dir, what, counter)
     finally:
         topo.clear_box()
-    return {"system": "generator", "flows": flows_name, "size": size, "family": fam, "generator": "xdpgen", **fig}
+    return {"system": name, "flows": flows_name, "size": size, "family": fam, "generator": "xdpgen", **fig}
+
+
+def generator_alone(topo, case, opts, log_dir):
+    """--one-cpu: what the generator and a frame's way into the box cost, per frame that entered:
+    its frames dropped by an XDP program on box-down, before any of the box's own work that the
+    XDP hook would skip too."""
+    return bare_box(topo, case, opts, log_dir, "generator",
+                    lambda: xdp_attached(BOX, "box-down", xdp_drop_obj(log_dir)),
+                    "entered", lambda: rx_packets(BOX, "box-down"))
+
+
+def hook_floor(topo, case, opts, log_dir, name):
+    """--one-cpu: a hook's floor (FLOOR_SOURCE), counted where the generator gets frames back."""
+    @contextlib.contextmanager
+    def hooked():
+        attach = tc_attached if name == "tc-floor" else xdp_attached
+        with xdp_attached(GEN, "gen-up", xdp_drop_obj(log_dir)), attach(BOX, "box-down", floor_obj(log_dir, name)):
+            yield
+    return bare_box(topo, case, opts, log_dir, name, hooked, "received", lambda: rx_packets(GEN, "gen-up"))
 
 
 def paced_trial(case, rate, seconds, log_dir, threads=()):
@@ -844,7 +896,7 @@ def add_box_cycles(results):
     """--one-cpu: each system's all-in cycles per packet minus the generator's alone, per case."""
     for systems in by_case(results).values():
         base = systems["generator"]["all_in_cycles"] if "generator" in systems else None
-        for name in ONE_CPU_SYSTEMS:
+        for name in ONE_CPU_SYSTEMS + tuple(FLOORS):
             r = systems.get(name)
             if r:
                 r["box_cycles"] = r["all_in_cycles"] - base if base and r["all_in_cycles"] else None
@@ -860,7 +912,9 @@ def one_cpu_markdown(results, opts):
              f"{full_speed_seconds(opts):g} s per figure. **NAPI**: the box veths' NAPI threads' time per "
              f"packet, where all the box's receive, forwarding and transmit runs. **By difference**: core "
              f"0's busy cycles per packet the generator got back, minus the same with the frames dropped "
-             f"by XDP as they enter the box (generator row: per frame that entered).", "",
+             f"by XDP as they enter the box (generator row: per frame that entered). **tc-floor**, "
+             f"**xdp-floor**: a program on box-down that only redirects every frame to box-up, "
+             f"unchanged: the least the box costs with that hook.", "",
              "| case | system | received Mpps | NAPI cycles/pkt | vs kernel | all-in cycles/pkt "
              "| by difference | vs kernel | fast-path share | flows offloaded |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -868,7 +922,7 @@ def one_cpu_markdown(results, opts):
     for case, systems in by_case(results).items():
         name_case = f"{case[0]} flows, {case[1]} B, IPv{case[2]}"
         kernel = systems.get("kernel", {})
-        for name in ("generator",) + ONE_CPU_SYSTEMS:
+        for name in ("generator",) + ONE_CPU_SYSTEMS + tuple(FLOORS):
             r = systems.get(name)
             if not r:
                 continue
@@ -885,10 +939,18 @@ def one_cpu_markdown(results, opts):
                 verdicts.append(f"- {name_case}, {name}: {ratio:.2f}× the kernel's NAPI cycles "
                                 f"({'met' if ratio <= share else 'NOT met'}: ≤ {share:.2f}×), "
                                 f"{vs_kernel(r.get('box_cycles'), kernel.get('box_cycles'))} by difference; "
-                                f"{pps / max(kernel.get('received_pps') or 1, 1):.1f}× its packet rate on one core.")
+                                f"{pps / max(kernel.get('received_pps') or 1, 1):.1f}× its packet rate on one core"
+                                + floor_said(systems.get(f"{name}-floor"), kernel) + ".")
     if verdicts:
         lines += ["", "Against the cycles targets (xdp ≤ 1/3 of the kernel's, tc ≤ 1/2):", ""] + verdicts
     return "\n".join(lines) + "\n"
+
+
+def floor_said(floor, kernel):
+    if not floor or not floor.get("napi_cycles") or not kernel.get("napi_cycles"):
+        return ""
+    return (f"; its hook's floor alone (redirect, nothing else) "
+            f"{floor['napi_cycles'] / kernel['napi_cycles']:.2f}×")
 
 
 def kernel_forwarded(fam):
@@ -1096,20 +1158,27 @@ def one_cpu_run(topo, systems, cases, opts, log_dir):
     run_systems(topo, systems, cases, log_dir, lambda fw, case: saturated(fw, case, opts, log_dir),
                 lambda r: f"{r['received_pps'] / 1e6:.3f} Mpps on one core, {r['all_in_cycles']} cycles/pkt all in",
                 results, failures)
+    floors = [f"{s}-floor" for s in systems if f"{s}-floor" in FLOORS]
     for case in cases:
-        try:
-            r = generator_alone(topo, case, opts, log_dir)
-        except RuntimeError as e:
-            failures.append(f"generator alone {case}: {e} (logs in {log_dir})")
-            continue
-        print(f"  generator  {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: {r['entered_pps'] / 1e6:.3f} Mpps "
-              f"into the box, {r['all_in_cycles']} cycles/frame", flush=True)
-        results.append(r)
+        for name in ["generator"] + floors:
+            try:
+                r = (generator_alone(topo, case, opts, log_dir) if name == "generator"
+                     else hook_floor(topo, case, opts, log_dir, name))
+            except RuntimeError as e:
+                failures.append(f"{name} {case}: {e} (logs in {log_dir})")
+                continue
+            pps = r.get("entered_pps") or r.get("received_pps")
+            print(f"  {name:10s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: {pps / 1e6:.3f} Mpps "
+                  f"{'into the box' if name == 'generator' else 'back'}, {r['all_in_cycles']} cycles/frame all in, "
+                  f"{r['napi_cycles']} NAPI", flush=True)
+            results.append(r)
     add_box_cycles(results)
     write_results(results, one_cpu_markdown(results, opts), opts, "results-one-cpu")
     by = {r["system"]: r for r in results}
     checks = [("the generator alone: its frames entered the box",
                "generator" in by and (by["generator"]["all_in_cycles"] or 0) > 0)]
+    for s in floors:
+        checks.append((f"{s}: frames came back", s in by and by[s]["received_pps"] > 0))
     for s in systems:
         checks.append((f"{s}: forwarded on one core", s in by and by[s]["received_pps"] > 0))
         checks.append((f"{s}: costs more than the generator alone", s in by and (by[s].get("box_cycles") or 0) > 0))
