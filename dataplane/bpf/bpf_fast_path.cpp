@@ -108,7 +108,7 @@ std::string missing_features() {
                           Helper{BPF_FUNC_skb_vlan_push, "bpf_skb_vlan_push"},
                           Helper{BPF_FUNC_skb_vlan_pop, "bpf_skb_vlan_pop"},
                           Helper{BPF_FUNC_redirect, "bpf_redirect"},
-                          Helper{BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns"}})
+                          Helper{BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns"}})
     need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, h.id, nullptr), h.name);
   return missing;
 }
@@ -725,7 +725,7 @@ void BpfFastPath::remove_rule(const RuleKey6& key) {
 
 uint32_t BpfFastPath::clock_ms() const {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 +
                                static_cast<uint64_t>(ts.tv_nsec) / 1000000);
 }

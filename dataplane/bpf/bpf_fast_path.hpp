@@ -89,8 +89,8 @@ class BpfFastPath : public FastPath {
   int set_port_device(uint8_t port, int ifindex, bool rawip);
   // The program of a hook (-1 when XDP could not be loaded), e.g. for BPF_PROG_TEST_RUN.
   int prog_fd(Hook hook) const;
-  // The daemon's liveness as the programs see it: heartbeat() stores now (CLOCK_MONOTONIC, the
-  // clock of bpf_ktime_get_ns). With a bound set, once the last heartbeat is older than the bound
+  // The daemon's liveness as the programs see it: heartbeat() stores now (CLOCK_MONOTONIC_COARSE,
+  // the programs' clock). With a bound set, once the last heartbeat is older than the bound
   // every program stops forwarding and hands every packet to the kernel (Reason::stale_heartbeat)
   // until the next heartbeat, so a hung daemon leaves no flow forwarded on state it no longer
   // keeps right. 0, the default: no check. Setting a bound beats once first.
@@ -150,7 +150,7 @@ class BpfFastPath : public FastPath {
   int add_rule(const RulePlan6& rule) override;
   void remove_rule(const RuleKey6& key) override;
   std::optional<FlowUsage> usage(const RuleKey6& key) const override;
-  // CLOCK_MONOTONIC in milliseconds: the clock of bpf_ktime_get_ns().
+  // CLOCK_MONOTONIC_COARSE in milliseconds: the programs' clock (bpf_ktime_get_coarse_ns()).
   uint32_t clock_ms() const override;
   void arm_limit(uint8_t port, uint64_t limit, uint64_t used) override;
   void disarm_limit(uint8_t port) override;
