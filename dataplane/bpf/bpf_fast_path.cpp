@@ -2,6 +2,7 @@
 #include "tc_filter.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <linux/membarrier.h>
@@ -108,7 +109,7 @@ std::string missing_features() {
                           Helper{BPF_FUNC_skb_vlan_push, "bpf_skb_vlan_push"},
                           Helper{BPF_FUNC_skb_vlan_pop, "bpf_skb_vlan_pop"},
                           Helper{BPF_FUNC_redirect, "bpf_redirect"},
-                          Helper{BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns"}})
+                          Helper{BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns"}})
     need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, h.id, nullptr), h.name);
   return missing;
 }
@@ -127,6 +128,29 @@ std::string missing_xdp_features() {
   need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_xdp_get_buff_len, nullptr),
        "bpf_xdp_get_buff_len (Linux 5.18)");
   return missing;
+}
+
+// A `const volatile __u8` of the object's .rodata, set before the object is loaded (its BTF says
+// where the variable lies).
+bool set_rodata_u8(bpf_object* obj, const char* var, uint8_t value) {
+  bpf_map* rodata = bpf_object__find_map_by_name(obj, ".rodata");
+  const btf* b = bpf_object__btf(obj);
+  if (!rodata || !b) return false;
+  const int sec = btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC);
+  if (sec < 0) return false;
+  const btf_type* t = btf__type_by_id(b, static_cast<uint32_t>(sec));
+  const btf_var_secinfo* v = btf_var_secinfos(t);
+  size_t size = 0;
+  const auto* data = static_cast<const uint8_t*>(bpf_map__initial_value(rodata, &size));
+  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
+    const char* name = btf__name_by_offset(b, btf__type_by_id(b, v->type)->name_off);
+    if (name && std::strcmp(name, var) == 0 && v->size == 1 && data && v->offset < size) {
+      std::vector<uint8_t> init(data, data + size);
+      init[v->offset] = value;
+      return bpf_map__set_initial_value(rodata, init.data(), size) == 0;
+    }
+  }
+  return false;
 }
 
 int map_fd(bpf_object* obj, const char* name) {
@@ -448,6 +472,15 @@ bool BpfFastPath::load(const BpfOptions& opts, std::string& error) {
         bpf_map__set_map_flags(m, bpf_map__map_flags(m) | BPF_F_RDONLY_PROG);
     }
   }
+  // The programs' clock (tp_now in forward.h): the coarse one where the kernel has it.
+  if (opts.fine_clock || libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS,
+                                                 BPF_FUNC_ktime_get_coarse_ns, nullptr) != 1) {
+    if (!set_rodata_u8(tc_obj_, "tp_coarse_clock", 0)) {
+      error = "the embedded tc program has no tp_coarse_clock (a build defect)";
+      return false;
+    }
+    clock_ = CLOCK_MONOTONIC;
+  }
   if (int err = bpf_object__load(tc_obj_)) {
     const std::string missing = missing_features();
     error = "cannot load the tc programs (" + errstr(err) + ")";
@@ -725,7 +758,7 @@ void BpfFastPath::remove_rule(const RuleKey6& key) {
 
 uint32_t BpfFastPath::clock_ms() const {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(clock_, &ts);
   return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 +
                                static_cast<uint64_t>(ts.tv_nsec) / 1000000);
 }

@@ -45,6 +45,9 @@ struct BpfOptions {
   // Empty: nothing pinned. Else the directory, on bpffs, that holds the pinned state
   // (BpfFastPath::pin_dir_for). A reused directory's maps must have the capacities above.
   std::string pin_dir{};
+  // The programs' clock is CLOCK_MONOTONIC_COARSE where the kernel has bpf_ktime_get_coarse_ns;
+  // true: CLOCK_MONOTONIC (bpf_ktime_get_ns) anyway, as on a kernel without it (tests).
+  bool fine_clock = false;
 };
 
 class BpfFastPath : public FastPath {
@@ -89,8 +92,8 @@ class BpfFastPath : public FastPath {
   int set_port_device(uint8_t port, int ifindex, bool rawip);
   // The program of a hook (-1 when XDP could not be loaded), e.g. for BPF_PROG_TEST_RUN.
   int prog_fd(Hook hook) const;
-  // The daemon's liveness as the programs see it: heartbeat() stores now (CLOCK_MONOTONIC_COARSE,
-  // the programs' clock). With a bound set, once the last heartbeat is older than the bound
+  // The daemon's liveness as the programs see it: heartbeat() stores now (the programs' clock,
+  // clock_ms()). With a bound set, once the last heartbeat is older than the bound
   // every program stops forwarding and hands every packet to the kernel (Reason::stale_heartbeat)
   // until the next heartbeat, so a hung daemon leaves no flow forwarded on state it no longer
   // keeps right. 0, the default: no check. Setting a bound beats once first.
@@ -150,7 +153,8 @@ class BpfFastPath : public FastPath {
   int add_rule(const RulePlan6& rule) override;
   void remove_rule(const RuleKey6& key) override;
   std::optional<FlowUsage> usage(const RuleKey6& key) const override;
-  // CLOCK_MONOTONIC_COARSE in milliseconds: the programs' clock (bpf_ktime_get_coarse_ns()).
+  // The programs' clock in milliseconds: CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns), or
+  // CLOCK_MONOTONIC (bpf_ktime_get_ns) on a kernel without it (BpfOptions::fine_clock).
   uint32_t clock_ms() const override;
   void arm_limit(uint8_t port, uint64_t limit, uint64_t used) override;
   void disarm_limit(uint8_t port) override;
@@ -218,6 +222,7 @@ class BpfFastPath : public FastPath {
   std::string xdp_error_;
   Maps maps_;
   int ncpus_ = 1;
+  clockid_t clock_ = CLOCK_MONOTONIC_COARSE;  // the programs' (tp_now in forward.h)
   mutable std::array<std::pair<uint64_t, uint64_t>, kMaxPorts> kernel_tx_seen_{};  // port_counts
   std::unique_ptr<Topology> shadow_;
   struct Bank;                                  // what one bank of the maps holds

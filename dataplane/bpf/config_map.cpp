@@ -60,7 +60,7 @@ void BpfFastPath::store_config_u64(size_t offset, uint64_t value) {
 
 void BpfFastPath::heartbeat() {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  clock_gettime(clock_, &ts);
   const uint64_t now =
       static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
   store_config_u64(offsetof(tp_config, heartbeat_ns), now);

@@ -54,11 +54,18 @@ struct tp_pkt {
   };
 };
 
-/* CLOCK_MONOTONIC_COARSE: the time of the last tick, read from memory. bpf_ktime_get_ns reads the
- * clock source itself, which on a VM's kvm-clock cost 11 % of the tc hook's and 22 % of the XDP
- * hook's cycles per packet (perf, docs/performance.md); the heartbeat and last-used times need no
- * finer than a tick. */
-static __always_inline __u64 tp_now(void) { return bpf_ktime_get_coarse_ns(); }
+/* 1: the programs' clock is CLOCK_MONOTONIC_COARSE, the time of the last tick, read from memory.
+ * bpf_ktime_get_ns reads the clock source itself, which on a VM's kvm-clock cost 11 % of the tc
+ * hook's and 22 % of the XDP hook's cycles per packet (perf, docs/performance.md); the heartbeat
+ * and last-used times need no finer than a tick. The loader sets 0 before loading on a kernel
+ * without bpf_ktime_get_coarse_ns (before 5.11; the tc hook runs there, the XDP hook needs 5.18):
+ * the verifier never walks a branch that a frozen .rodata constant rules out, so such a kernel
+ * never sees the call. */
+const volatile __u8 tp_coarse_clock = 1;
+
+static __always_inline __u64 tp_now(void) {
+  return tp_coarse_clock ? bpf_ktime_get_coarse_ns() : bpf_ktime_get_ns();
+}
 
 struct tp_decision {
   struct tp_action* a;

@@ -86,7 +86,7 @@ struct tp_action {
   __u16 csum_l4_port;
   __u8 rewrite; /* enum tp_rewrite */
   __u8 pad;
-  __u64 last_used_ns; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE */
+  __u64 last_used_ns; /* the programs' clock (tp_now(), BpfFastPath::clock_ms()) */
   __u64 packets;      /* forwarded by this entry */
   __u64 ip_bytes;     /* their IP bytes (total length), as FlowUsage::bytes */
 };
@@ -131,8 +131,8 @@ struct tp_kernel_only6 {
   struct tp_prefix6 prefix[TP_MAX_KERNEL_ONLY6];
 };
 
-/* One value every packet reads. The daemon stores heartbeat_ns (CLOCK_MONOTONIC_COARSE, the clock
- * of bpf_ktime_get_coarse_ns) periodically; once it is older than heartbeat_bound_ns (0: never),
+/* One value every packet reads. The daemon stores heartbeat_ns (the programs' clock, tp_now())
+ * periodically; once it is older than heartbeat_bound_ns (0: never),
  * every packet goes to the kernel (stale_heartbeat), so a daemon that hangs or dies without
  * detaching leaves no flow forwarded with a NAT mapping or next hop the kernel has since changed.
  * The loader maps the array (BPF_F_MMAPABLE) and stores the heartbeat fields with single 8-byte

@@ -107,7 +107,7 @@ class BpfFastPathTest : public ::testing::Test {
       ASSERT_TRUE(sh(std::string("ip link set ") + p + "1 up"));
     }
     std::string error;
-    fp = BpfFastPath::create(BpfOptions{64, 16}, error);
+    fp = BpfFastPath::create(options(), error);
     if (!fp) GTEST_SKIP() << "BPF unavailable: " << error;
     ifindex[kModem] = static_cast<int>(if_nametoindex("tpm0"));
     ifindex[kWifi] = static_cast<int>(if_nametoindex("tpw0"));
@@ -124,6 +124,11 @@ class BpfFastPathTest : public ::testing::Test {
     ASSERT_EQ(0, route6(6, kCport, 443));
     ASSERT_EQ(0, route6(58, 7, 0));
   }
+
+  virtual BpfOptions options() const { return BpfOptions{64, 16}; }
+  // Tests run with both clocks (BpfFastPathFineClockTest).
+  void usage_last_used_is_the_engine_clock();
+  void stale_heartbeat_punts_until_the_next_beat();
 
   void TearDown() override {
     fp.reset();
@@ -257,7 +262,7 @@ TEST_F(BpfFastPathTest, FullMapRefusesWithEnospc) {
   EXPECT_FALSE(fp->usage(orig4(17, static_cast<uint16_t>(20000 + i - 1), 9)).has_value());
 }
 
-TEST_F(BpfFastPathTest, UsageLastUsedIsTheEngineClock) {
+void BpfFastPathTest::usage_last_used_is_the_engine_clock() {
   const uint32_t t0 = fp->clock_ms();
   ASSERT_EQ(run_tc(kWifi, up4().tcp(kCport, 80).payload(10).build()).retval,
             uint32_t{TC_ACT_REDIRECT});
@@ -271,6 +276,8 @@ TEST_F(BpfFastPathTest, UsageLastUsedIsTheEngineClock) {
   EXPECT_EQ(fp->usage(reply4(6, 80, kNatPort))->last_used_ms, 0u);
   EXPECT_EQ(fp->usage(reply4(6, 80, kNatPort))->packets, 0u);
 }
+
+TEST_F(BpfFastPathTest, UsageLastUsedIsTheEngineClock) { usage_last_used_is_the_engine_clock(); }
 
 // Per-flow counts on both hooks, and only for what was forwarded: a punt of the same flow's
 // packet (SYN) counts nothing on the flow.
@@ -651,7 +658,7 @@ TEST_F(BpfFastPathTest, XdpEgressWithoutXdpRedirects) {
 
 // With a bound set, a daemon whose heartbeat is older than the bound gets no packet forwarded on
 // either hook: each goes to the kernel untouched, counted stale_heartbeat, until the next beat.
-TEST_F(BpfFastPathTest, StaleHeartbeatPuntsUntilTheNextBeat) {
+void BpfFastPathTest::stale_heartbeat_punts_until_the_next_beat() {
   const PacketBuilder up = up4().tcp(kCport, 80).payload(10);
   const Case forwarded =
       fwd("forwarded", kWifi, up, kModem, up4_out().tcp(kNatPort, 80).payload(10));
@@ -678,6 +685,30 @@ TEST_F(BpfFastPathTest, StaleHeartbeatPuntsUntilTheNextBeat) {
   fp->set_heartbeat_bound(0);
   std::this_thread::sleep_for(kBound + std::chrono::milliseconds(50));
   check(forwarded, Hook::tc);
+}
+
+TEST_F(BpfFastPathTest, StaleHeartbeatPuntsUntilTheNextBeat) {
+  stale_heartbeat_punts_until_the_next_beat();
+}
+
+// The clock of a kernel without bpf_ktime_get_coarse_ns (before 5.11): the loader clears the
+// programs' tp_coarse_clock before loading, and the daemon's side reads CLOCK_MONOTONIC. The
+// last-used times and the heartbeat work the same on it.
+class BpfFastPathFineClockTest : public BpfFastPathTest {
+ protected:
+  BpfOptions options() const override {
+    BpfOptions o{64, 16};
+    o.fine_clock = true;
+    return o;
+  }
+};
+
+TEST_F(BpfFastPathFineClockTest, UsageLastUsedIsTheEngineClock) {
+  usage_last_used_is_the_engine_clock();
+}
+
+TEST_F(BpfFastPathFineClockTest, StaleHeartbeatPuntsUntilTheNextBeat) {
+  stale_heartbeat_punts_until_the_next_beat();
 }
 
 // With bpffs mounted, libxdp attaches through its dispatcher, so that tetherpath's XDP program
