@@ -130,27 +130,42 @@ std::string missing_xdp_features() {
   return missing;
 }
 
-// A `const volatile __u8` of the object's .rodata, set before the object is loaded (its BTF says
-// where the variable lies).
-bool set_rodata_u8(bpf_object* obj, const char* var, uint8_t value) {
-  bpf_map* rodata = bpf_object__find_map_by_name(obj, ".rodata");
+// Where a one-byte variable lies in the object's .rodata (its BTF says), if it is there.
+std::optional<uint32_t> rodata_u8_offset(const bpf_object* obj, const char* var) {
   const btf* b = bpf_object__btf(obj);
-  if (!rodata || !b) return false;
-  const int sec = btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC);
-  if (sec < 0) return false;
+  const int sec = b ? btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC) : -1;
+  if (sec < 0) return std::nullopt;
   const btf_type* t = btf__type_by_id(b, static_cast<uint32_t>(sec));
   const btf_var_secinfo* v = btf_var_secinfos(t);
-  size_t size = 0;
-  const auto* data = static_cast<const uint8_t*>(bpf_map__initial_value(rodata, &size));
   for (uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
     const char* name = btf__name_by_offset(b, btf__type_by_id(b, v->type)->name_off);
-    if (name && std::strcmp(name, var) == 0 && v->size == 1 && data && v->offset < size) {
-      std::vector<uint8_t> init(data, data + size);
-      init[v->offset] = value;
-      return bpf_map__set_initial_value(rodata, init.data(), size) == 0;
-    }
+    if (name && std::strcmp(name, var) == 0 && v->size == 1) return v->offset;
   }
-  return false;
+  return std::nullopt;
+}
+
+// Sets a `const volatile __u8` of the object's .rodata before the object is loaded.
+bool set_rodata_u8(bpf_object* obj, const char* var, uint8_t value) {
+  bpf_map* rodata = bpf_object__find_map_by_name(obj, ".rodata");
+  const auto off = rodata_u8_offset(obj, var);
+  size_t size = 0;
+  const auto* data =
+      rodata ? static_cast<const uint8_t*>(bpf_map__initial_value(rodata, &size)) : nullptr;
+  if (!off || !data || *off >= size) return false;
+  std::vector<uint8_t> init(data, data + size);
+  init[*off] = value;
+  return bpf_map__set_initial_value(rodata, init.data(), size) == 0;
+}
+
+// The value a loaded object's programs read (from the kernel's copy of its .rodata).
+std::optional<uint8_t> loaded_rodata_u8(const bpf_object* obj, const char* var) {
+  const bpf_map* rodata = bpf_object__find_map_by_name(obj, ".rodata");
+  const auto off = rodata_u8_offset(obj, var);
+  if (!rodata || !off || *off >= bpf_map__value_size(rodata)) return std::nullopt;
+  std::vector<uint8_t> value(bpf_map__value_size(rodata));
+  const uint32_t zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(rodata), &zero, value.data()) != 0) return std::nullopt;
+  return value[*off];
 }
 
 int map_fd(bpf_object* obj, const char* name) {
@@ -531,10 +546,16 @@ bpf_object* BpfFastPath::open_xdp_object(std::string& error) const {
     error = "cannot open the embedded XDP program: " + errstr(errno);
     return nullptr;
   }
+  if (clock_ != CLOCK_MONOTONIC_COARSE && !set_rodata_u8(obj, "tp_coarse_clock", 0)) {
+    error = "the embedded XDP program has no tp_coarse_clock (a build defect)";
+    bpf_object__close(obj);
+    return nullptr;
+  }
   bpf_map* m;
   bpf_object__for_each_map(m, obj) {
+    if (bpf_map__is_internal(m)) continue;  // the object's own sections (.rodata, run config)
     const int fd = map_fd(tc_obj_, bpf_map__name(m));
-    if (fd < 0) continue;  // the object's own sections (.rodata, run config)
+    if (fd < 0) continue;
     if (int err = bpf_map__reuse_fd(m, fd)) {
       error = std::string("cannot share map ") + bpf_map__name(m) + ": " + errstr(err);
       bpf_object__close(obj);
@@ -542,6 +563,14 @@ bpf_object* BpfFastPath::open_xdp_object(std::string& error) const {
     }
   }
   return obj;
+}
+
+std::optional<bool> BpfFastPath::coarse_clock(Hook hook) const {
+  const bpf_object* obj = hook == Hook::xdp ? xdp_obj_ : tc_obj_;
+  if (!obj) return std::nullopt;
+  const auto flag = loaded_rodata_u8(obj, "tp_coarse_clock");
+  if (!flag) return std::nullopt;
+  return *flag != 0;
 }
 
 int BpfFastPath::prog_fd(Hook hook) const {

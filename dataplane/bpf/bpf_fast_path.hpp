@@ -92,6 +92,9 @@ class BpfFastPath : public FastPath {
   int set_port_device(uint8_t port, int ifindex, bool rawip);
   // The program of a hook (-1 when XDP could not be loaded), e.g. for BPF_PROG_TEST_RUN.
   int prog_fd(Hook hook) const;
+  // Whether a hook's loaded programs read the coarse clock (tp_coarse_clock), as the kernel keeps
+  // it; nullopt when that hook is not loaded.
+  std::optional<bool> coarse_clock(Hook hook) const;
   // The daemon's liveness as the programs see it: heartbeat() stores now (the programs' clock,
   // clock_ms()). With a bound set, once the last heartbeat is older than the bound
   // every program stops forwarding and hands every packet to the kernel (Reason::stale_heartbeat)

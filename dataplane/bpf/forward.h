@@ -55,8 +55,8 @@ struct tp_pkt {
 };
 
 /* 1: the programs' clock is CLOCK_MONOTONIC_COARSE, the time of the last tick, read from memory.
- * bpf_ktime_get_ns reads the clock source itself, which on a VM's kvm-clock cost 11 % of the tc
- * hook's and 22 % of the XDP hook's cycles per packet (perf, docs/performance.md); the heartbeat
+ * bpf_ktime_get_ns reads the clock source itself, which on a VM's kvm-clock took 11 % of the tc
+ * hook's NAPI time and 22 % of the XDP hook's (perf, docs/performance.md); the heartbeat
  * and last-used times need no finer than a tick. The loader sets 0 before loading on a kernel
  * without bpf_ktime_get_coarse_ns (before 5.11; the tc hook runs there, the XDP hook needs 5.18):
  * the verifier never walks a branch that a frozen .rodata constant rules out, so such a kernel

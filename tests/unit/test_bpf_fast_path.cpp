@@ -108,6 +108,9 @@ class BpfFastPathTest : public ::testing::Test {
     }
     std::string error;
     fp = BpfFastPath::create(options(), error);
+    // The fallback clock must load wherever the default does.
+    if (!fp && options().fine_clock && BpfFastPath::create(BpfOptions{64, 16}, error))
+      FAIL() << "the fine clock's programs did not load where the coarse clock's did";
     if (!fp) GTEST_SKIP() << "BPF unavailable: " << error;
     ifindex[kModem] = static_cast<int>(if_nametoindex("tpm0"));
     ifindex[kWifi] = static_cast<int>(if_nametoindex("tpw0"));
@@ -263,6 +266,11 @@ TEST_F(BpfFastPathTest, FullMapRefusesWithEnospc) {
 }
 
 void BpfFastPathTest::usage_last_used_is_the_engine_clock() {
+  // Every loaded hook reads the clock the options chose (this kernel has the coarse one).
+  EXPECT_EQ(fp->coarse_clock(BpfFastPath::Hook::tc), !options().fine_clock);
+  if (fp->prog_fd(BpfFastPath::Hook::xdp) >= 0) {
+    EXPECT_EQ(fp->coarse_clock(BpfFastPath::Hook::xdp), !options().fine_clock);
+  }
   const uint32_t t0 = fp->clock_ms();
   ASSERT_EQ(run_tc(kWifi, up4().tcp(kCport, 80).payload(10).build()).retval,
             uint32_t{TC_ACT_REDIRECT});
