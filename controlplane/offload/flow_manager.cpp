@@ -428,10 +428,7 @@ void FlowManager::keepalive_round(ConntrackWriter& writer, const ConntrackTimeou
       case KeepaliveStep::none:
         continue;
       case KeepaliveStep::refresh: {
-        // What the kernel would have left had it seen the flow's last packet itself: the
-        // mapping then expires one timeout after that packet, as without offload.
-        const uint32_t idle_s = (engine_ms - use.last_used_ms) / 1000;
-        const uint32_t left = timeout - std::min(idle_s, timeout - 1);
+        const uint32_t left = refreshed_timeout_s(timeout, engine_ms, use.last_used_ms);
         f.at_refresh = use;
         updates.push_back({f.ct, left, false});
         sent.emplace_back(k, left);

@@ -43,6 +43,16 @@ inline uint32_t liveness_bound_ms(const ConntrackTimeouts& t, bool tcp, bool udp
   return static_cast<uint32_t>(std::clamp<int64_t>(bound, heartbeat_ms + 1000, UINT32_MAX));
 }
 
+// What a refresh sets: what the kernel would have left had it seen the flow's last packet itself
+// (the mapping then expires one timeout after that packet, as without offload), at least 1 s.
+// The engine's clock is in ms modulo 2^32; a last use stamped a little ahead of the reading (the
+// coarse and the fine clock side by side across an upgrade) counts as no idle time.
+inline uint32_t refreshed_timeout_s(uint32_t timeout_s, uint32_t engine_ms, uint32_t last_used_ms) {
+  const uint32_t ago = engine_ms - last_used_ms;
+  const uint32_t idle_s = static_cast<int32_t>(ago) > 0 ? ago / 1000 : 0;
+  return timeout_s - std::min(idle_s, timeout_s - 1);
+}
+
 enum class KeepaliveStep {
   none,
   refresh,  // carried traffic: set the kernel's timeout again

@@ -52,4 +52,14 @@ TEST(Keepalive, LivenessBoundStaysInsideTheShortestTimeout) {
   EXPECT_EQ(liveness_bound_ms(t, false, false, true, 1, 1000), 2000u);
 }
 
+// A refresh leaves the kernel one timeout after the flow's last packet, at least 1 s; a last use
+// stamped a little ahead of the clock's reading (or across the ms clock's wrap) is not idle time.
+TEST(Keepalive, RefreshCountsFromTheLastPacket) {
+  EXPECT_EQ(refreshed_timeout_s(120, 50000, 20000), 90u);
+  EXPECT_EQ(refreshed_timeout_s(120, 50000, 50000), 120u);
+  EXPECT_EQ(refreshed_timeout_s(120, 500000, 20000), 1u);        // idle past the timeout
+  EXPECT_EQ(refreshed_timeout_s(120, 50000, 50004), 120u);       // stamped a tick ahead
+  EXPECT_EQ(refreshed_timeout_s(120, 2000, 4294966296u), 117u);  // 3 s ago, across the wrap
+}
+
 }  // namespace tp
