@@ -1164,10 +1164,10 @@ def one_cpu_run(topo, systems, cases, opts, log_dir):
             try:
                 r = (generator_alone(topo, case, opts, log_dir) if name == "generator"
                      else hook_floor(topo, case, opts, log_dir, name))
-            except RuntimeError as e:
+            except (RuntimeError, subprocess.CalledProcessError) as e:  # the others' rows stay
                 failures.append(f"{name} {case}: {e} (logs in {log_dir})")
                 continue
-            pps = r.get("entered_pps") or r.get("received_pps")
+            pps = r.get("entered_pps", r.get("received_pps")) or 0
             print(f"  {name:10s} {case[0]:>3s} flows {case[1]:>4s} B IPv{case[2]}: {pps / 1e6:.3f} Mpps "
                   f"{'into the box' if name == 'generator' else 'back'}, {r['all_in_cycles']} cycles/frame all in, "
                   f"{r['napi_cycles']} NAPI", flush=True)
