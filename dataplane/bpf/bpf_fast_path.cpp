@@ -785,12 +785,13 @@ void BpfFastPath::remove_rule(const RuleKey6& key) {
   inherited_rules_.erase(key);
 }
 
-uint32_t BpfFastPath::clock_ms() const {
+uint64_t BpfFastPath::clock_ns() const {
   timespec ts{};
   clock_gettime(clock_, &ts);
-  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000 +
-                               static_cast<uint64_t>(ts.tv_nsec) / 1000000);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+uint32_t BpfFastPath::clock_ms() const { return static_cast<uint32_t>(clock_ns() / 1000000); }
 
 // Counting restarts at `used`. Disarmed first, so that no program adds to the old count under the
 // new limit; adds racing with the update are lost, which is what restarting the count means.

@@ -226,6 +226,7 @@ class BpfFastPath : public FastPath {
   Maps maps_;
   int ncpus_ = 1;
   clockid_t clock_ = CLOCK_MONOTONIC_COARSE;  // the programs' (tp_now in forward.h)
+  uint64_t clock_ns() const;                  // clock_ now, what heartbeat() stores
   mutable std::array<std::pair<uint64_t, uint64_t>, kMaxPorts> kernel_tx_seen_{};  // port_counts
   std::unique_ptr<Topology> shadow_;
   struct Bank;                                  // what one bank of the maps holds

@@ -58,13 +58,7 @@ void BpfFastPath::store_config_u64(size_t offset, uint64_t value) {
   bpf_map_update_elem(maps_.config, &zero, &cfg, BPF_ANY);
 }
 
-void BpfFastPath::heartbeat() {
-  timespec ts{};
-  clock_gettime(clock_, &ts);
-  const uint64_t now =
-      static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
-  store_config_u64(offsetof(tp_config, heartbeat_ns), now);
-}
+void BpfFastPath::heartbeat() { store_config_u64(offsetof(tp_config, heartbeat_ns), clock_ns()); }
 
 void BpfFastPath::set_heartbeat_bound(uint32_t ms) {
   heartbeat();  // a new bound never meets a heartbeat older than itself
